@@ -1,0 +1,60 @@
+# Churn prediction: every stage of the pipeline as a target. `make` lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+CHURN := $(VENV)/bin/churn
+PARAMS ?= params.yaml
+
+.PHONY: help setup demo simulate validate features train score test lint clean
+
+## help: list the targets
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed -E 's/^## ([a-z]+): /\1\t/' | awk -F '\t' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e ".[dev,postgres]"
+	touch $(STAMP)
+
+## setup: create .venv and install the project with its dev extras (other targets do this when needed)
+setup: $(STAMP)
+
+## demo: simulate a warehouse, train, score the latest as-of, print a summary
+demo: $(STAMP)
+	$(CHURN) --params $(PARAMS) demo
+
+## simulate: fill the warehouse with the synthetic company of params.yaml `simulate:`
+simulate: $(STAMP)
+	$(CHURN) --params $(PARAMS) simulate
+
+## validate: check the warehouse against the source contract
+validate: $(STAMP)
+	$(CHURN) --params $(PARAMS) validate
+
+## features: compute the feature table for the as-of grid and write churn_features
+features: $(STAMP)
+	$(CHURN) --params $(PARAMS) features
+
+## train: train, track in MLflow, register, gate the champion alias
+train: $(STAMP)
+	$(CHURN) --params $(PARAMS) train
+
+## score: score the latest as-of with the champion and write churn_scores
+score: $(STAMP)
+	$(CHURN) --params $(PARAMS) score
+
+## test: run the test suite
+test: $(STAMP)
+	$(VENV)/bin/pytest
+
+## lint: ruff over the code and tests
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+## clean: remove the demo warehouse, MLflow store and reports (keeps .venv)
+clean:
+	rm -rf data reports mlruns mlruns.db

@@ -1,0 +1,137 @@
+"""Snapshots and labels: the as-of grid, the population active at each as-of, and the churn label."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from features.sources import Sources
+
+# Stands in for an open end (NULL end_at) in comparisons; far enough that adding a grace period cannot overflow.
+OPEN_END = ibis.timestamp("9000-01-01 00:00:00")
+_EVERY = re.compile(r"^\s*(\d+)\s*(d|w|mo)\s*$")
+
+
+class SnapshotConfig(BaseModel):
+    """Where the as-of grid lies and how often it ticks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: date | None = None
+    end: date | None = None
+    every: str = "1mo"
+    data_end: datetime | None = None
+    include_trials: bool = False
+
+    @field_validator("every")
+    @classmethod
+    def _valid_every(cls, value: str) -> str:
+        if not _EVERY.match(value):
+            raise ValueError(f"{value!r} is not a step like '1mo', '2w' or '7d'")
+        return value
+
+
+class LabelConfig(BaseModel):
+    """How churn is defined: the prediction horizon and the grace period for a late renewal."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    horizon_days: int = 90
+    grace_days: int = 30
+
+
+def find_data_bounds(sources: Sources, config: SnapshotConfig) -> tuple[datetime, datetime]:
+    """Return (first, newest) event timestamps; `config.data_end` overrides the newest when set."""
+    events = sources["events"]
+    bounds = events.aggregate(first=events.event_at.min(), last=events.event_at.max()).execute()
+    first, last = bounds["first"].iloc[0], bounds["last"].iloc[0]
+    if pd.isna(first):
+        raise ValueError("table events: no rows, so the data's time span is unknown (rule: events not empty)")
+    data_end = config.data_end or last.to_pydatetime()
+    return first.to_pydatetime(), data_end
+
+
+def latest_as_of(data_end: datetime) -> date:
+    """The newest as-of the data supports: midnight after the newest event, so every event is before it."""
+    return (data_end + timedelta(days=1)).date() if data_end.time() != datetime.min.time() else data_end.date()
+
+
+def build_as_of_dates(config: SnapshotConfig, data_start: datetime, data_end: datetime,
+                      lookback_days: int) -> list[date]:
+    """Return the as-of grid from `config.start` (default: data start + lookback) to `config.end` (default: data end).
+
+    Monthly grids land on the first of the month; day and week steps count from the start.
+    """
+    number, unit = _EVERY.match(config.every).groups()
+    step = int(number)
+    start = config.start or (data_start + timedelta(days=lookback_days)).date()
+    end = config.end or latest_as_of(data_end)
+    if unit == "mo":
+        first = date(start.year, start.month, 1)
+        if first < start:
+            first = (pd.Timestamp(first) + pd.DateOffset(months=1)).date()
+        dates = pd.date_range(first, end, freq=f"{step}MS")
+    else:
+        dates = pd.date_range(start, end, freq=f"{step * (7 if unit == 'w' else 1)}D")
+    if len(dates) == 0:
+        raise ValueError(f"snapshots: no as-of date between {start} and {end} every {config.every} "
+                         f"(data runs {data_start:%Y-%m-%d} to {data_end:%Y-%m-%d})")
+    return [d.date() for d in dates]
+
+
+def as_of_table(as_of_dates: list[date]) -> ir.Table:
+    """The as-of dates as a one-column table of midnight timestamps."""
+    frame = pd.DataFrame({"as_of": pd.to_datetime(pd.Series(as_of_dates)).astype("datetime64[us]")})
+    return ibis.memtable(frame)
+
+
+def compute_churn_dates(sources: Sources, label: LabelConfig, data_end: datetime) -> ir.Table:
+    """Return (account_id, churn_at): the end of each active period not followed by a new subscription within
+    the grace period, known at `data_end` (churn_at + grace <= data_end); open or future ends are not churn.
+    """
+    subs = sources["subscriptions"].select("account_id", "start_at", "end_at")
+    grace = ibis.interval(days=label.grace_days)
+    order = ["start_at", "end_at"]
+    before = ibis.window(group_by="account_id", order_by=order, rows=(None, -1))
+    subs = subs.mutate(prev_end=subs.end_at.fill_null(OPEN_END).max().over(before))
+    subs = subs.mutate(new_period=(subs.prev_end.isnull() | (subs.start_at > subs.prev_end + grace)).cast("int64"))
+    subs = subs.mutate(period=subs.new_period.sum().over(ibis.cumulative_window(group_by="account_id",
+                                                                                 order_by=order)))
+    periods = subs.group_by(["account_id", "period"]).aggregate(period_end=subs.end_at.fill_null(OPEN_END).max())
+    known = periods.period_end + grace <= ibis.literal(data_end)
+    return periods.filter(known).select("account_id", churn_at=periods.period_end)
+
+
+def build_snapshots(sources: Sources, as_of_dates: list[date], label: LabelConfig,
+                    data_end: datetime, include_trials: bool = False) -> ir.Table:
+    """Return (account_id, as_of, label): accounts with a subscription covering each as-of, labelled 1 when they
+    churn in (as_of, as_of + horizon], 0 when they don't, and NULL when the horizon (plus grace) runs past data end.
+
+    Args:
+        include_trials: count accounts covered only by trial rows (`is_trial`) as active.
+    """
+    subs = sources["subscriptions"]
+    if not include_trials and "is_trial" in subs.columns:
+        subs = subs.filter(~subs.is_trial.fill_null(False))
+    grid = as_of_table(as_of_dates)
+    covering = grid.join(subs, [subs.start_at <= grid.as_of,
+                                subs.end_at.isnull() | (subs.end_at > grid.as_of)])
+    population = covering.select("account_id", "as_of").distinct()
+    churn = compute_churn_dates(sources, label, data_end)
+    horizon = ibis.interval(days=label.horizon_days)
+    hits = population.join(churn, [population.account_id == churn.account_id,
+                                   churn.churn_at > population.as_of,
+                                   churn.churn_at <= population.as_of + horizon])
+    churned = hits.select("account_id", "as_of").distinct().mutate(churned=ibis.literal(1, "int8"))
+    labelled = population.left_join(churned, ["account_id", "as_of"]).select(
+        population.account_id, population.as_of, churned=churned.churned)
+    known = labelled.as_of + horizon + ibis.interval(days=label.grace_days) <= ibis.literal(data_end)
+    return labelled.select(
+        "account_id", "as_of",
+        label=ibis.ifelse(known, labelled.churned.fill_null(0), ibis.null("int8")).cast("int8"),
+    )

@@ -1,0 +1,204 @@
+"""The source contract: canonical tables and columns, and the mapping from a warehouse's own names onto them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import ibis
+import ibis.expr.types as ir
+from pydantic import BaseModel, ConfigDict, model_validator
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
+
+
+class ContractError(ValueError):
+    """The warehouse does not meet the source contract; the message names the table, column and rule."""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One canonical column: its name, the type it is cast to, and whether the contract requires it."""
+
+    name: str
+    dtype: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One canonical table of the contract."""
+
+    name: str
+    required: bool
+    columns: tuple[ColumnSpec, ...]
+
+    def column(self, name: str) -> ColumnSpec:
+        return next(c for c in self.columns if c.name == name)
+
+
+def _cols(spec: str) -> tuple[ColumnSpec, ...]:
+    """Parse 'name:type, [optional:type]' into column specs."""
+    out = []
+    for part in spec.split(","):
+        part = part.strip()
+        optional = part.startswith("[")
+        name, dtype = part.strip("[]").split(":")
+        out.append(ColumnSpec(name, dtype, required=not optional))
+    return tuple(out)
+
+
+CONTRACT: dict[str, TableSpec] = {
+    t.name: t
+    for t in (
+        TableSpec("accounts", True, _cols(
+            "account_id:string, created_at:timestamp, [name:string], [segment:string], [industry:string], "
+            "[region:string], [csm_owner:string]")),
+        TableSpec("subscriptions", True, _cols(
+            "account_id:string, start_at:timestamp, end_at:timestamp, mrr:float64, [plan:string], "
+            "[seats:float64], [is_trial:boolean], [billing_period_months:int64]")),
+        TableSpec("events", True, _cols(
+            "account_id:string, event_at:timestamp, event_name:string, [user_id:string], [session_id:string], "
+            "[duration_s:float64], [event_count:int64]")),
+        TableSpec("users", False, _cols("user_id:string, account_id:string, created_at:timestamp, [role:string]")),
+        TableSpec("tickets", False, _cols(
+            "ticket_id:string, account_id:string, created_at:timestamp, [resolved_at:timestamp], "
+            "[priority:string], [first_contact_resolved:boolean], [reopened:boolean], [csat:float64]")),
+        TableSpec("surveys", False, _cols(
+            "response_id:string, account_id:string, responded_at:timestamp, survey_type:string, "
+            "score:float64, [user_id:string]")),
+        TableSpec("milestones", False, _cols("account_id:string, milestone:string, achieved_at:timestamp")),
+    )
+}
+
+
+class SourceTable(BaseModel):
+    """Where one canonical table lives: a warehouse table (or a SQL SELECT) and its column names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    table: str | None = None
+    sql: str | None = None
+    columns: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SourceTable:
+        if (self.table is None) == (self.sql is None):
+            raise ValueError("give exactly one of `table` or `sql`")
+        if self.table is not None and not _IDENTIFIER.match(self.table):
+            raise ValueError(f"table name {self.table!r} is not a plain identifier (letters, digits, _, dots)")
+        for canonical, column in self.columns.items():
+            if not _IDENTIFIER.match(column) or "." in column:
+                raise ValueError(f"column {canonical!r} maps to {column!r}, which is not a plain identifier")
+        return self
+
+
+SourcesConfig = dict[str, SourceTable | None]
+
+
+def check_sources_config(sources: SourcesConfig) -> None:
+    """Raise ContractError for a mapping that names an unknown canonical table or column."""
+    for table, source in sources.items():
+        if table not in CONTRACT:
+            raise ContractError(f"sources.{table}: unknown table; the contract has {', '.join(CONTRACT)}")
+        if source is None:
+            if CONTRACT[table].required:
+                raise ContractError(f"sources.{table}: the table is required by the contract and cannot be off")
+            continue
+        known = {c.name for c in CONTRACT[table].columns}
+        for column in source.columns:
+            if column not in known:
+                raise ContractError(
+                    f"sources.{table}.columns.{column}: unknown column; {table} has {', '.join(sorted(known))}")
+
+
+@dataclass
+class Sources:
+    """Source tables as Ibis expressions with canonical names and types, and what the warehouse lacks."""
+
+    tables: dict[str, ir.Table]
+    missing: list[str] = field(default_factory=list)
+
+    def has(self, table: str, column: str | None = None) -> bool:
+        if table not in self.tables:
+            return False
+        return column is None or column in self.tables[table].columns
+
+    def __getitem__(self, table: str) -> ir.Table:
+        return self.tables[table]
+
+
+def load_sources(con: ibis.BaseBackend, sources: SourcesConfig) -> Sources:
+    """Resolve every contract table through the mapping into canonical Ibis expressions.
+
+    A table left out of `sources` is looked up under its canonical name; an optional table that is
+    absent, or mapped to null, is switched off and listed in `missing`, as is an absent optional column.
+
+    Raises:
+        ContractError: a required table or column is absent, or a mapped table or column does not exist.
+    """
+    check_sources_config(sources)
+    existing = {name.lower(): name for name in con.list_tables()}
+    tables: dict[str, ir.Table] = {}
+    missing: list[str] = []
+    for name, spec in CONTRACT.items():
+        source = sources.get(name, SourceTable(table=name))
+        raw = None if source is None else _open_source(con, name, source, existing, explicit=name in sources)
+        if raw is None:
+            if spec.required:
+                raise ContractError(f"table {name}: required by the contract but not found in the warehouse "
+                                    f"(map it under sources.{name})")
+            missing.append(name)
+            continue
+        tables[name], absent = _canonical_columns(name, raw, spec, source)
+        missing.extend(absent)
+    return Sources(tables=tables, missing=missing)
+
+
+def _open_source(con, name: str, source: SourceTable, existing: dict[str, str], explicit: bool):
+    if source.sql is not None:
+        try:
+            return con.sql(source.sql)
+        except Exception as exc:
+            raise ContractError(f"sources.{name}.sql: the query does not run: {exc}") from exc
+    wanted = source.table
+    if "." not in wanted:
+        if wanted.lower() not in existing:
+            if explicit and CONTRACT[name].required:
+                raise ContractError(f"sources.{name}.table: table {wanted!r} does not exist in the warehouse")
+            if explicit:
+                raise ContractError(f"sources.{name}.table: table {wanted!r} does not exist in the warehouse "
+                                    f"(set sources.{name} to null if the warehouse has no {name})")
+            return None
+        return con.table(existing[wanted.lower()])
+    *database, table = wanted.split(".")
+    try:
+        return con.table(table, database=tuple(database) if len(database) > 1 else database[0])
+    except Exception as exc:
+        raise ContractError(f"sources.{name}.table: table {wanted!r} cannot be opened: {exc}") from exc
+
+
+def _canonical_columns(name: str, raw: ir.Table, spec: TableSpec, source: SourceTable):
+    present = {c.lower(): c for c in raw.columns}
+    selected, absent = {}, []
+    for column in spec.columns:
+        mapped = source.columns.get(column.name)
+        actual = present.get((mapped or column.name).lower())
+        if actual is None:
+            if mapped is not None:
+                raise ContractError(f"table {name}: column {column.name} is mapped to {mapped!r}, "
+                                    f"which does not exist (columns: {', '.join(raw.columns)})")
+            if column.required:
+                raise ContractError(f"table {name}: required column {column.name} not found "
+                                    f"(map it under sources.{name}.columns.{column.name})")
+            absent.append(f"{name}.{column.name}")
+            continue
+        selected[column.name] = _cast(raw[actual], column.dtype)
+    return raw.select(**selected), absent
+
+
+def _cast(value: ir.Value, dtype: str) -> ir.Value:
+    target = ibis.dtype(dtype)
+    if value.type().copy(nullable=True) == target or (target.is_timestamp() and value.type().is_timestamp()):
+        return value
+    return value.cast(target)

@@ -1,0 +1,170 @@
+"""The `churn` command line: one command per stage, each a thin shell around library functions."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+# Quiet third-party telemetry and progress bars before anything imports them (this machine may be offline).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+app = typer.Typer(help="Churn prediction for B2B SaaS accounts, from warehouse tables to scores and reasons.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console(highlight=False)
+
+AS_OF_HELP = "As-of date (YYYY-MM-DD); features read only data strictly before it."
+
+
+@app.callback()
+def main(ctx: typer.Context,
+         params: Path = typer.Option(Path("params.yaml"), "--params", help="Path to params.yaml.")) -> None:
+    """Churn prediction: simulate, validate, features, train, score, demo."""
+    ctx.obj = params
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@contextmanager
+def _expected_errors() -> Iterator[None]:
+    """Turn the errors a user can fix into one red line and exit code 1, without a traceback."""
+    from features.sources import ContractError
+    from pipelines.config import ParamsError
+    from pipelines.stages import StageError
+    from pipelines.warehouse import WarehouseError
+
+    try:
+        yield
+    except (ParamsError, ContractError, StageError, WarehouseError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _params(ctx: typer.Context):
+    from pipelines.config import load_params
+
+    return load_params(ctx.obj)
+
+
+def _progress():
+    from pipelines.progress import Progress
+
+    return Progress(console)
+
+
+def _date(value: datetime | None):
+    return value.date() if value else None
+
+
+@app.command()
+def simulate(ctx: typer.Context,
+             accounts: int = typer.Option(None, help="Accounts to generate (default: simulate.accounts)."),
+             months: int = typer.Option(None, help="Months of history (default: simulate.months)."),
+             seed: int = typer.Option(None, help="Random seed (default: simulate.seed)."),
+             replace: bool = typer.Option(False, help="Overwrite source tables not written by simulate.")) -> None:
+    """Fill the warehouse with a synthetic B2B SaaS company (source tables + sim_truth)."""
+    from pipelines.demo import run_simulate
+
+    with _expected_errors():
+        params = _params(ctx)
+        overrides = {k: v for k, v in {"accounts": accounts, "months": months, "seed": seed}.items() if v}
+        run_simulate(params, params.simulate.model_copy(update=overrides), _progress(), replace)
+
+
+@app.command()
+def validate(ctx: typer.Context) -> None:
+    """Check the warehouse against the source contract: required tables and columns, data span."""
+    from pipelines.stages import open_warehouse
+
+    with _expected_errors():
+        wh = open_warehouse(_params(ctx), _progress())
+        for name, table in wh.sources.tables.items():
+            console.print(f"  {name:<14} {', '.join(table.columns)}")
+        console.print("[green]contract satisfied[/green]")
+
+
+@app.command()
+def features(ctx: typer.Context,
+             as_of: datetime = typer.Option(None, formats=["%Y-%m-%d"], help=AS_OF_HELP),
+             list_: bool = typer.Option(False, "--list", help="Print the feature catalog and exit.")) -> None:
+    """Compute the feature table for the as-of grid (or one date) and write churn_features."""
+    with _expected_errors():
+        params = _params(ctx)
+        if list_:
+            from pipelines.stages import catalog_specs
+
+            for spec in catalog_specs(params).values():
+                console.print(f"{spec.name:<34} {spec.group:<10} {spec.unit:<8} {spec.description}")
+            return
+        from pipelines.stages import run_features
+
+        run_features(params, _date(as_of), _progress())
+
+
+@app.command()
+def train(ctx: typer.Context,
+          force_promote: bool = typer.Option(False, help="Make the new model champion even if it loses.")) -> None:
+    """Train LightGBM out of time, log the run to MLflow, register it, and gate the champion alias."""
+    from pipelines.training_run import run_train
+
+    with _expected_errors():
+        result = run_train(_params(ctx), _progress(), force_promote)
+        _print_training(result)
+
+
+@app.command()
+def score(ctx: typer.Context,
+          as_of: datetime = typer.Option(None, formats=["%Y-%m-%d"], help=AS_OF_HELP + " Default: latest.")) -> None:
+    """Score accounts active at the as-of with the champion and write churn_scores and its drivers."""
+    from pipelines.scoring_run import run_score
+
+    with _expected_errors():
+        result = run_score(_params(ctx), _progress(), _date(as_of))
+        console.print(f"scored {result['accounts']:,} accounts as of {result['as_of']} with model "
+                      f"v{result['model_version']}; MRR at risk {result['mrr_at_risk']:,.0f}")
+
+
+@app.command()
+def demo(ctx: typer.Context) -> None:
+    """Simulate a fresh warehouse, train, score the latest as-of, and print a summary."""
+    from pipelines.demo import run_simulate, warehouse_location
+    from pipelines.scoring_run import run_score
+    from pipelines.training_run import run_train
+
+    start = time.perf_counter()
+    with _expected_errors():
+        params = _params(ctx)
+        progress = _progress()
+        run_simulate(params, params.simulate, progress)
+        trained = run_train(params, progress)
+        scored = run_score(params, progress)
+    _print_training(trained)
+    console.print(f"\n[bold]Demo finished in {time.perf_counter() - start:.0f} s[/bold]")
+    console.print(f"  accounts scored     {scored['accounts']:,} as of {scored['as_of']} "
+                  f"(tiers {scored['tiers']}), MRR at risk {scored['mrr_at_risk']:,.0f}")
+    console.print(f"  warehouse           {warehouse_location(params.warehouse.url)}")
+    console.print("  scores              tables churn_scores, churn_score_drivers, view churn_scores_latest")
+    console.print(f"  MLflow store        {params.mlflow.tracking_uri} (artifacts in {params.mlflow.artifact_root}/)")
+
+
+def _print_training(result: dict) -> None:
+    m = result["metrics"]
+    oracle = result["oracle_roc_auc"]
+    console.print(f"\n  rows {result['rows']:,} over {result['accounts']:,} accounts, "
+                  f"train churn rate {result['churn_rate']:.1%}")
+    console.print(f"  validation ROC-AUC  {m['roc_auc']:.3f}" + (f"   (oracle {oracle:.3f})" if oracle else ""))
+    console.print(f"  PR-AUC {m['pr_auc']:.3f}  Brier {m['brier']:.4f}  top-decile lift {m['top_decile_lift']:.2f}")
+    console.print(f"  model v{result['version']}: {result['decision']['reason']}")
+
+
+if __name__ == "__main__":
+    app()

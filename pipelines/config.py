@@ -1,0 +1,89 @@
+"""params.yaml, parsed once into typed config objects; each stage gets only its own section."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from features.config import FeatureConfig
+from features.snapshots import LabelConfig, SnapshotConfig
+from features.sources import SourcesConfig
+from serving.score import ScoringConfig
+from training.config import ModelConfig, RegistryConfig
+
+WAREHOUSE_URL_ENV = "CHURN_WAREHOUSE_URL"
+
+
+class ParamsError(ValueError):
+    """params.yaml is unreadable or invalid; the message names the key."""
+
+
+class WarehouseConfig(BaseModel):
+    """The `warehouse:` section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = "duckdb://data/warehouse.duckdb"
+    threads: int = Field(default=2, ge=1)
+
+
+class SimulateConfig(BaseModel):
+    """The `simulate:` section: the synthetic warehouse `churn simulate` and `churn demo` build."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accounts: int = Field(default=1500, ge=20)
+    months: int = Field(default=24, ge=6)
+    seed: int = 7
+    start: date = date(2024, 1, 1)
+
+
+class Params(BaseModel):
+    """All of params.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    warehouse: WarehouseConfig = WarehouseConfig()
+    sources: SourcesConfig = Field(default_factory=dict)
+    snapshots: SnapshotConfig = SnapshotConfig()
+    label: LabelConfig = LabelConfig()
+    features: FeatureConfig = FeatureConfig()
+    model: ModelConfig = ModelConfig()
+    mlflow: RegistryConfig = RegistryConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    simulate: SimulateConfig = SimulateConfig()
+
+
+def _describe(error: ValidationError, path: Path) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        lines.append(f"{path}: {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_params(path: Path) -> Params:
+    """Read params.yaml into Params; `CHURN_WAREHOUSE_URL` overrides `warehouse.url`.
+
+    Raises:
+        ParamsError: the file is missing, not YAML, or a key is unknown or has a bad value.
+    """
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ParamsError(f"{path}: no such params file (pass --params PATH)") from exc
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections at the top level")
+    if os.environ.get(WAREHOUSE_URL_ENV):
+        raw.setdefault("warehouse", {})
+        raw["warehouse"] = {**(raw["warehouse"] or {}), "url": os.environ[WAREHOUSE_URL_ENV]}
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(_describe(exc, path)) from None

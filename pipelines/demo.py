@@ -1,0 +1,48 @@
+"""The simulate and demo stages: fill a warehouse with synthetic data, then run every stage on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.config import Params, SimulateConfig
+from pipelines.progress import Progress
+from pipelines.stages import StageError
+from pipelines.warehouse import connect_warehouse, redact_url, write_tables
+
+SOURCE_TABLES = ("accounts", "subscriptions", "events", "users", "tickets", "surveys", "milestones")
+OUTPUT_TABLES = ("churn_scores", "churn_score_drivers", "churn_features")
+
+
+def run_simulate(params: Params, config: SimulateConfig, progress: Progress, replace: bool = False) -> dict:
+    """Generate the synthetic warehouse and write its tables (canonical names) plus `sim_truth`.
+
+    Refuses to overwrite a warehouse that holds an `accounts` table it did not generate, unless `replace`.
+    """
+    from pipelines.simulate import SimulationConfig, generate_warehouse
+
+    con = connect_warehouse(params.warehouse.url, params.warehouse.threads)
+    existing = set(con.list_tables())
+    if "accounts" in existing and "sim_truth" not in existing and not replace:
+        raise StageError(f"warehouse {redact_url(params.warehouse.url)} already holds an accounts table that "
+                         "`churn simulate` did not write; pass --replace to overwrite it")
+    with progress.stage("generate") as info:
+        frames = generate_warehouse(SimulationConfig(accounts=config.accounts, months=config.months,
+                                                     seed=config.seed, start=config.start))
+        info["detail"] = (f"{len(frames['accounts']):,} accounts, {len(frames['events']):,} events, "
+                          f"{config.months} months")
+    with progress.stage("write warehouse") as info:
+        if "churn_scores_latest" in existing:
+            con.drop_view("churn_scores_latest")
+        for name in OUTPUT_TABLES:
+            if name in existing:
+                con.drop_table(name)
+        write_tables(con, frames)
+        info["detail"] = ", ".join(f"{name} {len(frame):,}" for name, frame in frames.items())
+    return {"accounts": len(frames["accounts"]), "events": len(frames["events"])}
+
+
+def warehouse_location(url: str) -> str:
+    """Where the warehouse is, for people: a file path for DuckDB, else the redacted URL."""
+    if url.startswith("duckdb://"):
+        return str(Path(url.removeprefix("duckdb://")).resolve())
+    return redact_url(url)

@@ -1,0 +1,111 @@
+"""Stage orchestration: open the warehouse, build features, train, score, simulate — in that order."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import ibis
+import pandas as pd
+
+from features.feature_table import FeatureSet, catalog_for, compute_feature_table
+from features.snapshots import build_as_of_dates, build_snapshots, find_data_bounds, latest_as_of
+from features.sources import Sources, load_sources
+from pipelines.config import Params
+from pipelines.progress import Progress
+from pipelines.warehouse import connect_warehouse, redact_url
+from serving.writeback import replace_as_of_rows
+
+FEATURES_TABLE = "churn_features"
+
+
+class StageError(RuntimeError):
+    """A stage cannot go on; the message says what to do."""
+
+
+@dataclass
+class Warehouse:
+    """An open warehouse, its sources resolved through the mapping, and the span its data covers."""
+
+    con: ibis.BaseBackend
+    sources: Sources
+    data_start: datetime
+    data_end: datetime
+
+
+def open_warehouse(params: Params, progress: Progress) -> Warehouse:
+    """Connect, resolve the source mapping (failing on a missing required table or column), find the data span."""
+    with progress.stage("warehouse") as info:
+        con = connect_warehouse(params.warehouse.url, params.warehouse.threads)
+        sources = load_sources(con, params.sources)
+        start, end = find_data_bounds(sources, params.snapshots)
+        info["detail"] = f"{redact_url(params.warehouse.url)}  data {start:%Y-%m-%d}..{end:%Y-%m-%d}"
+    if sources.missing:
+        progress.note(f"not in the warehouse (features needing them are off): {', '.join(sources.missing)}")
+    return Warehouse(con=con, sources=sources, data_start=start, data_end=end)
+
+
+def grid_dates(params: Params, wh: Warehouse) -> list[date]:
+    """The as-of grid the params and the data span give."""
+    return build_as_of_dates(params.snapshots, wh.data_start, wh.data_end, params.features.lookback_days)
+
+
+def check_as_of(as_of: date, wh: Warehouse) -> None:
+    """Refuse an as-of the data cannot support: after the day following the newest event, or before any data."""
+    newest = latest_as_of(wh.data_end)
+    if as_of > newest or as_of <= wh.data_start.date():
+        raise StageError(f"--as-of {as_of}: outside the data (events run {wh.data_start:%Y-%m-%d} to "
+                         f"{wh.data_end:%Y-%m-%d}; the latest as-of they support is {newest})")
+
+
+def build_feature_frame(params: Params, wh: Warehouse, as_of_dates: list[date],
+                        progress: Progress) -> tuple[pd.DataFrame, FeatureSet]:
+    """Snapshots, labels and features for the as-of dates, computed in the warehouse, one row per account and as-of."""
+    with progress.stage("snapshots + labels") as info:
+        grid = build_snapshots(wh.sources, as_of_dates, params.label, wh.data_end,
+                               params.snapshots.include_trials).cache()
+        counts = grid.aggregate(rows=grid.count(), labelled=grid.label.notnull().sum(),
+                                churned=grid.label.sum()).execute().iloc[0]
+        info["detail"] = (f"{int(counts.rows):,} rows, {len(as_of_dates)} as-of dates, "
+                          f"{int(counts.labelled or 0):,} labelled, {int(counts.churned or 0):,} churned")
+    if int(counts.rows) == 0:
+        raise StageError("snapshots: no account is active at any as-of date (check sources.subscriptions)")
+    with progress.stage("features") as info:
+        table, feature_set = compute_feature_table(wh.sources, grid, as_of_dates, params.features)
+        frame = table.order_by(["as_of", "account_id"]).execute()
+        frame["as_of"] = pd.to_datetime(frame["as_of"])
+        info["detail"] = f"{len(feature_set.names)} features × {len(frame):,} rows"
+    if feature_set.left_out:
+        progress.note("features left out: " + ", ".join(
+            f"{name} (needs {', '.join(needs)})" for name, needs in feature_set.left_out.items()))
+    return frame, feature_set
+
+
+def run_features(params: Params, as_of: date | None, progress: Progress) -> dict:
+    """Compute the feature table for the grid (or one as-of) and write it to `churn_features`."""
+    wh = open_warehouse(params, progress)
+    dates = [as_of] if as_of else grid_dates(params, wh)
+    if as_of:
+        check_as_of(as_of, wh)
+    frame, feature_set = build_feature_frame(params, wh, dates, progress)
+    schema = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
+                          **{name: "float64" for name in feature_set.names}})
+    with progress.stage("write churn_features") as info:
+        replace_as_of_rows(wh.con, {FEATURES_TABLE: (frame, schema)}, dates)
+        info["detail"] = f"{len(frame):,} rows for {len(dates)} as-of dates"
+    return {"rows": len(frame), "features": feature_set.names, "table": FEATURES_TABLE}
+
+
+def git_commit() -> str:
+    """The checkout's commit, or 'unknown' outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def catalog_specs(params: Params) -> dict:
+    """Catalog entries by feature name for the configured windows."""
+    return {spec.name: spec for spec in catalog_for(params.features)}

@@ -1,0 +1,106 @@
+"""Atomic, idempotent write-back of per-as-of result tables to the warehouse."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import ibis
+import pandas as pd
+import sqlglot.expressions as sge
+
+SCORES_SCHEMA = ibis.schema({
+    "account_id": "string", "as_of": "date", "churn_probability": "float64", "risk_tier": "string",
+    "risk_rank": "int64", "health_score": "float64", "mrr": "float64", "top_reasons": "string",
+    "recommended_action": "string", "model_name": "string", "model_version": "string",
+    "scored_at": "timestamp",
+})
+DRIVERS_SCHEMA = ibis.schema({
+    "account_id": "string", "as_of": "date", "rank": "int64", "feature": "string", "value": "float64",
+    "contribution": "float64", "direction": "string", "reason": "string",
+})
+LATEST_VIEW = "churn_scores_latest"
+
+
+def _quote(con: ibis.BaseBackend, name: str) -> str:
+    return sge.to_identifier(name, quoted=True).sql(dialect=con.dialect)
+
+
+def _date_list(as_ofs: list[date]) -> str:
+    return ", ".join(f"DATE '{d:%Y-%m-%d}'" for d in sorted(set(as_ofs)))
+
+
+def _stage(con: ibis.BaseBackend, name: str, frame: pd.DataFrame, schema: ibis.Schema) -> str:
+    stage = f"_stage_{name}"
+    frame = frame.copy()
+    for column, dtype in schema.items():
+        if dtype.is_date():
+            frame[column] = pd.to_datetime(frame[column]).dt.date
+    con.create_table(stage, ibis.memtable(frame[list(schema.names)], schema=schema), temp=True, overwrite=True)
+    return stage
+
+
+def _replace_statements(con: ibis.BaseBackend, name: str, stage: str, schema: ibis.Schema,
+                        as_ofs: list[date]) -> list[str]:
+    target = _quote(con, name)
+    columns = ", ".join(_quote(con, c) for c in schema.names)
+    return [
+        f"DELETE FROM {target} WHERE {_quote(con, 'as_of')} IN ({_date_list(as_ofs)})",
+        f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {_quote(con, stage)}",
+    ]
+
+
+def _run_atomically(con: ibis.BaseBackend, statements: list[str]) -> None:
+    """Run statements in one transaction: all take effect or none does."""
+    if con.name == "duckdb":
+        raw = con.con
+        raw.execute("BEGIN TRANSACTION")
+        try:
+            for statement in statements:
+                raw.execute(statement)
+            raw.execute("COMMIT")
+        except BaseException:
+            raw.execute("ROLLBACK")
+            raise
+        return
+    with con.begin() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def _ensure_table(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> None:
+    if name not in con.list_tables():
+        con.create_table(name, schema=schema)
+        return
+    existing = con.table(name).schema()
+    lacking = [c for c in schema.names if c not in existing]
+    if lacking:
+        raise ValueError(f"table {name}: exists without column(s) {', '.join(lacking)} "
+                         f"(written by an older version; drop or migrate it)")
+
+
+def replace_as_of_rows(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFrame, ibis.Schema]],
+                       as_ofs: list[date], latest_view_of: str | None = None) -> None:
+    """Replace the rows of `as_ofs` in each table with the given frames, all in one transaction.
+
+    Tables are created on first use. A failure at any point leaves every table as it was; running the same
+    as-of twice leaves the same rows. With `latest_view_of`, the view churn_scores_latest is (re)defined
+    over that table's newest as-of in the same transaction.
+    """
+    statements = []
+    for name, (frame, schema) in tables.items():
+        _ensure_table(con, name, schema)
+        stage = _stage(con, name, frame, schema)
+        statements += _replace_statements(con, name, stage, schema, as_ofs)
+    if latest_view_of is not None:
+        source, as_of = _quote(con, latest_view_of), _quote(con, "as_of")
+        statements.append(f"CREATE OR REPLACE VIEW {_quote(con, LATEST_VIEW)} AS SELECT * FROM {source} "
+                          f"WHERE {as_of} = (SELECT MAX({as_of}) FROM {source})")
+    _run_atomically(con, statements)
+
+
+def write_scores(con: ibis.BaseBackend, scores: pd.DataFrame, drivers: pd.DataFrame,
+                 as_ofs: list[date]) -> None:
+    """Publish churn_scores and churn_score_drivers for `as_ofs` atomically, and the latest-scores view."""
+    replace_as_of_rows(con, {"churn_scores": (scores, SCORES_SCHEMA),
+                             "churn_score_drivers": (drivers, DRIVERS_SCHEMA)},
+                       as_ofs, latest_view_of="churn_scores")

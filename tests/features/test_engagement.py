@@ -1,0 +1,97 @@
+"""Engagement features on a tiny hand-built warehouse, with values computed by hand."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import ibis
+import pandas as pd
+import pytest
+
+from features.config import FeatureConfig
+from features.feature_table import compute_feature_table
+from features.sources import load_sources
+from tests.conftest import tiny_accounts, ts
+
+AS_OF = date(2024, 3, 1)
+CONFIG = FeatureConfig(windows=[7, 30], trend_window_days=7, login_event="login",
+                       core_events=["report", "automate"], session_gap_minutes=30)
+
+EVENTS = [  # (account, user, time, event name)
+    ("a", "u1", "2024-02-28 09:00", "login"),
+    ("a", "u1", "2024-02-28 09:10", "report"),
+    ("a", "u1", "2024-02-28 10:00", "report"),     # 50 minutes later: a new session
+    ("a", "u2", "2024-02-27 14:00", "login"),
+    ("a", "u1", "2024-02-20 11:00", "login"),      # the trend's previous week
+    ("a", "u2", "2024-02-10 08:00", "login"),
+    ("a", "u2", "2024-02-10 08:20", "automate"),
+    ("a", "u3", "2024-01-15 12:00", "login"),      # before every window
+    ("a", "u1", "2024-03-01 00:00", "login"),      # at the as-of: never read
+    ("a", "u4", "2024-03-05 09:00", "report"),     # after the as-of: never read
+]
+
+
+def _events(rows) -> pd.DataFrame:
+    account, user, at, name = zip(*rows, strict=True)
+    return pd.DataFrame({"account_id": list(account), "user_id": list(user), "event_at": ts(*at),
+                         "event_name": list(name)})
+
+
+def _features(con, config=CONFIG, as_of=AS_OF, accounts=("a", "b")) -> pd.DataFrame:
+    grid = ibis.memtable(pd.DataFrame({"account_id": list(accounts),
+                                       "as_of": ts(*[str(as_of)] * len(accounts))}))
+    table, _ = compute_feature_table(load_sources(con, {}), grid, [as_of], config)
+    return table.execute().set_index("account_id")
+
+
+@pytest.fixture
+def warehouse(load_tables):
+    subs = pd.DataFrame({"account_id": ["a", "b"], "start_at": ts("2023-12-01", "2023-12-01"),
+                         "end_at": ts(None, None), "mrr": [400.0, 50.0], "seats": [4.0, 0.0]})
+    return load_tables(accounts=tiny_accounts("a", "b"), subscriptions=subs, events=_events(EVENTS))
+
+
+def test_frequency_breadth_depth_and_trend_exact_values(warehouse):
+    a = _features(warehouse).loc["a"]
+    expected = {
+        "events_7d": 4, "active_days_7d": 2, "active_users_7d": 2, "logins_per_active_user_7d": 1.0,
+        "distinct_events_7d": 2, "core_feature_share_7d": 0.5, "seat_utilisation_7d": 0.5,
+        "sessions_7d": 3, "session_minutes_7d": 10 / 3, "events_per_session_7d": 4 / 3,
+        "events_30d": 7, "active_days_30d": 4, "active_users_30d": 2, "logins_per_active_user_30d": 2.0,
+        "distinct_events_30d": 3, "core_feature_share_30d": 1.0, "seat_utilisation_30d": 0.5,
+        "sessions_30d": 5, "session_minutes_30d": 6.0, "events_per_session_30d": 1.4,
+        "days_since_last_activity": 2,  # 2024-02-28 → 2024-03-01 (a leap year)
+        "active_users_trend": 1.0, "events_trend": 3.0, "sessions_trend": 2.0, "mrr": 400.0,
+    }
+    for name, value in expected.items():
+        assert a[name] == pytest.approx(value), name
+
+
+def test_no_events_and_zero_seats_give_zeros_and_no_ratios(warehouse):
+    b = _features(warehouse).loc["b"]
+    assert b["events_30d"] == 0 and b["active_users_7d"] == 0 and b["sessions_30d"] == 0
+    for ratio in ("seat_utilisation_30d", "logins_per_active_user_30d", "events_per_session_7d",
+                  "session_minutes_30d", "days_since_last_activity", "events_trend"):
+        assert pd.isna(b[ratio]), ratio
+
+
+def test_days_since_last_activity_reaches_beyond_every_window(warehouse):
+    short = FeatureConfig(windows=[7], trend_window_days=7, core_events=["report"])  # reads 14 days back
+    a = _features(warehouse, config=short, as_of=date(2024, 2, 10)).loc["a"]
+    assert a["days_since_last_activity"] == 26  # last event 2024-01-15; 2024-02-10 08:00 is after the as-of
+    assert a["events_7d"] == 0
+
+
+def test_session_ids_and_pre_aggregated_counts_are_used_when_given(load_tables):
+    events = _events([("a", "u1", "2024-02-28 09:00", "login"), ("a", "u1", "2024-02-28 11:00", "report"),
+                      ("a", "u1", "2024-02-28 12:00", "report")])
+    events["session_id"] = ["s1", "s1", "s2"]
+    events["event_count"] = [1, 5, 2]
+    subs = pd.DataFrame({"account_id": ["a"], "start_at": ts("2024-01-01"), "end_at": ts(None), "mrr": [1.0]})
+    con = load_tables(accounts=tiny_accounts("a"), subscriptions=subs, events=events)
+    a = _features(con, accounts=("a",)).loc["a"]
+    assert a["events_7d"] == 8
+    assert a["sessions_7d"] == 2                       # by session_id, although 2 hours apart
+    assert a["session_minutes_7d"] == pytest.approx(60.0)  # s1 spans 120 min, s2 a single event
+    assert a["events_per_session_7d"] == pytest.approx(4.0)
+    assert "seat_utilisation_7d" not in a.index        # no seats column: the feature is off

@@ -1,0 +1,69 @@
+"""The `sources:` mapping: a warehouse with its own names gives the same features as the canonical one."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import ibis
+import pandas as pd
+import pytest
+
+from features.config import FeatureConfig
+from features.feature_table import compute_feature_table
+from features.sources import ContractError, SourceTable, load_sources
+from tests.conftest import tiny_accounts, ts
+from tests.features.test_engagement import EVENTS, _events
+
+CONFIG = FeatureConfig(windows=[7, 30], trend_window_days=7, core_events=["report"])
+SUBS = pd.DataFrame({"account_id": ["a", "b"], "start_at": ts("2023-12-01", "2023-12-01"),
+                     "end_at": ts(None, "2024-06-01"), "mrr": [400.0, 50.0], "seats": [4.0, 2.0]})
+
+
+def _features(con, sources) -> pd.DataFrame:
+    grid = ibis.memtable(pd.DataFrame({"account_id": ["a", "b"], "as_of": ts("2024-03-01", "2024-03-01")}))
+    table, _ = compute_feature_table(load_sources(con, sources), grid, [date(2024, 3, 1)], CONFIG)
+    return table.execute().sort_values("account_id").reset_index(drop=True)
+
+
+def test_renamed_tables_and_columns_give_identical_features(load_tables, tmp_path):
+    canonical = load_tables(accounts=tiny_accounts("a", "b"), subscriptions=SUBS, events=_events(EVENTS))
+    expected = _features(canonical, {})
+
+    other = ibis.duckdb.connect(str(tmp_path / "theirs.duckdb"), threads=1)
+    other.create_table("crm_customers", tiny_accounts("a", "b").rename(
+        columns={"account_id": "customer_id", "created_at": "signed_up"}))
+    other.create_table("billing_lines", SUBS.rename(columns={
+        "account_id": "cust", "start_at": "period_start", "end_at": "cancelled_on", "mrr": "amount",
+        "seats": "licences"}))
+    other.create_table("raw_tracking", _events(EVENTS).rename(columns={
+        "account_id": "cust", "user_id": "member", "event_at": "ts", "event_name": "action"}))
+    mapping = {
+        "accounts": SourceTable(table="crm_customers", columns={"account_id": "customer_id",
+                                                                "created_at": "signed_up"}),
+        "subscriptions": SourceTable(table="billing_lines", columns={
+            "account_id": "cust", "start_at": "period_start", "end_at": "cancelled_on", "mrr": "amount",
+            "seats": "licences"}),
+        "events": SourceTable(sql="SELECT cust AS account_id, member AS user_id, ts AS event_at, "
+                                  "action AS event_name FROM raw_tracking"),
+        "users": None, "tickets": None,
+    }
+    pd.testing.assert_frame_equal(_features(other, mapping), expected)
+
+
+def test_missing_required_column_and_bad_mapping_are_named(load_tables):
+    con = load_tables(accounts=tiny_accounts("a"), subscriptions=SUBS.drop(columns="mrr"), events=_events(EVENTS))
+    with pytest.raises(ContractError, match="table subscriptions: required column mrr"):
+        load_sources(con, {})
+    with pytest.raises(ContractError, match=r"column start_at is mapped to 'begins'"):
+        load_sources(con, {"subscriptions": SourceTable(table="subscriptions", columns={"start_at": "begins"})})
+    with pytest.raises(ContractError, match="sources.invoices: unknown table"):
+        load_sources(con, {"invoices": SourceTable(table="x")})
+    con.create_table("subscriptions", SUBS, overwrite=True)
+    con.drop_table("events")
+    with pytest.raises(ContractError, match="table events: required by the contract"):
+        load_sources(con, {})
+
+
+def test_plain_identifiers_only():
+    with pytest.raises(ValueError, match="not a plain identifier"):
+        SourceTable(table="x; drop table accounts")

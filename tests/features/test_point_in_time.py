@@ -1,0 +1,106 @@
+"""Point-in-time correctness: nothing at or after the as-of may change any feature at the as-of."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import ibis
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features.config import FeatureConfig
+from features.feature_table import compute_feature_table
+from features.sources import load_sources
+
+AS_OF = pd.Timestamp("2024-03-01")
+CONFIG = FeatureConfig(windows=[7, 30], trend_window_days=14, core_events=["e1", "e2"])
+ACCOUNTS = [f"a{i}" for i in range(6)]
+NAMES = ["login", "e1", "e2", "e3"]
+
+
+def _random_events(rng: np.random.Generator, n: int, low: pd.Timestamp, high: pd.Timestamp) -> pd.DataFrame:
+    span = int((high - low).total_seconds())
+    return pd.DataFrame({
+        "account_id": rng.choice(ACCOUNTS, n), "user_id": rng.choice(["u1", "u2", "u3"], n),
+        "event_at": (low + pd.to_timedelta(rng.integers(0, span, n), unit="s")).astype("datetime64[us]"),
+        "event_name": rng.choice(NAMES, n),
+    })
+
+
+def _base_warehouse(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
+    events = pd.concat([_random_events(rng, 300, pd.Timestamp("2023-12-01"), AS_OF),
+                        _random_events(rng, 60, AS_OF, pd.Timestamp("2024-05-01"))], ignore_index=True)
+    events.loc[rng.integers(0, len(events), 3), "event_at"] = AS_OF  # events exactly at the as-of
+    starts = pd.to_datetime(rng.choice(pd.date_range("2023-10-01", "2024-02-20", freq="D"), len(ACCOUNTS)))
+    ends = [pd.NaT if rng.random() < 0.4 else AS_OF + pd.Timedelta(days=int(rng.integers(0, 90)))
+            for _ in ACCOUNTS]
+    subs = pd.DataFrame({"account_id": ACCOUNTS, "start_at": starts, "end_at": pd.Series(ends, dtype="datetime64[us]"),
+                         "mrr": rng.uniform(10, 500, len(ACCOUNTS)).round(2),
+                         "seats": rng.integers(1, 6, len(ACCOUNTS)).astype(float)})
+    accounts = pd.DataFrame({"account_id": ACCOUNTS, "created_at": pd.Timestamp("2023-09-01")})
+    return {"accounts": accounts, "subscriptions": subs.astype({"start_at": "datetime64[us]"}), "events": events}
+
+
+def _mutate_future(tables: dict[str, pd.DataFrame], rng: np.random.Generator, moves: list[str]) -> dict:
+    """Change only rows at or after the as-of (and end dates at or after it)."""
+    events, subs = tables["events"].copy(), tables["subscriptions"].copy()
+    future = events.event_at >= AS_OF
+    if "drop_events" in moves:
+        events = events[~future | (rng.random(len(events)) < 0.5)]
+    if "rename_events" in moves:
+        events.loc[future, "event_name"] = "e2"
+    if "add_events" in moves:
+        events = pd.concat([events, _random_events(rng, 80, AS_OF, pd.Timestamp("2024-06-01"))], ignore_index=True)
+    if "move_end_dates" in moves:
+        open_at_as_of = subs.end_at.isna() | (subs.end_at >= AS_OF)
+        new_ends = [pd.NaT if rng.random() < 0.3 else AS_OF + pd.Timedelta(days=int(rng.integers(0, 60)))
+                    for _ in range(int(open_at_as_of.sum()))]
+        subs.loc[open_at_as_of, "end_at"] = pd.Series(new_ends, dtype="datetime64[us]").to_numpy()
+    if "add_subscriptions" in moves:
+        extra = subs.sample(3, random_state=int(rng.integers(0, 1000))).assign(
+            start_at=AS_OF + pd.Timedelta(days=int(rng.integers(0, 20))), end_at=pd.NaT, mrr=999.0, seats=50.0)
+        subs = pd.concat([subs, extra], ignore_index=True)
+    return {**tables, "events": events, "subscriptions": subs}
+
+
+def _features(tables: dict[str, pd.DataFrame], folder: Path, name: str) -> pd.DataFrame:
+    con = ibis.duckdb.connect(str(folder / f"{name}.duckdb"), threads=1)
+    for table, frame in tables.items():
+        con.create_table(table, frame, overwrite=True)
+    grid = ibis.memtable(pd.DataFrame({"account_id": ACCOUNTS, "as_of": AS_OF}).astype({"as_of": "datetime64[us]"}))
+    table, _ = compute_feature_table(load_sources(con, {}), grid, [date(2024, 3, 1)], CONFIG)
+    out = table.execute().sort_values("account_id").reset_index(drop=True)
+    con.disconnect()
+    return out
+
+
+MOVES = st.lists(st.sampled_from(["drop_events", "rename_events", "add_events", "move_end_dates",
+                                  "add_subscriptions"]), min_size=1, max_size=5, unique=True)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), moves=MOVES)
+def test_future_rows_never_change_features(seed, moves):
+    rng = np.random.default_rng(seed)
+    base = _base_warehouse(rng)
+    changed = _mutate_future(base, rng, moves)
+    with tempfile.TemporaryDirectory() as folder:
+        before = _features(base, Path(folder), "before")
+        after = _features(changed, Path(folder), "after")
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_the_mutation_does_change_features_when_it_reaches_the_past():
+    """Guard against a test that cannot fail: the same comparison sees a change made before the as-of."""
+    rng = np.random.default_rng(1)
+    base = _base_warehouse(rng)
+    past = base["events"].copy()
+    past.loc[past.event_at < AS_OF, "event_at"] -= pd.Timedelta(days=20)
+    with tempfile.TemporaryDirectory() as folder:
+        before = _features(base, Path(folder), "before")
+        after = _features({**base, "events": past}, Path(folder), "after")
+    assert not before.equals(after)
