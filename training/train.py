@@ -32,7 +32,7 @@ def train_model(split: Split, features: list[str], config: ModelConfig) -> Train
     }
     model = lgb.LGBMClassifier(**params)
     model.fit(split.train[features], split.train["label"],
-              eval_set=[(split.valid[features], split.valid["label"])], eval_metric="binary_logloss",
+              eval_X=(split.valid[features],), eval_y=(split.valid["label"],), eval_metric="binary_logloss",
               callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)])
     booster = model.booster_
     best = model.best_iteration_ or booster.current_iteration()

@@ -1,0 +1,43 @@
+"""The command line: every command answers --help, and expected errors are one line with a non-zero exit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+
+COMMANDS = ["simulate", "validate", "features", "train", "score", "demo"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_help_answers_without_importing_heavy_libraries():
+    code = "import sys; from pipelines.cli import app; print(sorted(m for m in ('mlflow', 'great_expectations', " \
+           "'lightgbm', 'ibis') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_bad_params_file_is_one_clear_line(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("modle:\n  seed: 1\n")
+    result = CliRunner().invoke(app, ["--params", str(params), "train"])
+    assert result.exit_code == 1
+    assert "modle: Extra inputs are not permitted" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_warehouse_without_required_tables_is_named(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(f"warehouse:\n  url: duckdb://{tmp_path}/empty.duckdb\n")
+    result = CliRunner().invoke(app, ["--params", str(params), "validate"])
+    assert result.exit_code == 1
+    assert "table accounts: required by the contract" in result.output

@@ -1,0 +1,58 @@
+"""params.yaml parsing: the shipped file is valid, typos and bad values name their key, the env overrides the URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.config import ParamsError, load_params
+from pipelines.warehouse import WarehouseError, connect_warehouse, redact_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _write(tmp_path: Path, params: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_shipped_params_parse_and_every_key_is_commented():
+    params = load_params(ROOT / "params.yaml")
+    assert params.label.horizon_days == 90 and params.features.windows == [7, 30, 90]
+    for number, line in enumerate((ROOT / "params.yaml").read_text().splitlines(), 1):
+        stripped = line.strip()
+        is_key = stripped and not stripped.startswith("#") and ":" in stripped and not stripped.startswith("-")
+        if is_key and not stripped.endswith(":"):
+            assert "#" in line, f"params.yaml line {number} has no comment: {line}"
+
+
+def test_a_typo_names_the_key(tmp_path):
+    with pytest.raises(ParamsError, match=r"model\.lightgbm_params: Extra inputs are not permitted"):
+        load_params(_write(tmp_path, {"model": {"lightgbm_params": {}}}))
+    with pytest.raises(ParamsError, match=r"label\.horizon_days: Input should be a valid integer"):
+        load_params(_write(tmp_path, {"label": {"horizon_days": "ninety"}}))
+    with pytest.raises(ParamsError, match=r"snapshots\.every"):
+        load_params(_write(tmp_path, {"snapshots": {"every": "monthly"}}))
+
+
+def test_missing_file_and_unknown_source_table(tmp_path):
+    with pytest.raises(ParamsError, match="no such params file"):
+        load_params(tmp_path / "nope.yaml")
+    with pytest.raises(ParamsError, match=r"sources\.accounts: .*not a plain identifier"):
+        load_params(_write(tmp_path, {"sources": {"accounts": {"table": "x; drop table y"}}}))
+
+
+def test_environment_overrides_the_warehouse_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHURN_WAREHOUSE_URL", "duckdb://elsewhere.duckdb")
+    assert load_params(_write(tmp_path, {})).warehouse.url == "duckdb://elsewhere.duckdb"
+
+
+def test_credentials_never_appear_in_warehouse_errors():
+    url = "postgres://analyst:s3cret@127.0.0.1:1/warehouse"
+    assert redact_url(url) == "postgres://analyst:***@127.0.0.1:1/warehouse"
+    with pytest.raises(WarehouseError) as error:
+        connect_warehouse(url, threads=1)
+    assert "s3cret" not in str(error.value) and "warehouse.url: cannot open" in str(error.value)

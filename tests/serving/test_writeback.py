@@ -1,0 +1,60 @@
+"""Write-back: idempotent per as-of, atomic across tables, and the latest-scores view."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import ibis
+import pandas as pd
+import pytest
+
+from serving.writeback import SCORES_SCHEMA, replace_as_of_rows, write_scores
+
+
+def _scores(as_of: str, accounts: list[str], probability: float) -> pd.DataFrame:
+    return pd.DataFrame({
+        "account_id": accounts, "as_of": pd.Timestamp(as_of), "churn_probability": probability, "risk_tier": "low",
+        "risk_rank": range(1, len(accounts) + 1), "health_score": None, "mrr": 10.0, "top_reasons": "r",
+        "recommended_action": None, "model_name": "m", "model_version": "1", "scored_at": pd.Timestamp("2024-05-01"),
+    })
+
+
+def _drivers(as_of: str, accounts: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"account_id": accounts, "as_of": pd.Timestamp(as_of), "rank": 1, "feature": "f",
+                         "value": 1.0, "contribution": 0.5, "direction": "raises risk", "reason": "r"})
+
+
+def _rows(con, table: str) -> pd.DataFrame:
+    return con.table(table).execute().sort_values(["as_of", "account_id"]).reset_index(drop=True)
+
+
+def test_same_as_of_twice_replaces_rows_without_duplicates(duckdb_con):
+    write_scores(duckdb_con, _scores("2024-04-01", ["a", "b"], 0.2), _drivers("2024-04-01", ["a"]),
+                 [date(2024, 4, 1)])
+    write_scores(duckdb_con, _scores("2024-05-01", ["a", "b", "c"], 0.3), _drivers("2024-05-01", ["a"]),
+                 [date(2024, 5, 1)])
+    first = _rows(duckdb_con, "churn_scores")
+    write_scores(duckdb_con, _scores("2024-05-01", ["a", "b", "c"], 0.3), _drivers("2024-05-01", ["a"]),
+                 [date(2024, 5, 1)])
+    pd.testing.assert_frame_equal(_rows(duckdb_con, "churn_scores"), first)
+    assert len(first) == 5
+    latest = duckdb_con.table("churn_scores_latest").execute()
+    assert set(latest.account_id) == {"a", "b", "c"} and set(latest.as_of) == {pd.Timestamp("2024-05-01")}
+
+
+def test_a_failed_write_leaves_every_table_as_it_was(duckdb_con):
+    write_scores(duckdb_con, _scores("2024-04-01", ["a", "b"], 0.2), _drivers("2024-04-01", ["a"]),
+                 [date(2024, 4, 1)])
+    scores, drivers = _rows(duckdb_con, "churn_scores"), _rows(duckdb_con, "churn_score_drivers")
+    broken = _drivers("2024-04-01", ["a"]).assign(rank="not a number")  # fails after the scores delete+insert
+    with pytest.raises(Exception):  # noqa: B017 - any engine error must roll back
+        write_scores(duckdb_con, _scores("2024-04-01", ["x"], 0.9), broken, [date(2024, 4, 1)])
+    pd.testing.assert_frame_equal(_rows(duckdb_con, "churn_scores"), scores)
+    pd.testing.assert_frame_equal(_rows(duckdb_con, "churn_score_drivers"), drivers)
+
+
+def test_an_older_table_without_new_columns_is_a_clear_error(duckdb_con):
+    duckdb_con.create_table("churn_scores", schema=ibis.schema({"account_id": "string", "as_of": "date"}))
+    with pytest.raises(ValueError, match="churn_scores: exists without column"):
+        replace_as_of_rows(duckdb_con, {"churn_scores": (_scores("2024-04-01", ["a"], 0.1), SCORES_SCHEMA)},
+                           [date(2024, 4, 1)])
