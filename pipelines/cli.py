@@ -17,10 +17,11 @@ from rich.console import Console
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 app = typer.Typer(help="Churn prediction for B2B SaaS accounts, from warehouse tables to scores and reasons.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 AS_OF_HELP = "As-of date (YYYY-MM-DD); features read only data strictly before it."
 
@@ -30,7 +31,6 @@ def main(ctx: typer.Context,
          params: Path = typer.Option(Path("params.yaml"), "--params", help="Path to params.yaml.")) -> None:
     """Churn prediction: simulate, validate, features, train, score, demo."""
     ctx.obj = params
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
@@ -86,9 +86,9 @@ def validate(ctx: typer.Context) -> None:
     from pipelines.stages import open_warehouse
 
     with _expected_errors():
-        wh = open_warehouse(_params(ctx), _progress())
-        for name, table in wh.sources.tables.items():
-            console.print(f"  {name:<14} {', '.join(table.columns)}")
+        with open_warehouse(_params(ctx), _progress()) as wh:
+            for name, table in wh.sources.tables.items():
+                console.print(f"  {name:<14} {', '.join(table.columns)}")
         console.print("[green]contract satisfied[/green]")
 
 

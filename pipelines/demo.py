@@ -18,9 +18,16 @@ def run_simulate(params: Params, config: SimulateConfig, progress: Progress, rep
 
     Refuses to overwrite a warehouse that holds an `accounts` table it did not generate, unless `replace`.
     """
+    con = connect_warehouse(params.warehouse.url, params.warehouse.threads)
+    try:
+        return _fill(con, params, config, progress, replace)
+    finally:
+        con.disconnect()
+
+
+def _fill(con, params: Params, config: SimulateConfig, progress: Progress, replace: bool) -> dict:
     from pipelines.simulate import SimulationConfig, generate_warehouse
 
-    con = connect_warehouse(params.warehouse.url, params.warehouse.threads)
     existing = set(con.list_tables())
     if "accounts" in existing and "sim_truth" not in existing and not replace:
         raise StageError(f"warehouse {redact_url(params.warehouse.url)} already holds an accounts table that "

@@ -13,7 +13,7 @@ class Progress:
     """Prints one line per finished stage: name, what it produced, seconds."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(highlight=False)
+        self.console = console or Console(highlight=False, soft_wrap=True)
         self.timings: dict[str, float] = {}
 
     @contextmanager
@@ -21,7 +21,8 @@ class Progress:
         """Time a stage; the caller puts a `detail` string into the yielded dict."""
         info: dict = {}
         start = time.perf_counter()
-        self.console.print(f"[dim]… {name}[/dim]", end="\r")
+        if self.console.is_terminal:
+            self.console.print(f"[dim]… {name}[/dim]", end="\r")
         yield info
         elapsed = time.perf_counter() - start
         self.timings[name] = elapsed

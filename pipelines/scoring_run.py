@@ -13,6 +13,18 @@ from serving.writeback import write_scores
 from training.registry import load_model_version
 
 
+def _predict(params: Params, champion, frame, progress: Progress):
+    with progress.stage("predict + explain") as info:
+        try:
+            scores, drivers = score_accounts(
+                ScoredModel(champion.model, champion.name, champion.version), frame, catalog_specs(params),
+                params.scoring, scored_at=datetime.now().replace(microsecond=0))
+        except ValueError as exc:
+            raise StageError(str(exc)) from None
+        info["detail"] = f"{len(scores):,} accounts, tiers {scores['risk_tier'].value_counts().to_dict()}"
+    return scores, drivers
+
+
 def run_score(params: Params, progress: Progress, as_of: date | None = None) -> dict:
     """Score every account active at `as_of` (default: the latest the data supports) and publish the scores."""
     with progress.stage("load champion") as info:
@@ -21,21 +33,14 @@ def run_score(params: Params, progress: Progress, as_of: date | None = None) -> 
             raise StageError(f"model {params.mlflow.model_name}: no version has the alias 'champion' in "
                              f"{params.mlflow.tracking_uri} (run `churn train` first)")
         info["detail"] = f"{champion.name} v{champion.version}, {len(champion.model.features)} features"
-    wh = open_warehouse(params, progress)
-    as_of = as_of or latest_as_of(wh.data_end)
-    check_as_of(as_of, wh)
-    frame, _ = build_feature_frame(params, wh, [as_of], progress)
-    with progress.stage("predict + explain") as info:
-        try:
-            scores, drivers = score_accounts(
-                ScoredModel(champion.model, champion.name, champion.version), frame, catalog_specs(params),
-                params.scoring, scored_at=datetime.now().replace(microsecond=0))
-        except ValueError as exc:
-            raise StageError(str(exc)) from None
-        tiers = scores["risk_tier"].value_counts().to_dict()
-        info["detail"] = f"{len(scores):,} accounts, tiers {tiers}"
-    with progress.stage("write back") as info:
-        write_scores(wh.con, scores, drivers, [as_of])
-        info["detail"] = f"churn_scores {len(scores):,} rows, churn_score_drivers {len(drivers):,} rows"
+    with open_warehouse(params, progress) as wh:
+        as_of = as_of or latest_as_of(wh.data_end)
+        check_as_of(as_of, wh)
+        frame, _ = build_feature_frame(params, wh, [as_of], progress)
+        scores, drivers = _predict(params, champion, frame, progress)
+        with progress.stage("write back") as info:
+            write_scores(wh.con, scores, drivers, [as_of])
+            info["detail"] = f"churn_scores {len(scores):,} rows, churn_score_drivers {len(drivers):,} rows"
+    tiers = scores["risk_tier"].value_counts().to_dict()
     return {"as_of": as_of, "accounts": len(scores), "tiers": tiers, "model_version": champion.version,
             "mrr_at_risk": float((scores.churn_probability * scores.mrr).sum())}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -34,16 +36,21 @@ class Warehouse:
     data_end: datetime
 
 
-def open_warehouse(params: Params, progress: Progress) -> Warehouse:
-    """Connect, resolve the source mapping (failing on a missing required table or column), find the data span."""
-    with progress.stage("warehouse") as info:
-        con = connect_warehouse(params.warehouse.url, params.warehouse.threads)
-        sources = load_sources(con, params.sources)
-        start, end = find_data_bounds(sources, params.snapshots)
-        info["detail"] = f"{redact_url(params.warehouse.url)}  data {start:%Y-%m-%d}..{end:%Y-%m-%d}"
-    if sources.missing:
-        progress.note(f"not in the warehouse (features needing them are off): {', '.join(sources.missing)}")
-    return Warehouse(con=con, sources=sources, data_start=start, data_end=end)
+@contextmanager
+def open_warehouse(params: Params, progress: Progress) -> Iterator[Warehouse]:
+    """Connect, resolve the source mapping (failing on a missing required table or column), find the data span;
+    disconnect when the block ends."""
+    con = connect_warehouse(params.warehouse.url, params.warehouse.threads)
+    try:
+        with progress.stage("warehouse") as info:
+            sources = load_sources(con, params.sources)
+            start, end = find_data_bounds(sources, params.snapshots)
+            info["detail"] = f"{redact_url(params.warehouse.url)}  data {start:%Y-%m-%d}..{end:%Y-%m-%d}"
+        if sources.missing:
+            progress.note(f"not in the warehouse (features needing them are off): {', '.join(sources.missing)}")
+        yield Warehouse(con=con, sources=sources, data_start=start, data_end=end)
+    finally:
+        con.disconnect()
 
 
 def grid_dates(params: Params, wh: Warehouse) -> list[date]:
@@ -84,16 +91,16 @@ def build_feature_frame(params: Params, wh: Warehouse, as_of_dates: list[date],
 
 def run_features(params: Params, as_of: date | None, progress: Progress) -> dict:
     """Compute the feature table for the grid (or one as-of) and write it to `churn_features`."""
-    wh = open_warehouse(params, progress)
-    dates = [as_of] if as_of else grid_dates(params, wh)
-    if as_of:
-        check_as_of(as_of, wh)
-    frame, feature_set = build_feature_frame(params, wh, dates, progress)
-    schema = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
-                          **{name: "float64" for name in feature_set.names}})
-    with progress.stage("write churn_features") as info:
-        replace_as_of_rows(wh.con, {FEATURES_TABLE: (frame, schema)}, dates)
-        info["detail"] = f"{len(frame):,} rows for {len(dates)} as-of dates"
+    with open_warehouse(params, progress) as wh:
+        dates = [as_of] if as_of else grid_dates(params, wh)
+        if as_of:
+            check_as_of(as_of, wh)
+        frame, feature_set = build_feature_frame(params, wh, dates, progress)
+        schema = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
+                              **{name: "float64" for name in feature_set.names}})
+        with progress.stage("write churn_features") as info:
+            replace_as_of_rows(wh.con, {FEATURES_TABLE: (frame, schema)}, dates)
+            info["detail"] = f"{len(frame):,} rows for {len(dates)} as-of dates"
     return {"rows": len(frame), "features": feature_set.names, "table": FEATURES_TABLE}
 
 

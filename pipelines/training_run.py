@@ -9,7 +9,6 @@ from pipelines.config import Params
 from pipelines.progress import Progress
 from pipelines.stages import (
     StageError,
-    Warehouse,
     build_feature_frame,
     git_commit,
     grid_dates,
@@ -24,13 +23,12 @@ from training.train import train_model
 SIM_TRUTH = "sim_truth"
 
 
-def oracle_roc_auc(wh: Warehouse, valid: pd.DataFrame, horizon_days: int) -> float | None:
+def oracle_roc_auc(truth: pd.DataFrame | None, valid: pd.DataFrame, horizon_days: int) -> float | None:
     """ROC-AUC of the true churn probabilities on the validation rows, when the warehouse is a simulated one."""
-    if SIM_TRUTH not in wh.con.list_tables():
+    if truth is None:
         return None
     from pipelines.simulate import compute_oracle_probabilities
 
-    truth = wh.con.table(SIM_TRUTH).execute()
     oracle = compute_oracle_probabilities(truth, valid[["account_id", "as_of"]], horizon_days)
     return float(roc_auc_score(valid["label"], oracle))
 
@@ -45,19 +43,21 @@ def _champion_metrics(params: Params, valid: pd.DataFrame):
     return champion, evaluate_predictions(valid["label"], champion.model.predict(valid)), None
 
 
-def _run_params(params: Params, wh: Warehouse) -> dict:
+def _run_params(params: Params, data_end) -> dict:
     flat = {f"lgb.{k}": v for k, v in params.model.lightgbm.items()}
     flat |= {"seed": params.model.seed, "validation_snapshots": params.model.validation_snapshots,
              "horizon_days": params.label.horizon_days, "grace_days": params.label.grace_days,
              "windows": ",".join(map(str, params.features.windows)), "snapshots.every": params.snapshots.every,
-             "data_end": f"{wh.data_end:%Y-%m-%d %H:%M:%S}"}
+             "data_end": f"{data_end:%Y-%m-%d %H:%M:%S}"}
     return flat
 
 
 def run_train(params: Params, progress: Progress, force_promote: bool = False) -> dict:
     """Train a challenger, log and register it, and move `champion` only if it passes the gate."""
-    wh = open_warehouse(params, progress)
-    frame, feature_set = build_feature_frame(params, wh, grid_dates(params, wh), progress)
+    with open_warehouse(params, progress) as wh:
+        frame, feature_set = build_feature_frame(params, wh, grid_dates(params, wh), progress)
+        truth = wh.con.table(SIM_TRUTH).execute() if SIM_TRUTH in wh.con.list_tables() else None
+        data_end = wh.data_end
     try:
         split = split_out_of_time(frame, params.model.validation_snapshots)
     except ValueError as exc:
@@ -68,7 +68,7 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False) -
                           f"{model.best_iteration} trees")
     with progress.stage("evaluate") as info:
         metrics = evaluate_predictions(split.valid["label"], model.predict(split.valid))
-        oracle = oracle_roc_auc(wh, split.valid, params.label.horizon_days)
+        oracle = oracle_roc_auc(truth, split.valid, params.label.horizon_days)
         champion, champion_metrics, unavailable = _champion_metrics(params, split.valid)
         info["detail"] = f"validation ROC-AUC {metrics['roc_auc']:.3f}" + (
             f", oracle {oracle:.3f}" if oracle is not None else "")
@@ -79,7 +79,7 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False) -
             logged["valid_oracle_roc_auc"] = oracle
         tags = {"git_commit": git_commit(), **split.window, "features": ",".join(feature_set.names)}
         run = log_training_run(
-            params.mlflow, model, split.valid, _run_params(params, wh), logged, tags,
+            params.mlflow, model, split.valid, _run_params(params, data_end), logged, tags,
             artifacts={"features.json": {"features": feature_set.names, "left_out": feature_set.left_out},
                        "metrics.json": {"validation": metrics, "oracle_roc_auc": oracle}})
         decision = decide_promotion(metrics, champion_metrics, params.model.promotion, force_promote, unavailable)

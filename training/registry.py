@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
@@ -66,10 +68,11 @@ def log_training_run(config: RegistryConfig, model: TrainedModel, example: pd.Da
         for name, payload in artifacts.items():
             mlflow.log_text(json.dumps(payload, indent=2, default=str), name)
         sample = example[model.features]
-        info = mlflow.lightgbm.log_model(
-            model.booster, name="model", registered_model_name=config.model_name,
-            signature=infer_signature(sample, model.predict(sample)), input_example=sample.head(5),
-            pip_requirements=[f"lightgbm=={package_version('lightgbm')}"])
+        with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered" there
+            info = mlflow.lightgbm.log_model(
+                model.booster, name="model", registered_model_name=config.model_name,
+                signature=infer_signature(sample, model.predict(sample)), input_example=sample.head(5),
+                pip_requirements=[f"lightgbm=={package_version('lightgbm')}"])
     return TrainingRun(run_id=run.info.run_id, version=str(info.registered_model_version))
 
 
