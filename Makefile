@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CHURN := $(VENV)/bin/churn
 PARAMS ?= params.yaml
 
-.PHONY: help setup demo simulate validate features train score test lint clean
+.PHONY: help setup demo simulate validate features train score docs test lint clean
 
 ## help: list the targets
 help:
@@ -46,6 +46,10 @@ train: $(STAMP)
 ## score: score the latest as-of with the champion and write churn_scores
 score: $(STAMP)
 	$(CHURN) --params $(PARAMS) score
+
+## docs: regenerate docs/FEATURES.md from the feature catalog
+docs: $(STAMP)
+	$(CHURN) --params $(PARAMS) features --markdown docs/FEATURES.md
 
 ## test: run the test suite
 test: $(STAMP)

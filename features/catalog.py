@@ -1,4 +1,7 @@
-"""The feature catalog: every feature declared once, with what it needs, what it means and how to say it in words."""
+"""The feature catalog: every feature declared once, with what it needs, what it means and how to say it in words.
+
+The feature table, `docs/FEATURES.md` and the reasons in the score tables all come from here.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,11 @@ import math
 from dataclasses import dataclass, replace
 
 GROUPS = ("frequency", "breadth", "depth", "trend", "value", "support", "voice", "commercial")
+UNITS = ("count", "days", "hours", "minutes", "share", "change", "points", "number", "currency", "flag",
+         "category", "score")
+
+# How a feature's window is chosen: one feature per configured window, or the one window of its kind.
+WINDOW_KINDS = ("each", "trend", "support", "survey")
 
 
 @dataclass(frozen=True)
@@ -15,6 +23,7 @@ class FeatureSpec:
     `needs` lists the source tables or `table.column`s the feature reads; `direction` says which way risk goes
     (`up`: higher value, higher risk; `down`: lower value, higher risk; `mixed`).
     `reason` is a sentence with `{value}` (formatted in the feature's unit), `{window}` and, for changes, `{change}`.
+    `window_kind` says which configured window fills `{window}` (see WINDOW_KINDS); `window` is that number once bound.
     """
 
     name: str
@@ -24,67 +33,173 @@ class FeatureSpec:
     unit: str
     direction: str
     reason: str
+    window_kind: str | None = None
     window: int | None = None
-    windowed: bool = False
 
     def for_window(self, window: int) -> FeatureSpec:
+        """The concrete feature for one window."""
         return replace(self, name=self.name.format(window=window),
                        description=self.description.format(window=window),
-                       reason=self.reason.replace("{window}", str(window)), window=window, windowed=False)
+                       reason=self.reason.replace("{window}", str(window)), window=window)
+
+    @property
+    def is_categorical(self) -> bool:
+        return self.unit == "category"
 
 
-def _f(name, group, needs, description, unit, direction, reason, windowed=False) -> FeatureSpec:
-    return FeatureSpec(name, group, tuple(needs.split()), description, unit, direction, reason, windowed=windowed)
+def _f(name, group, needs, description, unit, direction, reason, window=None) -> FeatureSpec:
+    return FeatureSpec(name, group, tuple(needs.split()), description, unit, direction, reason, window_kind=window)
 
 
 ENGAGEMENT = (
     _f("active_days_{window}d", "frequency", "events", "Days with any product event in the last {window} days.",
-       "days", "down", "Active on {value} of the last {window} days", windowed=True),
+       "days", "down", "Active on {value} of the last {window} days", "each"),
     _f("events_{window}d", "frequency", "events", "Product events in the last {window} days.",
-       "count", "down", "{value} product events in the last {window} days", windowed=True),
+       "count", "down", "{value} product events in the last {window} days", "each"),
     _f("logins_per_active_user_{window}d", "frequency", "events.user_id",
        "Logins per active user in the last {window} days.", "number", "down",
-       "{value} logins per active user in the last {window} days", windowed=True),
+       "{value} logins per active user in the last {window} days", "each"),
     _f("days_since_last_activity", "frequency", "events", "Days since the last product event before the as-of.",
        "days", "up", "No product activity for {value}"),
     _f("active_users_{window}d", "breadth", "events.user_id", "Distinct users active in the last {window} days.",
-       "count", "down", "{value} active users in the last {window} days", windowed=True),
+       "count", "down", "{value} active users in the last {window} days", "each"),
     _f("seat_utilisation_{window}d", "breadth", "events.user_id subscriptions.seats",
        "Active users in the last {window} days over the seats paid for.", "share", "down",
-       "{value} of paid seats used in the last {window} days", windowed=True),
+       "{value} of paid seats used in the last {window} days", "each"),
     _f("distinct_events_{window}d", "breadth", "events", "Distinct event types used in the last {window} days.",
-       "count", "down", "{value} different product actions used in the last {window} days", windowed=True),
+       "count", "down", "{value} different product actions used in the last {window} days", "each"),
     _f("core_feature_share_{window}d", "breadth", "events",
        "Share of the core features used at least once in the last {window} days.", "share", "down",
-       "{value} of core features used in the last {window} days", windowed=True),
+       "{value} of core features used in the last {window} days", "each"),
     _f("sessions_{window}d", "depth", "events", "Sessions in the last {window} days (per user and day).",
-       "count", "down", "{value} sessions in the last {window} days", windowed=True),
+       "count", "down", "{value} sessions in the last {window} days", "each"),
     _f("session_minutes_{window}d", "depth", "events", "Average session length in minutes, last {window} days.",
-       "minutes", "down", "Sessions lasted {value} on average over the last {window} days", windowed=True),
+       "minutes", "down", "Sessions lasted {value} on average over the last {window} days", "each"),
     _f("events_per_session_{window}d", "depth", "events", "Average events per session, last {window} days.",
-       "number", "down", "{value} actions per session over the last {window} days", windowed=True),
+       "number", "down", "{value} actions per session over the last {window} days", "each"),
     _f("active_users_trend", "trend", "events.user_id",
        "Change in active users: the last trend window against the one before it.", "change", "down",
-       "Active users {change} against the previous {window} days"),
+       "Active users {change} against the previous {window} days", "trend"),
     _f("events_trend", "trend", "events",
        "Change in product events: the last trend window against the one before it.", "change", "down",
-       "Product events {change} against the previous {window} days"),
+       "Product events {change} against the previous {window} days", "trend"),
     _f("sessions_trend", "trend", "events",
        "Change in sessions: the last trend window against the one before it.", "change", "down",
-       "Sessions {change} against the previous {window} days"),
+       "Sessions {change} against the previous {window} days", "trend"),
 )
 
+VALUE = (
+    _f("tenure_days", "value", "accounts", "Days from the account's creation to the as-of.",
+       "days", "down", "Customer for {value}"),
+    _f("value_reached", "value", "events",
+       "1 when the account had its first value event (features.value_events) before the as-of, else 0.",
+       "flag", "down", "First value reached: {value}"),
+    _f("days_to_first_value", "value", "events",
+       "Days from creation to the first value event; empty while not reached by the as-of.",
+       "days", "up", "Took {value} to reach first value"),
+    _f("onboarding_share", "value", "milestones",
+       "Share of the onboarding milestones (features.onboarding_milestones) achieved before the as-of.",
+       "share", "down", "{value} of onboarding milestones done"),
+    _f("days_to_onboard", "value", "milestones",
+       "Days from creation to the last onboarding milestone; empty while onboarding is incomplete.",
+       "days", "up", "Onboarding took {value}"),
+    _f("trial_to_paid_days", "value", "subscriptions.is_trial",
+       "Days from the first trial start to the first paid subscription; empty without a converted trial.",
+       "days", "up", "Took {value} from trial to paid"),
+    _f("days_to_first_expansion", "value", "subscriptions",
+       "Days from the first paid subscription to the first MRR increase; empty before any expansion.",
+       "days", "up", "First expansion came after {value}"),
+    _f("core_adoption_share", "value", "events",
+       "Share of the core features (features.core_events) ever used before the as-of.",
+       "share", "down", "{value} of core features ever adopted"),
+    _f("core_adoption_median_days", "value", "events",
+       "Median days from creation to the first use of each adopted core feature.",
+       "days", "up", "Core features took a median {value} to adopt"),
+)
 
-def expand_catalog(specs: tuple[FeatureSpec, ...], windows: list[int], trend_window: int) -> list[FeatureSpec]:
-    """Return concrete feature specs: windowed ones once per window, trends bound to the trend window."""
+SUPPORT = (
+    _f("tickets_{window}d", "support", "tickets", "Support tickets opened in the last {window} days.",
+       "count", "up", "{value} support tickets in the last {window} days", "each"),
+    _f("open_tickets", "support", "tickets",
+       "Tickets opened before the as-of and not resolved before it.", "count", "up", "{value} tickets open"),
+    _f("open_high_priority_tickets", "support", "tickets.priority",
+       "Open tickets whose priority is in features.high_priorities.", "count", "up",
+       "{value} high-priority tickets open"),
+    _f("high_priority_tickets_{window}d", "support", "tickets.priority",
+       "High-priority tickets opened in the last {window} days.", "count", "up",
+       "{value} high-priority tickets in the last {window} days", "support"),
+    _f("median_resolution_hours_{window}d", "support", "tickets.resolved_at",
+       "Median hours from opening to resolution of tickets resolved in the last {window} days.",
+       "hours", "up", "Tickets took a median {value} to resolve over the last {window} days", "support"),
+    _f("first_contact_resolution_rate_{window}d", "support", "tickets.resolved_at tickets.first_contact_resolved",
+       "Share of tickets resolved in the last {window} days that were solved at first contact.",
+       "share", "down", "{value} of tickets solved at first contact over the last {window} days", "support"),
+    _f("reopen_rate_{window}d", "support", "tickets.resolved_at tickets.reopened",
+       "Share of tickets resolved in the last {window} days that were reopened.",
+       "share", "up", "{value} of tickets reopened over the last {window} days", "support"),
+    _f("ticket_csat_{window}d", "support", "tickets.resolved_at tickets.csat",
+       "Average CSAT (1–5) of tickets resolved in the last {window} days.",
+       "score", "down", "Ticket satisfaction averaged {value} of 5 over the last {window} days", "support"),
+    _f("days_since_last_ticket", "support", "tickets", "Days since the last ticket opened before the as-of.",
+       "days", "mixed", "Last support ticket {value} ago"),
+)
+
+VOICE = (
+    _f("last_nps", "voice", "surveys", "The account's last NPS score (0–10) before the as-of.",
+       "score", "down", "Last NPS score {value}"),
+    _f("last_nps_category", "voice", "surveys",
+       "Category of the last NPS score: promoter (9–10), passive (7–8) or detractor (0–6).",
+       "category", "mixed", "Last NPS response was a {value}"),
+    _f("nps_change", "voice", "surveys", "Last NPS score minus the one before it.",
+       "points", "down", "NPS moved {value} since the previous response"),
+    _f("detractor_share_{window}d", "voice", "surveys.user_id",
+       "Share of users answering NPS in the last {window} days whose latest answer is a detractor.",
+       "share", "up", "{value} of responding users are detractors (last {window} days)", "survey"),
+    _f("csat_avg_{window}d", "voice", "surveys", "Average CSAT survey score (1–5) in the last {window} days.",
+       "score", "down", "CSAT averaged {value} of 5 over the last {window} days", "survey"),
+    _f("ces_avg_{window}d", "voice", "surveys",
+       "Average customer effort score (1–7, higher is easier) in the last {window} days.",
+       "score", "down", "Customer effort score averaged {value} of 7 over the last {window} days", "survey"),
+    _f("survey_responses_{window}d", "voice", "surveys", "Survey responses of any type in the last {window} days.",
+       "count", "down", "{value} survey responses in the last {window} days", "survey"),
+    _f("days_since_last_response", "voice", "surveys", "Days since the last survey response before the as-of.",
+       "days", "up", "Last survey response {value} ago"),
+)
+
+COMMERCIAL = (
+    _f("mrr", "commercial", "subscriptions", "MRR of the subscription rows open just before the as-of.",
+       "currency", "mixed", "MRR {value}"),
+    _f("mrr_change_90d", "commercial", "subscriptions", "Relative change of MRR against 90 days before the as-of.",
+       "change", "down", "MRR {change} against 90 days ago"),
+    _f("seats", "commercial", "subscriptions.seats", "Seats paid for just before the as-of.",
+       "count", "mixed", "{value} paid seats"),
+    _f("plan", "commercial", "subscriptions.plan", "Plan of the largest open subscription row.",
+       "category", "mixed", "On the {value} plan"),
+    _f("days_to_renewal", "commercial", "subscriptions.billing_period_months",
+       "Days from the as-of to the next renewal of the largest open row (start + whole billing periods).",
+       "days", "mixed", "Renewal due in {value}"),
+    _f("in_trial", "commercial", "subscriptions.is_trial", "1 when every open row is a trial, else 0.",
+       "flag", "mixed", "In trial: {value}"),
+    _f("downgrades_365d", "commercial", "subscriptions",
+       "MRR decreases that left the account paying (contractions) in the last 365 days.",
+       "count", "up", "{value} downgrades in the last year"),
+)
+
+CATALOG = ENGAGEMENT + VALUE + SUPPORT + VOICE + COMMERCIAL
+
+
+def expand_catalog(specs: tuple[FeatureSpec, ...], windows: dict[str, list[int]]) -> list[FeatureSpec]:
+    """Return concrete feature specs, binding each windowed spec to the window(s) of its kind.
+
+    Args:
+        windows: window kind → day counts, e.g. {"each": [7, 30, 90], "trend": [30], "support": [90], ...}.
+    """
     out: list[FeatureSpec] = []
     for spec in specs:
-        if spec.windowed:
-            out.extend(spec.for_window(w) for w in windows)
-        elif spec.group == "trend":
-            out.append(spec.for_window(trend_window))
-        else:
+        if spec.window_kind is None:
             out.append(spec)
+        else:
+            out.extend(spec.for_window(w) for w in windows[spec.window_kind])
     return out
 
 
@@ -94,34 +209,63 @@ def missing_needs(spec: FeatureSpec, missing_sources: list[str]) -> list[str]:
     return [need for need in spec.needs if need in gone or need.split(".")[0] in gone]
 
 
-def format_value(spec: FeatureSpec, value: float) -> str:
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def format_value(spec: FeatureSpec, value) -> str:
     """Format a feature value in its unit for a person to read."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _is_missing(value):
         return "no data"
-    if spec.unit == "share":
-        return f"{value:.0%}"
-    if spec.unit == "change":
-        return f"{value:+.0%}"
-    if spec.unit == "days":
-        return f"{value:,.0f} day" + ("" if round(value) == 1 else "s")
-    if spec.unit == "minutes":
-        return f"{value:,.0f} min"
-    if spec.unit == "currency":
-        return f"{value:,.0f}"
-    if spec.unit == "count":
-        return f"{value:,.0f}"
-    return f"{value:,.1f}"
+    formats = {
+        "share": lambda v: f"{v:.0%}", "change": lambda v: f"{v:+.0%}", "points": lambda v: f"{v:+,.0f} points",
+        "days": lambda v: f"{v:,.0f} day" + ("" if round(v) == 1 else "s"),
+        "hours": lambda v: f"{v:,.0f} hour" + ("" if round(v) == 1 else "s"),
+        "minutes": lambda v: f"{v:,.0f} min", "currency": lambda v: f"{v:,.0f}", "count": lambda v: f"{v:,.0f}",
+        "flag": lambda v: "yes" if v else "no", "category": str, "score": lambda v: f"{v:,.1f}",
+    }
+    return formats.get(spec.unit, lambda v: f"{v:,.1f}")(value)
 
 
-def describe_change(value: float) -> str:
+def describe_change(value) -> str:
     """'fell 42%' / 'rose 10%' / 'held steady' for a relative change."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _is_missing(value) or isinstance(value, str):
         return "has no earlier period to compare with"
     if abs(value) < 0.005:
         return "held steady"
     return f"{'fell' if value < 0 else 'rose'} {abs(value):.0%}"
 
 
-def render_reason(spec: FeatureSpec, value: float) -> str:
+def render_reason(spec: FeatureSpec, value) -> str:
     """Fill the feature's reason template with an account's value."""
     return spec.reason.format(value=format_value(spec, value), change=describe_change(value), window=spec.window)
+
+
+GROUP_TITLES = {
+    "frequency": "Engagement frequency", "breadth": "Engagement breadth", "depth": "Engagement depth",
+    "trend": "Engagement trends", "value": "Time to value", "support": "Support tickets",
+    "voice": "Voice of the customer (surveys)", "commercial": "Commercial",
+}
+
+
+def catalog_markdown(specs: list[FeatureSpec]) -> str:
+    """The catalog as a Markdown document: one table per group, with the reason sentence of each feature."""
+    lines = [
+        "# Feature catalog", "",
+        "Generated from `features/catalog.py` for the windows in `params.yaml` by `churn features --markdown`",
+        "(`make docs`); do not edit by hand. Every feature at as-of *t* reads only rows with timestamps before *t*.",
+        "A feature whose source (table or `table.column`) is missing from the warehouse is left out of the run.", "",
+    ]
+    for group in GROUPS:
+        members = [s for s in specs if s.group == group]
+        if not members:
+            continue
+        lines += [f"## {GROUP_TITLES[group]}", "",
+                  "| feature | unit | risk rises when | needs | description | reason |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        direction = {"up": "higher", "down": "lower", "mixed": "depends"}
+        for s in members:
+            lines.append(f"| `{s.name}` | {s.unit} | {direction[s.direction]} | {', '.join(s.needs)} | "
+                         f"{s.description} | {s.reason} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -13,6 +13,9 @@ from features.config import FeatureConfig
 from features.engagement import build_event_rollups, compute_engagement_features, rollup_span
 from features.sources import Sources
 
+# The catalog groups the feature table computes.
+IMPLEMENTED = ENGAGEMENT
+
 # Columns of the feature table that are not model features: keys, label, and context for the score tables.
 CONTEXT_COLUMNS = ("account_id", "as_of", "label", "mrr")
 
@@ -31,7 +34,7 @@ class FeatureSet:
 
 def catalog_for(config: FeatureConfig) -> list[FeatureSpec]:
     """The concrete catalog for the configured windows."""
-    return expand_catalog(ENGAGEMENT, config.windows, config.trend_window_days)
+    return expand_catalog(IMPLEMENTED, config.windows_by_kind())
 
 
 def select_features(config: FeatureConfig, missing_sources: list[str]) -> FeatureSet:

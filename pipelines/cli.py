@@ -95,15 +95,23 @@ def validate(ctx: typer.Context) -> None:
 @app.command()
 def features(ctx: typer.Context,
              as_of: datetime = typer.Option(None, formats=["%Y-%m-%d"], help=AS_OF_HELP),
-             list_: bool = typer.Option(False, "--list", help="Print the feature catalog and exit.")) -> None:
+             list_: bool = typer.Option(False, "--list", help="Print the feature catalog and exit."),
+             markdown: Path = typer.Option(None, help="Write the catalog as Markdown to this file and exit.")) -> None:
     """Compute the feature table for the as-of grid (or one date) and write churn_features."""
     with _expected_errors():
         params = _params(ctx)
-        if list_:
+        if list_ or markdown:
+            from features.catalog import catalog_markdown
             from pipelines.stages import catalog_specs
 
-            for spec in catalog_specs(params).values():
-                console.print(f"{spec.name:<34} {spec.group:<10} {spec.unit:<8} {spec.description}")
+            specs = catalog_specs(params)
+            if markdown:
+                markdown.parent.mkdir(parents=True, exist_ok=True)
+                markdown.write_text(catalog_markdown(list(specs.values())))
+                console.print(f"wrote {len(specs)} features to {markdown}")
+            else:
+                for spec in specs.values():
+                    console.print(f"{spec.name:<40} {spec.group:<10} {spec.unit:<8} {spec.description}")
             return
         from pipelines.stages import run_features
 

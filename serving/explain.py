@@ -14,8 +14,7 @@ def explain_predictions(model: TrainedModel, frame: pd.DataFrame) -> pd.DataFram
 
     Each row sums to the model's raw score for that account.
     """
-    raw = model.booster.predict(frame[model.features], pred_contrib=True)
-    return pd.DataFrame(raw, columns=[*model.features, "bias"], index=frame.index)
+    return pd.DataFrame(model.contributions(frame), columns=[*model.features, "bias"], index=frame.index)
 
 
 def rank_drivers(contributions: pd.DataFrame, values: pd.DataFrame, specs: dict[str, FeatureSpec],
@@ -33,10 +32,11 @@ def rank_drivers(contributions: pd.DataFrame, values: pd.DataFrame, specs: dict[
     keep = contrib > 0
     rows, cols, contrib = rows[keep], cols[keep], contrib[keep]
     names = np.asarray(features)[cols]
-    value_matrix = values[features].to_numpy(dtype=float)
-    vals = value_matrix[rows, cols]
-    drivers = pd.DataFrame({"row": rows, "feature": names, "value": vals, "contribution": contrib})
+    raw = values[features].astype(object).where(values[features].notna(), None).to_numpy()[rows, cols]
+    drivers = pd.DataFrame({"row": rows, "feature": names, "value": pd.to_numeric(pd.Series(raw), errors="coerce"),
+                            "contribution": contrib})
     drivers["rank"] = drivers.groupby("row").cumcount() + 1
     drivers["direction"] = "raises risk"
-    drivers["reason"] = [render_reason(specs[f], v) for f, v in zip(drivers.feature, drivers.value, strict=True)]
+    # Categorical values (a plan, an NPS category) have no number; their text goes into the reason.
+    drivers["reason"] = [render_reason(specs[f], v) for f, v in zip(names, raw, strict=True)]
     return drivers

@@ -12,6 +12,20 @@ from training.config import ModelConfig
 from training.dataset import Split
 
 
+def model_input(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """The feature columns as LightGBM reads them: text columns become pandas categoricals.
+
+    The booster keeps the categories it was trained on and maps these onto them by value, so a category it
+    never saw becomes missing rather than a wrong code.
+    """
+    data = frame[features].copy()
+    for column in features:
+        if not pd.api.types.is_numeric_dtype(data[column]):
+            values = data[column].astype("string")
+            data[column] = pd.Categorical(values, categories=sorted(values.dropna().unique()))
+    return data
+
+
 @dataclass
 class TrainedModel:
     """A fitted booster and the features it reads, in order."""
@@ -21,7 +35,12 @@ class TrainedModel:
     best_iteration: int
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(frame[self.features], num_iteration=self.best_iteration or None)
+        """Churn probabilities for the rows of `frame`."""
+        return self.booster.predict(model_input(frame, self.features))
+
+    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+        """TreeSHAP contributions in log-odds: one column per feature, then the expected value."""
+        return self.booster.predict(model_input(frame, self.features), pred_contrib=True)
 
 
 def train_model(split: Split, features: list[str], config: ModelConfig) -> TrainedModel:
@@ -31,8 +50,9 @@ def train_model(split: Split, features: list[str], config: ModelConfig) -> Train
         "deterministic": True, "force_row_wise": True, "verbose": -1, **config.lightgbm,
     }
     model = lgb.LGBMClassifier(**params)
-    model.fit(split.train[features], split.train["label"],
-              eval_X=(split.valid[features],), eval_y=(split.valid["label"],), eval_metric="binary_logloss",
+    model.fit(model_input(split.train, features), split.train["label"],
+              eval_X=(model_input(split.valid, features),), eval_y=(split.valid["label"],),
+              eval_metric="binary_logloss",
               callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)])
     booster = model.booster_
     best = model.best_iteration_ or booster.current_iteration()

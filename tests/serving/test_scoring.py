@@ -16,7 +16,7 @@ from training.config import ModelConfig
 from training.dataset import Split
 from training.train import train_model
 
-SPECS = {s.name: s for s in expand_catalog(ENGAGEMENT, [30], 30)}
+SPECS = {s.name: s for s in expand_catalog(ENGAGEMENT, {"each": [30], "trend": [30]})}
 FEATURES = ["active_users_30d", "events_30d", "days_since_last_activity"]
 
 

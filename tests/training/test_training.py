@@ -83,3 +83,19 @@ def test_training_learns_the_signal_and_is_reproducible():
     assert evaluate_predictions(split.valid.label, p)["roc_auc"] > 0.7
     np.testing.assert_array_equal(p, second.predict(split.valid))
     assert first.booster.current_iteration() == first.best_iteration
+
+
+def test_categorical_features_map_by_value_not_by_code():
+    table = _table(dates=8, per_date=150, seed=5)
+    plans = np.array(["Growth", "Scale", "Starter"])
+    table["plan"] = plans[np.arange(len(table)) % 3]
+    table.loc[table.plan == "Starter", "label"] = 1   # the plan carries the signal
+    split = split_out_of_time(table, validation_snapshots=2)
+    model = train_model(split, ["plan", "noise"], ModelConfig(lightgbm={"n_estimators": 30, "num_leaves": 4}))
+    full = model.predict(split.valid)
+    # Scoring a frame holding only some plans (so pandas codes differ) gives each row the same probability.
+    only_starter = split.valid[split.valid.plan == "Starter"]
+    np.testing.assert_allclose(model.predict(only_starter), full[split.valid.plan.to_numpy() == "Starter"])
+    unseen = split.valid.head(3).assign(plan="Enterprise")
+    assert np.isfinite(model.predict(unseen)).all()
+    assert full[split.valid.plan.to_numpy() == "Starter"].mean() > full[split.valid.plan.to_numpy() != "Starter"].mean()
