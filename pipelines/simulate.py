@@ -92,8 +92,10 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
 
     Returns:
         accounts, subscriptions, events, users, tickets, surveys and milestones with the contract's columns
-        (naive datetime64[us] timestamps), and sim_truth (account_id, month, renewal_at, hazard): one row per
-        renewal at which a paying account's churn was drawn, with the probability used.
+        (naive datetime64[us] timestamps), and sim_truth (account_id, month, renewal_at, hazard, drawn,
+        lifecycle_start): one row per renewal of each paid lifecycle inside the history with its true churn
+        probability; `drawn` is False for the renewals after the lifecycle churned (their hazard is what the
+        account would have faced), and `lifecycle_start` tells a re-activated account's lifecycles apart.
     """
     # one child stream per part, so tuning one table never reshuffles the others
     streams = dict(zip(_STREAMS, np.random.default_rng(config.seed).spawn(len(_STREAMS)), strict=True))
@@ -128,7 +130,7 @@ def compute_oracle_probabilities(
     """Oracle P(churn within (as_of, as_of + horizon]) for each snapshots row (columns account_id, as_of).
 
     Args:
-        truth: `sim_truth` (account_id, renewal_at, hazard).
+        truth: `sim_truth` (account_id, renewal_at, hazard[, lifecycle_start]).
         snapshots: rows of (account_id, as_of); each account is assumed alive at its as_of.
         horizon_days: label horizon in days.
 
@@ -141,7 +143,13 @@ def compute_oracle_probabilities(
         "as_of": pd.to_datetime(snapshots["as_of"]).to_numpy(),
         "row": np.arange(len(snapshots)),
     })
-    pairs = snap.merge(truth[["account_id", "renewal_at", "hazard"]], on="account_id", how="inner")
+    columns = ["account_id", "renewal_at", "hazard"] + (["lifecycle_start"] if "lifecycle_start" in truth else [])
+    pairs = snap.merge(truth[columns], on="account_id", how="inner")
+    if "lifecycle_start" in pairs:
+        # Only the lifecycle the account is in at the as-of: its latest one started by then.
+        pairs = pairs[pairs["lifecycle_start"] <= pairs["as_of"]]
+        current = pairs.groupby("row")["lifecycle_start"].transform("max")
+        pairs = pairs[pairs["lifecycle_start"] == current]
     horizon = pd.Timedelta(days=horizon_days)
     pairs = pairs[(pairs["renewal_at"] > pairs["as_of"]) & (pairs["renewal_at"] <= pairs["as_of"] + horizon)]
     with np.errstate(divide="ignore"):
@@ -444,7 +452,8 @@ def _simulate_contracts(rng, acc, cum, candidates: _Candidates, clock: _Clock):
     spans = [pd.DataFrame({"acct": never, "lo": acc["created"].to_numpy()[never], "hi": trial_hi[never],
                            "life": -1})]
     candidates.kill(np.where(paid_start == _OPEN, trial_hi, _OPEN), np.full(n, clock.end))
-    rows, truths = [trial_rows], [pd.DataFrame({"acct": [], "renewal": [], "hazard": []}, dtype=np.int64)]
+    rows, truths = [trial_rows], [pd.DataFrame({"acct": [], "renewal": [], "hazard": [], "drawn": [],
+                                                "life_start": []}, dtype=np.int64)]
     life = _first_lifecycle(acc, paid_start)
     while len(life):  # one pass per lifecycle: the first paid one, then re-activations
         sub_rows, truth, churn = _run_lifecycle(rng, acc, life, cum, candidates.lookups(), clock)
@@ -503,9 +512,12 @@ def _run_lifecycle(rng, acc, life, cum, look, clock):
     last = ren.shape[1]
     churn_k = np.where(hit.any(axis=1), hit.argmax(axis=1), last)
     churn = np.where(churn_k < last, ren[np.arange(len(ren)), np.minimum(churn_k, last - 1)], _OPEN)
-    row, k = np.nonzero(drawable & (np.arange(last)[None, :] <= churn_k[:, None]))
+    # Every renewal in the history keeps its hazard, also those after a churn (drawn=False): the oracle's
+    # P(churn within a horizon) needs each renewal in it, or churners would look safer than survivors.
+    row, k = np.nonzero(drawable)
     acct = life["acct"].to_numpy()[row]
-    truth = pd.DataFrame({"acct": acct, "renewal": ren[row, k], "hazard": hazard[row, k]})
+    truth = pd.DataFrame({"acct": acct, "renewal": ren[row, k], "hazard": hazard[row, k],
+                          "drawn": k <= churn_k[row], "life_start": life["start"].to_numpy()[row]})
     return _paid_rows(rng, life, ren, valid, churn_k, hike_k, cum, churn), truth, churn
 
 
@@ -838,4 +850,6 @@ def _truth_frame(truth: pd.DataFrame, ids: pa.Array, clock: _Clock) -> pd.DataFr
         "month": renewal_at.astype("datetime64[M]").astype("datetime64[us]"),
         "renewal_at": renewal_at,
         "hazard": truth["hazard"].to_numpy(dtype=np.float64),
+        "drawn": truth["drawn"].to_numpy(dtype=bool),
+        "lifecycle_start": clock.timestamps(truth["life_start"].to_numpy()),
     })

@@ -23,12 +23,12 @@ EXPECTED_COLUMNS = {
                 "reopened", "csat"],
     "surveys": ["response_id", "account_id", "responded_at", "survey_type", "score", "user_id"],
     "milestones": ["account_id", "milestone", "achieved_at"],
-    "sim_truth": ["account_id", "month", "renewal_at", "hazard"],
+    "sim_truth": ["account_id", "month", "renewal_at", "hazard", "drawn", "lifecycle_start"],
 }
 TIME_COLUMNS = {
     "accounts": ["created_at"], "subscriptions": ["start_at", "end_at"], "events": ["event_at"],
     "users": ["created_at"], "tickets": ["created_at", "resolved_at"], "surveys": ["responded_at"],
-    "milestones": ["achieved_at"], "sim_truth": ["month", "renewal_at"],
+    "milestones": ["achieved_at"], "sim_truth": ["month", "renewal_at", "lifecycle_start"],
 }
 
 
@@ -195,6 +195,14 @@ def test_oracle_keeps_row_order_and_handles_repeated_accounts():
     np.testing.assert_allclose(oracle, [0.5, 0.0, 0.5])
 
 
+def test_oracle_uses_the_lifecycle_the_account_is_in():
+    truth = _truth(("A1", "2024-02-01", 0.5), ("A1", "2024-03-01", 0.5), ("A1", "2024-09-01", 0.2))
+    truth["lifecycle_start"] = pd.to_datetime(["2023-06-01", "2023-06-01", "2024-07-15"])
+    snapshots = pd.DataFrame({"account_id": ["A1", "A1"], "as_of": pd.to_datetime(["2024-01-15", "2024-08-01"])})
+    # Jan 15: the first lifecycle's two renewals (1 - 0.5 * 0.5); Aug 1: only the re-activated lifecycle's one.
+    np.testing.assert_allclose(compute_oracle_probabilities(truth, snapshots, horizon_days=90), [0.75, 0.2])
+
+
 def _churn_dates(subs: pd.DataFrame, grace_days: int) -> pd.DataFrame:
     """End of each covered period not followed by a new subscription within the grace days."""
     subs = subs.sort_values(["account_id", "start_at"], kind="stable").reset_index(drop=True)
@@ -239,3 +247,16 @@ def test_oracle_separates_churners_on_a_generated_warehouse():
     assert 0.05 < labels.mean() < 0.16  # a realistic base rate: roughly 2-4% of paying accounts a month
     assert abs(oracle.mean() - labels.mean()) < 0.03
     assert roc_auc_score(labels, oracle) > 0.65
+
+
+def test_truth_keeps_the_renewals_after_a_churn_as_not_drawn(two_years):
+    truth, subs = two_years["sim_truth"], two_years["subscriptions"]
+    assert truth["drawn"].any() and (~truth["drawn"]).any()
+    paid = subs[~subs["is_trial"]]
+    last_end = paid.groupby("account_id")["end_at"].max()
+    churned = last_end[paid.groupby("account_id")["end_at"].apply(lambda e: e.notna().all())].index
+    after = truth[truth["account_id"].isin(churned) & ~truth["drawn"]]
+    assert len(after) > 0
+    # within one lifecycle, every renewal after the last drawn one is not drawn
+    lifecycle = truth.sort_values("renewal_at").groupby(["account_id", "lifecycle_start"])["drawn"]
+    assert lifecycle.apply(lambda d: d.is_monotonic_decreasing).all()
