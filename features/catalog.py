@@ -209,6 +209,12 @@ def missing_needs(spec: FeatureSpec, missing_sources: list[str]) -> list[str]:
     return [need for need in spec.needs if need in gone or need.split(".")[0] in gone]
 
 
+def producible(specs: tuple[FeatureSpec, ...], windows: dict[str, list[int]],
+               missing_sources: list[str]) -> list[FeatureSpec]:
+    """The concrete specs of a group whose sources the warehouse has."""
+    return [s for s in expand_catalog(specs, windows) if not missing_needs(s, missing_sources)]
+
+
 def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 

@@ -1,11 +1,28 @@
-"""Commercial state of an account at an as-of, from the subscription rows known before it."""
+"""Commercial state of an account at an as-of, from the subscription rows known before it.
+
+Point in time: a subscription row counts at as-of t only when it started before t, and its `end_at` is only ever
+compared with t or with earlier instants. An end at or after t is future data (often filled only at cancellation,
+or a contract term end): moving it to another time at or after t, or clearing it, changes no feature at t.
+"""
 
 from __future__ import annotations
 
 import ibis
 import ibis.expr.types as ir
 
+from features.catalog import COMMERCIAL, producible
+from features.config import FeatureConfig
 from features.sources import Sources
+
+MRR_CHANGE_DAYS = 90  # fixed by the catalog's `mrr_change_90d`
+DOWNGRADE_DAYS = 365  # fixed by the catalog's `downgrades_365d`
+_KEYS = ["account_id", "as_of"]
+_EXACT = ibis.dtype("decimal(38, 6)")
+
+
+def _is_open(start_at: ir.Value, end_at: ir.Value, at: ir.Value) -> ir.BooleanValue:
+    """Open just before `at`: started before it and not ended before it (NULL end = open)."""
+    return (start_at < at) & (end_at.isnull() | (end_at >= at))
 
 
 def open_subscriptions(sources: Sources, grid: ir.Table) -> ir.Table:
@@ -15,8 +32,7 @@ def open_subscriptions(sources: Sources, grid: ir.Table) -> ir.Table:
     as-of is future data (often filled only at cancellation), so only the fact that it is not earlier is read.
     """
     subs = sources["subscriptions"]
-    return grid.join(subs, [grid.account_id == subs.account_id, subs.start_at < grid.as_of,
-                            subs.end_at.isnull() | (subs.end_at >= grid.as_of)])
+    return grid.join(subs, [grid.account_id == subs.account_id, _is_open(subs.start_at, subs.end_at, grid.as_of)])
 
 
 def compute_subscription_state(sources: Sources, grid: ir.Table) -> ir.Table:
@@ -33,3 +49,139 @@ def compute_subscription_state(sources: Sources, grid: ir.Table) -> ir.Table:
         grid.account_id, grid.as_of, mrr=state.mrr.fill_null(0.0),
         seats=state.seats if "seats" in metrics else ibis.null("float64"))
     return out
+
+
+def compute_mrr_change_points(sources: Sources) -> ir.Table:
+    """Return (account_id, changed_at, mrr_before, mrr_after): the account's MRR just before and just after every
+    subscription start and end.
+
+    MRR after c sums the rows with start_at <= c < end_at, before c those with start_at < c <= end_at; both are
+    running sums of +mrr at each start and -mrr at each end, so the cost grows with rows, not rows squared.
+    The table holds no as-of: a feature at t keeps the points with `changed_at < t`, whose running sums hold only
+    starts and ends before t, so nothing at or after t reaches them.
+    """
+    subs = sources["subscriptions"]
+    # Rows that end before they start cover no instant; dropping them also keeps a row starting at or after t from
+    # reaching back with an earlier end. For a row with start_at < t <= end_at the test is constant.
+    subs = subs.filter(subs.end_at.isnull() | (subs.end_at > subs.start_at))
+    # Exact decimals, so that a row's start and end cancel to exactly 0 and equal MRRs compare equal.
+    mrr = subs.mrr.fill_null(0).cast(_EXACT)
+    starts = subs.select("account_id", changed_at=subs.start_at, delta=mrr)
+    ends = subs.filter(subs.end_at.notnull()).select("account_id", changed_at=subs.end_at, delta=-mrr)
+    deltas = starts.union(ends, distinct=False)
+    steps = deltas.group_by(["account_id", "changed_at"]).aggregate(delta=deltas.delta.sum())
+    steps = steps.mutate(after=steps.delta.sum().over(
+        ibis.cumulative_window(group_by="account_id", order_by="changed_at")))
+    return steps.select("account_id", "changed_at", mrr_before=(steps.after - steps.delta).cast("float64"),
+                        mrr_after=steps.after.cast("float64"))
+
+
+def is_expansion(changes: ir.Table) -> ir.BooleanValue:
+    """An MRR increase of an account already paying."""
+    return (changes.mrr_before > 0) & (changes.mrr_after > changes.mrr_before)
+
+
+def is_contraction(changes: ir.Table) -> ir.BooleanValue:
+    """An MRR decrease that leaves the account paying (a downgrade, not a churn)."""
+    return (changes.mrr_after > 0) & (changes.mrr_after < changes.mrr_before)
+
+
+def _open_totals(sources: Sources, keys: ir.Table) -> ir.Table:
+    """MRR now and 90 days ago, seats, open and paid row counts, from one join of rows started before the as-of."""
+    subs = sources["subscriptions"]
+    j = keys.join(subs, [keys.account_id == subs.account_id, subs.start_at < keys.as_of])
+    now = _is_open(j.start_at, j.end_at, j.as_of)
+    then = _is_open(j.start_at, j.end_at, j.as_of - ibis.interval(days=MRR_CHANGE_DAYS))
+    metrics = {"mrr": j.mrr.sum(where=now), "mrr_then": j.mrr.sum(where=then), "open_rows": j.count(where=now)}
+    if sources.has("subscriptions", "seats"):
+        metrics["seats"] = j.seats.sum(where=now)
+    if sources.has("subscriptions", "is_trial"):
+        metrics["paid_rows"] = j.count(where=now & ~j.is_trial.fill_null(False))
+    return j.group_by(_KEYS).aggregate(**metrics)
+
+
+def _next_renewal(start_at: ir.TimestampValue, period_months: ir.IntegerValue,
+                  as_of: ir.TimestampValue) -> ir.TimestampValue:
+    """start_at + k × period calendar months for the smallest k >= 1 landing at or after the as-of.
+
+    With m the calendar months from start to as-of, k = max(1, ceil(m / period)) lands in the as-of's month or
+    later; only when it lands in that month can it still fall before the as-of, and then k + 1 is the answer.
+    """
+    period = ibis.ifelse(period_months > 0, period_months, ibis.null("int64"))
+    months = (as_of.year() - start_at.year()) * 12 + as_of.month() - start_at.month()
+    k = ibis.greatest(1, (months + period - 1) // period)
+    first = start_at + (k * period).as_interval("M")
+    return ibis.ifelse(first >= as_of, first, start_at + ((k + 1) * period).as_interval("M"))
+
+
+def _largest_open_row(sources: Sources, keys: ir.Table) -> ir.Table | None:
+    """Plan and next renewal of the largest open row (ties: latest start, then plan name)."""
+    has_plan = sources.has("subscriptions", "plan")
+    has_period = sources.has("subscriptions", "billing_period_months")
+    if not (has_plan or has_period):
+        return None
+    j = open_subscriptions(sources, keys)
+    by_plan = [j.plan.isnull(), j.plan] if has_plan else []
+    size_rank = ibis.row_number().over(ibis.window(group_by=_KEYS, order_by=[
+        ibis.desc(j.mrr), ibis.desc(j.start_at), *by_plan]))
+    j = j.mutate(size_rank=size_rank)
+    metrics = {}
+    if has_plan:
+        # The plan comes from the largest row that names one, so it is NULL only when no open row has a plan.
+        plan_rank = ibis.row_number().over(ibis.window(group_by=_KEYS, order_by=[
+            j.plan.isnull(), ibis.desc(j.mrr), ibis.desc(j.start_at), j.plan]))
+        j = j.mutate(plan_rank=plan_rank)
+        metrics["plan"] = j.plan.max(where=j.plan_rank == 0)
+    if has_period:
+        renewal = _next_renewal(j.start_at, j.billing_period_months, j.as_of)
+        metrics["renewal_at"] = renewal.max(where=j.size_rank == 0)
+    return j.group_by(_KEYS).aggregate(**metrics)
+
+
+def _downgrades(sources: Sources, keys: ir.Table) -> ir.Table:
+    changes = compute_mrr_change_points(sources)
+    downs = changes.filter(is_contraction(changes))
+    j = keys.join(downs, [keys.account_id == downs.account_id, downs.changed_at < keys.as_of,
+                          downs.changed_at >= keys.as_of - ibis.interval(days=DOWNGRADE_DAYS)])
+    return j.group_by(_KEYS).aggregate(downgrades=j.count())
+
+
+def _commercial_values(j: ir.Table) -> dict[str, ir.Value]:
+    open_rows = j.open_rows.fill_null(0)
+    mrr, mrr_then = j.mrr.fill_null(0.0), j.mrr_then.fill_null(0.0)
+    values = {
+        "mrr": mrr.cast("float64"),
+        "mrr_change_90d": ibis.ifelse(mrr_then > 0, mrr / mrr_then.nullif(0) - 1.0, ibis.null("float64")),
+        "downgrades_365d": j.downgrades.fill_null(0).cast("float64"),
+    }
+    if "seats" in j.columns:
+        # No open row: 0 seats; open rows that all lack a seat count: unknown.
+        values["seats"] = ibis.ifelse(open_rows > 0, j.seats, 0.0).cast("float64")
+    if "paid_rows" in j.columns:
+        values["in_trial"] = ibis.ifelse((open_rows > 0) & (j.paid_rows.fill_null(0) == 0), 1.0, 0.0)
+    if "plan" in j.columns:
+        values["plan"] = j.plan.cast("string")
+    if "renewal_at" in j.columns:
+        values["days_to_renewal"] = j.renewal_at.date().delta(j.as_of.date(), unit="day").cast("float64")
+    return values
+
+
+def compute_commercial_features(sources: Sources, grid: ir.Table, config: FeatureConfig) -> ir.Table:
+    """Return one row per grid (account_id, as_of) with the commercial features of the catalog.
+
+    Features whose source column the warehouse lacks (seats, plan, is_trial, billing_period_months) are left out.
+
+    Args:
+        grid: (account_id, as_of) rows, as_of a midnight timestamp.
+        config: feature settings (only the catalog's windows are read).
+    """
+    keys = grid.select("account_id", "as_of")
+    parts = [_open_totals(sources, keys), _largest_open_row(sources, keys), _downgrades(sources, keys)]
+    j = keys
+    for part in parts:
+        if part is not None:
+            j = j.left_join(part, _KEYS).drop("account_id_right", "as_of_right")
+    values = _commercial_values(j)
+    specs = producible(COMMERCIAL, config.windows_by_kind(), sources.missing)
+    return j.select("account_id", "as_of",
+                    **{s.name: values[s.name] for s in specs})

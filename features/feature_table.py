@@ -7,14 +7,18 @@ from datetime import date
 
 import ibis.expr.types as ir
 
-from features.catalog import ENGAGEMENT, FeatureSpec, expand_catalog, missing_needs
-from features.commercial import compute_subscription_state
+from features.catalog import CATALOG, FeatureSpec, expand_catalog, missing_needs
+from features.commercial import compute_commercial_features, compute_subscription_state
 from features.config import FeatureConfig
 from features.engagement import build_event_rollups, compute_engagement_features, rollup_span
 from features.sources import Sources
+from features.support import compute_support_features
+from features.value import compute_value_features
+from features.voice import compute_voice_features
 
-# The catalog groups the feature table computes.
-IMPLEMENTED = ENGAGEMENT
+# The groups computed per table beside engagement, and the source table each one needs.
+_GROUPS = ((None, compute_commercial_features), (None, compute_value_features),
+           ("tickets", compute_support_features), ("surveys", compute_voice_features))
 
 # Columns of the feature table that are not model features: keys, label, and context for the score tables.
 CONTEXT_COLUMNS = ("account_id", "as_of", "label", "mrr")
@@ -34,7 +38,7 @@ class FeatureSet:
 
 def catalog_for(config: FeatureConfig) -> list[FeatureSpec]:
     """The concrete catalog for the configured windows."""
-    return expand_catalog(IMPLEMENTED, config.windows_by_kind())
+    return expand_catalog(CATALOG, config.windows_by_kind())
 
 
 def select_features(config: FeatureConfig, missing_sources: list[str]) -> FeatureSet:
@@ -61,12 +65,13 @@ def compute_feature_table(sources: Sources, grid: ir.Table, as_of_dates: list[da
     """
     feature_set = select_features(config, sources.missing)
     keys = grid.select("account_id", "as_of")
-    state = compute_subscription_state(sources, keys)
     since, until = rollup_span(as_of_dates, config)
     rollups = build_event_rollups(sources, config, since, until)
-    engagement = compute_engagement_features(rollups, keys, state, config)
-    table = (grid.left_join(state.select("account_id", "as_of", "mrr"), ["account_id", "as_of"])
-             .drop("account_id_right", "as_of_right")
-             .left_join(engagement, ["account_id", "as_of"]).drop("account_id_right", "as_of_right"))
+    parts = [compute_engagement_features(rollups, keys, compute_subscription_state(sources, keys), config)]
+    parts += [compute(sources, keys, config) for table, compute in _GROUPS if table is None or sources.has(table)]
+    table = grid
+    for part in parts:
+        part = part.drop(*[c for c in part.columns if c in table.columns and c not in ("account_id", "as_of")])
+        table = table.left_join(part, ["account_id", "as_of"]).drop("account_id_right", "as_of_right")
     context = [c for c in CONTEXT_COLUMNS if c in table.columns]
-    return table.select(*context, *feature_set.names), feature_set
+    return table.select(*context, *[n for n in feature_set.names if n not in context]), feature_set

@@ -97,7 +97,7 @@ def run_features(params: Params, as_of: date | None, progress: Progress) -> dict
             check_as_of(as_of, wh)
         frame, feature_set = build_feature_frame(params, wh, dates, progress)
         schema = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
-                              **{name: "float64" for name in feature_set.names}})
+                              **{s.name: "string" if s.is_categorical else "float64" for s in feature_set.specs}})
         with progress.stage("write churn_features") as info:
             replace_as_of_rows(wh.con, {FEATURES_TABLE: (frame, schema)}, dates)
             info["detail"] = f"{len(frame):,} rows for {len(dates)} as-of dates"

@@ -77,7 +77,8 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False) -
         logged |= {"train_rows": float(len(split.train)), "train_churn_rate": float(split.train.label.mean())}
         if oracle is not None:
             logged["valid_oracle_roc_auc"] = oracle
-        tags = {"git_commit": git_commit(), **split.window, "features": ",".join(feature_set.names)}
+        tags = {"git_commit": git_commit(), **split.window, "features": ",".join(feature_set.names),
+                "features_left_out": ",".join(feature_set.left_out) or "none"}
         run = log_training_run(
             params.mlflow, model, split.valid, _run_params(params, data_end), logged, tags,
             artifacts={"features.json": {"features": feature_set.names, "left_out": feature_set.left_out},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from training.config import PromotionConfig
 
 # Metrics where a smaller value is better; every other metric is better when larger.
-LOWER_IS_BETTER = frozenset({"brier", "log_loss"})
+LOWER_IS_BETTER = frozenset({"brier", "log_loss", "ece"})
 
 
 def decide_promotion(challenger: dict[str, float], champion: dict[str, float] | None,

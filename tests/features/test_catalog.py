@@ -25,7 +25,7 @@ def test_every_entry_is_complete():
 def test_reasons_never_show_a_raw_feature_name():
     for spec in catalog_for(FeatureConfig()):
         sentence = render_reason(spec, "Growth" if spec.is_categorical else 0.42)
-        assert spec.name not in sentence and "{" not in sentence, sentence
+        assert "_" not in sentence and "{" not in sentence, sentence  # no snake_case identifier, no placeholder
 
 
 def test_committed_feature_docs_are_current():

@@ -17,7 +17,8 @@ from features.feature_table import compute_feature_table
 from features.sources import load_sources
 
 AS_OF = pd.Timestamp("2024-03-01")
-CONFIG = FeatureConfig(windows=[7, 30], trend_window_days=14, core_events=["e1", "e2"])
+CONFIG = FeatureConfig(windows=[7, 30], trend_window_days=14, core_events=["e1", "e2"], value_events=["e2"],
+                       onboarding_milestones=["m1", "m2"], support_window_days=30, survey_window_days=60)
 ACCOUNTS = [f"a{i}" for i in range(6)]
 NAMES = ["login", "e1", "e2", "e3"]
 
@@ -41,12 +42,54 @@ def _base_warehouse(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
     subs = pd.DataFrame({"account_id": ACCOUNTS, "start_at": starts, "end_at": pd.Series(ends, dtype="datetime64[us]"),
                          "mrr": rng.uniform(10, 500, len(ACCOUNTS)).round(2),
                          "seats": rng.integers(1, 6, len(ACCOUNTS)).astype(float)})
+    subs = subs.assign(plan=rng.choice(["Growth", "Scale"], len(ACCOUNTS)), is_trial=rng.random(len(ACCOUNTS)) < 0.2,
+                       billing_period_months=rng.choice([1, 12], len(ACCOUNTS)))
     accounts = pd.DataFrame({"account_id": ACCOUNTS, "created_at": pd.Timestamp("2023-09-01")})
-    return {"accounts": accounts, "subscriptions": subs.astype({"start_at": "datetime64[us]"}), "events": events}
+    return {"accounts": accounts, "subscriptions": subs.astype({"start_at": "datetime64[us]"}), "events": events,
+            "users": _random_users(rng), "tickets": _random_tickets(rng, 40, pd.Timestamp("2023-12-01"), AS_OF),
+            "surveys": _random_surveys(rng, 40, pd.Timestamp("2023-10-01"), AS_OF),
+            "milestones": _random_milestones(rng, pd.Timestamp("2023-09-01"), pd.Timestamp("2024-04-01"))}
+
+
+def _stamps(rng: np.random.Generator, n: int, low: pd.Timestamp, high: pd.Timestamp) -> pd.Series:
+    seconds = rng.integers(0, int((high - low).total_seconds()), n)
+    return pd.Series(low + pd.to_timedelta(seconds, unit="s")).astype("datetime64[us]")
+
+
+def _random_users(rng: np.random.Generator) -> pd.DataFrame:
+    return pd.DataFrame({"user_id": ["u1", "u2", "u3"] * 2, "account_id": ACCOUNTS,
+                         "created_at": _stamps(rng, 6, pd.Timestamp("2023-09-01"), pd.Timestamp("2024-04-01"))})
+
+
+def _random_tickets(rng: np.random.Generator, n: int, low: pd.Timestamp, high: pd.Timestamp) -> pd.DataFrame:
+    created = _stamps(rng, n, low, high)
+    resolved = created + pd.to_timedelta(rng.integers(3600, 40 * 86400, n), unit="s")
+    resolved[rng.random(n) < 0.2] = pd.NaT
+    return pd.DataFrame({
+        "ticket_id": [f"t{int(x)}" for x in rng.integers(0, 10**9, n)], "account_id": rng.choice(ACCOUNTS, n),
+        "created_at": created, "resolved_at": resolved.astype("datetime64[us]"),
+        "priority": rng.choice(["low", "high", "urgent"], n), "first_contact_resolved": rng.random(n) < 0.5,
+        "reopened": rng.random(n) < 0.2, "csat": rng.integers(1, 6, n).astype(float)})
+
+
+def _random_surveys(rng: np.random.Generator, n: int, low: pd.Timestamp, high: pd.Timestamp) -> pd.DataFrame:
+    kind = rng.choice(["nps", "csat", "ces"], n)
+    score = np.where(kind == "nps", rng.integers(0, 11, n), np.where(kind == "csat", rng.integers(1, 6, n),
+                                                                        rng.integers(1, 8, n)))
+    return pd.DataFrame({"response_id": [f"r{int(x)}" for x in rng.integers(0, 10**9, n)],
+                         "account_id": rng.choice(ACCOUNTS, n), "responded_at": _stamps(rng, n, low, high),
+                         "survey_type": kind, "score": score.astype(float), "user_id": rng.choice(["u1", "u2"], n)})
+
+
+def _random_milestones(rng: np.random.Generator, low: pd.Timestamp, high: pd.Timestamp) -> pd.DataFrame:
+    pairs = [(a, m) for a in ACCOUNTS for m in ("m1", "m2", "m3") if rng.random() < 0.7]
+    return pd.DataFrame({"account_id": [a for a, _ in pairs], "milestone": [m for _, m in pairs],
+                         "achieved_at": _stamps(rng, len(pairs), low, high)})
 
 
 def _mutate_future(tables: dict[str, pd.DataFrame], rng: np.random.Generator, moves: list[str]) -> dict:
     """Change only rows at or after the as-of (and end dates at or after it)."""
+    tables = _mutate_future_optional(tables, rng, moves)
     events, subs = tables["events"].copy(), tables["subscriptions"].copy()
     future = events.event_at >= AS_OF
     if "drop_events" in moves:
@@ -67,6 +110,31 @@ def _mutate_future(tables: dict[str, pd.DataFrame], rng: np.random.Generator, mo
     return {**tables, "events": events, "subscriptions": subs}
 
 
+def _mutate_future_optional(tables: dict[str, pd.DataFrame], rng: np.random.Generator, moves: list[str]) -> dict:
+    """Tickets, surveys, milestones and users: only what happens at or after the as-of changes."""
+    tickets, surveys = tables["tickets"].copy(), tables["surveys"].copy()
+    milestones, users = tables["milestones"].copy(), tables["users"].copy()
+    if "move_ticket_resolutions" in moves:
+        later = tickets.resolved_at.isna() | (tickets.resolved_at >= AS_OF)
+        shifted = [pd.NaT if rng.random() < 0.3 else AS_OF + pd.Timedelta(hours=int(rng.integers(0, 900)))
+                   for _ in range(int(later.sum()))]
+        tickets.loc[later, "resolved_at"] = pd.Series(shifted, dtype="datetime64[us]").to_numpy()
+        # What is learnt at a resolution after the as-of (satisfaction, reopening) is future data too.
+        tickets.loc[later, "csat"] = rng.integers(1, 6, int(later.sum())).astype(float)
+        tickets.loc[later, "reopened"] = ~tickets.loc[later, "reopened"]
+        tickets.loc[later, "first_contact_resolved"] = ~tickets.loc[later, "first_contact_resolved"]
+    if "add_tickets_and_surveys" in moves:
+        tickets = pd.concat([tickets, _random_tickets(rng, 15, AS_OF, pd.Timestamp("2024-05-01"))], ignore_index=True)
+        surveys = pd.concat([surveys, _random_surveys(rng, 15, AS_OF, pd.Timestamp("2024-05-01"))], ignore_index=True)
+        surveys.loc[surveys.index[-1], "responded_at"] = AS_OF  # a response on the as-of itself
+    if "move_milestones_and_users" in moves:
+        milestones = milestones[milestones.achieved_at < AS_OF]
+        milestones = pd.concat([milestones, _random_milestones(rng, AS_OF, pd.Timestamp("2024-06-01"))],
+                               ignore_index=True)
+        users.loc[users.created_at >= AS_OF, "created_at"] = AS_OF + pd.Timedelta(days=3)
+    return {**tables, "tickets": tickets, "surveys": surveys, "milestones": milestones, "users": users}
+
+
 def _features(tables: dict[str, pd.DataFrame], folder: Path, name: str) -> pd.DataFrame:
     con = ibis.duckdb.connect(str(folder / f"{name}.duckdb"), threads=1)
     for table, frame in tables.items():
@@ -79,10 +147,11 @@ def _features(tables: dict[str, pd.DataFrame], folder: Path, name: str) -> pd.Da
 
 
 MOVES = st.lists(st.sampled_from(["drop_events", "rename_events", "add_events", "move_end_dates",
-                                  "add_subscriptions"]), min_size=1, max_size=5, unique=True)
+                                  "add_subscriptions", "move_ticket_resolutions", "add_tickets_and_surveys",
+                                  "move_milestones_and_users"]), min_size=1, max_size=8, unique=True)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), moves=MOVES)
 def test_future_rows_never_change_features(seed, moves):
     rng = np.random.default_rng(seed)
@@ -92,6 +161,14 @@ def test_future_rows_never_change_features(seed, moves):
         before = _features(base, Path(folder), "before")
         after = _features(changed, Path(folder), "after")
     pd.testing.assert_frame_equal(before, after)
+
+
+def test_the_features_cover_every_source_table():
+    rng = np.random.default_rng(2)
+    with tempfile.TemporaryDirectory() as folder:
+        columns = set(_features(_base_warehouse(rng), Path(folder), "all").columns)
+    for needed in ("events_30d", "tenure_days", "open_tickets", "last_nps", "onboarding_share", "plan", "mrr"):
+        assert needed in columns
 
 
 def test_the_mutation_does_change_features_when_it_reaches_the_past():

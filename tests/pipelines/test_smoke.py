@@ -72,5 +72,7 @@ def test_features_writes_the_feature_table(project):
     churn(project, "features")
     table = query(project, "SELECT * FROM churn_features")
     assert not table.duplicated(["account_id", "as_of"]).any()
-    assert {"label", "mrr", "active_users_30d", "events_trend"} <= set(table.columns)
+    assert {"label", "mrr", "active_users_30d", "events_trend", "open_tickets", "plan", "last_nps_category",
+            "onboarding_share"} <= set(table.columns)
+    assert set(table.plan.dropna()) <= {"Starter", "Growth", "Scale", "Enterprise", "Add-on"}
     assert table.label.notna().any() and table.label.isna().any()

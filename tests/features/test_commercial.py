@@ -1,0 +1,188 @@
+"""Commercial features on a tiny hand-built warehouse, with values computed by hand."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.commercial import compute_commercial_features
+from features.config import FeatureConfig
+from features.sources import SourceTable, load_sources
+from tests.conftest import tiny_accounts, ts
+
+AS_OF, EARLIER, MID_MONTH = "2024-03-01", "2023-11-01", "2024-03-20"  # 2024 is a leap year: 2024-02 has 29 days
+ALL = ["mrr", "mrr_change_90d", "seats", "plan", "days_to_renewal", "in_trial", "downgrades_365d"]
+
+SUBSCRIPTIONS = [  # (account, start, end, mrr, plan, seats, is_trial, billing_period_months)
+    # base: an annual base plan upgraded on 2023-10-01, a monthly add-on ending 2024-01-15 (a downgrade),
+    # and a seatless add-on whose end lies in the future.
+    ("base", "2023-04-15", "2023-10-01", 100.0, "starter", 5.0, False, 12),
+    ("base", "2023-10-01", None, 300.0, "growth", 10.0, False, 12),
+    ("base", "2023-06-01", "2024-01-15", 50.0, "addon", 2.0, False, 1),
+    ("base", "2024-02-01", "2024-06-30", 20.0, None, 0.0, False, 1),
+    # monthly: started on a month's last day, zero seats, nothing 90 days ago.
+    ("monthly", "2024-01-31", None, 80.0, "starter", 0.0, False, 1),
+    # trial: only a trial row, no billing period, ends in the future.
+    ("trial", "2024-02-15", "2024-03-15", 0.0, "trial", 3.0, True, None),
+    # tie: two rows of equal MRR (the later one wins, its period is 0) and an open trial add-on.
+    ("tie", "2023-05-10", None, 60.0, "alpha", 1.0, False, 1),
+    ("tie", "2023-12-10", None, 60.0, "beta", 1.0, False, 0),
+    ("tie", "2024-02-20", None, 0.0, None, None, True, 1),
+    # gone: ended before the as-of (a churn, not a downgrade).
+    ("gone", "2023-01-01", "2023-12-20", 40.0, "starter", 2.0, False, 1),
+    # old: two contractions, one older than 365 days, one exactly 365 days before the as-of.
+    ("old", "2022-01-01", None, 100.0, "legacy", 4.0, False, 12),
+    ("old", "2022-01-01", "2022-12-01", 30.0, "legacy", 1.0, False, 12),
+    ("old", "2022-01-01", "2023-03-02", 20.0, "legacy", 1.0, False, 12),
+    # due: a monthly renewal falling exactly on the as-of.
+    ("due", "2023-03-01", None, 10.0, "starter", 1.0, False, 1),
+    # unnamed: the largest row names no plan (the plan comes from the add-on; the renewal from the largest row).
+    ("unnamed", "2024-01-10", None, 200.0, None, 1.0, False, 1),
+    ("unnamed", "2024-01-10", None, 50.0, "addon", None, False, 12),
+]
+ACCOUNTS = ["base", "monthly", "trial", "tie", "gone", "old", "due", "unnamed", "none"]
+NAN = float("nan")
+
+EXPECTED = {  # (account, as_of) → mrr, mrr_change_90d, seats, plan, days_to_renewal, in_trial, downgrades_365d
+    ("base", AS_OF): (320.0, 320 / 350 - 1, 10.0, "growth", 214.0, 0.0, 1.0),  # renewal 2024-10-01
+    ("base", EARLIER): (350.0, 350 / 150 - 1, 12.0, "growth", 335.0, 0.0, 0.0),  # MRR on 2023-08-03: 150
+    ("monthly", AS_OF): (80.0, NAN, 0.0, "starter", 30.0, 0.0, 0.0),  # 2024-02-29 passed; next 2024-03-31
+    ("trial", AS_OF): (0.0, NAN, 3.0, "trial", NAN, 1.0, 0.0),
+    ("tie", AS_OF): (120.0, 1.0, 2.0, "beta", NAN, 0.0, 0.0),
+    ("gone", AS_OF): (0.0, -1.0, 0.0, None, NAN, 0.0, 0.0),
+    ("old", AS_OF): (100.0, 0.0, 4.0, "legacy", 306.0, 0.0, 1.0),  # renewal 2025-01-01
+    ("due", AS_OF): (10.0, 0.0, 1.0, "starter", 0.0, 0.0, 0.0),
+    ("unnamed", MID_MONTH): (250.0, NAN, 1.0, "addon", 21.0, 0.0, 0.0),  # 2024-03-10 passed; next 2024-04-10
+    ("none", AS_OF): (0.0, NAN, 0.0, None, NAN, 0.0, 0.0),
+}
+
+
+def _subscriptions(rows=SUBSCRIPTIONS) -> pd.DataFrame:
+    account, start, end, mrr, plan, seats, trial, period = zip(*rows, strict=True)
+    return pd.DataFrame({"account_id": list(account), "start_at": ts(*start), "end_at": ts(*end), "mrr": list(mrr),
+                         "plan": list(plan), "seats": pd.Series(seats, dtype="float64"),
+                         "is_trial": list(trial), "billing_period_months": pd.Series(period, dtype="Int64")})
+
+
+def _tables(subs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    events = pd.DataFrame({"account_id": ["base"], "event_at": ts("2024-01-05"), "event_name": ["login"]})
+    return {"accounts": tiny_accounts(*ACCOUNTS), "subscriptions": subs, "events": events}
+
+
+def _grid() -> ir.Table:
+    keys = sorted(EXPECTED)
+    return ibis.memtable(pd.DataFrame({"account_id": [k[0] for k in keys], "as_of": ts(*[k[1] for k in keys])}))
+
+
+
+def _features(con, sources_config=None) -> pd.DataFrame:
+    expr = compute_commercial_features(load_sources(con, sources_config or {}), _grid(), FeatureConfig())
+    out = expr.execute()
+    out["as_of"] = out["as_of"].dt.strftime("%Y-%m-%d")
+    return out.sort_values(["account_id", "as_of"]).reset_index(drop=True)
+
+
+def _row(frame: pd.DataFrame, account: str, as_of: str) -> pd.Series:
+    rows = frame[(frame.account_id == account) & (frame.as_of == as_of)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory) -> pd.DataFrame:
+    """The features of the full warehouse, computed once for the module."""
+    con = ibis.duckdb.connect(str(tmp_path_factory.mktemp("commercial") / "warehouse.duckdb"), threads=1)
+    out = _features(_load(con, _tables(_subscriptions())))
+    con.disconnect()
+    return out
+
+
+def test_commercial_features_exact_values(full):
+    out = full
+    assert list(out.columns) == ["account_id", "as_of", *ALL]
+    assert len(out) == len(EXPECTED)
+    for (account, as_of), expected in EXPECTED.items():
+        row = _row(out, account, as_of)
+        for name, value in zip(ALL, expected, strict=True):
+            if name == "plan":
+                assert (row[name] if isinstance(row[name], str) else None) == value, (account, as_of, name)
+            elif np.isnan(value):
+                assert pd.isna(row[name]), (account, as_of, name)
+            else:
+                assert row[name] == pytest.approx(value), (account, as_of, name)
+    numeric = [c for c in ALL if c != "plan"]
+    assert all(out[c].dtype == "float64" for c in numeric)
+
+
+@pytest.mark.parametrize(("column", "feature"), [("plan", "plan"), ("seats", "seats"), ("is_trial", "in_trial"),
+                                                 ("billing_period_months", "days_to_renewal")])
+def test_a_missing_optional_column_drops_only_its_feature(load_tables, full, column, feature):
+    out = _features(load_tables(**_tables(_subscriptions().drop(columns=[column]))))
+    assert list(out.columns) == ["account_id", "as_of", *[c for c in ALL if c != feature]]
+    pd.testing.assert_frame_equal(out, full.drop(columns=[feature]))
+
+
+def test_required_columns_alone_give_mrr_change_and_downgrades(load_tables):
+    subs = _subscriptions()[["account_id", "start_at", "end_at", "mrr"]]
+    out = _features(load_tables(**_tables(subs)))
+    assert list(out.columns) == ["account_id", "as_of", "mrr", "mrr_change_90d", "downgrades_365d"]
+    assert _row(out, "base", AS_OF)["downgrades_365d"] == 1.0
+
+
+def _future_changed(subs: pd.DataFrame, new_end: str | None) -> pd.DataFrame:
+    """Move every end at or after the account's last as-of (or open) to `new_end` (None: open; "as_of": that
+    as-of), and add rows starting at or after the as-of."""
+    subs = subs.copy()
+    last_as_of = subs.account_id.map(lambda a: pd.Timestamp(max(k[1] for k in EXPECTED if k[0] == a)))
+    future = subs.end_at.isna() | (subs.end_at >= last_as_of)
+    moved = last_as_of if new_end == "as_of" else pd.Series(pd.Timestamp(new_end), index=subs.index)
+    subs.loc[future, "end_at"] = moved[future].astype("datetime64[us]")
+    extra = _subscriptions([("base", AS_OF, None, 999.0, "mega", 99.0, False, 1),
+                            ("gone", "2024-04-01", None, 40.0, "starter", 2.0, False, 1),
+                            ("none", "2024-03-01 09:00", "2024-05-01", 70.0, "starter", 1.0, True, 12),
+                            ("monthly", "2024-03-02", None, 500.0, "enterprise", 20.0, False, 12)])
+    return pd.concat([subs, extra], ignore_index=True)
+
+
+@pytest.mark.parametrize("new_end", [None, "as_of", "2025-04-05 13:00"])
+def test_end_dates_and_rows_at_or_after_the_as_of_change_nothing(load_tables, full, new_end):
+    after = _features(load_tables(**_tables(_future_changed(_subscriptions(), new_end))))
+    pd.testing.assert_frame_equal(full, after)
+
+
+def test_a_change_before_the_as_of_is_seen(load_tables, full):
+    """Guard against a comparison that cannot fail: moving a start before the as-of changes features."""
+    moved = _subscriptions()
+    moved.loc[(moved.account_id == "tie") & (moved.plan == "beta"), "start_at"] = pd.Timestamp("2023-11-20")
+    after = _features(load_tables(**_tables(moved)))
+    assert _row(full, "tie", AS_OF)["mrr_change_90d"] == 1.0
+    assert _row(after, "tie", AS_OF)["mrr_change_90d"] == 0.0
+
+
+def _load(con, frames: dict[str, pd.DataFrame], database: str | None = None):
+    for name, frame in frames.items():
+        con.create_table(name, frame, database=database, overwrite=True)
+    return con
+
+
+@pytest.mark.postgres
+def test_postgres_gives_the_same_frame(full):
+    url = os.environ.get("CHURN_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("CHURN_TEST_POSTGRES_URL is not set")
+    frames = _tables(_subscriptions())
+    con, schema = ibis.connect(url), f"test_{uuid.uuid4().hex[:12]}"
+    con.create_database(schema)
+    try:
+        _load(con, frames, database=schema)
+        mapping = {name: SourceTable(table=f"{schema}.{name}") for name in frames}
+        pd.testing.assert_frame_equal(_features(con, mapping), full)
+    finally:
+        con.drop_database(schema, force=True, cascade=True)
+        con.disconnect()

@@ -1,0 +1,83 @@
+"""Baselines every model is reported beside: a CS-style rule-based health score and a logistic regression."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+
+class HealthComponent(BaseModel):
+    """One measure of the health score: 100 points at `good`, 0 at `bad`, a straight line in between."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    feature: str
+    weight: float = Field(gt=0)
+    good: float
+    bad: float
+
+    @model_validator(mode="after")
+    def _distinct(self) -> HealthComponent:
+        if self.good == self.bad:
+            raise ValueError(f"health component {self.feature}: good and bad thresholds must differ")
+        return self
+
+
+def compute_health_score(frame: pd.DataFrame, components: list[HealthComponent]) -> pd.Series:
+    """Return the 0–100 health score of each row (higher = healthier), as CS platforms weight their measures.
+
+    Each component scores 0–100 between its bad and good thresholds; the score is the weighted mean of the
+    components the row has a value for (weights renormalised), and 50 when it has none.
+    """
+    points = pd.DataFrame(index=frame.index)
+    weights = pd.DataFrame(index=frame.index)
+    for c in components:
+        if c.feature not in frame.columns:
+            continue
+        value = pd.to_numeric(frame[c.feature], errors="coerce")
+        points[c.feature] = ((value - c.bad) / (c.good - c.bad)).clip(0, 1) * 100
+        weights[c.feature] = np.where(value.notna(), c.weight, 0.0)
+    total = weights.sum(axis=1)
+    score = (points.fillna(0) * weights).sum(axis=1) / total.where(total > 0)
+    return score.fillna(50.0).round(1)
+
+
+def health_risk(score: pd.Series) -> np.ndarray:
+    """The health score as a risk in [0, 1] (100 − score) / 100, for ranking metrics."""
+    return ((100.0 - np.asarray(score, dtype=float)) / 100.0).clip(0, 1)
+
+
+def fit_logistic_baseline(train: pd.DataFrame, features: list[str], seed: int) -> Pipeline:
+    """A logistic regression on the same features: median-imputed with missing flags and scaled numbers,
+    one-hot categories."""
+    numeric = [f for f in features if pd.api.types.is_numeric_dtype(train[f])]
+    categorical = [f for f in features if f not in numeric]
+    prepare = ColumnTransformer([
+        ("numeric", make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                                  StandardScaler()), numeric),
+        ("categorical", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
+                                      OneHotEncoder(handle_unknown="ignore")), categorical),
+    ])
+    model = Pipeline([("prepare", prepare),
+                      ("model", LogisticRegression(C=0.5, max_iter=2000, random_state=seed))])
+    return model.fit(_as_text(train[features], categorical), train["label"].astype(int))
+
+
+def predict_logistic(model: Pipeline, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
+    """Churn probabilities of the logistic baseline."""
+    categorical = [f for f in features if not pd.api.types.is_numeric_dtype(frame[f])]
+    return model.predict_proba(_as_text(frame[features], categorical))[:, 1]
+
+
+def _as_text(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
+    # Categories go to the one-hot encoder as plain objects with NaN for missing, whatever their pandas dtype.
+    out = frame.copy()
+    for column in categorical:
+        out[column] = out[column].astype(object).where(out[column].notna(), np.nan)
+    return out
