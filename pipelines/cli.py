@@ -120,12 +120,14 @@ def features(ctx: typer.Context,
 
 @app.command()
 def train(ctx: typer.Context,
-          force_promote: bool = typer.Option(False, help="Make the new model champion even if it loses.")) -> None:
-    """Train LightGBM out of time, log the run to MLflow, register it, and gate the champion alias."""
+          force_promote: bool = typer.Option(False, help="Make the new model champion even if it loses."),
+          backtest: int = typer.Option(0, min=0, help="Also refit on K successive out-of-time folds and report "
+                                                       "each fold and mean ± spread.")) -> None:
+    """Train LightGBM out of time beside its baselines, log the run to MLflow, register it, gate the champion."""
     from pipelines.training_run import run_train
 
     with _expected_errors():
-        result = run_train(_params(ctx), _progress(), force_promote)
+        result = run_train(_params(ctx), _progress(), force_promote, backtest)
         _print_training(result)
 
 
@@ -165,13 +167,21 @@ def demo(ctx: typer.Context) -> None:
 
 
 def _print_training(result: dict) -> None:
-    m = result["metrics"]
     oracle = result["oracle_roc_auc"]
     console.print(f"\n  rows {result['rows']:,} over {result['accounts']:,} accounts, "
                   f"train churn rate {result['churn_rate']:.1%}")
-    console.print(f"  validation ROC-AUC  {m['roc_auc']:.3f}" + (f"   (oracle {oracle:.3f})" if oracle else ""))
-    console.print(f"  PR-AUC {m['pr_auc']:.3f}  Brier {m['brier']:.4f}  top-decile lift {m['top_decile_lift']:.2f}")
+    console.print(f"  {'validation':<22}{'ROC-AUC':>9}{'PR-AUC':>9}{'Brier':>9}{'lift@10%':>10}{'recall@cap':>12}")
+    for name, m in [("lightgbm (calibrated)", result["metrics"]), *result["baselines"].items()]:
+        console.print(f"  {name:<22}{m['roc_auc']:>9.3f}{m['pr_auc']:>9.3f}{m['brier']:>9.4f}"
+                      f"{m['top_decile_lift']:>10.2f}{m['recall_at_capacity']:>12.2f}")
+    if oracle:
+        console.print(f"  {'oracle (simulation)':<22}{oracle:>9.3f}")
+    if result["backtest"] is not None:
+        for row in result["backtest"].itertuples():
+            console.print(f"  backtest {row.contender:<21} ROC-AUC {row.roc_auc_mean:.3f} ± {row.roc_auc_std:.3f}"
+                          f"   Brier {row.brier_mean:.4f} ± {row.brier_std:.4f}")
     console.print(f"  model v{result['version']}: {result['decision']['reason']}")
+    console.print(f"  training report     {result['report']}")
 
 
 if __name__ == "__main__":

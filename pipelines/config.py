@@ -13,7 +13,7 @@ from features.config import FeatureConfig
 from features.snapshots import LabelConfig, SnapshotConfig
 from features.sources import SourcesConfig
 from serving.score import ScoringConfig
-from training.config import ModelConfig, RegistryConfig
+from training.config import EvaluationConfig, ModelConfig, RegistryConfig
 
 WAREHOUSE_URL_ENV = "CHURN_WAREHOUSE_URL"
 
@@ -53,6 +53,7 @@ class Params(BaseModel):
     label: LabelConfig = LabelConfig()
     features: FeatureConfig = FeatureConfig()
     model: ModelConfig = ModelConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     mlflow: RegistryConfig = RegistryConfig()
     scoring: ScoringConfig = ScoringConfig()
     simulate: SimulateConfig = SimulateConfig()

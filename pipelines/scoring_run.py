@@ -18,7 +18,8 @@ def _predict(params: Params, champion, frame, progress: Progress):
         try:
             scores, drivers = score_accounts(
                 ScoredModel(champion.model, champion.name, champion.version), frame, catalog_specs(params),
-                params.scoring, scored_at=datetime.now().replace(microsecond=0))
+                params.scoring, scored_at=datetime.now().replace(microsecond=0),
+                health=params.evaluation.health_score)
         except ValueError as exc:
             raise StageError(str(exc)) from None
         info["detail"] = f"{len(scores):,} accounts, tiers {scores['risk_tier'].value_counts().to_dict()}"

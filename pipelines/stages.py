@@ -104,6 +104,16 @@ def run_features(params: Params, as_of: date | None, progress: Progress) -> dict
     return {"rows": len(frame), "features": feature_set.names, "table": FEATURES_TABLE}
 
 
+ACCOUNT_ATTRIBUTES = ("name", "segment", "industry", "region", "csm_owner")
+
+
+def account_attributes(wh: Warehouse) -> pd.DataFrame:
+    """One row per account with the descriptive columns the warehouse has (name, segment, CSM owner, ...)."""
+    accounts = wh.sources["accounts"]
+    columns = [c for c in ACCOUNT_ATTRIBUTES if c in accounts.columns]
+    return accounts.select("account_id", *columns).distinct(on="account_id").execute()
+
+
 def git_commit() -> str:
     """The checkout's commit, or 'unknown' outside a git checkout."""
     try:

@@ -1,6 +1,10 @@
-"""The train stage: features for the grid, out-of-time split, LightGBM, MLflow run, champion gate."""
+"""The train stage: features for the grid, out-of-time experiment with baselines, MLflow run, champion gate, report."""
 
 from __future__ import annotations
+
+import getpass
+from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 from sklearn.metrics import roc_auc_score
@@ -9,16 +13,25 @@ from pipelines.config import Params
 from pipelines.progress import Progress
 from pipelines.stages import (
     StageError,
+    account_attributes,
     build_feature_frame,
+    catalog_specs,
     git_commit,
     grid_dates,
     open_warehouse,
 )
 from training.dataset import split_out_of_time
-from training.evaluate import evaluate_predictions
+from training.experiment import (
+    MODEL,
+    max_backtest_folds,
+    run_backtest,
+    run_experiment,
+    score_contender,
+    summarise_backtest,
+)
 from training.promotion import decide_promotion
-from training.registry import load_model_version, log_training_run, record_decision, set_alias
-from training.train import train_model
+from training.registry import RunRecord, load_model_version, log_training_run, record_decision, set_alias
+from training.report import RunFacts, render_model_card, render_plots, render_training_report
 
 SIM_TRUTH = "sim_truth"
 
@@ -33,62 +46,135 @@ def oracle_roc_auc(truth: pd.DataFrame | None, valid: pd.DataFrame, horizon_days
     return float(roc_auc_score(valid["label"], oracle))
 
 
-def _champion_metrics(params: Params, valid: pd.DataFrame):
+def _champion_metrics(params: Params, split):
     champion = load_model_version(params.mlflow)
     if champion is None:
         return None, None, None
-    lacking = [f for f in champion.model.features if f not in valid.columns]
+    lacking = [f for f in champion.model.features if f not in split.valid.columns]
     if lacking:
         return champion, None, f"champion v{champion.version} needs features this run lacks ({', '.join(lacking)})"
-    return champion, evaluate_predictions(valid["label"], champion.model.predict(valid)), None
+    return champion, score_contender(split, champion.model.predict(split.valid), params.evaluation), None
 
 
-def _run_params(params: Params, data_end) -> dict:
+def _run_params(params: Params, data_end: datetime) -> dict:
     flat = {f"lgb.{k}": v for k, v in params.model.lightgbm.items()}
     flat |= {"seed": params.model.seed, "validation_snapshots": params.model.validation_snapshots,
+             "calibration_snapshots": params.model.calibration_snapshots,
              "horizon_days": params.label.horizon_days, "grace_days": params.label.grace_days,
              "windows": ",".join(map(str, params.features.windows)), "snapshots.every": params.snapshots.every,
-             "data_end": f"{data_end:%Y-%m-%d %H:%M:%S}"}
+             "capacity": params.evaluation.capacity, "data_end": f"{data_end:%Y-%m-%d %H:%M:%S}"}
     return flat
 
 
-def run_train(params: Params, progress: Progress, force_promote: bool = False) -> dict:
-    """Train a challenger, log and register it, and move `champion` only if it passes the gate."""
+def _directions(params: Params) -> dict[str, str]:
+    return {name: spec.direction for name, spec in catalog_specs(params).items()}
+
+
+def _load(params: Params, progress: Progress):
     with open_warehouse(params, progress) as wh:
         frame, feature_set = build_feature_frame(params, wh, grid_dates(params, wh), progress)
+        attributes = account_attributes(wh)
         truth = wh.con.table(SIM_TRUTH).execute() if SIM_TRUTH in wh.con.list_tables() else None
         data_end = wh.data_end
+    return frame.merge(attributes, on="account_id", how="left"), feature_set, truth, data_end
+
+
+def _backtest(params: Params, frame, features, folds: int, progress: Progress):
+    if not folds:
+        return None
+    possible = max_backtest_folds(frame, params.model)
+    if folds > possible:
+        raise StageError(f"--backtest {folds}: the labelled as-of dates allow at most {possible} folds of "
+                         f"{params.model.validation_snapshots} validation dates")
+    with progress.stage("backtest") as info:
+        table = run_backtest(frame, features, params.model, params.evaluation, folds, _directions(params))
+        summary = summarise_backtest(table)
+        model = summary[summary.contender == MODEL].iloc[0]
+        info["detail"] = f"{folds} folds: ROC-AUC {model.roc_auc_mean:.3f} ± {model.roc_auc_std:.3f}"
+    return table, summary
+
+
+def _metrics_to_log(experiment, oracle, backtest) -> dict[str, float]:
+    logged = {f"valid_{name}_{k}": v for name, m in experiment.metrics.items() for k, v in m.items()}
+    logged |= {f"valid_{k}": v for k, v in experiment.metrics[MODEL].items()}  # the model's, unprefixed too
+    logged |= {"train_rows": float(len(experiment.split.train)),
+               "train_churn_rate": float(experiment.split.train.label.mean())}
+    if oracle is not None:
+        logged["valid_oracle_roc_auc"] = oracle
+    if backtest is not None:
+        for row in backtest[1].itertuples():
+            logged |= {f"backtest_{row.contender}_{k}": float(getattr(row, k)) for k in backtest[1].columns[1:]}
+    return logged
+
+
+def run_train(params: Params, progress: Progress, force_promote: bool = False, backtest: int = 0,
+              reports_dir: Path = Path("reports")) -> dict:
+    """Train a challenger beside its baselines, log and register it, move `champion` only through the gate,
+    and write the training report."""
+    frame, feature_set, truth, data_end = _load(params, progress)
     try:
-        split = split_out_of_time(frame, params.model.validation_snapshots)
+        split = split_out_of_time(frame, params.model.validation_snapshots, params.model.calibration_snapshots)
     except ValueError as exc:
         raise StageError(str(exc)) from None
-    with progress.stage("train LightGBM") as info:
-        model = train_model(split, feature_set.names, params.model)
-        info["detail"] = (f"{len(split.train):,} train / {len(split.valid):,} validation rows, "
-                          f"{model.best_iteration} trees")
+    with progress.stage("train + baselines") as info:
+        experiment = run_experiment(split, feature_set.names, params.model, params.evaluation, _directions(params))
+        info["detail"] = (f"{len(split.train):,} train / {len(split.tuning):,} calibration / {len(split.valid):,} "
+                          f"validation rows, {experiment.model.best_iteration} trees, "
+                          f"{experiment.model.calibrator.method} calibration")
+    backtested = _backtest(params, frame, feature_set.names, backtest, progress)
     with progress.stage("evaluate") as info:
-        metrics = evaluate_predictions(split.valid["label"], model.predict(split.valid))
         oracle = oracle_roc_auc(truth, split.valid, params.label.horizon_days)
-        champion, champion_metrics, unavailable = _champion_metrics(params, split.valid)
-        info["detail"] = f"validation ROC-AUC {metrics['roc_auc']:.3f}" + (
-            f", oracle {oracle:.3f}" if oracle is not None else "")
+        champion, champion_metrics, unavailable = _champion_metrics(params, split)
+        m = experiment.metrics
+        info["detail"] = (f"ROC-AUC {m[MODEL]['roc_auc']:.3f} (health score {m['health_score']['roc_auc']:.3f}, "
+                          f"logistic {m['logistic_regression']['roc_auc']:.3f}"
+                          + (f", oracle {oracle:.3f})" if oracle is not None else ")"))
+    decision = decide_promotion(experiment.metrics[MODEL], champion_metrics, params.model.promotion,
+                                force_promote, unavailable)
+    return _publish(params, progress, experiment, feature_set, decision, champion, oracle, backtested, data_end,
+                    frame, reports_dir)
+
+
+def _publish(params, progress, experiment, feature_set, decision, champion, oracle, backtested, data_end, frame,
+             reports_dir: Path) -> dict:
     with progress.stage("MLflow run + registry") as info:
-        logged = {f"valid_{k}": v for k, v in metrics.items()}
-        logged |= {"train_rows": float(len(split.train)), "train_churn_rate": float(split.train.label.mean())}
-        if oracle is not None:
-            logged["valid_oracle_roc_auc"] = oracle
-        tags = {"git_commit": git_commit(), **split.window, "features": ",".join(feature_set.names),
-                "features_left_out": ",".join(feature_set.left_out) or "none"}
-        run = log_training_run(
-            params.mlflow, model, split.valid, _run_params(params, data_end), logged, tags,
-            artifacts={"features.json": {"features": feature_set.names, "left_out": feature_set.left_out},
-                       "metrics.json": {"validation": metrics, "oracle_roc_auc": oracle}})
-        decision = decide_promotion(metrics, champion_metrics, params.model.promotion, force_promote, unavailable)
-        decision |= {"from_version": champion.version if champion else None, "to_version": run.version}
+        specs = catalog_specs(params)
+        plots = render_plots(experiment)
+        facts = RunFacts(model_name=params.mlflow.model_name, version="(pending)", run_id="(pending)",
+                         trained_at=f"{datetime.now():%Y-%m-%d %H:%M}", git_commit=git_commit(),
+                         capacity=params.evaluation.capacity, decision=decision, oracle=oracle,
+                         left_out=", ".join(feature_set.left_out),
+                         segments={s: experiment.split.valid[s].to_numpy() for s in params.evaluation.segments
+                                   if s in experiment.split.valid.columns})
+        record = RunRecord(
+            params=_run_params(params, data_end), metrics=_metrics_to_log(experiment, oracle, backtested),
+            tags={"git_commit": facts.git_commit, **experiment.split.window, "features": ",".join(feature_set.names),
+                  "features_left_out": facts.left_out or "none", "calibration": experiment.model.calibrator.method},
+            json_artifacts={"features.json": {"features": feature_set.names, "left_out": feature_set.left_out},
+                            "metrics.json": {"validation": experiment.metrics, "oracle_roc_auc": oracle,
+                                             "calibration_brier": experiment.calibration_scores,
+                                             "backtest": None if backtested is None
+                                             else backtested[0].to_dict(orient="records")}},
+            binary_artifacts={f"plots/{name}.png": png for name, png in plots.items()})
+        run = log_training_run(params.mlflow, experiment.model, experiment.split.valid, record)
+        facts.version, facts.run_id = run.version, run.run_id
+        decision |= {"from_version": champion.version if champion else None, "to_version": run.version,
+                     "by": getpass.getuser(), "at": datetime.now().isoformat(timespec="seconds")}
         if decision["promoted"]:
             set_alias(params.mlflow, run.version)
-        record_decision(run.run_id, decision)
+        summary = None if backtested is None else backtested[1]
+        report = render_training_report(experiment, facts, specs, plots, summary, 0 if summary is None
+                                        else int(backtested[0].fold.max()))
+        record_decision(run.run_id, decision, {"model_card.md": render_model_card(experiment, facts, summary),
+                                               "training_report.html": report})
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        report_path = reports_dir / f"training_{run.run_id}.html"
+        report_path.write_text(report)
         info["detail"] = f"{params.mlflow.model_name} v{run.version}: {decision['reason']}"
-    return {"metrics": metrics, "oracle_roc_auc": oracle, "run_id": run.run_id, "version": run.version,
-            "decision": decision, "features": feature_set.names, "rows": len(frame),
-            "accounts": int(frame["account_id"].nunique()), "churn_rate": float(split.train.label.mean())}
+    progress.note(f"training report: {report_path}")
+    return {"metrics": experiment.metrics[MODEL], "baselines": {k: v for k, v in experiment.metrics.items()
+                                                                if k != MODEL},
+            "oracle_roc_auc": oracle, "run_id": run.run_id, "version": run.version, "decision": decision,
+            "features": feature_set.names, "rows": len(frame), "accounts": int(frame["account_id"].nunique()),
+            "churn_rate": float(experiment.split.train.label.mean()), "report": str(report_path),
+            "backtest": summary}

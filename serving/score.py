@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features.catalog import FeatureSpec
 from serving.explain import explain_predictions, rank_drivers
+from training.baselines import HealthComponent, compute_health_score
 from training.train import TrainedModel
 
 
@@ -57,12 +58,14 @@ def check_features_available(model: TrainedModel, table: pd.DataFrame) -> None:
 
 
 def score_accounts(scored: ScoredModel, table: pd.DataFrame, specs: dict[str, FeatureSpec],
-                   config: ScoringConfig, scored_at: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   config: ScoringConfig, scored_at: datetime,
+                   health: list[HealthComponent] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every row of the feature table; return (churn_scores rows, churn_score_drivers rows).
 
     Args:
         table: feature table rows (account_id, as_of, mrr, features) for one or more as-of dates.
         specs: catalog entries by feature name, for the reasons in words.
+        health: the rule-based health score's components (churn_scores.health_score), if any.
     """
     check_features_available(scored.model, table)
     table = table.reset_index(drop=True)
@@ -77,7 +80,7 @@ def score_accounts(scored: ScoredModel, table: pd.DataFrame, specs: dict[str, Fe
         "risk_tier": assign_tiers(probability, config),
         "risk_rank": pd.Series(probability).groupby(table["as_of"]).rank(method="first", ascending=False)
         .astype("int64"),
-        "health_score": np.nan,
+        "health_score": compute_health_score(table, health).to_numpy() if health else np.nan,
         "mrr": table["mrr"].astype(float),
         "top_reasons": reasons.reindex(range(len(table))).fillna("").to_numpy(),
         "recommended_action": None,

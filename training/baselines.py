@@ -10,6 +10,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 
 class HealthComponent(BaseModel):
@@ -66,13 +67,16 @@ def fit_logistic_baseline(train: pd.DataFrame, features: list[str], seed: int) -
     ])
     model = Pipeline([("prepare", prepare),
                       ("model", LogisticRegression(C=0.5, max_iter=2000, random_state=seed))])
-    return model.fit(_as_text(train[features], categorical), train["label"].astype(int))
+    # One BLAS thread: multi-threaded reductions change the last bits between identical runs.
+    with threadpool_limits(limits=1):
+        return model.fit(_as_text(train[features], categorical), train["label"].astype(int))
 
 
 def predict_logistic(model: Pipeline, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
     """Churn probabilities of the logistic baseline."""
     categorical = [f for f in features if not pd.api.types.is_numeric_dtype(frame[f])]
-    return model.predict_proba(_as_text(frame[features], categorical))[:, 1]
+    with threadpool_limits(limits=1):
+        return model.predict_proba(_as_text(frame[features], categorical))[:, 1]
 
 
 def _as_text(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from training.baselines import HealthComponent
 
 
 class PromotionConfig(BaseModel):
@@ -10,8 +14,19 @@ class PromotionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    metric: str = "roc_auc"
+    metric: Literal["roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift", "recall_at_capacity",
+                    "mrr_captured_at_capacity", "ece"] = "roc_auc"
     min_gain: float = 0.0
+
+
+class EvaluationConfig(BaseModel):
+    """The `evaluation:` section: what the CS team can act on and the rule-based health score baseline."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    capacity: int = Field(default=50, ge=1)
+    segments: list[str] = Field(default_factory=lambda: ["segment", "plan"])
+    health_score: list[HealthComponent] = Field(default_factory=list)
 
 
 class ModelConfig(BaseModel):
@@ -22,7 +37,11 @@ class ModelConfig(BaseModel):
     seed: int = 42
     num_threads: int = Field(default=1, ge=1)
     validation_snapshots: int = Field(default=3, ge=1)
+    calibration_snapshots: int = Field(default=3, ge=0)
+    calibration: list[Literal["none", "sigmoid", "isotonic"]] = Field(
+        default_factory=lambda: ["none", "sigmoid", "isotonic"])
     early_stopping_rounds: int = Field(default=50, ge=1)
+    monotone: bool = True
     lightgbm: dict[str, float | int | str | bool] = Field(default_factory=dict)
     promotion: PromotionConfig = PromotionConfig()
 

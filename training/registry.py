@@ -5,18 +5,22 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from dataclasses import dataclass
+import tempfile
+import warnings
+from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
 from pathlib import Path
 
 import lightgbm as lgb
 import mlflow
-import mlflow.lightgbm
+import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from training.calibrate import Calibrator
 from training.config import RegistryConfig
 from training.train import TrainedModel
 
@@ -31,6 +35,18 @@ class RegisteredModel:
     name: str
     version: str
     run_id: str
+
+
+@dataclass
+class RunRecord:
+    """Everything a training run logs besides the model."""
+
+    params: dict
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    json_artifacts: dict[str, object] = field(default_factory=dict)
+    text_artifacts: dict[str, str] = field(default_factory=dict)
+    binary_artifacts: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,29 +67,79 @@ def open_experiment(config: RegistryConfig) -> str:
                                     artifact_location=Path(config.artifact_root).resolve().as_uri())
 
 
+# The model takes and returns plain frames; MLflow's type-hint validation would only re-check the signature.
+warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
+
+
+class ChurnModel(mlflow.pyfunc.PythonModel):
+    """The registered model: the LightGBM booster and its calibration, as one pyfunc returning probabilities.
+
+    `mlflow.pyfunc.load_model("models:/NAME@champion").predict(frame)` gives calibrated churn probabilities in
+    any process that has this package installed; `unwrap_python_model().model` gives the TrainedModel.
+    """
+
+    def load_context(self, context) -> None:
+        self.model = read_model_files(Path(context.artifacts["booster"]), Path(context.artifacts["calibration"]))
+
+    def predict(self, context, model_input, params=None):
+        return self.model.predict(model_input)
+
+
+def write_model_files(model: TrainedModel, folder: Path) -> dict[str, str]:
+    """Write the booster (LightGBM text) and the calibration (JSON); return the pyfunc artifact paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    booster, calibration = folder / "booster.txt", folder / "calibration.json"
+    model.booster.save_model(str(booster))
+    calibration.write_text(json.dumps(model.calibrator.to_dict()))
+    return {"booster": str(booster), "calibration": str(calibration)}
+
+
+def read_model_files(booster_path: Path, calibration_path: Path) -> TrainedModel:
+    """The TrainedModel written by `write_model_files`."""
+    booster = lgb.Booster(model_file=str(booster_path))
+    calibrator = Calibrator.from_dict(json.loads(calibration_path.read_text()))
+    return TrainedModel(booster=booster, features=booster.feature_name(),
+                        best_iteration=booster.current_iteration(), calibrator=calibrator)
+
+
 def log_training_run(config: RegistryConfig, model: TrainedModel, example: pd.DataFrame,
-                     params: dict, metrics: dict[str, float], tags: dict[str, str],
-                     artifacts: dict[str, object]) -> TrainingRun:
-    """Log params, metrics, tags and JSON artifacts, then log and register the booster.
+                     record: RunRecord) -> TrainingRun:
+    """Log the run's params, metrics, tags and artifacts, then log and register the model.
 
     Args:
-        example: a few feature rows, logged as the model's input example and used for its signature.
-        artifacts: file name → JSON-serialisable object, each written as an artifact of the run.
+        example: a few rows of the feature table, logged as the model's input example and used for its signature.
     """
     experiment_id = open_experiment(config)
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.log_params(params)
-        mlflow.log_metrics(metrics)
-        mlflow.set_tags(tags)
-        for name, payload in artifacts.items():
-            mlflow.log_text(json.dumps(payload, indent=2, default=str), name)
-        sample = example[model.features]
+    with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as folder:
+        mlflow.log_params(record.params)
+        mlflow.log_metrics({k: v for k, v in record.metrics.items() if np.isfinite(v)})
+        mlflow.set_tags(record.tags)
+        for name, payload in record.json_artifacts.items():
+            mlflow.log_text(json.dumps(payload, indent=2, default=_json_default), name)
+        for name, text in record.text_artifacts.items():
+            mlflow.log_text(text, name)
+        for name, data in record.binary_artifacts.items():
+            path = Path(folder) / "files" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            parent = str(Path(name).parent)
+            mlflow.log_artifact(str(path), artifact_path=None if parent == "." else parent)
+        sample = example[model.features].head(5)
         with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered" there
-            info = mlflow.lightgbm.log_model(
-                model.booster, name="model", registered_model_name=config.model_name,
-                signature=infer_signature(sample, model.predict(sample)), input_example=sample.head(5),
-                pip_requirements=[f"lightgbm=={package_version('lightgbm')}"])
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
+                registered_model_name=config.model_name,
+                artifacts=write_model_files(model, Path(folder) / "model"),
+                signature=infer_signature(sample, model.predict(sample)), input_example=sample,
+                pip_requirements=[f"lightgbm=={package_version('lightgbm')}", f"pandas=={package_version('pandas')}",
+                                  f"scikit-learn=={package_version('scikit-learn')}"])
     return TrainingRun(run_id=run.info.run_id, version=str(info.registered_model_version))
+
+
+def _json_default(value):
+    if isinstance(value, float | np.floating) and not np.isfinite(value):
+        return None
+    return str(value)
 
 
 def load_model_version(config: RegistryConfig, alias: str = CHAMPION) -> RegisteredModel | None:
@@ -83,9 +149,8 @@ def load_model_version(config: RegistryConfig, alias: str = CHAMPION) -> Registe
         version = MlflowClient().get_model_version_by_alias(config.model_name, alias)
     except MlflowException:
         return None
-    booster: lgb.Booster = mlflow.lightgbm.load_model(f"models:/{config.model_name}@{alias}")
-    model = TrainedModel(booster=booster, features=booster.feature_name(),
-                         best_iteration=booster.current_iteration())
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{config.model_name}@{alias}")
+    model = pyfunc.unwrap_python_model().model
     return RegisteredModel(model=model, name=config.model_name, version=str(version.version),
                            run_id=version.run_id)
 
@@ -96,9 +161,12 @@ def set_alias(config: RegistryConfig, version: str, alias: str = CHAMPION) -> No
     MlflowClient().set_registered_model_alias(config.model_name, alias, version)
 
 
-def record_decision(run_id: str, decision: dict) -> None:
-    """Attach the promotion decision to the run as tags and a JSON artifact."""
+def record_decision(run_id: str, decision: dict, text_artifacts: dict[str, str] | None = None) -> None:
+    """Attach the promotion decision (who, when, from, to, why) to the run as tags and a JSON artifact, with any
+    documents written after the model was registered (the model card, the report)."""
     client = MlflowClient()
+    for name, text in (text_artifacts or {}).items():
+        client.log_text(run_id, text, name)
     client.set_tag(run_id, "promotion", "promoted" if decision["promoted"] else "kept")
     client.set_tag(run_id, "promotion_reason", decision["reason"])
     client.log_text(run_id, json.dumps(decision, indent=2, default=str), "promotion.json")

@@ -8,6 +8,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from training.calibrate import Calibrator, choose_calibrator
 from training.config import ModelConfig
 from training.dataset import Split
 
@@ -28,34 +29,58 @@ def model_input(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
 
 @dataclass
 class TrainedModel:
-    """A fitted booster and the features it reads, in order."""
+    """A fitted booster, the features it reads in order, and the calibration of its probabilities."""
 
     booster: lgb.Booster
     features: list[str]
     best_iteration: int
+    calibrator: Calibrator = Calibrator("none", {})
+
+    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """The booster's own probabilities, before calibration."""
+        return self.booster.predict(model_input(frame, self.features))
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Churn probabilities for the rows of `frame`."""
-        return self.booster.predict(model_input(frame, self.features))
+        """Calibrated churn probabilities for the rows of `frame`."""
+        return self.calibrator.apply(self.predict_raw(frame))
 
     def contributions(self, frame: pd.DataFrame) -> np.ndarray:
         """TreeSHAP contributions in log-odds: one column per feature, then the expected value."""
         return self.booster.predict(model_input(frame, self.features), pred_contrib=True)
 
 
-def train_model(split: Split, features: list[str], config: ModelConfig) -> TrainedModel:
-    """Fit LightGBM on the training part, stopping early on the validation part's log loss."""
+def monotone_constraints(features: list[str], directions: dict[str, str]) -> list[int]:
+    """LightGBM monotone constraints from risk directions: +1 where risk rises with the value ('up'), -1 where it
+    falls ('down'), 0 otherwise (and for features without a direction)."""
+    return [{"up": 1, "down": -1}.get(directions.get(f, "mixed"), 0) for f in features]
+
+
+def train_model(split: Split, features: list[str], config: ModelConfig,
+                directions: dict[str, str] | None = None) -> TrainedModel:
+    """Fit LightGBM on the training part, stopping early on the held-out tuning part's log loss, then calibrate
+    its probabilities on that same held-out time (the method chosen by out-of-fold Brier score).
+
+    Args:
+        directions: feature → 'up' / 'down' / 'mixed'; with `config.monotone`, risk is constrained to move that way.
+    """
     params = {
         "objective": "binary", "random_state": config.seed, "n_jobs": config.num_threads,
         "deterministic": True, "force_row_wise": True, "verbose": -1, **config.lightgbm,
     }
+    if config.monotone and directions:
+        params["monotone_constraints"] = monotone_constraints(features, directions)
     model = lgb.LGBMClassifier(**params)
     model.fit(model_input(split.train, features), split.train["label"],
-              eval_X=(model_input(split.valid, features),), eval_y=(split.valid["label"],),
+              eval_X=(model_input(split.tuning, features),), eval_y=(split.tuning["label"],),
               eval_metric="binary_logloss",
               callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)])
     booster = model.booster_
     best = model.best_iteration_ or booster.current_iteration()
     # Keep only the trees early stopping chose, so every consumer of the booster predicts the same.
     trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    return TrainedModel(booster=trimmed, features=list(features), best_iteration=best)
+    model = TrainedModel(booster=trimmed, features=list(features), best_iteration=best)
+    if config.calibration:
+        calibrator, _ = choose_calibrator(model.predict_raw(split.tuning), split.tuning["label"].to_numpy(),
+                                          tuple(config.calibration), seed=config.seed)
+        model.calibrator = calibrator
+    return model

@@ -42,7 +42,7 @@ def test_simulate_train_score_end_to_end(project):
     churn(project, "simulate")
     trained = churn(project, "train")
     assert "no champion yet" in trained and "oracle" in trained
-    oracle = float(trained.split("(oracle ")[1].split(")")[0])
+    oracle = float(next(line for line in trained.splitlines() if "oracle (simulation)" in line).split()[-1])
     assert oracle > 0.6
 
     churn(project, "score")

@@ -71,8 +71,10 @@ def test_gate_on_a_lower_is_better_metric():
     config = PromotionConfig(metric="brier", min_gain=0.0)
     assert decide_promotion({"brier": 0.08}, {"brier": 0.09}, config)["promoted"]
     assert not decide_promotion({"brier": 0.10}, {"brier": 0.09}, config)["promoted"]
+    with pytest.raises(ValueError, match="Input should be 'roc_auc'"):
+        PromotionConfig(metric="auc")
     with pytest.raises(ValueError, match="not a computed metric"):
-        decide_promotion({"roc_auc": 0.7}, None, PromotionConfig(metric="auc"))
+        decide_promotion({"roc_auc": 0.7}, None, PromotionConfig(metric="recall_at_capacity"))
 
 
 def test_training_learns_the_signal_and_is_reproducible():
