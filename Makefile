@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CHURN := $(VENV)/bin/churn
 PARAMS ?= params.yaml
 
-.PHONY: help setup demo simulate validate features train score docs test lint clean
+.PHONY: help setup demo simulate validate features train score report docs test lint clean
 
 ## help: list the targets
 help:
@@ -19,6 +19,11 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e ".[dev,postgres]"
 	touch $(STAMP)
+
+# Debian's Chromium renders the managers' report in the tests; installed once when missing (needs root or sudo-less CI).
+$(VENV)/.chromium: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 && touch $@ || echo "chromium could not be installed: the report's browser test will say so and skip"
 
 ## setup: create .venv and install the project with its dev extras (other targets do this when needed)
 setup: $(STAMP)
@@ -31,7 +36,7 @@ demo: $(STAMP)
 simulate: $(STAMP)
 	$(CHURN) --params $(PARAMS) simulate
 
-## validate: check the warehouse against the source contract
+## validate: validate the source tables (Great Expectations; Data Docs in reports/validation/)
 validate: $(STAMP)
 	$(CHURN) --params $(PARAMS) validate
 
@@ -47,12 +52,16 @@ train: $(STAMP)
 score: $(STAMP)
 	$(CHURN) --params $(PARAMS) score
 
+## report: write the CS managers' report for the newest scored as-of (reports/churn_report_<as_of>.html + .md/.csv)
+report: $(STAMP)
+	$(CHURN) --params $(PARAMS) report
+
 ## docs: regenerate docs/FEATURES.md from the feature catalog
 docs: $(STAMP)
 	$(CHURN) --params $(PARAMS) features --markdown docs/FEATURES.md
 
 ## test: run the test suite
-test: $(STAMP)
+test: $(STAMP) $(VENV)/.chromium
 	$(VENV)/bin/pytest
 
 ## lint: ruff over the code and tests

@@ -42,7 +42,8 @@ def _session_keys(events: ir.Table, sources: Sources, gap_minutes: int) -> ir.Ta
     by_user = ibis.window(group_by=["account_id", "user_id"], order_by="event_at")
     events = events.mutate(prev_at=events.event_at.lag().over(by_user))
     gap = ibis.interval(minutes=gap_minutes)
-    starts = (events.prev_at.isnull() | (events.prev_at < events.event_at - gap)).cast("int64")
+    # ifelse, not a cast: PostgreSQL cannot cast boolean to bigint.
+    starts = ibis.ifelse(events.prev_at.isnull() | (events.prev_at < events.event_at - gap), 1, 0)
     events = events.mutate(starts=starts)
     number = events.starts.sum().over(ibis.cumulative_window(group_by=["account_id", "user_id"],
                                                              order_by="event_at"))

@@ -99,7 +99,8 @@ def compute_churn_dates(sources: Sources, label: LabelConfig, data_end: datetime
     order = ["start_at", "end_at"]
     before = ibis.window(group_by="account_id", order_by=order, rows=(None, -1))
     subs = subs.mutate(prev_end=subs.end_at.fill_null(OPEN_END).max().over(before))
-    subs = subs.mutate(new_period=(subs.prev_end.isnull() | (subs.start_at > subs.prev_end + grace)).cast("int64"))
+    # ifelse, not a cast: PostgreSQL cannot cast boolean to bigint.
+    subs = subs.mutate(new_period=ibis.ifelse(subs.prev_end.isnull() | (subs.start_at > subs.prev_end + grace), 1, 0))
     subs = subs.mutate(period=subs.new_period.sum().over(ibis.cumulative_window(group_by="account_id",
                                                                                  order_by=order)))
     periods = subs.group_by(["account_id", "period"]).aggregate(period_end=subs.end_at.fill_null(OPEN_END).max())

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import ibis
 import ibis.expr.types as ir
+import sqlglot
+import sqlglot.expressions as sge
 from pydantic import BaseModel, ConfigDict, model_validator
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
@@ -85,12 +87,27 @@ class SourceTable(BaseModel):
     def _one_source(self) -> SourceTable:
         if (self.table is None) == (self.sql is None):
             raise ValueError("give exactly one of `table` or `sql`")
+        if self.sql is not None:
+            _check_select(self.sql)
         if self.table is not None and not _IDENTIFIER.match(self.table):
             raise ValueError(f"table name {self.table!r} is not a plain identifier (letters, digits, _, dots)")
         for canonical, column in self.columns.items():
             if not _IDENTIFIER.match(column) or "." in column:
                 raise ValueError(f"column {canonical!r} maps to {column!r}, which is not a plain identifier")
         return self
+
+
+def _check_select(sql: str) -> None:
+    """Accept exactly one read-only query: a mapping must never write to the warehouse."""
+    try:
+        statements = [s for s in sqlglot.parse(sql) if s is not None]
+    except sqlglot.errors.ParseError as exc:
+        raise ValueError(f"sql does not parse: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1 or not isinstance(statements[0], sge.Query):
+        raise ValueError("sql must be a single SELECT query (it is read, never executed as a statement)")
+    writes = (sge.Insert, sge.Update, sge.Delete, sge.Drop, sge.Create, sge.Alter, sge.Command)
+    if any(statements[0].find_all(*writes)):
+        raise ValueError("sql must only read: it contains a statement that writes")
 
 
 SourcesConfig = dict[str, SourceTable | None]

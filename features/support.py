@@ -49,13 +49,15 @@ def _ticket_metrics(t: ir.Table, grid: ir.Table, config: FeatureConfig) -> ir.Ta
     created_in = {w: j.created_at >= _ago(j.as_of, w) for w in {*config.windows, sw}}
     is_open = j.resolved_at.isnull() | (j.resolved_at >= j.as_of)
     resolved = (j.resolved_at < j.as_of) & (j.resolved_at >= _ago(j.as_of, sw))
-    hours = (j.resolved_at.epoch_seconds() - j.created_at.epoch_seconds()) / 3600.0
+    # Cast before dividing: Spark reads the literal 3600.0 as a DECIMAL and would round the quotient to 6 places.
+    hours = (j.resolved_at.epoch_seconds() - j.created_at.epoch_seconds()).cast("float64") / 3600.0
     metrics = {f"tickets_{w}d": j.count(where=created_in[w]) for w in config.windows}
     metrics |= {
         "open_tickets": j.count(where=is_open),
         "open_high_priority_tickets": j.count(where=is_open & j.is_high),
         f"high_priority_tickets_{sw}d": j.count(where=created_in[sw] & j.is_high),
-        f"median_resolution_hours_{sw}d": hours.median(where=resolved),
+        # The filter goes into the argument: Spark cannot take `where=` on a median (percentile) aggregate.
+        f"median_resolution_hours_{sw}d": ibis.ifelse(resolved, hours, ibis.null("float64")).median(),
         f"first_contact_resolution_rate_{sw}d": _share(j.first_contact_resolved, resolved),
         f"reopen_rate_{sw}d": _share(j.reopened, resolved),
         f"ticket_csat_{sw}d": j.csat.mean(where=resolved),

@@ -29,7 +29,7 @@ AS_OF_HELP = "As-of date (YYYY-MM-DD); features read only data strictly before i
 @app.callback()
 def main(ctx: typer.Context,
          params: Path = typer.Option(Path("params.yaml"), "--params", help="Path to params.yaml.")) -> None:
-    """Churn prediction: simulate, validate, features, train, score, demo."""
+    """Churn prediction: simulate, validate, features, train, score, report, demo."""
     ctx.obj = params
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -82,13 +82,13 @@ def simulate(ctx: typer.Context,
 
 @app.command()
 def validate(ctx: typer.Context) -> None:
-    """Check the warehouse against the source contract: required tables and columns, data span."""
-    from pipelines.stages import open_warehouse
+    """Validate the source tables with Great Expectations (contract, keys, ranges, orphans, future timestamps);
+    print one table of failures, write Data Docs under validation.data_docs_dir, exit 1 on an error."""
+    from pipelines.validation import run_validate
 
     with _expected_errors():
-        with open_warehouse(_params(ctx), _progress()) as wh:
-            for name, table in wh.sources.tables.items():
-                console.print(f"  {name:<14} {', '.join(table.columns)}")
+        params = _params(ctx)
+        run_validate(params, params.validation, _progress(), datetime.now()).raise_for_errors()
         console.print("[green]contract satisfied[/green]")
 
 
@@ -133,20 +133,36 @@ def train(ctx: typer.Context,
 
 @app.command()
 def score(ctx: typer.Context,
-          as_of: datetime = typer.Option(None, formats=["%Y-%m-%d"], help=AS_OF_HELP + " Default: latest.")) -> None:
+          as_of: datetime = typer.Option(None, formats=["%Y-%m-%d"], help=AS_OF_HELP + " Default: latest."),
+          allow_drift: bool = typer.Option(False, help="Publish scores even when features drifted beyond "
+                                                       "scoring.drift.stop.")) -> None:
     """Score accounts active at the as-of with the champion and write churn_scores and its drivers."""
     from pipelines.scoring_run import run_score
 
     with _expected_errors():
-        result = run_score(_params(ctx), _progress(), _date(as_of))
+        result = run_score(_params(ctx), _progress(), _date(as_of), allow_drift)
         console.print(f"scored {result['accounts']:,} accounts as of {result['as_of']} with model "
                       f"v{result['model_version']}; MRR at risk {result['mrr_at_risk']:,.0f}")
+
+
+@app.command()
+def report(ctx: typer.Context,
+           as_of: datetime = typer.Option(None, formats=["%Y-%m-%d"],
+                                          help="Scored as-of date to report on (YYYY-MM-DD). Default: the newest "
+                                               "in churn_scores.")) -> None:
+    """Write the CS managers' report (self-contained HTML) and the at-risk list (Markdown, CSV) for a scored as-of."""
+    from pipelines.report_run import run_report
+
+    with _expected_errors():
+        path = run_report(_params(ctx), _progress(), _date(as_of))
+    console.print(f"manager report {path}")
 
 
 @app.command()
 def demo(ctx: typer.Context) -> None:
     """Simulate a fresh warehouse, train, score the latest as-of, and print a summary."""
     from pipelines.demo import run_simulate, warehouse_location
+    from pipelines.report_run import run_report
     from pipelines.scoring_run import run_score
     from pipelines.training_run import run_train
 
@@ -157,6 +173,7 @@ def demo(ctx: typer.Context) -> None:
         run_simulate(params, params.simulate, progress)
         trained = run_train(params, progress)
         scored = run_score(params, progress)
+        report_path = run_report(params, progress)
     _print_training(trained)
     console.print(f"\n[bold]Demo finished in {time.perf_counter() - start:.0f} s[/bold]")
     console.print(f"  accounts scored     {scored['accounts']:,} as of {scored['as_of']} "
@@ -164,6 +181,7 @@ def demo(ctx: typer.Context) -> None:
     console.print(f"  warehouse           {warehouse_location(params.warehouse.url)}")
     console.print("  scores              tables churn_scores, churn_score_drivers, view churn_scores_latest")
     console.print(f"  MLflow store        {params.mlflow.tracking_uri} (artifacts in {params.mlflow.artifact_root}/)")
+    console.print(f"  manager report      {report_path}")
 
 
 def _print_training(result: dict) -> None:

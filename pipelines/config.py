@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from features.config import FeatureConfig
 from features.snapshots import LabelConfig, SnapshotConfig
 from features.sources import SourcesConfig
+from pipelines.validation_config import ValidationConfig
+from serving.drift import DriftConfig
+from serving.report import ReportConfig
 from serving.score import ScoringConfig
 from training.config import EvaluationConfig, ModelConfig, RegistryConfig
 
@@ -42,12 +46,19 @@ class SimulateConfig(BaseModel):
     start: date = date(2024, 1, 1)
 
 
+class ScoringSection(ScoringConfig):
+    """The `scoring:` section: the scorer's settings and its drift guard."""
+
+    drift: DriftConfig = DriftConfig()
+
+
 class Params(BaseModel):
     """All of params.yaml."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     warehouse: WarehouseConfig = WarehouseConfig()
+    validation: ValidationConfig = ValidationConfig()
     sources: SourcesConfig = Field(default_factory=dict)
     snapshots: SnapshotConfig = SnapshotConfig()
     label: LabelConfig = LabelConfig()
@@ -55,7 +66,8 @@ class Params(BaseModel):
     model: ModelConfig = ModelConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     mlflow: RegistryConfig = RegistryConfig()
-    scoring: ScoringConfig = ScoringConfig()
+    scoring: ScoringSection = ScoringSection()
+    report: ReportConfig = ReportConfig()
     simulate: SimulateConfig = SimulateConfig()
 
 
@@ -65,6 +77,26 @@ def _describe(error: ValidationError, path: Path) -> str:
         key = ".".join(str(part) for part in item["loc"])
         lines.append(f"{path}: {key}: {item['msg']}")
     return "\n".join(lines)
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PASSWORD = re.compile(r"://[^:/@]+:([^@]+)@")
+
+
+def resolve_warehouse_url(url: str, path: Path) -> str:
+    """Fill `${VAR}` references in the warehouse URL from the environment; refuse a password written in the file.
+
+    Raises:
+        ParamsError: a referenced variable is unset, or the URL carries a literal password.
+    """
+    literal = _PASSWORD.search(url)
+    if literal and not _ENV_REFERENCE.fullmatch(literal.group(1)):
+        raise ParamsError(f"{path}: warehouse.url: a password is written in the file; use ${{VAR}} in the URL and "
+                          f"put the password in the environment variable VAR (or set {WAREHOUSE_URL_ENV})")
+    missing = [name for name in _ENV_REFERENCE.findall(url) if name not in os.environ]
+    if missing:
+        raise ParamsError(f"{path}: warehouse.url: environment variable {', '.join(missing)} is not set")
+    return _ENV_REFERENCE.sub(lambda m: os.environ[m.group(1)], url)
 
 
 def load_params(path: Path) -> Params:
@@ -81,9 +113,11 @@ def load_params(path: Path) -> Params:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections at the top level")
+    warehouse = raw.get("warehouse") or {}
     if os.environ.get(WAREHOUSE_URL_ENV):
-        raw.setdefault("warehouse", {})
-        raw["warehouse"] = {**(raw["warehouse"] or {}), "url": os.environ[WAREHOUSE_URL_ENV]}
+        raw["warehouse"] = {**warehouse, "url": os.environ[WAREHOUSE_URL_ENV]}
+    elif isinstance(warehouse, dict) and isinstance(warehouse.get("url"), str):
+        raw["warehouse"] = {**warehouse, "url": resolve_warehouse_url(warehouse["url"], path)}
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:

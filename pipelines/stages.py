@@ -82,6 +82,10 @@ def build_feature_frame(params: Params, wh: Warehouse, as_of_dates: list[date],
         table, feature_set = compute_feature_table(wh.sources, grid, as_of_dates, params.features)
         frame = table.order_by(["as_of", "account_id"]).execute()
         frame["as_of"] = pd.to_datetime(frame["as_of"])
+        # Engines sum floating-point numbers in parallel, in an order that varies between runs; rounding away the
+        # last bits makes the same data give the same features (and the same models and metrics).
+        numeric = frame.select_dtypes("float").columns
+        frame[numeric] = frame[numeric].round(10)
         info["detail"] = f"{len(feature_set.names)} features × {len(frame):,} rows"
     if feature_set.left_out:
         progress.note("features left out: " + ", ".join(
@@ -111,7 +115,8 @@ def account_attributes(wh: Warehouse) -> pd.DataFrame:
     """One row per account with the descriptive columns the warehouse has (name, segment, CSM owner, ...)."""
     accounts = wh.sources["accounts"]
     columns = [c for c in ACCOUNT_ATTRIBUTES if c in accounts.columns]
-    return accounts.select("account_id", *columns).distinct(on="account_id").execute()
+    # Deduplicated in pandas: `distinct(on=...)` compiles to FIRST(), which PostgreSQL does not have.
+    return accounts.select("account_id", *columns).execute().drop_duplicates("account_id", ignore_index=True)
 
 
 def git_commit() -> str:

@@ -6,6 +6,7 @@ import getpass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
@@ -20,6 +21,9 @@ from pipelines.stages import (
     grid_dates,
     open_warehouse,
 )
+from pipelines.validation import run_validate, validate_feature_table
+from serving.drift import reference_distribution
+from serving.explain import BENCHMARKS_ARTIFACT, compute_benchmarks
 from training.dataset import split_out_of_time
 from training.experiment import (
     MODEL,
@@ -71,8 +75,10 @@ def _directions(params: Params) -> dict[str, str]:
 
 
 def _load(params: Params, progress: Progress):
+    run_validate(params, params.validation, progress, datetime.now()).raise_for_errors()
     with open_warehouse(params, progress) as wh:
         frame, feature_set = build_feature_frame(params, wh, grid_dates(params, wh), progress)
+        validate_feature_table(frame, feature_set.names, params.validation).raise_for_errors()
         attributes = account_attributes(wh)
         truth = wh.con.table(SIM_TRUTH).execute() if SIM_TRUTH in wh.con.list_tables() else None
         data_end = wh.data_end
@@ -118,6 +124,12 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
         raise StageError(str(exc)) from None
     with progress.stage("train + baselines") as info:
         experiment = run_experiment(split, feature_set.names, params.model, params.evaluation, _directions(params))
+        # The drift reference is the newest labelled window, the population the validation metrics describe.
+        importance = np.abs(experiment.model.contributions(split.valid)[:, :-1]).mean(axis=0)
+        experiment.model.reference = {
+            "features": reference_distribution(split.valid, feature_set.names, params.scoring.drift.bins),
+            "importance": dict(zip(experiment.model.features, importance.tolist(), strict=True)),
+            "window": split.window["valid_as_of"]}
         info["detail"] = (f"{len(split.train):,} train / {len(split.tuning):,} calibration / {len(split.valid):,} "
                           f"validation rows, {experiment.model.best_iteration} trees, "
                           f"{experiment.model.calibrator.method} calibration")
@@ -151,6 +163,8 @@ def _publish(params, progress, experiment, feature_set, decision, champion, orac
             tags={"git_commit": facts.git_commit, **experiment.split.window, "features": ",".join(feature_set.names),
                   "features_left_out": facts.left_out or "none", "calibration": experiment.model.calibrator.method},
             json_artifacts={"features.json": {"features": feature_set.names, "left_out": feature_set.left_out},
+                            BENCHMARKS_ARTIFACT: compute_benchmarks(
+                                frame, {n: specs[n] for n in feature_set.names}).to_dict(),
                             "metrics.json": {"validation": experiment.metrics, "oracle_roc_auc": oracle,
                                              "calibration_brier": experiment.calibration_scores,
                                              "backtest": None if backtested is None

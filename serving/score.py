@@ -1,28 +1,37 @@
-"""Batch scoring: probabilities, tiers, ranks and reasons for every account active at an as-of."""
+"""Batch scoring: probabilities, tiers, ranks, reasons and recommended actions for every account active at an as-of."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from features.catalog import FeatureSpec
-from serving.explain import explain_predictions, rank_drivers
+from serving.explain import RAISES, Benchmarks, explain_predictions, probability_points, rank_drivers
+from serving.playbooks import PlaybookConfig, dominant_groups, recommend_actions
 from training.baselines import HealthComponent, compute_health_score
 from training.train import TrainedModel
 
+DRIVER_COLUMNS = ["account_id", "as_of", "rank", "feature", "value", "contribution", "probability_points",
+                  "direction", "reason"]
+
 
 class ScoringConfig(BaseModel):
-    """The `scoring:` section: how many reasons to give and where the risk tiers start."""
+    """The `scoring:` section: reasons per account, risk tiers (by probability or by capacity) and playbooks."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     top_reasons: int = Field(default=3, ge=1, le=10)
+    protective_factors: int = Field(default=1, ge=0, le=5)
+    tiers_by: Literal["probability", "capacity"] = "probability"
     tiers: dict[str, float] = Field(default_factory=lambda: {"high": 0.35, "medium": 0.15})
+    capacity: dict[str, int] = Field(default_factory=lambda: {"high": 50, "medium": 200})
     lowest_tier: str = "low"
+    playbooks: PlaybookConfig = PlaybookConfig()
 
     @field_validator("tiers")
     @classmethod
@@ -30,6 +39,33 @@ class ScoringConfig(BaseModel):
         if any(not 0 < t < 1 for t in value.values()):
             raise ValueError("tier thresholds are probabilities strictly between 0 and 1")
         return value
+
+    @field_validator("capacity")
+    @classmethod
+    def _counts(cls, value: dict[str, int]) -> dict[str, int]:
+        if any(n < 1 for n in value.values()) or len(set(value.values())) != len(value):
+            raise ValueError("capacity: distinct account counts of at least 1 (the top N of each as-of, cumulative)")
+        return value
+
+    @model_validator(mode="after")
+    def _tiers_and_playbooks(self) -> ScoringConfig:
+        cutoffs = self.tiers if self.tiers_by == "probability" else self.capacity
+        key = "tiers" if self.tiers_by == "probability" else "capacity"
+        if not cutoffs:
+            raise ValueError(f"{key}: name at least one tier (tiers_by is {self.tiers_by})")
+        if self.lowest_tier in cutoffs:
+            raise ValueError(f"lowest_tier {self.lowest_tier!r} is also a tier in {key}")
+        self.playbooks.check_tiers(self.tier_names)
+        return self
+
+    @property
+    def tier_names(self) -> list[str]:
+        """The tier names, highest risk first, ending with the lowest tier."""
+        if self.tiers_by == "probability":
+            ordered = sorted(self.tiers, key=lambda name: -self.tiers[name])
+        else:
+            ordered = sorted(self.capacity, key=lambda name: self.capacity[name])
+        return [*ordered, self.lowest_tier]
 
 
 @dataclass(frozen=True)
@@ -41,11 +77,25 @@ class ScoredModel:
     version: str
 
 
-def assign_tiers(probabilities: np.ndarray, config: ScoringConfig) -> np.ndarray:
-    """Name each probability's tier: the highest tier whose threshold it reaches, else the lowest tier."""
+def assign_tiers(probabilities: np.ndarray, config: ScoringConfig, ranks: np.ndarray | None = None) -> np.ndarray:
+    """Name each account's tier.
+
+    By probability: the highest tier whose threshold it reaches. By capacity: the tier of the smallest top N its
+    risk rank (1 = riskiest of its as-of) falls in. Else the lowest tier.
+
+    Args:
+        ranks: risk rank of each account within its as-of; by capacity without ranks, all rows are one as-of.
+    """
+    probabilities = np.asarray(probabilities, dtype=float)
     tiers = np.full(len(probabilities), config.lowest_tier, dtype=object)
-    for name, threshold in sorted(config.tiers.items(), key=lambda kv: kv[1]):
-        tiers[probabilities >= threshold] = name
+    if config.tiers_by == "probability":
+        for name, threshold in sorted(config.tiers.items(), key=lambda kv: kv[1]):
+            tiers[probabilities >= threshold] = name
+        return tiers
+    if ranks is None:
+        ranks = pd.Series(probabilities).rank(method="first", ascending=False).to_numpy()
+    for name, count in sorted(config.capacity.items(), key=lambda kv: -kv[1]):
+        tiers[np.asarray(ranks) <= count] = name
     return tiers
 
 
@@ -57,38 +107,68 @@ def check_features_available(model: TrainedModel, table: pd.DataFrame) -> None:
                          "(retrain on this warehouse, or map the sources these features need)")
 
 
+def _segments(table: pd.DataFrame, benchmarks: Benchmarks | None,
+              attributes: pd.DataFrame | None) -> pd.Series | None:
+    """Each row's value of the attribute the benchmarks are split by: from the table, else from `attributes`."""
+    if benchmarks is None or benchmarks.by is None:
+        return None
+    if benchmarks.by in table.columns:
+        return table[benchmarks.by]
+    if attributes is not None and benchmarks.by in attributes.columns:
+        by_account = attributes.assign(account_id=attributes["account_id"].astype(str)).drop_duplicates("account_id")
+        return table["account_id"].astype(str).map(by_account.set_index("account_id")[benchmarks.by])
+    return None
+
+
+def _explain(scored: ScoredModel, table: pd.DataFrame, specs: dict[str, FeatureSpec], config: ScoringConfig,
+             benchmarks: Benchmarks | None, attributes: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    contributions = explain_predictions(scored.model, table)
+    segments = _segments(table, benchmarks, attributes)
+    drivers = rank_drivers(contributions, table, specs, config.top_reasons, config.protective_factors, benchmarks,
+                           segments, probability_points(contributions, scored.model.calibrator))
+    return contributions, drivers
+
+
 def score_accounts(scored: ScoredModel, table: pd.DataFrame, specs: dict[str, FeatureSpec],
-                   config: ScoringConfig, scored_at: datetime,
-                   health: list[HealthComponent] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   config: ScoringConfig, scored_at: datetime, health: list[HealthComponent] | None = None,
+                   *, benchmarks: Benchmarks | None = None,
+                   attributes: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every row of the feature table; return (churn_scores rows, churn_score_drivers rows).
 
     Args:
         table: feature table rows (account_id, as_of, mrr, features) for one or more as-of dates.
-        specs: catalog entries by feature name, for the reasons in words.
+        specs: catalog entries by feature name, for the reasons in words and the playbook groups.
         health: the rule-based health score's components (churn_scores.health_score), if any.
+        benchmarks: what retained accounts look like (`compute_benchmarks` on the training data), quoted beside
+            each reason; without them the reasons carry no comparison.
+        attributes: account attributes (account_id and the benchmarks' `by` column, e.g. segment), so each
+            account is compared with retained accounts of its own segment; else with all retained accounts.
     """
     check_features_available(scored.model, table)
     table = table.reset_index(drop=True)
     probability = scored.model.predict(table)
-    contributions = explain_predictions(scored.model, table)
-    drivers = rank_drivers(contributions, table, specs, config.top_reasons)
-    reasons = drivers.groupby("row")["reason"].agg("; ".join)
+    contributions, drivers = _explain(scored, table, specs, config, benchmarks, attributes)
+    # Two features can say the same thing ("No sessions in the last 7 days"): each sentence once.
+    reasons = drivers[drivers["direction"] == RAISES].groupby("row")["reason"].agg(
+        lambda texts: "; ".join(dict.fromkeys(texts)))
+    ranks = pd.Series(probability).groupby(table["as_of"]).rank(method="first", ascending=False).astype("int64")
+    tiers = assign_tiers(probability, config, ranks.to_numpy())
+    actions = recommend_actions(tiers, dominant_groups(contributions, specs), config.playbooks)
     scores = pd.DataFrame({
         "account_id": table["account_id"].astype(str),
         "as_of": pd.to_datetime(table["as_of"]).dt.date,
         "churn_probability": probability,
-        "risk_tier": assign_tiers(probability, config),
-        "risk_rank": pd.Series(probability).groupby(table["as_of"]).rank(method="first", ascending=False)
-        .astype("int64"),
+        "risk_tier": tiers,
+        "risk_rank": ranks,
         "health_score": compute_health_score(table, health).to_numpy() if health else np.nan,
         "mrr": table["mrr"].astype(float),
         "top_reasons": reasons.reindex(range(len(table))).fillna("").to_numpy(),
-        "recommended_action": None,
+        "recommended_action": actions["recommended_action"].to_numpy(),
+        "owner_role": actions["owner_role"].to_numpy(),
         "model_name": scored.name,
         "model_version": scored.version,
         "scored_at": pd.Timestamp(scored_at),
     })
     drivers = drivers.assign(account_id=scores["account_id"].to_numpy()[drivers["row"]],
                              as_of=scores["as_of"].to_numpy()[drivers["row"]])
-    columns = ["account_id", "as_of", "rank", "feature", "value", "contribution", "direction", "reason"]
-    return scores, drivers[columns]
+    return scores, drivers[DRIVER_COLUMNS]

@@ -11,12 +11,14 @@ import sqlglot.expressions as sge
 SCORES_SCHEMA = ibis.schema({
     "account_id": "string", "as_of": "date", "churn_probability": "float64", "risk_tier": "string",
     "risk_rank": "int64", "health_score": "float64", "mrr": "float64", "top_reasons": "string",
-    "recommended_action": "string", "model_name": "string", "model_version": "string",
+    "recommended_action": "string", "owner_role": "string", "model_name": "string", "model_version": "string",
     "scored_at": "timestamp",
 })
 DRIVERS_SCHEMA = ibis.schema({
     "account_id": "string", "as_of": "date", "rank": "int64", "feature": "string", "value": "float64",
-    "contribution": "float64", "direction": "string", "reason": "string",
+    # contribution: TreeSHAP in log-odds; probability_points: percentage points of the calibrated probability the
+    # driver adds (the probability minus the probability with that contribution taken out of the log-odds).
+    "contribution": "float64", "probability_points": "float64", "direction": "string", "reason": "string",
 })
 LATEST_VIEW = "churn_scores_latest"
 
@@ -43,20 +45,25 @@ def _replace_statements(con: ibis.BaseBackend, name: str, stage: str, schema: ib
                         as_ofs: list[date]) -> list[str]:
     target = _quote(con, name)
     columns = ", ".join(_quote(con, c) for c in schema.names)
-    return [
+    # DuckDB lets one process write a file at a time; PostgreSQL needs the lock so two writers of the same
+    # as-of run one after the other (under READ COMMITTED a waiting DELETE would not see the other's new rows).
+    lock = [f"LOCK TABLE {target} IN EXCLUSIVE MODE"] if con.name == "postgres" else []
+    return lock + [
         f"DELETE FROM {target} WHERE {_quote(con, 'as_of')} IN ({_date_list(as_ofs)})",
         f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {_quote(con, stage)}",
     ]
 
 
-def _run_atomically(con: ibis.BaseBackend, statements: list[str]) -> None:
-    """Run statements in one transaction: all take effect or none does."""
+def _run_atomically(con: ibis.BaseBackend, statements: list[str], before_commit=None) -> None:
+    """Run statements in one transaction: all take effect or none does (also when the process is killed)."""
     if con.name == "duckdb":
         raw = con.con
         raw.execute("BEGIN TRANSACTION")
         try:
             for statement in statements:
                 raw.execute(statement)
+            if before_commit:
+                before_commit()
             raw.execute("COMMIT")
         except BaseException:
             raw.execute("ROLLBACK")
@@ -65,6 +72,8 @@ def _run_atomically(con: ibis.BaseBackend, statements: list[str]) -> None:
     with con.begin() as cursor:
         for statement in statements:
             cursor.execute(statement)
+        if before_commit:
+            before_commit()
 
 
 def _ensure_table(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> None:
@@ -79,12 +88,13 @@ def _ensure_table(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> None
 
 
 def replace_as_of_rows(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFrame, ibis.Schema]],
-                       as_ofs: list[date], latest_view_of: str | None = None) -> None:
+                       as_ofs: list[date], latest_view_of: str | None = None, before_commit=None) -> None:
     """Replace the rows of `as_ofs` in each table with the given frames, all in one transaction.
 
     Tables are created on first use. A failure at any point leaves every table as it was; running the same
     as-of twice leaves the same rows. With `latest_view_of`, the view churn_scores_latest is (re)defined
-    over that table's newest as-of in the same transaction.
+    over that table's newest as-of in the same transaction. `before_commit` is called inside the transaction,
+    after every statement and before the commit (tests use it to kill a writer at that point).
     """
     statements = []
     for name, (frame, schema) in tables.items():
@@ -95,12 +105,12 @@ def replace_as_of_rows(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFra
         source, as_of = _quote(con, latest_view_of), _quote(con, "as_of")
         statements.append(f"CREATE OR REPLACE VIEW {_quote(con, LATEST_VIEW)} AS SELECT * FROM {source} "
                           f"WHERE {as_of} = (SELECT MAX({as_of}) FROM {source})")
-    _run_atomically(con, statements)
+    _run_atomically(con, statements, before_commit)
 
 
 def write_scores(con: ibis.BaseBackend, scores: pd.DataFrame, drivers: pd.DataFrame,
-                 as_ofs: list[date]) -> None:
+                 as_ofs: list[date], before_commit=None) -> None:
     """Publish churn_scores and churn_score_drivers for `as_ofs` atomically, and the latest-scores view."""
     replace_as_of_rows(con, {"churn_scores": (scores, SCORES_SCHEMA),
                              "churn_score_drivers": (drivers, DRIVERS_SCHEMA)},
-                       as_ofs, latest_view_of="churn_scores")
+                       as_ofs, latest_view_of="churn_scores", before_commit=before_commit)

@@ -79,27 +79,31 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context) -> None:
-        self.model = read_model_files(Path(context.artifacts["booster"]), Path(context.artifacts["calibration"]))
+        self.model = read_model_files({name: Path(path) for name, path in context.artifacts.items()})
 
     def predict(self, context, model_input, params=None):
         return self.model.predict(model_input)
 
 
 def write_model_files(model: TrainedModel, folder: Path) -> dict[str, str]:
-    """Write the booster (LightGBM text) and the calibration (JSON); return the pyfunc artifact paths."""
+    """Write the booster (LightGBM text), its calibration and the training reference distribution (JSON);
+    return the pyfunc artifact paths by name."""
     folder.mkdir(parents=True, exist_ok=True)
-    booster, calibration = folder / "booster.txt", folder / "calibration.json"
-    model.booster.save_model(str(booster))
-    calibration.write_text(json.dumps(model.calibrator.to_dict()))
-    return {"booster": str(booster), "calibration": str(calibration)}
+    paths = {"booster": folder / "booster.txt", "calibration": folder / "calibration.json",
+             "reference": folder / "reference.json"}
+    model.booster.save_model(str(paths["booster"]))
+    paths["calibration"].write_text(json.dumps(model.calibrator.to_dict()))
+    paths["reference"].write_text(json.dumps(model.reference))
+    return {name: str(path) for name, path in paths.items()}
 
 
-def read_model_files(booster_path: Path, calibration_path: Path) -> TrainedModel:
-    """The TrainedModel written by `write_model_files`."""
-    booster = lgb.Booster(model_file=str(booster_path))
-    calibrator = Calibrator.from_dict(json.loads(calibration_path.read_text()))
+def read_model_files(paths: dict[str, Path]) -> TrainedModel:
+    """The TrainedModel written by `write_model_files` (a model without a reference file has none)."""
+    booster = lgb.Booster(model_file=str(paths["booster"]))
+    calibrator = Calibrator.from_dict(json.loads(paths["calibration"].read_text()))
+    reference = json.loads(paths["reference"].read_text()) if "reference" in paths else {}
     return TrainedModel(booster=booster, features=booster.feature_name(),
-                        best_iteration=booster.current_iteration(), calibrator=calibrator)
+                        best_iteration=booster.current_iteration(), calibrator=calibrator, reference=reference)
 
 
 def log_training_run(config: RegistryConfig, model: TrainedModel, example: pd.DataFrame,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import lightgbm as lgb
 import numpy as np
@@ -35,6 +35,8 @@ class TrainedModel:
     features: list[str]
     best_iteration: int
     calibrator: Calibrator = Calibrator("none", {})
+    # Each feature's distribution on the training rows, kept with the model for the drift guard at scoring.
+    reference: dict = field(default_factory=dict)
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """The booster's own probabilities, before calibration."""

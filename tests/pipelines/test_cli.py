@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 
-COMMANDS = ["simulate", "validate", "features", "train", "score", "demo"]
+COMMANDS = ["simulate", "validate", "features", "train", "score", "report", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -10,8 +12,9 @@ import pytest
 import shap
 
 from features.catalog import ENGAGEMENT, expand_catalog
-from serving.explain import explain_predictions, rank_drivers
+from serving.explain import explain_predictions, probability_points, rank_drivers
 from serving.score import ScoredModel, ScoringConfig, assign_tiers, score_accounts
+from training.calibrate import Calibrator
 from training.config import ModelConfig
 from training.dataset import Split
 from training.train import train_model
@@ -82,3 +85,58 @@ def test_scoring_refuses_a_model_whose_features_are_missing(model_and_table):
     with pytest.raises(ValueError, match="days_since_last_activity"):
         score_accounts(ScoredModel(model, "m", "1"), table.drop(columns="days_since_last_activity"), SPECS,
                        ScoringConfig(), datetime(2024, 3, 2))
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def test_probability_points_are_exact_on_a_tiny_case():
+    contributions = pd.DataFrame({"a": [0.5], "b": [-0.3], "bias": [-1.0]})   # raw log-odds -0.8
+    none = probability_points(contributions, Calibrator("none", {}))
+    assert none.a[0] == pytest.approx(100 * (_sigmoid(-0.8) - _sigmoid(-1.3)), abs=1e-12)
+    assert none.b[0] == pytest.approx(100 * (_sigmoid(-0.8) - _sigmoid(-0.5)), abs=1e-12)
+    # Platt calibration: p = σ(2·logit(raw) + 0.1) = σ(2·log-odds + 0.1).
+    platt = probability_points(contributions, Calibrator("sigmoid", {"slope": 2.0, "intercept": 0.1}))
+    assert platt.a[0] == pytest.approx(100 * (_sigmoid(-1.5) - _sigmoid(-2.5)), abs=1e-9)
+    assert platt.b[0] == pytest.approx(100 * (_sigmoid(-1.5) - _sigmoid(-0.9)), abs=1e-9)
+    # Isotonic (piecewise linear): flat below 0.25, so an account there gets no points from a small contribution.
+    def iso(p: float) -> float:
+        return 0.1 if p <= 0.25 else 0.1 + 0.4 * (p - 0.25) / 0.15
+
+    two = pd.DataFrame({"a": [0.5, 0.05], "b": [-0.3, 0.0], "bias": [-1.0, -2.0]})
+    flat = probability_points(two, Calibrator("isotonic", {"x": [0.0, 0.25, 0.4, 1.0], "y": [0.1, 0.1, 0.5, 0.9]}))
+    assert flat.a.tolist() == pytest.approx([100 * (iso(_sigmoid(-0.8)) - iso(_sigmoid(-1.3))), 0.0], abs=1e-9)
+    assert flat.b[0] == pytest.approx(100 * (iso(_sigmoid(-0.8)) - iso(_sigmoid(-0.5))), abs=1e-9)
+    assert flat.a[0] == pytest.approx(100 * (iso(_sigmoid(-0.8)) - 0.1), abs=1e-9) and flat.a[0] > 0
+
+
+def test_written_points_are_the_probability_without_that_contribution(model_and_table):
+    model, table = model_and_table
+    model = replace(model, calibrator=Calibrator("sigmoid", {"slope": 1.4, "intercept": 0.2}))
+    scores, drivers = score_accounts(ScoredModel(model, "m", "1"), table, SPECS, ScoringConfig(),
+                                     datetime(2024, 3, 2))
+    contributions = explain_predictions(model, table)
+    raw = contributions.sum(axis=1).to_numpy()
+    np.testing.assert_allclose(scores.churn_probability, model.calibrator.apply(1 / (1 + np.exp(-raw))), atol=1e-12)
+    for d in drivers.head(30).itertuples():
+        row = int(np.flatnonzero(table.account_id == d.account_id)[0])
+        without = model.calibrator.apply(np.array([1 / (1 + np.exp(-(raw[row] - d.contribution)))]))[0]
+        assert d.probability_points == pytest.approx(100 * (scores.churn_probability[row] - without), abs=1e-9)
+        assert (d.probability_points > 0) == (d.direction == "raises risk")
+    assert set(drivers.groupby("account_id").direction.last()) <= {"lowers risk", "raises risk"}
+    assert drivers.columns.tolist() == ["account_id", "as_of", "rank", "feature", "value", "contribution",
+                                        "probability_points", "direction", "reason"]
+
+
+def test_capacity_tiers_take_the_top_n_of_each_as_of(model_and_table):
+    model, table = model_and_table
+    two = pd.concat([table, table.assign(as_of=pd.Timestamp("2024-04-01"))], ignore_index=True)
+    config = ScoringConfig(tiers_by="capacity", capacity={"high": 10, "medium": 40})
+    scores, _ = score_accounts(ScoredModel(model, "m", "1"), two, SPECS, config, datetime(2024, 4, 2))
+    for _, part in scores.groupby("as_of"):
+        assert part.risk_tier.value_counts().to_dict() == {"low": len(table) - 40, "medium": 30, "high": 10}
+        assert part.loc[part.risk_tier == "high", "risk_rank"].max() == 10
+    high = scores[scores.risk_tier == "high"]
+    assert high.recommended_action.notna().all() and high.owner_role.notna().all()
+    assert (scores.loc[scores.risk_tier == "low", "recommended_action"].isna()).all()

@@ -1,0 +1,177 @@
+"""The report stage: what the scorer wrote for an as-of (and the one before), account attributes and the scoring
+model's MLflow run, rendered into the managers' report with Markdown and CSV exports of the at-risk list."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from datetime import date, datetime
+from pathlib import Path
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from pipelines.config import Params
+from pipelines.progress import Progress
+from pipelines.stages import StageError, account_attributes, build_feature_frame, catalog_specs, open_warehouse
+from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks, explain_predictions
+from serving.report import (
+    ModelFacts,
+    Portfolio,
+    ReportConfig,
+    ReportInputs,
+    at_risk_csv,
+    at_risk_markdown,
+    build_at_risk,
+    render_manager_report,
+)
+from serving.writeback import DRIVERS_SCHEMA, SCORES_SCHEMA
+
+SCORES, DRIVERS = "churn_scores", "churn_score_drivers"
+
+
+def _report_config(params: Params) -> ReportConfig:
+    # The `report:` section is optional: ReportConfig's defaults apply without it.
+    return getattr(params, "report", None) or ReportConfig()
+
+
+def _pick_as_ofs(con: ibis.BaseBackend, as_of: date | None) -> tuple[date, date | None]:
+    """The as-of to report on (default: the newest scored) and the scored as-of before it, if any."""
+    if SCORES not in con.list_tables():
+        raise StageError(f"table {SCORES} not found in the warehouse: run `churn score` first")
+    dates = sorted(pd.to_datetime(con.table(SCORES).select("as_of").distinct().execute()["as_of"]).dt.date)
+    if not dates:
+        raise StageError(f"table {SCORES} is empty: run `churn score` first")
+    if as_of is None:
+        as_of = dates[-1]
+    elif as_of not in dates:
+        shown = ", ".join(str(d) for d in dates[-6:])
+        raise StageError(f"--as-of {as_of}: no scores for that date in {SCORES} (scored as-of dates: {shown})")
+    earlier = [d for d in dates if d < as_of]
+    return as_of, earlier[-1] if earlier else None
+
+
+def _read(con: ibis.BaseBackend, name: str, schema: ibis.Schema, as_of: date | None) -> pd.DataFrame | None:
+    if as_of is None or name not in con.list_tables():
+        return None
+    table = con.table(name)
+    frame = table.filter(table.as_of == ibis.literal(as_of)).select(
+        *[c for c in schema.names if c in table.columns]).execute()
+    frame["account_id"] = frame["account_id"].astype(str)
+    return frame
+
+
+def _missing_errors() -> tuple[type[BaseException], ...]:
+    from mlflow.exceptions import MlflowException
+
+    return (MlflowException, OSError, ValueError, KeyError)
+
+
+def _scoring_model(scores: pd.DataFrame) -> tuple[str, str]:
+    versions = scores[["model_name", "model_version"]].value_counts()
+    return str(versions.index[0][0]), str(versions.index[0][1])
+
+
+def _run_facts(client, name: str, version: str, run_id: str, capacity: int | None) -> ModelFacts:
+    import mlflow
+
+    missing = _missing_errors()
+    run = client.get_run(run_id)
+    # An older or partial run may lack the metrics or the plot: the panel then says they are missing.
+    try:
+        metrics = mlflow.artifacts.load_dict(f"runs:/{run_id}/metrics.json").get("validation", {})
+    except missing:
+        metrics = {}
+    png = None
+    with tempfile.TemporaryDirectory() as folder, contextlib.suppress(*missing):
+        png = Path(client.download_artifacts(run_id, "plots/calibration.png", folder)).read_bytes()
+    tags, logged = run.data.tags, run.data.params
+    return ModelFacts(
+        name=name, version=version, run_id=run_id,
+        trained_at=f"{datetime.fromtimestamp(run.info.start_time / 1000):%Y-%m-%d %H:%M}",
+        window={k: tags[k] for k in ("train_as_of", "calib_as_of", "valid_as_of") if k in tags},
+        metrics=metrics, calibration_png=png, calibration_method=tags.get("calibration"),
+        data_end=logged.get("data_end"), capacity=int(logged["capacity"]) if "capacity" in logged else capacity)
+
+
+def _load_model(params: Params, name: str, version: str):
+    """The model version that wrote the scores, its run's facts and its benchmarks; (None, None, None) if gone."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(params.mlflow.tracking_uri)
+    client, missing = MlflowClient(), _missing_errors()
+    try:
+        run_id = client.get_model_version(name, version).run_id
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().model
+    except missing:
+        return None, None, None
+    try:  # a model trained before benchmarks were logged has none: reasons then carry no comparison
+        benchmarks = Benchmarks.from_dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{BENCHMARKS_ARTIFACT}"))
+    except missing:
+        benchmarks = None
+    return model, _run_facts(client, name, version, run_id, params.evaluation.capacity), benchmarks
+
+
+def _portfolio(params: Params, wh, model, as_of: date, scores: pd.DataFrame, progress: Progress):
+    """Exact contributions of every scored account, recomputed from the features at the as-of."""
+    frame, _ = build_feature_frame(params, wh, [as_of], progress)
+    frame["account_id"] = frame["account_id"].astype(str)
+    frame = frame[frame["account_id"].isin(scores["account_id"])].set_index("account_id")
+    lacking = [f for f in model.features if f not in frame.columns]
+    if lacking:
+        progress.note(f"portfolio drivers skipped: the warehouse no longer gives {', '.join(lacking[:5])}")
+        return None, []
+    contributions = explain_predictions(model, frame)
+    published = scores.set_index("account_id")["churn_probability"].reindex(frame.index)
+    moved = int((np.abs(model.predict(frame) - published.to_numpy()) > 1e-6).sum())
+    notes = [f"{moved} account(s) changed in the warehouse since they were scored; the portfolio plots and "
+             "waterfalls use today's data"] if moved else []
+    return Portfolio(contributions=contributions, values=frame[model.features], calibrator=model.calibrator), notes
+
+
+def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInputs:
+    with open_warehouse(params, progress) as wh:
+        with progress.stage("read scores") as info:
+            as_of, previous = _pick_as_ofs(wh.con, as_of)
+            scores, drivers = _read(wh.con, SCORES, SCORES_SCHEMA, as_of), _read(wh.con, DRIVERS, DRIVERS_SCHEMA, as_of)
+            attributes = account_attributes(wh)
+            info["detail"] = (f"{len(scores):,} accounts as of {as_of}"
+                              + (f", previous {previous}" if previous else ", no previous scoring"))
+        with progress.stage("scoring model") as info:
+            model, facts, benchmarks = _load_model(params, *_scoring_model(scores))
+            info["detail"] = f"{facts.name} v{facts.version}, run {facts.run_id}" if facts else "not in MLflow"
+        portfolio, notes = (_portfolio(params, wh, model, as_of, scores, progress) if model is not None
+                            else (None, ["the model that wrote these scores is not in MLflow any more"]))
+        return ReportInputs(
+            as_of=as_of, scores=scores, drivers=drivers if drivers is not None else pd.DataFrame(
+                columns=list(DRIVERS_SCHEMA.names)), attributes=attributes, specs=catalog_specs(params),
+            tier_names=params.scoring.tier_names, previous_as_of=previous,
+            previous_scores=_read(wh.con, SCORES, SCORES_SCHEMA, previous),
+            previous_drivers=_read(wh.con, DRIVERS, DRIVERS_SCHEMA, previous), portfolio=portfolio, model=facts,
+            benchmarks=benchmarks, horizon_days=params.label.horizon_days, notes=notes)
+
+
+def run_report(params: Params, progress: Progress, as_of: date | None = None,
+               reports_dir: Path | None = None) -> Path:
+    """Write reports/churn_report_<as_of>.html (self-contained) and the at-risk list next to it as
+    churn_report_<as_of>_at_risk.md and .csv; return the HTML's path.
+
+    Args:
+        as_of: the scored as-of to report on; default the newest in churn_scores.
+        reports_dir: where to write; default `report.dir`.
+    """
+    config = _report_config(params)
+    inputs = _gather(params, progress, as_of)
+    with progress.stage("render report") as info:
+        folder = Path(reports_dir or config.dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        at_risk = build_at_risk(inputs, config)
+        path = folder / f"churn_report_{inputs.as_of}.html"
+        path.write_text(render_manager_report(inputs, config, at_risk), encoding="utf-8")
+        stem = folder / f"churn_report_{inputs.as_of}_at_risk"
+        stem.with_suffix(".md").write_text(at_risk_markdown(at_risk, inputs.as_of), encoding="utf-8")
+        stem.with_suffix(".csv").write_text(at_risk_csv(at_risk), encoding="utf-8")
+        info["detail"] = f"{len(at_risk)} at-risk accounts, {path.stat().st_size / 1e6:.1f} MB"
+    return path

@@ -1,0 +1,46 @@
+"""The `validation:` section of params.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pipelines.validation_rules import DEFAULT_SEVERITIES, RULES, TABLES
+
+Severity = Literal["error", "warn"]
+
+
+class ValidationConfig(BaseModel):
+    """How strict validation is: the future tolerance, each rule's severity, examples shown, where Data Docs go."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    future_tolerance_days: float = Field(default=1.0, ge=0)
+    severities: dict[str, Severity] = Field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
+    data_docs_dir: Path | None = Path("reports/validation")
+    max_examples: int = Field(default=5, ge=1, le=50)
+    max_failing_rows: int = Field(default=10_000, ge=100)
+
+    @field_validator("severities")
+    @classmethod
+    def _known_keys(cls, value: dict[str, Severity]) -> dict[str, Severity]:
+        for key in value:
+            parts = key.split(".")
+            if parts[-1] not in RULES:
+                raise ValueError(f"{key}: unknown rule {parts[-1]!r}; rules are {', '.join(RULES)}")
+            if len(parts) > 3 or (len(parts) > 1 and parts[0] not in TABLES):
+                raise ValueError(f"{key}: expected RULE, TABLE.RULE or TABLE.COLUMN.RULE with TABLE one of "
+                                 f"{', '.join(TABLES)}")
+        return value
+
+    def severity(self, table: str, column: str | None, rule: str) -> Severity:
+        """The severity of a rule on a column: params before the defaults, and within each the most specific key."""
+        keys = [f"{table}.{column}.{rule}"] if column else []
+        keys += [f"{table}.{rule}", rule]
+        for severities in (self.severities, DEFAULT_SEVERITIES):
+            for key in keys:
+                if key in severities:
+                    return severities[key]
+        return "error"

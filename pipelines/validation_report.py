@@ -1,0 +1,222 @@
+"""The validation report: the failures of one validation, as a table for people, a message for the CLI, and GX Data
+Docs; and how it is assembled from the engine's measurements and the GX results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.stages import StageError
+from pipelines.validation_config import ValidationConfig
+from pipelines.validation_engine import Measured
+from pipelines.validation_gx import Batch, build_data_docs, run_suites, unexpected_examples
+from pipelines.validation_rules import Check
+
+
+class ValidationFailed(StageError):
+    """Validation found error-level failures; the message names table, column and rule of each."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed check: where, which rule, how bad, how many rows fail and a few of their values."""
+
+    table: str
+    column: str | None
+    rule: str
+    severity: str
+    failing_count: int
+    examples: tuple[str, ...]
+    expected: str
+    expectation: str
+
+    def describe(self) -> str:
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        shown = f": {', '.join(self.examples)}" if self.examples else ""
+        return f"{where} {self.rule} ({self.expected}) fails on {self.failing_count:,}{shown}"
+
+
+@dataclass
+class ValidationReport:
+    """The failures of one validation (`rows`), how many checks ran, and the GX results behind them."""
+
+    rows: list[Failure]
+    checks: int
+    tables: list[str]
+    results: list[Any] = field(default_factory=list, repr=False)
+    context: Any = field(default=None, repr=False)
+
+    @property
+    def errors(self) -> list[Failure]:
+        return [r for r in self.rows if r.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Failure]:
+        return [r for r in self.rows if r.severity == "warn"]
+
+    @property
+    def ok(self) -> bool:
+        """True when no error-level check failed (warnings allowed)."""
+        return not self.errors
+
+    def summary(self) -> str:
+        """One readable table of the failures: severity, table, column, rule, expected, failing count, examples."""
+        head = (f"validation {'passed' if self.ok else 'failed'}: {len(self.errors)} error(s), "
+                f"{len(self.warnings)} warning(s) in {self.checks} checks on {', '.join(self.tables)}")
+        if not self.rows:
+            return head
+        header = ("severity", "table", "column", "rule", "expected", "failing", "examples")
+        lines = [(r.severity, r.table, r.column or "-", r.rule, r.expected, f"{r.failing_count:,}",
+                  _clip(", ".join(r.examples) or "-", 70)) for r in self.rows]
+        widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+        aligned = [_align(row, widths) for row in [header, *lines]]
+        return "\n".join([head, *aligned])
+
+    def write_data_docs(self, folder: Path | str) -> Path:
+        """Write GX Data Docs (HTML: one page per suite run, index.html listing them) under `folder`."""
+        if self.context is None:
+            raise ValueError("this report has no Great Expectations results to render")
+        return build_data_docs(self.context, Path(folder))
+
+    def raise_for_errors(self) -> ValidationReport:
+        """Return the report when it has no error-level failure; else raise ValidationFailed naming them."""
+        if self.ok:
+            return self
+        named = "; ".join(f.describe() for f in self.errors[:5])
+        more = f"; and {len(self.errors) - 5} more" if len(self.errors) > 5 else ""
+        raise ValidationFailed(f"validation: {len(self.errors)} error-level failure(s): {named}{more}")
+
+
+def _align(row: tuple[str, ...], widths: list[int]) -> str:
+    cells = [cell.rjust(w) if i == 5 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+    return "  " + "  ".join(cells).rstrip()
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@dataclass
+class TableRun:
+    """One table's checks and what the engine measured for them."""
+
+    table: str
+    checks: list[Check]
+    measured: Measured
+
+
+def build_report(units: list[TableRun], config: ValidationConfig) -> ValidationReport:
+    """Run the GX suites for the measured tables and collect the failures, errors first, in table order."""
+    batches, planned = _batches(units, config)
+    context, suite_results, results = run_suites(batches, config.max_examples)
+    tables = [u.table for u in units]
+    failed = [(check_id, failure) for check_id, result in results.items() if not result.success
+              for failure in _failures(*planned[check_id], result, config)]
+    failures = [f for _, f in sorted(failed, key=lambda cf: (cf[1].severity != "error", tables.index(cf[1].table),
+                                                              cf[0]))]
+    checked = sum(len(b.checks) for b in batches)
+    return ValidationReport(rows=failures, checks=checked, tables=tables, results=suite_results,
+                            context=context)
+
+
+def _batches(units: list[TableRun], config: ValidationConfig) -> tuple[list[Batch], dict[int, tuple]]:
+    """GX batches: one with every table's profile, one per table with its failing rows; and, by check id, the
+    check, its table's measurements and its index among the table's checks."""
+    profile_checks, profiles, batches, planned = [], [], [], {}
+    for unit in units:
+        rows = int(unit.measured.profile["rows"].iloc[0])
+        row_checks = []
+        for index, check in enumerate(unit.checks):
+            if check.skip_if_empty and rows == 0:
+                continue
+            check_id = len(planned)
+            planned[check_id] = (check, unit.measured, index)
+            severity = config.severity(check.table, check.column, check.rule)
+            if check.profile:
+                profile_checks.append((check_id, _on_profile_rows_of(check), severity))
+            else:
+                row_checks.append((check_id, check, severity))
+        profiles.append(unit.measured.profile.assign(table=unit.table))
+        frame = unit.measured.rows
+        note = f"checked in the engine over {rows:,} rows; GX sees the {len(frame):,} failing rows fetched"
+        batches.append(Batch(suite=unit.table, frame=frame, checks=row_checks,
+                             expect_pass=_expect_pass(frame, row_checks), note=note))
+    profile = pd.concat(profiles, ignore_index=True)
+    note = "one row per column with the table's row count and the column's values, computed in the engine"
+    batches.insert(0, Batch(suite="profile", frame=profile, checks=profile_checks,
+                            expect_pass=_expect_pass(profile, profile_checks), note=note))
+    return batches, planned
+
+
+def _on_profile_rows_of(check: Check) -> Check:
+    """The check restricted to its own table's rows of the shared profile frame."""
+    condition = f'table == "{check.table}"'
+    if "row_condition" in check.kwargs:
+        condition += f" and {check.kwargs['row_condition']}"
+    return replace(check, kwargs={**check.kwargs, "row_condition": condition, "condition_parser": "pandas"})
+
+
+def _expect_pass(frame: pd.DataFrame, checks: list) -> bool:
+    """Whether the engine's numbers say every check of a batch passes: no failing rows fetched, every expected
+    column there, no empty table or all-null column in the profile."""
+    for _, check, _ in checks:
+        if check.profile and (frame.rows.eq(0).any() or (frame.checked & frame["values"].eq(0)).any()):
+            return False
+        if check.rule == "column_present" and not set(check.kwargs["column_set"]) <= set(frame):
+            return False
+    return all(check.profile for _, check, _ in checks) or frame.empty
+
+
+def _failures(check: Check, measured: Measured, index: int, result, config: ValidationConfig) -> list[Failure]:
+    """The failures one failed expectation stands for (one per all-null column, else one)."""
+    def failure(column, count, examples, severity=None):
+        severity = severity or config.severity(check.table, column, check.rule)
+        return Failure(check.table, column, check.rule, severity, count, tuple(examples), check.detail,
+                       check.expectation)
+
+    info = result.exception_info or {}
+    if info.get("raised_exception"):
+        message = str(info.get("exception_message")).splitlines()[0]
+        return [failure(check.column, measured.counts.get(index, 1), [f"GX could not evaluate it: {message}"],
+                        "error")]
+    profile = measured.profile
+    if check.rule == "not_all_null":
+        empty = profile[profile.checked & (profile["values"] == 0)]
+        return [failure(c, int(n), [f"all {n:,} rows null"]) for c, n in zip(empty.column, empty.rows, strict=True)]
+    if check.rule == "not_empty":
+        return [failure(None, 1, ["0 rows"])]
+    if check.failing is None:
+        missing = result.result.get("details", {}).get("mismatched", {}).get("missing", [])
+        return [failure(name, 1, ["column missing"]) for name in missing]
+    # With only a share of the failing rows fetched, how often a value occurs there says little: leave it out.
+    examples = [_format(v) + (f" (×{n})" if n > 1 and not measured.capped else "")
+                for v, n in unexpected_examples(result, config.max_examples)]
+    return [failure(check.column, _row_count(measured, index, result), examples)]
+
+
+def _row_count(measured: Measured, index: int, result) -> int:
+    """Exact failing rows: GX's count on the fetched rows, or the engine's when only a share was fetched."""
+    engine = measured.counts.get(index, 0)
+    return engine if measured.capped else int(result.result.get("unexpected_count") or engine)
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{k}={_format(v)}" for k, v in value.items()) + ")"
+    if isinstance(value, tuple | list):
+        return "(" + ", ".join(_format(v) for v in value) + ")"
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "null"
+    if isinstance(value, datetime | date | np.datetime64 | pd.Timestamp):
+        stamp = pd.Timestamp(value)
+        return f"{stamp:%Y-%m-%d}" if stamp == stamp.normalize() else f"{stamp:%Y-%m-%d %H:%M:%S}"
+    if isinstance(value, float | np.floating):
+        return f"{float(value):g}"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)

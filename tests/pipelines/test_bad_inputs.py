@@ -1,0 +1,180 @@
+"""The bad-input corpus for source data and mapping: each kind breaks one thing in a copy of a small simulated
+warehouse (or its params), then `churn validate` must exit non-zero with one message naming the table, column or
+key and the rule, without a traceback, and leave every table as it was.
+
+Until `churn validate` runs `pipelines.validation.run_validate`, it only checks the contract: the CLI assertions
+of the data kinds then wait for that wiring, and each such test checks `run_validate` directly instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+from rich.console import Console
+from typer.testing import CliRunner
+
+import pipelines.cli
+from features.sources import ContractError
+from pipelines.cli import app
+from pipelines.config import Params, ParamsError, load_params
+from pipelines.progress import Progress
+from pipelines.validation import ValidationConfig, run_validate
+from pipelines.warehouse import WarehouseError
+
+# Whether `churn validate` runs the validation suites yet (see the module docstring).
+CLI_VALIDATES = "run_validate" in inspect.getsource(pipelines.cli)
+CONFIG = ValidationConfig(data_docs_dir=None)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One kind of bad input: SQL that breaks the warehouse copy and/or a change to params, the words the
+    message must hold, and either the failing (table, column, rule) or the error the stage raises."""
+
+    sql: str = ""
+    params: dict = field(default_factory=dict)
+    names: tuple[str, ...] = ()
+    failure: tuple[str, str | None, str] | None = None
+    raises: type[Exception] | None = None
+
+
+CASES = {
+    "missing-table": Case(sql="DROP TABLE subscriptions", raises=ContractError,
+                          names=("sources.subscriptions.table", "'subscriptions'", "does not exist")),
+    "required-table-switched-off": Case(params={"sources": {"subscriptions": None}}, raises=ContractError,
+                                        names=("sources.subscriptions", "required by the contract")),
+    "missing-column": Case(sql="ALTER TABLE events DROP COLUMN event_name", raises=ContractError,
+                           names=("table events", "required column event_name", "not found")),
+    "text-in-numeric-column": Case(
+        sql="ALTER TABLE subscriptions ALTER mrr TYPE VARCHAR; UPDATE subscriptions SET mrr = 'n/a' WHERE rowid = 3",
+        failure=("subscriptions", "mrr", "castable"), names=("'n/a'",)),
+    "wrong-type-timestamp": Case(
+        sql="ALTER TABLE events ALTER event_at TYPE VARCHAR; UPDATE events SET event_at = 'last week' WHERE rowid < 2",
+        failure=("events", "event_at", "castable"), names=("'last week'",)),
+    "wrong-type-score": Case(
+        sql="ALTER TABLE surveys ALTER score TYPE VARCHAR; UPDATE surveys SET score = 'ten' WHERE rowid = 0",
+        failure=("surveys", "score", "castable"), names=("'ten'",)),
+    "duplicate-account-ids": Case(sql="INSERT INTO accounts SELECT * FROM accounts WHERE rowid < 2",
+                                  failure=("accounts", "account_id", "unique")),
+    "null-account-id": Case(sql="UPDATE subscriptions SET account_id = NULL WHERE rowid = 0",
+                            failure=("subscriptions", "account_id", "not_null")),
+    "duplicate-ticket-ids": Case(sql="INSERT INTO tickets SELECT * FROM tickets WHERE rowid = 0",
+                                 failure=("tickets", "ticket_id", "unique")),
+    "orphan-events": Case(sql="UPDATE events SET account_id = 'ghost-account' WHERE rowid < 4",
+                          failure=("events", "account_id", "foreign_key"), names=("'ghost-account'",)),
+    "nps-11": Case(sql="UPDATE surveys SET score = 11 WHERE rowid = (SELECT MIN(rowid) FROM surveys "
+                       "WHERE survey_type = 'nps')", failure=("surveys", "score", "in_range"), names=("11",)),
+    "ces-8": Case(sql="UPDATE surveys SET score = 8 WHERE rowid = (SELECT MIN(rowid) FROM surveys "
+                      "WHERE survey_type = 'ces')", failure=("surveys", "score", "in_range"), names=("8",)),
+    "negative-mrr": Case(sql="UPDATE subscriptions SET mrr = -120 WHERE rowid = 1",
+                         failure=("subscriptions", "mrr", "non_negative"), names=("-120",)),
+    "end-before-start": Case(sql="UPDATE subscriptions SET end_at = start_at - INTERVAL 30 DAY WHERE rowid = 2",
+                             failure=("subscriptions", "end_at", "end_after_start")),
+    "future-timestamps": Case(sql="UPDATE events SET event_at = TIMESTAMP '2099-01-01 09:00' WHERE rowid < 3",
+                              failure=("events", "event_at", "not_in_future"), names=("2099-01-01 09:00:00",)),
+    "empty-events-table": Case(sql="DELETE FROM events", failure=("events", None, "not_empty")),
+    "all-null-column": Case(sql="UPDATE tickets SET priority = NULL", failure=("tickets", "priority", "not_all_null")),
+    "unknown-survey-type": Case(sql="UPDATE surveys SET survey_type = 'promoter' WHERE rowid = 0",
+                                failure=("surveys", "survey_type", "allowed_values"), names=("'promoter'",)),
+    "params-typo": Case(params={"sorces": {}}, raises=ParamsError, names=("sorces", "Extra inputs are not permitted")),
+    "unknown-table-in-mapping": Case(params={"sources": {"acounts": {"table": "accounts"}}}, raises=ContractError,
+                                     names=("sources.acounts", "unknown table")),
+    "mapping-to-a-missing-column": Case(
+        params={"sources": {"events": {"table": "events", "columns": {"event_at": "occured_at"}}}},
+        raises=ContractError, names=("table events", "event_at", "'occured_at'", "does not exist")),
+    "mapping-to-a-missing-table": Case(params={"sources": {"tickets": {"table": "support_tickets"}}},
+                                       raises=ContractError, names=("sources.tickets.table", "'support_tickets'",
+                                                                    "does not exist")),
+    "warehouse-url-cannot-be-opened": Case(params={"warehouse": {"url": "duckdb://{root}/not-a-warehouse.duckdb"}},
+                                           raises=WarehouseError, names=("warehouse.url", "cannot open")),
+}
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory) -> Path:
+    """A small simulated warehouse, built once: 150 accounts over 12 months."""
+    root = tmp_path_factory.mktemp("simulated")
+    params = _write_params(root, {})
+    result = CliRunner().invoke(app, ["--params", str(params), "simulate", "--accounts", "150", "--months", "12"])
+    assert result.exit_code == 0, result.output
+    return root / "warehouse.duckdb"
+
+
+def _write_params(root: Path, changes: dict) -> Path:
+    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+    params["warehouse"]["url"] = f"duckdb://{root}/warehouse.duckdb"
+    params["mlflow"] |= {"tracking_uri": f"sqlite:///{root}/mlruns.db", "artifact_root": str(root / "mlruns")}
+    if "validation" in Params.model_fields:
+        params["validation"] = {"data_docs_dir": None}  # Data Docs are tested in test_validation.py
+    for section, value in changes.items():
+        if isinstance(value, dict) and isinstance(params.get(section), dict):
+            params[section] = params[section] | {k: _fill(v, root) for k, v in value.items()}
+        else:
+            params[section] = value
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def _fill(value, root: Path):
+    return value.replace("{root}", str(root)) if isinstance(value, str) else value
+
+
+def _tables(path: Path) -> dict[str, int]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        names = [row[0] for row in con.sql("SELECT table_name FROM information_schema.tables").fetchall()]
+        return {name: con.sql(f'SELECT COUNT(*) FROM "{name}"').fetchall()[0][0] for name in names}
+
+
+def test_the_simulated_warehouse_passes(simulated, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(simulated, tmp_path / "warehouse.duckdb")
+    params = _write_params(tmp_path, {})
+    result = CliRunner().invoke(app, ["--params", str(params), "validate"])
+    assert result.exit_code == 0, result.output
+    if not CLI_VALIDATES:
+        report = run_validate(load_params(params), CONFIG, Progress(Console(file=None, quiet=True)), datetime.now())
+        assert report.ok and not report.rows, report.summary()
+
+
+@pytest.mark.parametrize("kind", CASES)
+def test_bad_input_is_one_clear_error(kind, simulated, tmp_path, monkeypatch):
+    case = CASES[kind]
+    monkeypatch.chdir(tmp_path)
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(simulated, warehouse)
+    (tmp_path / "not-a-warehouse.duckdb").write_text("this is not a DuckDB file\n")
+    if case.sql:
+        with duckdb.connect(str(warehouse)) as con:
+            con.execute(case.sql)
+    before = _tables(warehouse)
+    params = _write_params(tmp_path, case.params)
+    words = [*(w for w in case.failure or () if w), *case.names]
+
+    result = CliRunner().invoke(app, ["--params", str(params), "validate"])
+    if case.raises or CLI_VALIDATES:
+        assert result.exit_code != 0, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+        assert "Traceback" not in result.output
+        assert all(word in result.output for word in words), result.output
+    assert _tables(warehouse) == before
+
+    if case.raises:
+        with pytest.raises(case.raises) as raised:
+            run_validate(load_params(params), CONFIG, Progress(Console(quiet=True)), datetime.now())
+        assert all(word in str(raised.value) for word in case.names), str(raised.value)
+    elif not CLI_VALIDATES:
+        report = run_validate(load_params(params), CONFIG, Progress(Console(quiet=True)), datetime.now())
+        table, column, rule = case.failure
+        found = [f for f in report.errors if (f.table, f.column, f.rule) == (table, column, rule)]
+        assert found and not report.ok, report.summary()
+        line = next(line for line in report.summary().splitlines() if line.split()[1:2] == [table]
+                    and f" {rule} " in line)
+        assert all(word in line for word in words), line

@@ -1,0 +1,175 @@
+"""The managers' report end to end: simulate → train → score two as-ofs through the CLI → report, opened in a real
+headless Chromium (screenshot, console, DOM), plus the params errors of playbook rules."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+from rich.console import Console
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.config import ParamsError, load_params
+from pipelines.progress import Progress
+from pipelines.report_run import run_report
+from pipelines.stages import StageError
+from tests.serving.test_report import external_urls, parse_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+PREVIOUS, LATEST = "2025-04-01", "2025-05-01"   # simulate.start 2024-01-01 + 16 months: data ends 2025-04-30
+IDENTIFIER = re.compile(r"\b[a-z0-9]+_[a-z0-9_]+\b")
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found: the report is checked in "
+                                    "Debian's chromium (apt-get install chromium; CI installs it)")
+
+
+def _params(root: Path) -> dict:
+    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+    params["warehouse"]["url"] = f"duckdb://{root}/warehouse.duckdb"
+    params["mlflow"] |= {"tracking_uri": f"sqlite:///{root}/mlruns.db", "artifact_root": str(root / "mlruns")}
+    params["simulate"] |= {"accounts": 300, "months": 16, "seed": 11, "start": "2024-01-01"}
+    if "drift" in (params.get("scoring") or {}):
+        # 300 accounts drift a lot between months by chance; this test is about the report, not the drift guard.
+        params["scoring"]["drift"] |= {"warn": 1e6, "stop": 1e6}
+    return params
+
+
+def churn(root: Path, *args: str) -> str:
+    result = CliRunner().invoke(app, ["--params", str(root / "params.yaml"), *args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict:
+    """A small scored warehouse (two as-ofs) and the report rendered from it."""
+    root = tmp_path_factory.mktemp("report")
+    (root / "params.yaml").write_text(yaml.safe_dump(_params(root)))
+    churn(root, "simulate")
+    churn(root, "train")
+    churn(root, "score", "--as-of", PREVIOUS)
+    churn(root, "score")
+    start = time.perf_counter()
+    path = run_report(load_params(root / "params.yaml"), Progress(Console(file=io.StringIO())),
+                      reports_dir=root / "reports")
+    return {"root": root, "path": path, "seconds": time.perf_counter() - start, "html": path.read_text()}
+
+
+def query(root: Path, sql: str) -> pd.DataFrame:
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        return con.sql(sql).df()
+
+
+def expected_at_risk(root: Path) -> list[str]:
+    """The high-tier accounts of the latest as-of by expected MRR loss, as the scorer wrote them."""
+    return query(root, f"""SELECT account_id FROM churn_scores WHERE as_of = DATE '{LATEST}' AND risk_tier = 'high'
+                           ORDER BY churn_probability * mrr DESC, account_id LIMIT 200""").account_id.tolist()
+
+
+def chromium(url: str, *args: str) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args, url],
+            capture_output=True, text=True, timeout=180, check=False)
+
+
+def console_messages(stderr: str) -> list[str]:
+    # Chromium logs every console message (any level) and uncaught error as a CONSOLE line; the page logs none.
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+
+
+@pytest.mark.slow
+def test_the_report_and_its_exports_list_the_high_risk_accounts(report):
+    root, path = report["root"], report["path"]
+    assert path == root / "reports" / f"churn_report_{LATEST}.html"
+    expected = expected_at_risk(root)
+    assert expected, "the simulated warehouse should have high-risk accounts"
+    assert parse_report(report["html"]).rows == expected
+    exported = pd.read_csv(root / "reports" / f"churn_report_{LATEST}_at_risk.csv")
+    assert exported.account_id.tolist() == expected
+    assert exported.recommended_action.notna().all() and exported.owner_role.notna().all()
+    markdown = (root / "reports" / f"churn_report_{LATEST}_at_risk.md").read_text().splitlines()
+    assert len(markdown) == 4 + len(expected)
+    assert f"compared with the scoring of {PREVIOUS}" in report["html"]
+    for section in ("MRR at risk", "Entered the high tier", "Signals that move risk most", "Risk by segment",
+                    "Risk by plan", "Risk by CSM owner", "Validation metrics", "Model's average account"):
+        assert section in report["html"], section
+
+
+@pytest.mark.slow
+def test_the_report_references_no_external_url(report):
+    html = report["html"]
+    page = parse_report(html)
+    assert external_urls(html, page) == []
+    assert page.images == 3   # importance, beeswarm, calibration (from the model's MLflow run)
+    assert "<link" not in html and "@import" not in html
+
+
+@pytest.mark.slow
+def test_scores_carry_points_actions_and_reasons_without_feature_names(report):
+    root = report["root"]
+    drivers = query(root, f"SELECT * FROM churn_score_drivers WHERE as_of = DATE '{LATEST}'")
+    scores = query(root, f"SELECT * FROM churn_scores WHERE as_of = DATE '{LATEST}'")
+    assert drivers.probability_points.notna().all()
+    assert ((drivers.probability_points > 0) == (drivers.direction == "raises risk")).all()
+    assert set(drivers.direction) == {"raises risk", "lowers risk"}
+    high = scores[scores.risk_tier == "high"]
+    assert high.recommended_action.notna().all() and high.owner_role.notna().all()
+    texts = " ".join(scores.top_reasons) + " " + " ".join(drivers.reason)
+    assert IDENTIFIER.findall(texts) == []
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_chromium_renders_the_report_without_console_errors(report):
+    root, url = report["root"], report["path"].as_uri()
+    screenshot = root / "screenshot.png"
+    shot = chromium(url, f"--screenshot={screenshot}", "--window-size=1366,900")
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    assert console_messages(shot.stderr) == []
+    pixels = np.asarray(Image.open(screenshot).convert("RGB"))
+    assert pixels.shape[:2] == (900, 1366)
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200          # text, cards, badges: not a blank page
+    assert (pixels < 245).any(axis=2).mean() > 0.05                     # well beyond a few stray pixels
+    dom = chromium(url, "--dump-dom")
+    assert console_messages(dom.stderr) == []
+    assert parse_report(dom.stdout).rows == expected_at_risk(root)
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_the_at_risk_table_sorts_in_the_browser(report):
+    exported = pd.read_csv(report["root"] / "reports" / f"churn_report_{LATEST}_at_risk.csv")
+    dom = chromium(report["path"].as_uri() + "#sort=probability&dir=asc", "--dump-dom")
+    assert console_messages(dom.stderr) == []
+    by_probability = exported.sort_values(["churn_probability"], kind="stable").account_id.tolist()
+    assert parse_report(dom.stdout).rows == by_probability
+
+
+@pytest.mark.slow
+def test_reporting_an_as_of_that_was_not_scored_names_the_scored_dates(report):
+    with pytest.raises(StageError, match=f"no scores for that date .* {PREVIOUS}, {LATEST}"):
+        run_report(load_params(report["root"] / "params.yaml"), Progress(Console(file=io.StringIO())),
+                   as_of=pd.Timestamp("2025-03-01").date(), reports_dir=report["root"] / "reports")
+
+
+def test_an_invalid_playbook_rule_in_params_is_a_clear_error(tmp_path):
+    params = _params(tmp_path)
+    params["scoring"]["playbooks"] = {"rules": [
+        {"tier": "high", "group": "*", "action": "Executive sponsor call", "owner_role": "CS manager"},
+        {"tier": "hihg", "group": "support", "action": "Escalate tickets", "owner_role": "Support lead"}]}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError, match=r"scoring: .*rule 2 \(tier 'hihg', group 'support'\): unknown tier 'hihg'"):
+        load_params(tmp_path / "params.yaml")

@@ -1,0 +1,100 @@
+"""Playbooks: tier × driver group → recommended action and owner, as configured; invalid rules are clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from features.catalog import CATALOG, expand_catalog
+from serving.playbooks import DEFAULT_RULES, DRIVER_GROUPS, dominant_groups, recommend_actions
+from serving.score import ScoringConfig, assign_tiers
+
+SPECS = {s.name: s for s in expand_catalog(CATALOG, {"each": [30], "trend": [30], "support": [90],
+                                                     "survey": [180]})}
+RULES = [
+    {"tier": "high", "group": "engagement", "action": "Adoption workshop", "owner_role": "CSM"},
+    {"tier": "high", "group": "support", "action": "Escalate open tickets", "owner_role": "Support lead"},
+    {"tier": "high", "group": "*", "action": "Executive sponsor call", "owner_role": "CS manager"},
+    {"tier": "medium", "group": "commercial", "action": "Renewal preparation", "owner_role": "Account executive"},
+]
+
+
+def _config(rules=RULES, **scoring) -> ScoringConfig:
+    return ScoringConfig.model_validate({"playbooks": {"rules": rules}, **scoring})
+
+
+def test_each_tier_and_group_maps_as_configured():
+    config = _config()
+    tiers, groups = zip(*[(t, g) for t in ("high", "medium", "low") for g in (*DRIVER_GROUPS, None)], strict=True)
+    actions = recommend_actions(np.array(tiers), np.array(groups, dtype=object), config.playbooks)
+    got = {(t, g): (a, o) for t, g, a, o in zip(tiers, groups, actions.recommended_action, actions.owner_role,
+                                                  strict=True)}
+    for group in (*DRIVER_GROUPS, None):
+        expected = {"engagement": ("Adoption workshop", "CSM"), "support": ("Escalate open tickets", "Support lead")}
+        assert got[("high", group)] == expected.get(group, ("Executive sponsor call", "CS manager"))
+        assert got[("medium", group)] == (("Renewal preparation", "Account executive") if group == "commercial"
+                                          else (None, None))   # medium has no fallback: no action
+        assert got[("low", group)] == (None, None)
+
+
+def test_default_rules_give_every_high_and_medium_account_an_action():
+    config = ScoringConfig()
+    assert len(config.playbooks.rules) == len(DEFAULT_RULES)
+    for tier in ("high", "medium"):
+        for group in (*DRIVER_GROUPS, None):
+            assert config.playbooks.find(tier, group) is not None
+    assert config.playbooks.find("low", "engagement") is None
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    ({"tier": "urgent", "group": "support", "action": "Call", "owner_role": "CSM"},
+     "rule 4 (tier 'urgent', group 'support'): unknown tier 'urgent' (tiers: high, medium, low)"),
+    ({"tier": "high", "group": "billing", "action": "Call", "owner_role": "CSM"},
+     "rule 4 (tier 'high', group 'billing'): unknown group 'billing' (choose from engagement, value, support, "
+     "voice, commercial, or '*' for any)"),
+    ({"tier": "medium", "group": "voice", "owner_role": "CSM"},
+     "rule 4 (tier 'medium', group 'voice'): no action (give `action:` as text)"),
+    ({"tier": "medium", "group": "voice", "action": "  ", "owner_role": "CSM"},
+     "rule 4 (tier 'medium', group 'voice'): no action"),
+    ({"tier": "medium", "group": "voice", "action": "Call"},
+     "rule 4 (tier 'medium', group 'voice'): no owner_role"),
+    ({"tier": "medium", "group": "voice", "action": "Call", "owner_role": "CSM", "priority": 1},
+     "rule 4 (tier 'medium', group 'voice'): unknown key(s) priority"),
+    ({"tier": "high", "group": "support", "action": "Call", "owner_role": "CSM"},
+     "rule 4 (tier 'high', group 'support') repeats rule 2"),
+])
+def test_an_invalid_rule_is_a_clear_error_naming_it(rule, message):
+    with pytest.raises(ValidationError) as error:
+        _config([*RULES[:3], rule])
+    assert message in str(error.value)
+
+
+def test_the_top_tier_needs_a_fallback_rule():
+    with pytest.raises(ValidationError, match="no fallback rule for the top tier 'high'"):
+        _config(RULES[:2])
+    # By capacity the top tier is the one with the smallest N.
+    with pytest.raises(ValidationError, match="no fallback rule for the top tier 'urgent'"):
+        _config(RULES, tiers_by="capacity", capacity={"urgent": 10, "high": 50, "medium": 100})
+
+
+def test_tier_names_run_from_highest_risk_and_capacity_is_cumulative():
+    assert _config().tier_names == ["high", "medium", "low"]
+    config = _config(tiers_by="capacity", capacity={"medium": 4, "high": 2})
+    assert config.tier_names == ["high", "medium", "low"]
+    p = np.array([0.9, 0.1, 0.5, 0.3, 0.2, 0.05])
+    assert assign_tiers(p, config).tolist() == ["high", "low", "high", "medium", "medium", "low"]
+    with pytest.raises(ValidationError, match="distinct account counts"):
+        _config(tiers_by="capacity", capacity={"high": 5, "medium": 5})
+    with pytest.raises(ValidationError, match="lowest_tier 'high' is also a tier"):
+        _config(lowest_tier="high")
+
+
+def test_the_dominant_group_is_the_one_whose_risk_drivers_weigh_most():
+    contributions = pd.DataFrame({
+        "active_users_30d": [0.3, 0.1, -0.5], "sessions_trend": [0.3, 0.0, -0.1],   # engagement
+        "open_high_priority_tickets": [0.5, 0.05, -0.2],                            # support
+        "days_to_renewal": [-2.0, 0.2, -0.3],                                        # commercial
+        "bias": [-2.0, -2.0, -2.0]})
+    assert dominant_groups(contributions, SPECS).tolist() == ["engagement", "commercial", None]

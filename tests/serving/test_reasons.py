@@ -1,0 +1,115 @@
+"""Reasons in words: exact sentences from the catalog templates, comparisons with retained accounts, the right
+direction, and never a raw feature name."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.catalog import CATALOG, expand_catalog
+from serving.explain import (
+    LOWERS,
+    OVERALL,
+    RAISES,
+    Benchmarks,
+    compute_benchmarks,
+    describe_driver,
+    feature_label,
+    rank_drivers,
+)
+
+WINDOWS = {"each": [7, 30, 90], "trend": [30], "support": [90], "survey": [180]}
+SPECS = {s.name: s for s in expand_catalog(CATALOG, WINDOWS)}
+IDENTIFIER = re.compile(r"\b[a-z0-9]+_[a-z0-9_]+\b")  # snake_case, as feature names are written
+BENCHMARKS = Benchmarks(by="segment", values={
+    OVERALL: {"seat_utilisation_30d": 0.61, "active_users_trend": 0.02, "last_nps_category": "promoter",
+              "value_reached": 0.9, "days_since_last_activity": 2.0, "open_high_priority_tickets": 0.0},
+    "Mid-Market": {"seat_utilisation_30d": 0.68, "value_reached": 0.96},
+})
+
+
+def test_reason_sentences_are_exact_with_the_account_value_and_a_comparison():
+    row = {"active_users_30d": 12.0, "seats": 40.0}.get
+    assert describe_driver(SPECS["seat_utilisation_30d"], 0.3, BENCHMARKS, "Mid-Market", row) == (
+        "12 active users of 40 paid seats (30%) in the last 30 days (retained Mid-Market accounts: median 68%)")
+    assert describe_driver(SPECS["active_users_trend"], -0.42, BENCHMARKS, "Mid-Market") == (
+        "Active users fell 42% against the previous 30 days (retained accounts: median +2%)")
+    assert describe_driver(SPECS["days_since_last_activity"], 21.0, BENCHMARKS, None) == (
+        "No product activity for 21 days (retained accounts: median 2 days)")
+    assert describe_driver(SPECS["value_reached"], 0.0, BENCHMARKS, "Mid-Market") == (
+        "First value reached: no (retained Mid-Market accounts: 96% yes)")
+    assert describe_driver(SPECS["last_nps_category"], "detractor", BENCHMARKS, "SMB") == (
+        "Last NPS response was a detractor (retained accounts: mostly promoter)")
+    assert describe_driver(SPECS["open_high_priority_tickets"], 2.0) == "2 high-priority tickets open"
+
+
+def test_a_missing_value_is_said_in_words_without_a_comparison():
+    assert describe_driver(SPECS["days_to_first_value"], None, BENCHMARKS) == "First value not reached yet"
+    assert describe_driver(SPECS["days_since_last_activity"], np.nan, BENCHMARKS) == "No product activity on record"
+    assert describe_driver(SPECS["csat_avg_180d"], None) == "No CSAT responses in the last 180 days"
+    # Without the users and seats at hand, the catalog's own sentence.
+    assert describe_driver(SPECS["seat_utilisation_30d"], 0.3) == "30% of paid seats used in the last 30 days"
+
+
+def test_benchmarks_are_medians_of_retained_accounts_by_segment_with_a_floor():
+    frame = pd.DataFrame({
+        "label": [0, 0, 0, 0, 1, 0],
+        "segment": ["SMB", "SMB", "SMB", "Enterprise", "SMB", None],
+        "active_users_30d": [2.0, 4.0, 9.0, 30.0, 0.0, 5.0],
+        "value_reached": [1.0, 0.0, 1.0, 1.0, 0.0, 1.0],
+        "plan": ["Growth", "Growth", "Starter", "Scale", "Starter", "Growth"],
+    })
+    specs = {k: SPECS[k] for k in ("active_users_30d", "value_reached", "plan", "last_nps")}
+    benchmarks = compute_benchmarks(frame, specs, by="segment", min_rows=2)
+    assert benchmarks.values[OVERALL] == {"active_users_30d": 5.0, "value_reached": 0.8, "plan": "Growth"}
+    assert benchmarks.values["SMB"] == {"active_users_30d": 4.0, "value_reached": 2 / 3, "plan": "Growth"}
+    assert "Enterprise" not in benchmarks.values  # one retained row: below the floor, the overall value applies
+    assert benchmarks.lookup("active_users_30d", "Enterprise") == (5.0, None)
+    assert benchmarks.lookup("active_users_30d", "SMB") == (4.0, "SMB")
+    assert Benchmarks.from_dict(benchmarks.to_dict()) == benchmarks
+    assert compute_benchmarks(frame.drop(columns="segment"), specs).by is None
+
+
+def test_drivers_rank_risk_first_then_the_protective_factor_with_the_right_direction():
+    contributions = pd.DataFrame({"active_users_30d": [0.5, -0.4], "events_30d": [0.2, -0.1],
+                                  "days_since_last_activity": [-0.9, 0.3], "bias": [-2.0, -2.0]})
+    values = pd.DataFrame({"active_users_30d": [2.0, 9.0], "events_30d": [40.0, 300.0],
+                           "days_since_last_activity": [1.0, 12.0]})
+    points = pd.DataFrame({"active_users_30d": [6.0, -3.0], "events_30d": [2.0, -1.0],
+                           "days_since_last_activity": [-8.0, 2.5]})
+    drivers = rank_drivers(contributions, values, SPECS, top_n=2, protective=1, points=points)
+    assert drivers[["row", "rank", "feature", "direction"]].values.tolist() == [
+        [0, 1, "active_users_30d", RAISES], [0, 2, "events_30d", RAISES], [0, 3, "days_since_last_activity", LOWERS],
+        [1, 1, "days_since_last_activity", RAISES], [1, 2, "active_users_30d", LOWERS]]
+    assert drivers.probability_points.tolist() == [6.0, 2.0, -8.0, 2.5, -3.0]
+    assert drivers.reason.tolist() == [
+        "2 active users in the last 30 days", "40 product events in the last 30 days",
+        "No product activity for 1 day", "No product activity for 12 days", "9 active users in the last 30 days"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_no_reason_or_label_contains_a_raw_feature_name(seed):
+    rng = np.random.default_rng(seed)
+    names = [n for n, s in SPECS.items() if not s.is_categorical]
+    values = pd.DataFrame(rng.uniform(-1, 50, (20, len(names))), columns=names)
+    values.iloc[::3, ::2] = np.nan  # missing values have their own sentences
+    values["plan"], values["last_nps_category"] = "Growth", ["detractor", None] * 10
+    values["seats"] = 40.0
+    contributions = pd.DataFrame(rng.normal(0, 1, (20, len(SPECS))), columns=list(SPECS)).assign(bias=-2.0)
+    benchmarks = compute_benchmarks(values.assign(label=0, segment="SMB"), SPECS, min_rows=1)
+    drivers = rank_drivers(contributions, values, SPECS, top_n=len(SPECS), protective=len(SPECS),
+                           benchmarks=benchmarks, segments=pd.Series(["SMB"] * 20))
+    texts = drivers.reason.tolist() + [feature_label(s) for s in SPECS.values()]
+    assert len(drivers) == 20 * len(SPECS)
+    assert [t for t in texts if IDENTIFIER.search(t) or "{" in t] == []
+    assert not any(name in " ".join(texts) for name in SPECS if "_" in name)
+
+
+def test_every_catalog_feature_has_a_short_label():
+    from serving.explain import FEATURE_LABELS, _base_name
+
+    assert {_base_name(s) for s in SPECS.values()} <= set(FEATURE_LABELS)
+    assert feature_label(SPECS["seat_utilisation_30d"]) == "Paid seats in use (last 30 days)"
