@@ -160,3 +160,30 @@ def test_a_detractor_response_never_lowers_risk(champion_rows):
     model, rows = champion_rows
     detractor = rows.assign(last_nps=np.minimum(rows.last_nps.fillna(10), 3.0), last_nps_category="detractor")
     assert (model.predict(detractor) >= model.predict(rows) - 1e-12).all()
+
+
+def _published(root: Path) -> pd.DataFrame:
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        return con.sql("SELECT * FROM churn_scores ORDER BY as_of, account_id").df()
+
+
+def test_an_as_of_outside_the_data_is_refused_and_nothing_is_written(project):
+    root, paths = project
+    before = _published(root)
+    result = CliRunner().invoke(app, ["--params", str(paths["default"]), "score", "--as-of", "2031-01-01"])
+    assert result.exit_code == 1 and "--as-of 2031-01-01: outside the data" in result.output
+    assert "Traceback" not in result.output
+    pd.testing.assert_frame_equal(_published(root), before)
+
+
+def test_a_missing_champion_alias_is_a_clear_error(project):
+    root, paths = project
+    before = _published(root)
+    params = yaml.safe_load(paths["default"].read_text())
+    params["mlflow"]["model_name"] = "never-trained"
+    path = root / "never.yaml"
+    path.write_text(yaml.safe_dump(params))
+    result = CliRunner().invoke(app, ["--params", str(path), "score"])
+    assert result.exit_code == 1 and "model never-trained: no version has the alias 'champion'" in result.output
+    assert "Traceback" not in result.output
+    pd.testing.assert_frame_equal(_published(root), before)
