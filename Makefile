@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CHURN := $(VENV)/bin/churn
 PARAMS ?= params.yaml
 
-.PHONY: help setup demo simulate validate features train score report docs test lint clean
+.PHONY: help setup demo simulate validate features train score report docs test bench lint clean
 
 ## help: list the targets
 help:
@@ -60,9 +60,18 @@ report: $(STAMP)
 docs: $(STAMP)
 	$(CHURN) --params $(PARAMS) features --markdown docs/FEATURES.md
 
-## test: run the test suite
-test: $(STAMP) $(VENV)/.chromium
+# The `spark` extra (pyspark) for the Spark integration test; the demo does not need it.
+$(VENV)/.spark: $(STAMP)
+	$(VENV)/bin/pip install --quiet -e ".[dev,postgres,spark]"
+	touch $@
+
+## test: run the test suite (tests marked postgres need CHURN_TEST_POSTGRES_URL; .ci/run starts a server)
+test: $(STAMP) $(VENV)/.chromium $(VENV)/.spark
 	$(VENV)/bin/pytest
+
+## bench: benchmark feature build (beside pandas), training and scoring on scaled warehouses (params `bench:`)
+bench: $(STAMP)
+	$(CHURN) --params $(PARAMS) bench
 
 ## lint: ruff over the code and tests
 lint: $(STAMP)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from features.config import FeatureConfig
 from features.snapshots import LabelConfig, SnapshotConfig
 from features.sources import SourcesConfig
+from pipelines.bench_config import BenchConfig
 from pipelines.validation_config import ValidationConfig
 from serving.drift import DriftConfig
 from serving.report import ReportConfig
@@ -69,6 +70,7 @@ class Params(BaseModel):
     scoring: ScoringSection = ScoringSection()
     report: ReportConfig = ReportConfig()
     simulate: SimulateConfig = SimulateConfig()
+    bench: BenchConfig = BenchConfig()
 
 
 def _describe(error: ValidationError, path: Path) -> str:

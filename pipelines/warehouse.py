@@ -46,6 +46,9 @@ def prepare_backend(con: ibis.BaseBackend) -> ibis.BaseBackend:
     """The same connection, with the workarounds its Ibis backend needs to run this pipeline."""
     if con.name == "pyspark":
         _register_memtables_before_caching(con)
+        # Ibis stops the Spark session on disconnect, but the session belongs to the process (a local session that
+        # holds the tables, spark-submit, a Databricks cluster), not to one stage: the next stage needs it again.
+        con.disconnect = lambda: None
     return con
 
 

@@ -1,0 +1,110 @@
+"""The measured benchmark steps, each run in its own process: the warehouse feature build, training, and
+scoring with drivers and write-back. They talk to each other through files in the bench's work folder."""
+
+from __future__ import annotations
+
+import gc
+import pickle
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from pipelines.config import Params
+from pipelines.progress import Progress
+
+
+def bench_params(params: Params, warehouse: Path) -> Params:
+    """The params pointed at a synthetic warehouse: canonical source names, the as-of grid from its data span."""
+    return params.model_copy(update={
+        "warehouse": params.warehouse.model_copy(update={"url": f"duckdb://{warehouse}"}),
+        "sources": {},
+        "snapshots": params.snapshots.model_copy(update={"start": None, "end": None, "data_end": None}),
+    })
+
+
+def run_feature_build(params: Params, warehouse: Path, as_of_count: int, frame_path: Path) -> dict:
+    """Build the feature frame for the newest `as_of_count` monthly as-of dates with the project's own pipeline
+    (`build_feature_frame`), timed from opening the warehouse; save the frame to `frame_path` (a bench step)."""
+    from pipelines.stages import build_feature_frame, grid_dates, open_warehouse
+
+    progress = Progress(Console(quiet=True))
+    params = bench_params(params, warehouse)
+    start = time.perf_counter()
+    with open_warehouse(params, progress) as wh:
+        dates = grid_dates(params, wh)[-as_of_count:]
+        frame, feature_set = build_feature_frame(params, wh, dates, progress)
+        gc.collect()  # drop Ibis's cached snapshot table while the connection is still open
+    seconds = time.perf_counter() - start
+    frame.to_parquet(frame_path)
+    return {"seconds": seconds, "stages": dict(progress.timings), "rows": len(frame),
+            "features": feature_set.names, "as_of_dates": dates}
+
+
+def run_training(params: Params, frame_path: Path, features: list[str], model_path: Path) -> dict:
+    """Split the feature frame out of time and run the experiment (LightGBM + baselines); save the model."""
+    from pipelines.stages import catalog_specs
+    from training.dataset import split_out_of_time
+    from training.experiment import MODEL, run_experiment
+
+    frame = pd.read_parquet(frame_path)
+    split = split_out_of_time(frame, params.model.validation_snapshots, params.model.calibration_snapshots)
+    directions = {name: spec.direction for name, spec in catalog_specs(params).items()}
+    start = time.perf_counter()
+    experiment = run_experiment(split, features, params.model, params.evaluation, directions)
+    seconds = time.perf_counter() - start
+    model_path.write_bytes(pickle.dumps(experiment.model))
+    calib = 0 if split.calib is None else len(split.calib)
+    return {"seconds": seconds, "rows": len(split.train) + calib + len(split.valid), "train_rows": len(split.train),
+            "calibration_rows": calib, "validation_rows": len(split.valid), "features": len(features),
+            "trees": experiment.model.best_iteration, "roc_auc": experiment.metrics[MODEL]["roc_auc"]}
+
+
+def build_scoring_population(frame: pd.DataFrame, features: list[str], accounts: int, seed: int) -> pd.DataFrame:
+    """`accounts` rows of the newest as-of: its active accounts, then copies of them under new ids with every
+    numeric feature jittered (x lognormal(0, 0.1)) until there are enough."""
+    latest = frame[frame["as_of"] == frame["as_of"].max()].reset_index(drop=True)
+    numeric = [f for f in features if pd.api.types.is_numeric_dtype(latest[f])]
+    rng = np.random.default_rng(seed)
+    parts = [latest]
+    for copy in range(1, -(-accounts // len(latest))):
+        part = latest.copy()
+        part["account_id"] = part["account_id"] + f"-r{copy:02d}"
+        part[numeric] = part[numeric].to_numpy(dtype="float64") * rng.lognormal(0.0, 0.1, (len(part), len(numeric)))
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True).head(accounts)
+
+
+def run_scoring(params: Params, frame_path: Path, model_path: Path, accounts: int, scores_path: Path) -> dict:
+    """Score `accounts` accounts with SHAP drivers and reasons, and write them to a fresh DuckDB file (a bench step).
+
+    Timed: predict + explain + reasons (`score_accounts`), and the atomic write-back (`write_scores`).
+    """
+    from pipelines.stages import catalog_specs
+    from pipelines.warehouse import connect_warehouse
+    from serving.score import ScoredModel, score_accounts
+    from serving.writeback import write_scores
+
+    model = pickle.loads(model_path.read_bytes())
+    frame = pd.read_parquet(frame_path)
+    population = build_scoring_population(frame, model.features, accounts, params.model.seed)
+    as_of = population["as_of"].max().date()
+    specs = catalog_specs(params)
+    scores_path.unlink(missing_ok=True)
+    start = time.perf_counter()
+    scores, drivers = score_accounts(ScoredModel(model, "bench", "0"), population, specs, params.scoring,
+                                     scored_at=datetime.now().replace(microsecond=0),
+                                     health=params.evaluation.health_score)
+    scored = time.perf_counter()
+    con = connect_warehouse(f"duckdb://{scores_path}", params.warehouse.threads)
+    try:
+        write_scores(con, scores, drivers, [as_of])
+    finally:
+        con.disconnect()
+    done = time.perf_counter()
+    return {"accounts": len(scores), "drivers": len(drivers), "distinct_accounts": int((frame["as_of"] ==
+            frame["as_of"].max()).sum()), "score_seconds": scored - start, "write_seconds": done - scored,
+            "seconds": done - start, "accounts_per_second": len(scores) / (done - start)}
