@@ -219,18 +219,24 @@ def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+_FORMATS = {
+    "share": lambda v: f"{v:.0%}", "change": lambda v: f"{v:+.0%}", "points": lambda v: f"{v:+,.0f} points",
+    "days": lambda v: f"{v:,.0f} day" + ("" if round(v) == 1 else "s"),
+    "hours": lambda v: f"{v:,.0f} hour" + ("" if round(v) == 1 else "s"),
+    "minutes": lambda v: f"{v:,.0f} min", "currency": lambda v: f"{v:,.0f}", "count": lambda v: f"{v:,.0f}",
+    "flag": lambda v: "yes" if v else "no", "category": str, "score": lambda v: f"{v:,.1f}",
+}
+
+
+def _default_format(value) -> str:
+    return f"{value:,.1f}"
+
+
 def format_value(spec: FeatureSpec, value) -> str:
     """Format a feature value in its unit for a person to read."""
     if _is_missing(value):
         return "no data"
-    formats = {
-        "share": lambda v: f"{v:.0%}", "change": lambda v: f"{v:+.0%}", "points": lambda v: f"{v:+,.0f} points",
-        "days": lambda v: f"{v:,.0f} day" + ("" if round(v) == 1 else "s"),
-        "hours": lambda v: f"{v:,.0f} hour" + ("" if round(v) == 1 else "s"),
-        "minutes": lambda v: f"{v:,.0f} min", "currency": lambda v: f"{v:,.0f}", "count": lambda v: f"{v:,.0f}",
-        "flag": lambda v: "yes" if v else "no", "category": str, "score": lambda v: f"{v:,.1f}",
-    }
-    return formats.get(spec.unit, lambda v: f"{v:,.1f}")(value)
+    return _FORMATS.get(spec.unit, _default_format)(value)
 
 
 def describe_change(value) -> str:

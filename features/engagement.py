@@ -1,8 +1,11 @@
 """Engagement features (frequency, breadth, depth, trends), computed in the warehouse from event rollups.
 
-Events are rolled up once to one row per (account, user, day, event name) and one per (account, user, day,
-session); every window and as-of reads those rollups, never the raw events again. Sessions are cut at midnight,
-so a session piece on a day before the as-of holds only events before it.
+Events are scanned once per rollup, each at the smallest grain its features need: one row per (account, day),
+per (account, user, day), per (account, event name, day) and per (account, user, day, session). Every window and
+as-of reads those rollups, never the raw events again. Distinct counts over a window (active days, users, event
+names) are counted without COUNT(DISTINCT): per as-of, each user or event name keeps only the last day it was
+seen, and a window counts the ones seen inside it. Sessions are cut at midnight, so a session piece on a day
+before the as-of holds only events before it.
 """
 
 from __future__ import annotations
@@ -21,10 +24,15 @@ from features.sources import Sources
 class EventRollups:
     """Events rolled up in the warehouse for the span the grid reads."""
 
-    daily: ir.Table  # account_id, user_id, day, event_name, n
-    sessions: ir.Table  # account_id, user_id, day, session, n, seconds
-    account_days: ir.Table  # account_id, day, next_day (all history before the newest as-of)
-    has_users: bool
+    account_days: ir.Table  # account_id, day, n, logins, pieces (session pieces), seconds, timed (pieces with seconds)
+    user_days: ir.Table | None  # account_id, user_id, day: a period's first day (None when events have no user_id)
+    event_days: ir.Table  # account_id, event_name, day: a period's first day
+    sessions: ir.Table  # account_id, user_id, day, session, n, logins, seconds
+    active_days: ir.Table  # account_id, day, next_day: the span's active days and each account's last one before
+
+    @property
+    def has_users(self) -> bool:
+        return self.user_days is not None
 
 
 def _event_base(sources: Sources, until: date) -> ir.Table:
@@ -50,22 +58,56 @@ def _session_keys(events: ir.Table, sources: Sources, gap_minutes: int) -> ir.Ta
     return events.mutate(session=number.cast("string"))
 
 
-def build_event_rollups(sources: Sources, config: FeatureConfig, since: date, until: date) -> EventRollups:
-    """Roll events up to per-day grains for the span [since, until) the grid's windows read."""
+def window_cuts(as_of_dates: list[date], config: FeatureConfig) -> list[date]:
+    """Every day on which a window, trend half or look-back of some as-of starts, and the as-ofs themselves."""
+    t = config.trend_window_days
+    spans = {*config.windows, t, 2 * t, config.lookback_days}
+    return sorted({a - timedelta(days=d) for a in as_of_dates for d in spans} | set(as_of_dates))
+
+
+def _period(day: ir.Value, cuts: list[date]) -> ir.Value:
+    """The first day of the period between two consecutive cuts that `day` falls in."""
+    return ibis.cases(*[(day >= ibis.timestamp(cut), ibis.timestamp(cut)) for cut in reversed(cuts)])
+
+
+def build_event_rollups(sources: Sources, config: FeatureConfig, as_of_dates: list[date]) -> EventRollups:
+    """Roll up the events the grid's windows read (the look-back before each as-of).
+
+    Users and event names are rolled up per period between consecutive window cuts (`window_cuts`), not per
+    day: no window or trend half starts or ends inside a period, so "seen in a window" is the same question
+    asked of the period's first day, and the rollups are several times smaller than per day.
+    """
+    since, until = rollup_span(as_of_dates, config)
+    cuts = window_cuts(as_of_dates, config)
     base = _event_base(sources, until)
     recent = base.filter(base.event_at >= ibis.timestamp(since))
-    daily = recent.group_by(["account_id", "user_id", "day", "event_name"]).aggregate(n=recent.n.sum())
+    # One scan to session pieces (account, user, day, session); the per-day and per-user rollups derive from them.
     keyed = _session_keys(recent, sources, config.session_gap_minutes)
     if sources.has("events", "duration_s"):
         seconds = keyed.duration_s.sum()
     else:
         seconds = (keyed.event_at.epoch_seconds().max() - keyed.event_at.epoch_seconds().min())
+    # ifelse, not a boolean sum: PostgreSQL cannot sum booleans or cast them to bigint.
+    logins = ibis.ifelse(keyed.event_name == config.login_event, keyed.n, 0)
     sessions = keyed.group_by(["account_id", "user_id", "day", "session"]).aggregate(
-        n=keyed.n.sum(), seconds=seconds.cast("float64"))
-    days = base.select("account_id", "day").distinct()
+        n=keyed.n.sum(), logins=logins.sum(), seconds=seconds.cast("float64"))
+    timed = sessions.seconds.notnull()
+    account_days = sessions.group_by(["account_id", "day"]).aggregate(
+        n=sessions.n.sum(), logins=sessions.logins.sum(), pieces=sessions.count(),
+        seconds=sessions.seconds.sum(), timed=ibis.ifelse(timed, 1, 0).sum())
+    user_days = None
+    if sources.has("events", "user_id"):
+        known = sessions.filter(sessions.user_id.notnull())
+        user_days = known.select("account_id", "user_id", day=_period(known.day, cuts)).distinct()
+    # One scan to (account, event name, period).
+    event_days = recent.select("account_id", "event_name", day=_period(recent.day, cuts)).distinct()
+    # Active days for the days since the last activity: the span's, and each account's last one before it.
+    earlier = base.filter(base.event_at < ibis.timestamp(since))
+    earlier = earlier.group_by("account_id").aggregate(day=earlier.day.max())
+    days = account_days.select("account_id", "day").union(earlier)
     days = days.mutate(next_day=days.day.lead().over(ibis.window(group_by="account_id", order_by="day")))
-    return EventRollups(daily=daily, sessions=sessions, account_days=days,
-                        has_users=sources.has("events", "user_id"))
+    return EventRollups(account_days=account_days, user_days=user_days, event_days=event_days, sessions=sessions,
+                        active_days=days)
 
 
 def rollup_span(as_of_dates: list[date], config: FeatureConfig) -> tuple[date, date]:
@@ -85,46 +127,72 @@ def _change(last: ir.Value, previous: ir.Value) -> ir.Value:
     return ibis.ifelse(previous > 0, last.cast("float64") / previous.nullif(0) - 1.0, ibis.null("float64"))
 
 
+def _in_lookback(rollup: ir.Table, grid: ir.Table, config: FeatureConfig) -> ir.Table:
+    """Each rollup row beside every grid row of its account whose look-back it falls in (before the as-of)."""
+    return grid.join(rollup, [grid.account_id == rollup.account_id, rollup.day < grid.as_of,
+                              rollup.day >= _ago(grid.as_of, config.lookback_days)])
+
+
+def _trend_halves(j: ir.Table, config: FeatureConfig) -> tuple[ir.Value, ir.Value]:
+    """The last trend window before the as-of, and the one before it."""
+    t = config.trend_window_days
+    return j.day >= _ago(j.as_of, t), (j.day < _ago(j.as_of, t)) & (j.day >= _ago(j.as_of, 2 * t))
+
+
 def _daily_metrics(rollups: EventRollups, grid: ir.Table, config: FeatureConfig) -> ir.Table:
-    d = rollups.daily
-    j = grid.join(d, [grid.account_id == d.account_id, d.day < grid.as_of,
-                      d.day >= _ago(grid.as_of, config.lookback_days)])
-    core = config.core_events
-    t = config.trend_window_days
+    """Per window active days, events, logins, session pieces and their mean length, and events and sessions in
+    the two trend halves, from the per-account-day rollup.
+
+    Every event is in exactly one session piece, so the events of a window's sessions are its events.
+    """
+    j = _in_lookback(rollups.account_days, grid, config)
     metrics = {}
     for w in config.windows:
         inside = j.day >= _ago(j.as_of, w)
-        metrics[f"active_days_{w}d"] = j.day.nunique(where=inside)
-        metrics[f"events_{w}d"] = j.n.sum(where=inside)
-        metrics[f"logins_{w}d"] = j.n.sum(where=inside & (j.event_name == config.login_event))
-        metrics[f"active_users_{w}d"] = j.user_id.nunique(where=inside)
-        metrics[f"distinct_events_{w}d"] = j.event_name.nunique(where=inside)
-        metrics[f"core_used_{w}d"] = j.event_name.nunique(where=inside & j.event_name.isin(core or ["\0"]))
-    last, previous = j.day >= _ago(j.as_of, t), (j.day < _ago(j.as_of, t)) & (j.day >= _ago(j.as_of, 2 * t))
-    metrics.update(users_last=j.user_id.nunique(where=last), users_prev=j.user_id.nunique(where=previous),
-                   events_last=j.n.sum(where=last), events_prev=j.n.sum(where=previous))
-    return j.group_by(["account_id", "as_of"]).aggregate(**metrics)
+        metrics |= {f"active_days_{w}d": j.count(where=inside), f"events_{w}d": j.n.sum(where=inside),
+                    f"logins_{w}d": j.logins.sum(where=inside), f"sessions_{w}d": j.pieces.sum(where=inside),
+                    f"seconds_{w}d": j.seconds.sum(where=inside), f"timed_{w}d": j.timed.sum(where=inside)}
+    last, previous = _trend_halves(j, config)
+    metrics |= {"events_last": j.n.sum(where=last), "events_prev": j.n.sum(where=previous),
+                "sessions_last": j.pieces.sum(where=last), "sessions_prev": j.pieces.sum(where=previous)}
+    daily = j.group_by(["account_id", "as_of"]).aggregate(**metrics)
+    # The mean length of the window's timed session pieces (null when none has a length).
+    means = {f"session_seconds_{w}d": _ratio(daily[f"seconds_{w}d"], daily[f"timed_{w}d"]) for w in config.windows}
+    return daily.mutate(**means).drop(*[f"{part}_{w}d" for part in ("seconds", "timed") for w in config.windows])
 
 
-def _session_metrics(rollups: EventRollups, grid: ir.Table, config: FeatureConfig) -> ir.Table:
-    s = rollups.sessions
-    j = grid.join(s, [grid.account_id == s.account_id, s.day < grid.as_of,
-                      s.day >= _ago(grid.as_of, config.lookback_days)])
-    t = config.trend_window_days
+def _last_seen(rollup: ir.Table, entity: str, grid: ir.Table, config: FeatureConfig) -> ir.Table:
+    """Per grid row and `entity` (a user, an event name) seen in the look-back: the last day it was seen, and
+    the last day it was seen in the earlier trend half (null if not)."""
+    j = _in_lookback(rollup, grid, config)
+    _, previous = _trend_halves(j, config)
+    return j.group_by(["account_id", "as_of", entity]).aggregate(last_day=j.day.max(),
+                                                                  prev_day=j.day.max(where=previous))
+
+
+def _distinct_metrics(rollups: EventRollups, grid: ir.Table, config: FeatureConfig) -> list[ir.Table]:
+    """Distinct event names (all, and core ones) and distinct users per window; users in the two trend halves."""
+    events = _last_seen(rollups.event_days, "event_name", grid, config)
+    core = events.event_name.isin(config.core_events) if config.core_events else ibis.literal(False)
     metrics = {}
     for w in config.windows:
-        inside = j.day >= _ago(j.as_of, w)
-        metrics[f"sessions_{w}d"] = j.count(where=inside)
-        metrics[f"session_events_{w}d"] = j.n.sum(where=inside)
-        metrics[f"session_seconds_{w}d"] = j.seconds.mean(where=inside)
-    last, previous = j.day >= _ago(j.as_of, t), (j.day < _ago(j.as_of, t)) & (j.day >= _ago(j.as_of, 2 * t))
-    metrics.update(sessions_last=j.count(where=last), sessions_prev=j.count(where=previous))
-    return j.group_by(["account_id", "as_of"]).aggregate(**metrics)
+        inside = events.last_day >= _ago(events.as_of, w)
+        metrics |= {f"distinct_events_{w}d": events.count(where=inside),
+                    f"core_used_{w}d": events.count(where=inside & core)}
+    parts = [events.group_by(["account_id", "as_of"]).aggregate(**metrics)]
+    if rollups.user_days is not None:
+        users = _last_seen(rollups.user_days, "user_id", grid, config)
+        metrics = {f"active_users_{w}d": users.count(where=users.last_day >= _ago(users.as_of, w))
+                   for w in config.windows}
+        metrics |= {"users_last": users.count(where=users.last_day >= _ago(users.as_of, config.trend_window_days)),
+                    "users_prev": users.count(where=users.prev_day.notnull())}
+        parts.append(users.group_by(["account_id", "as_of"]).aggregate(**metrics))
+    return parts
 
 
 def _last_activity(rollups: EventRollups, grid: ir.Table) -> ir.Table:
     # The last active day before as_of is the one whose next active day is at or after as_of (or none).
-    a = rollups.account_days
+    a = rollups.active_days
     j = grid.join(a, [grid.account_id == a.account_id, a.day < grid.as_of,
                       a.next_day.isnull() | (a.next_day >= grid.as_of)])
     return j.select("account_id", "as_of",
@@ -140,13 +208,12 @@ def compute_engagement_features(rollups: EventRollups, grid: ir.Table, seats: ir
         grid: (account_id, as_of) rows, as_of a midnight timestamp.
         seats: (account_id, as_of, seats) paid seats just before each as-of.
     """
-    daily, sessions = _daily_metrics(rollups, grid, config), _session_metrics(rollups, grid, config)
-    last = _last_activity(rollups, grid)
-    j = (grid.left_join(daily, ["account_id", "as_of"]).drop("account_id_right", "as_of_right")
-         .left_join(sessions, ["account_id", "as_of"]).drop("account_id_right", "as_of_right")
-         .left_join(last, ["account_id", "as_of"]).drop("account_id_right", "as_of_right")
-         .left_join(seats.select("account_id", "as_of", "seats"), ["account_id", "as_of"])
-         .drop("account_id_right", "as_of_right"))
+    parts = [_daily_metrics(rollups, grid, config), *_distinct_metrics(rollups, grid, config),
+             _last_activity(rollups, grid),
+             seats.select("account_id", "as_of", "seats")]
+    j = grid
+    for part in parts:
+        j = j.left_join(part, ["account_id", "as_of"]).drop("account_id_right", "as_of_right")
     zero = {c: j[c].fill_null(0) for c in j.columns if c not in grid.columns
             and c not in ("days_since_last_activity", "seats") and not c.startswith("session_seconds")}
     j = j.mutate(**zero)
@@ -160,7 +227,7 @@ def compute_engagement_features(rollups: EventRollups, grid: ir.Table, seats: ir
             f"core_feature_share_{w}d": (j[f"core_used_{w}d"].cast("float64") / max(len(config.core_events), 1)),
             f"sessions_{w}d": j[f"sessions_{w}d"].cast("float64"),
             f"session_minutes_{w}d": j[f"session_seconds_{w}d"] / 60.0,
-            f"events_per_session_{w}d": _ratio(j[f"session_events_{w}d"], j[f"sessions_{w}d"]),
+            f"events_per_session_{w}d": _ratio(j[f"events_{w}d"], j[f"sessions_{w}d"]),
         }
         if rollups.has_users:
             out |= {

@@ -10,7 +10,7 @@ import ibis.expr.types as ir
 from features.catalog import CATALOG, FeatureSpec, expand_catalog, missing_needs
 from features.commercial import compute_commercial_features, compute_subscription_state
 from features.config import FeatureConfig
-from features.engagement import build_event_rollups, compute_engagement_features, rollup_span
+from features.engagement import build_event_rollups, compute_engagement_features
 from features.sources import Sources
 from features.support import compute_support_features
 from features.value import compute_value_features
@@ -65,8 +65,7 @@ def compute_feature_table(sources: Sources, grid: ir.Table, as_of_dates: list[da
     """
     feature_set = select_features(config, sources.missing)
     keys = grid.select("account_id", "as_of")
-    since, until = rollup_span(as_of_dates, config)
-    rollups = build_event_rollups(sources, config, since, until)
+    rollups = build_event_rollups(sources, config, as_of_dates)
     parts = [compute_engagement_features(rollups, keys, compute_subscription_state(sources, keys), config)]
     parts += [compute(sources, keys, config) for table, compute in _GROUPS if table is None or sources.has(table)]
     table = grid

@@ -3,7 +3,6 @@ scoring with drivers and write-back. They talk to each other through files in th
 
 from __future__ import annotations
 
-import gc
 import pickle
 import time
 from datetime import datetime
@@ -37,7 +36,6 @@ def run_feature_build(params: Params, warehouse: Path, as_of_count: int, frame_p
     with open_warehouse(params, progress) as wh:
         dates = grid_dates(params, wh)[-as_of_count:]
         frame, feature_set = build_feature_frame(params, wh, dates, progress)
-        gc.collect()  # drop Ibis's cached snapshot table while the connection is still open
     seconds = time.perf_counter() - start
     frame.to_parquet(frame_path)
     return {"seconds": seconds, "stages": dict(progress.timings), "rows": len(frame),

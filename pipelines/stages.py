@@ -76,6 +76,16 @@ def build_feature_frame(params: Params, wh: Warehouse, as_of_dates: list[date],
                                 churned=grid.label.sum()).execute().iloc[0]
         info["detail"] = (f"{int(counts.rows):,} rows, {len(as_of_dates)} as-of dates, "
                           f"{int(counts.labelled or 0):,} labelled, {int(counts.churned or 0):,} churned")
+    # The grid is materialised once and read by every feature group. It is dropped here, while the connection is
+    # open: left to garbage collection, the drop may run after the connection closed, and print an error.
+    try:
+        return _features_on_grid(params, wh, grid, counts, as_of_dates, progress)
+    finally:
+        grid.release()
+
+
+def _features_on_grid(params: Params, wh: Warehouse, grid: ibis.Table, counts: pd.Series, as_of_dates: list[date],
+                      progress: Progress) -> tuple[pd.DataFrame, FeatureSet]:
     if int(counts.rows) == 0:
         raise StageError("snapshots: no account is active at any as-of date (check sources.subscriptions)")
     with progress.stage("features") as info:

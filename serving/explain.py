@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from features.catalog import FeatureSpec, format_value, render_reason
+from features.catalog import FeatureSpec, describe_change, format_value, render_reason
 from training.calibrate import Calibrator
 from training.train import TrainedModel
 
@@ -333,12 +333,16 @@ def _describe_all(names: np.ndarray, raw: np.ndarray, rows: np.ndarray, specs: d
     out = []
     for feature, value, row in zip(names, raw, rows, strict=True):
         segment = segments[row]
+        spec = specs[feature]
         if feature in detailed:
-            out.append(describe_driver(specs[feature], value, benchmarks, segment, lookup(row)))
+            out.append(describe_driver(spec, value, benchmarks, segment, lookup(row)))
             continue
-        key = (feature, value, segment)
+        # Keyed on the value as the sentence shows it (41.7 and 42.2 minutes both read "42 min"), so continuous
+        # values share sentences too.
+        key = (feature, segment, None if _is_missing(value) else format_value(spec, value),
+               describe_change(value) if "{change}" in spec.reason else None)
         text = said.get(key)
         if text is None:
-            text = said[key] = describe_driver(specs[feature], value, benchmarks, segment)
+            text = said[key] = describe_driver(spec, value, benchmarks, segment)
         out.append(text)
     return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Literal
 
 import numpy as np
@@ -129,6 +131,15 @@ def _explain(scored: ScoredModel, table: pd.DataFrame, specs: dict[str, FeatureS
     return contributions, drivers
 
 
+def _joined_reasons(drivers: pd.DataFrame) -> pd.Series:
+    """Each row's risk reasons in rank order, joined by "; ", each sentence once (two features can say the same
+    thing, e.g. "No sessions in the last 7 days"). `drivers` is sorted by row, then rank."""
+    joined = {row: "; ".join(dict.fromkeys(reason for _, reason in group))
+              for row, group in groupby(zip(drivers["row"].to_numpy(), drivers["reason"].to_numpy(), strict=True),
+                                        key=itemgetter(0))}
+    return pd.Series(joined, dtype=object)
+
+
 def score_accounts(scored: ScoredModel, table: pd.DataFrame, specs: dict[str, FeatureSpec],
                    config: ScoringConfig, scored_at: datetime, health: list[HealthComponent] | None = None,
                    *, benchmarks: Benchmarks | None = None,
@@ -149,8 +160,7 @@ def score_accounts(scored: ScoredModel, table: pd.DataFrame, specs: dict[str, Fe
     probability = scored.model.predict(table)
     contributions, drivers = _explain(scored, table, specs, config, benchmarks, attributes)
     # Two features can say the same thing ("No sessions in the last 7 days"): each sentence once.
-    reasons = drivers[drivers["direction"] == RAISES].groupby("row")["reason"].agg(
-        lambda texts: "; ".join(dict.fromkeys(texts)))
+    reasons = _joined_reasons(drivers[drivers["direction"] == RAISES])
     ranks = pd.Series(probability).groupby(table["as_of"]).rank(method="first", ascending=False).astype("int64")
     tiers = assign_tiers(probability, config, ranks.to_numpy())
     actions = recommend_actions(tiers, dominant_groups(contributions, specs), config.playbooks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import ibis
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -95,3 +96,67 @@ def test_session_ids_and_pre_aggregated_counts_are_used_when_given(load_tables):
     assert a["session_minutes_7d"] == pytest.approx(60.0)  # s1 spans 120 min, s2 a single event
     assert a["events_per_session_7d"] == pytest.approx(4.0)
     assert "seat_utilisation_7d" not in a.index        # no seats column: the feature is off
+
+
+def _by_hand(events: pd.DataFrame, accounts: list[str], as_of: pd.Timestamp, config: FeatureConfig) -> pd.DataFrame:
+    """The windowed distinct counts and trends of one as-of, straight from the events, one account at a time."""
+    rows = []
+    for account in accounts:
+        before = events[(events.account_id == account) & (events.event_at < as_of)]
+        row = {"account_id": account}
+        for w in config.windows:
+            inside = before[before.event_at >= as_of - pd.Timedelta(days=w)]
+            core = inside.event_name.isin(config.core_events)
+            row |= {f"active_days_{w}d": inside.event_at.dt.floor("D").nunique(),
+                    f"active_users_{w}d": inside.user_id.nunique(),
+                    f"distinct_events_{w}d": inside.event_name.nunique(),
+                    f"core_feature_share_{w}d": inside[core].event_name.nunique() / len(config.core_events),
+                    f"sessions_{w}d": len(inside.assign(day=inside.event_at.dt.floor("D"))
+                                          .drop_duplicates(["user_id", "session_id", "day"]))}
+        t = pd.Timedelta(days=config.trend_window_days)
+        last = before[before.event_at >= as_of - t].user_id.nunique()
+        previous = before[(before.event_at < as_of - t) & (before.event_at >= as_of - 2 * t)].user_id.nunique()
+        row["active_users_trend"] = last / previous - 1 if previous else float("nan")
+        row["days_since_last_activity"] = ((as_of - before.event_at.max().floor("D")).days
+                                           if len(before) else float("nan"))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("account_id")
+
+
+def test_windows_of_irregular_as_ofs_count_distinct_days_users_and_events_exactly(load_tables):
+    """Users and event names are rolled up per period between window cuts, not per day: with as-ofs whose
+    windows overlap and interleave at odd spacings, every distinct count still equals counting events by hand."""
+    rng = np.random.default_rng(5)
+    n, accounts = 3_000, ["a", "b", "c", "d"]
+    start = pd.Timestamp("2024-01-01")
+    events = pd.DataFrame({
+        "account_id": rng.choice(accounts[:3], n),  # d: no events at all
+        "user_id": [f"u{i}" for i in rng.integers(0, 25, n)],
+        "event_at": (start + pd.to_timedelta(rng.integers(0, 200 * 24 * 60, n), unit="min")).astype("datetime64[us]"),
+        "event_name": rng.choice(["login", "report", "automate", "export", "share", "invite"], n),
+        "session_id": [f"s{i}" for i in rng.integers(0, 40, n)],
+    })
+    subs = pd.DataFrame({"account_id": accounts, "start_at": ts(*["2023-12-01"] * 4), "end_at": ts(*[None] * 4),
+                         "mrr": [10.0] * 4})
+    con = load_tables(accounts=tiny_accounts(*accounts), subscriptions=subs, events=events)
+    config = FeatureConfig(windows=[5, 21, 45], trend_window_days=17, core_events=["report", "automate", "api"])
+    as_ofs = [date(2024, 3, 3), date(2024, 3, 10), date(2024, 3, 29), date(2024, 5, 1), date(2024, 5, 2),
+              date(2024, 7, 25)]
+    grid = ibis.memtable(pd.DataFrame({"account_id": accounts * len(as_ofs),
+                                       "as_of": ts(*[str(a) for a in as_ofs for _ in accounts])}))
+    table, _ = compute_feature_table(load_sources(con, {}), grid, as_ofs, config)
+    frame = table.execute()
+    for as_of in as_ofs:
+        expected = _by_hand(events, accounts, pd.Timestamp(as_of), config)
+        actual = frame[frame.as_of == pd.Timestamp(as_of)].set_index("account_id").loc[accounts, expected.columns]
+        pd.testing.assert_frame_equal(actual.astype("float64"), expected.loc[accounts].astype("float64"),
+                                      check_names=False, obj=f"as of {as_of}")
+
+
+def test_the_default_feature_config_with_no_event_vocabulary_computes_the_table(warehouse):
+    """A params file without core_events, value_events or milestones: breadth counts no core feature, and the
+    time-to-value features find no first value, rather than the build failing on an empty IN list."""
+    a = _features(warehouse, config=FeatureConfig()).loc["a"]
+    assert a["core_feature_share_30d"] == 0.0
+    assert a["events_30d"] == 7
+    assert pd.isna(a["days_to_first_value"])
