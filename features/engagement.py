@@ -1,11 +1,11 @@
 """Engagement features (frequency, breadth, depth, trends), computed in the warehouse from event rollups.
 
-Events are scanned once per rollup, each at the smallest grain its features need: one row per (account, day),
-per (account, user, day), per (account, event name, day) and per (account, user, day, session). Every window and
-as-of reads those rollups, never the raw events again. Distinct counts over a window (active days, users, event
-names) are counted without COUNT(DISTINCT): per as-of, each user or event name keeps only the last day it was
-seen, and a window counts the ones seen inside it. Sessions are cut at midnight, so a session piece on a day
-before the as-of holds only events before it.
+The events are scanned twice: once to session pieces (account, user, day, session), from which the per-account-day
+and per-user rollups derive, and once to (account, event name, period). Every window and as-of reads those
+rollups, never the raw events again. Distinct counts over a window (users, event names) are counted without
+COUNT(DISTINCT): per as-of, each user or event name keeps only the last period it was seen in, and a window counts
+those seen inside it. A period runs between two consecutive window cuts (`window_cuts`), so no window starts or ends
+inside one. Sessions are cut at midnight, so a session piece on a day before the as-of holds only events before it.
 """
 
 from __future__ import annotations
