@@ -7,6 +7,8 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 CHURN := $(VENV)/bin/churn
 PARAMS ?= params.yaml
+# Test files run in parallel, one worker per core (a file's tests stay together and share its fixtures).
+TEST_WORKERS ?= auto
 
 .PHONY: help setup demo simulate validate features train score report docs test bench lint clean
 
@@ -67,7 +69,7 @@ $(VENV)/.spark: $(STAMP)
 
 ## test: run the test suite (tests marked postgres need CHURN_TEST_POSTGRES_URL; .ci/run starts a server)
 test: $(STAMP) $(VENV)/.chromium $(VENV)/.spark
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## bench: benchmark feature build (beside pandas), training and scoring on scaled warehouses (params `bench:`)
 bench: $(STAMP)
