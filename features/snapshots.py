@@ -10,7 +10,7 @@ import ibis.expr.types as ir
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from features.sources import Sources
+from features.sources import ContractError, Sources
 
 # Stands in for an open end (NULL end_at) in comparisons; far enough that adding a grace period cannot overflow.
 OPEN_END = ibis.timestamp("9000-01-01 00:00:00")
@@ -51,7 +51,7 @@ def find_data_bounds(sources: Sources, config: SnapshotConfig) -> tuple[datetime
     bounds = events.aggregate(first=events.event_at.min(), last=events.event_at.max()).execute()
     first, last = bounds["first"].iloc[0], bounds["last"].iloc[0]
     if pd.isna(first):
-        raise ValueError("table events: no rows, so the data's time span is unknown (rule: events not empty)")
+        raise ContractError("table events: no rows, so the data's time span is unknown (rule: events not empty)")
     data_end = config.data_end or last.to_pydatetime()
     return first.to_pydatetime(), data_end
 

@@ -13,9 +13,10 @@ from features.snapshots import (
     build_as_of_dates,
     build_snapshots,
     compute_churn_dates,
+    find_data_bounds,
     latest_as_of,
 )
-from features.sources import load_sources
+from features.sources import ContractError, load_sources
 from tests.conftest import tiny_accounts, ts
 
 DATA_END = datetime(2024, 12, 31)
@@ -130,3 +131,14 @@ def test_as_of_grid_lands_on_month_starts_and_ends_at_latest_supported_date():
 def test_bad_grid_step_is_rejected():
     with pytest.raises(ValueError, match="1month"):
         SnapshotConfig(every="1month")
+
+
+def test_an_empty_events_table_is_a_contract_error_naming_the_table_and_rule(load_tables):
+    """Not a bare ValueError: the CLI turns a ContractError into one line and exit 1 (`churn features` runs no
+    validation first)."""
+    events = pd.DataFrame({"account_id": pd.Series([], dtype=str), "event_at": ts(),
+                           "event_name": pd.Series([], dtype=str)})
+    subs = pd.DataFrame({"account_id": ["a"], "start_at": ts("2024-01-01"), "end_at": ts(None), "mrr": [1.0]})
+    con = load_tables(accounts=tiny_accounts("a"), subscriptions=subs, events=events)
+    with pytest.raises(ContractError, match=r"table events: no rows.*rule: events not empty"):
+        find_data_bounds(load_sources(con, {}), SnapshotConfig())
