@@ -19,7 +19,6 @@ from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks, explain_predictions
 from serving.report import (
     ModelFacts,
     Portfolio,
-    ReportConfig,
     ReportInputs,
     at_risk_csv,
     at_risk_markdown,
@@ -29,11 +28,6 @@ from serving.report import (
 from serving.writeback import DRIVERS_SCHEMA, SCORES_SCHEMA
 
 SCORES, DRIVERS = "churn_scores", "churn_score_drivers"
-
-
-def _report_config(params: Params) -> ReportConfig:
-    # The `report:` section is optional: ReportConfig's defaults apply without it.
-    return getattr(params, "report", None) or ReportConfig()
 
 
 def _pick_as_ofs(con: ibis.BaseBackend, as_of: date | None) -> tuple[date, date | None]:
@@ -162,7 +156,7 @@ def run_report(params: Params, progress: Progress, as_of: date | None = None,
         as_of: the scored as-of to report on; default the newest in churn_scores.
         reports_dir: where to write; default `report.dir`.
     """
-    config = _report_config(params)
+    config = params.report
     inputs = _gather(params, progress, as_of)
     with progress.stage("render report") as info:
         folder = Path(reports_dir or config.dir)

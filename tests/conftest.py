@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import ibis
 import pandas as pd
@@ -10,6 +15,8 @@ import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+POSTGRES_URL_ENV = "CHURN_TEST_POSTGRES_URL"
 
 
 def ts(*values: str | None) -> pd.Series:
@@ -37,3 +44,37 @@ def load_tables(duckdb_con):
             duckdb_con.create_table(name, frame, overwrite=True)
         return duckdb_con
     return _load
+
+
+@dataclass(frozen=True)
+class PostgresSchema:
+    name: str
+    url: str  # the server's URL with this schema as its search path
+
+
+@contextmanager
+def fresh_postgres_schema(prefix: str) -> Iterator[PostgresSchema]:
+    """A fresh schema on the PostgreSQL server of CHURN_TEST_POSTGRES_URL, dropped afterwards; the test skips,
+    saying how to start a server, when the variable is not set."""
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_URL_ENV} is not set, so there is no PostgreSQL server to test against "
+                    f"(`eval \"$(.ci/postgres.sh start)\"` starts one and sets it)")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    server = ibis.connect(url)
+    server.create_database(name)
+    # Ibis reads `postgres://user@host:port/database/schema` as that database with that schema first.
+    parts = urlsplit(url)
+    database = parts.path.strip("/").split("/")[0]
+    try:
+        yield PostgresSchema(name=name, url=urlunsplit(parts._replace(path=f"/{database}/{name}")))
+    finally:
+        server.drop_database(name, force=True, cascade=True)
+        server.disconnect()
+
+
+@pytest.fixture
+def postgres_schema():
+    """A fresh schema on the test PostgreSQL server (see `fresh_postgres_schema`)."""
+    with fresh_postgres_schema("churn_test") as schema:
+        yield schema

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import ibis
 import ibis.expr.types as ir
 import numpy as np
@@ -182,17 +179,12 @@ def test_a_change_before_the_as_of_is_seen(load_tables, full):
 
 
 @pytest.mark.postgres
-def test_postgres_gives_the_same_frame(full):
-    url = os.environ.get("CHURN_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("CHURN_TEST_POSTGRES_URL is not set")
+def test_postgres_gives_the_same_frame(full, postgres_schema):
     frames = _tables()
-    con, schema = ibis.connect(url), f"test_{uuid.uuid4().hex[:12]}"
-    con.create_database(schema)
+    con, schema = ibis.connect(postgres_schema.url), postgres_schema.name
     try:
         _load(con, frames, database=schema)
         mapping = {name: SourceTable(table=f"{schema}.{name}") for name in frames}
         pd.testing.assert_frame_equal(_features(con, sources_config=mapping), full)
     finally:
-        con.drop_database(schema, force=True, cascade=True)
         con.disconnect()

@@ -1,4 +1,5 @@
-"""One small simulated warehouse, loaded into DuckDB and into another engine, run through the same code."""
+"""One small simulated warehouse, loaded into DuckDB and into another engine, run through the same code: the
+helpers both integration modules import, and the folder every test here works in."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def _isolated(tmp_path_factory):
         yield
 
 
-def _params(url: str, mlflow_root: Path) -> dict:
+def yaml_params(url: str, mlflow_root: Path) -> dict:
     """params.yaml for the small warehouse at `url`, with its MLflow store under `mlflow_root`.
 
     Twelve months give six labelled as-of dates: two validate, two calibrate, two train. The drift guard is
@@ -51,76 +52,47 @@ def _params(url: str, mlflow_root: Path) -> dict:
     params["simulate"] |= SIMULATION
     params["model"] |= {"validation_snapshots": 2, "calibration_snapshots": 2}
     params["model"]["lightgbm"]["min_child_samples"] = 20
-    if isinstance(params.get("scoring", {}).get("drift"), dict):
-        params["scoring"]["drift"]["stop"] = 1e9
+    params["scoring"]["drift"]["stop"] = 1e9
     return params
 
 
-def _write_params(path: Path, url: str, mlflow_root: Path) -> Path:
-    path.write_text(yaml.safe_dump(_params(url, mlflow_root)))
+def small_params(url: str, mlflow_root: Path) -> Params:
+    """Params for the small warehouse at `url`, with its MLflow store under `mlflow_root`."""
+    return Params.model_validate(yaml_params(url, mlflow_root))
+
+
+def write_params(path: Path, url: str, mlflow_root: Path) -> Path:
+    """A params file for the small warehouse at `url`."""
+    path.write_text(yaml.safe_dump(yaml_params(url, mlflow_root)))
     return path
 
 
-def _churn(params: Path, *args: str) -> str:
+def churn(params: Path, *args: str) -> str:
+    """Run one command, failing the test with its output if it fails."""
     result = CliRunner().invoke(app, ["--params", str(params), *args])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result.output
 
 
-def _sort_rows(frame: pd.DataFrame, keys: list[str] = KEYS) -> pd.DataFrame:
+def sort_rows(frame: pd.DataFrame, keys: list[str] = KEYS) -> pd.DataFrame:
     return frame.sort_values(keys).reset_index(drop=True)
 
 
-def _features_of(con: ibis.BaseBackend, params: Params) -> pd.DataFrame:
+def features_of(con: ibis.BaseBackend, params: Params) -> pd.DataFrame:
     """The grid's feature table computed in `con` by the code `churn features` runs, sorted by as_of and account."""
     progress = Progress(Console(file=io.StringIO()))
     sources = load_sources(con, params.sources)
     start, end = find_data_bounds(sources, params.snapshots)
     wh = Warehouse(con=con, sources=sources, data_start=start, data_end=end)
     frame, _ = build_feature_frame(params, wh, grid_dates(params, wh), progress)
-    return _sort_rows(frame)
+    return sort_rows(frame)
 
 
-def _assert_same_features(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
+def assert_same_features(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Identical, but for LAST_BITS columns (absolute LAST_BITS_TOLERANCE)."""
     assert list(actual.columns) == list(expected.columns)
     loose = [c for c in expected.columns if c.startswith(LAST_BITS)]
     exact = [c for c in expected.columns if c not in loose]
     pd.testing.assert_frame_equal(actual[exact], expected[exact], check_exact=True)
     pd.testing.assert_frame_equal(actual[loose], expected[loose], check_exact=False, rtol=0,
                                   atol=LAST_BITS_TOLERANCE)
-
-
-@pytest.fixture(scope="session")
-def small_params():
-    """small_params(url, mlflow_root) -> Params for the small warehouse at `url`."""
-    return lambda url, mlflow_root: Params.model_validate(_params(url, mlflow_root))
-
-
-@pytest.fixture(scope="session")
-def write_params():
-    """write_params(path, url, mlflow_root) -> path of a params file for the small warehouse at `url`."""
-    return _write_params
-
-
-@pytest.fixture(scope="session")
-def churn():
-    """churn(params_path, *args) -> output: run one command, failing the test with its output if it fails."""
-    return _churn
-
-
-@pytest.fixture(scope="session")
-def features_of():
-    """features_of(con, params) -> the grid's feature table computed in `con`, sorted by as_of and account."""
-    return _features_of
-
-
-@pytest.fixture(scope="session")
-def assert_same_features():
-    """assert_same_features(actual, expected): identical, but for LAST_BITS columns (absolute 1e-9)."""
-    return _assert_same_features
-
-
-@pytest.fixture(scope="session")
-def sort_rows():
-    """sort_rows(frame, keys=[as_of, account_id]) -> the frame sorted by the keys with a fresh index."""
-    return _sort_rows

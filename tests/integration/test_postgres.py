@@ -6,14 +6,10 @@
 
 from __future__ import annotations
 
-import os
 import re
-import uuid
 from pathlib import Path
 from types import SimpleNamespace
-from urllib.parse import urlsplit, urlunsplit
 
-import ibis
 import pandas as pd
 import psycopg
 import pytest
@@ -22,40 +18,24 @@ from pipelines.config import load_params
 from pipelines.demo import SOURCE_TABLES
 from pipelines.warehouse import connect_warehouse
 from serving.writeback import write_scores
+from tests.conftest import fresh_postgres_schema
+from tests.integration.conftest import assert_same_features, churn, sort_rows, write_params
 
 pytestmark = pytest.mark.postgres
 
-URL_ENV = "CHURN_TEST_POSTGRES_URL"
 # Scores may differ only in the last bits of the probability (float arithmetic in a different process).
 SCORE_TOLERANCE = 1e-9
 
 
-def _in_schema(url: str, schema: str) -> str:
-    """The URL with `schema` as its search path (Ibis reads `postgres://user@host:port/database/schema`)."""
-    parts = urlsplit(url)
-    database = parts.path.strip("/").split("/")[0]
-    return urlunsplit(parts._replace(path=f"/{database}/{schema}"))
-
-
 @pytest.fixture(scope="module")
 def postgres_url():
-    """A URL whose search path is a fresh schema on the server of CHURN_TEST_POSTGRES_URL."""
-    url = os.environ.get(URL_ENV)
-    if not url:
-        pytest.skip(f"{URL_ENV} is not set, so there is no PostgreSQL server to test against "
-                    f"(`eval \"$(.ci/postgres.sh start)\"` starts one and sets it)")
-    schema = f"churn_it_{uuid.uuid4().hex[:10]}"
-    con = ibis.connect(url)
-    con.create_database(schema)
-    try:
-        yield _in_schema(url, schema)
-    finally:
-        con.drop_database(schema, force=True, cascade=True)
-        con.disconnect()
+    """A URL whose search path is a fresh schema on the test PostgreSQL server."""
+    with fresh_postgres_schema("churn_it") as schema:
+        yield schema.url
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, postgres_url, write_params, churn):
+def project(tmp_path_factory, postgres_url):
     """Params files for the same simulated warehouse in DuckDB and in PostgreSQL, sharing one MLflow store
     whose champion was trained on PostgreSQL."""
     root = tmp_path_factory.mktemp("postgres")
@@ -81,7 +61,7 @@ def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def scored(project, churn):
+def scored(project):
     """`churn score` on both warehouses with the one champion; the score tables each wrote."""
     for params in (project.duckdb, project.postgres):
         churn(params, "score")
@@ -97,11 +77,11 @@ def test_simulate_writes_the_same_rows_to_postgres(project, table):
     pd.testing.assert_frame_equal(_sorted(postgres, keys), _sorted(duckdb, keys))
 
 
-def test_validate_passes_on_postgres(project, churn):
+def test_validate_passes_on_postgres(project):
     assert "contract satisfied" in churn(project.postgres, "validate")
 
 
-def test_feature_table_on_postgres_equals_duckdb(project, churn, sort_rows, assert_same_features):
+def test_feature_table_on_postgres_equals_duckdb(project):
     for params in (project.duckdb, project.postgres):
         churn(params, "features")
     duckdb, postgres = _read(project.duckdb, "churn_features"), _read(project.postgres, "churn_features")
@@ -110,7 +90,7 @@ def test_feature_table_on_postgres_equals_duckdb(project, churn, sort_rows, asse
     assert_same_features(sort_rows(postgres), sort_rows(duckdb))
 
 
-def test_scores_on_postgres_equal_duckdb(scored, sort_rows):
+def test_scores_on_postgres_equal_duckdb(scored):
     for name, keys in (("churn_scores", ["account_id"]), ("churn_score_drivers", ["account_id", "rank"])):
         duckdb, postgres = (sort_rows(scored[name][e], ["as_of", *keys]) for e in ("duckdb", "postgres"))
         assert len(duckdb) > 50
@@ -121,7 +101,7 @@ def test_scores_on_postgres_equal_duckdb(scored, sort_rows):
     pd.testing.assert_frame_equal(latest, sort_rows(scored["churn_scores"]["postgres"], ["account_id"]))
 
 
-def test_scoring_twice_on_postgres_leaves_the_same_rows(project, scored, churn, sort_rows):
+def test_scoring_twice_on_postgres_leaves_the_same_rows(project, scored):
     churn(project.postgres, "score")
     for name, keys in (("churn_scores", ["account_id"]), ("churn_score_drivers", ["account_id", "rank"])):
         before = sort_rows(scored[name]["postgres"], ["as_of", *keys])
@@ -131,7 +111,7 @@ def test_scoring_twice_on_postgres_leaves_the_same_rows(project, scored, churn, 
                                       before.drop(columns="scored_at", errors="ignore"))
 
 
-def test_a_write_failing_midway_on_postgres_changes_nothing(project, scored, sort_rows):
+def test_a_write_failing_midway_on_postgres_changes_nothing(project, scored):
     """The drivers insert fails after the scores were deleted and re-inserted: the transaction rolls it all back."""
     before = {name: sort_rows(_read(project.postgres, name), ["as_of", "account_id"])
               for name in ("churn_scores", "churn_score_drivers")}
@@ -151,7 +131,7 @@ def test_a_write_failing_midway_on_postgres_changes_nothing(project, scored, sor
         pd.testing.assert_frame_equal(sort_rows(_read(project.postgres, name), ["as_of", "account_id"]), frame)
 
 
-def test_report_renders_from_the_postgres_scores(project, scored, churn):
+def test_report_renders_from_the_postgres_scores(project, scored):
     output = churn(project.postgres, "report")
     path = Path(re.search(r"manager report (\S+)", output).group(1))
     assert path.is_file() and "</html>" in path.read_text()

@@ -12,6 +12,7 @@ import pytest
 from pipelines.demo import SOURCE_TABLES
 from pipelines.simulate import SimulationConfig, generate_warehouse
 from pipelines.warehouse import connect_warehouse, prepare_backend, write_tables
+from tests.integration.conftest import assert_same_features, churn, features_of, small_params, write_params
 
 pyspark_sql = pytest.importorskip(
     "pyspark.sql", reason="pyspark is not installed; the Spark test needs the `spark` extra: pip install -e '.[spark]'")
@@ -46,7 +47,7 @@ def spark(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def warehouses(spark, tmp_path_factory, small_params):
+def warehouses(spark, tmp_path_factory):
     """Params for the small warehouse in a DuckDB file, with the same source tables also written to Spark."""
     root = tmp_path_factory.mktemp("warehouses")
     params = small_params(f"duckdb://{root}/warehouse.duckdb", root / "mlruns")
@@ -64,7 +65,7 @@ def warehouses(spark, tmp_path_factory, small_params):
     return params
 
 
-def test_spark_computes_the_same_feature_table_as_duckdb(spark, warehouses, features_of, assert_same_features):
+def test_spark_computes_the_same_feature_table_as_duckdb(spark, warehouses):
     con = connect_warehouse(warehouses.warehouse.url, warehouses.warehouse.threads)
     try:
         expected = features_of(con, warehouses)
@@ -78,8 +79,7 @@ def test_spark_computes_the_same_feature_table_as_duckdb(spark, warehouses, feat
     assert_same_features(actual, expected)
 
 
-def test_the_url_pyspark_uses_the_running_session_and_leaves_it_running(spark, warehouses, tmp_path, write_params,
-                                                                       churn):
+def test_the_url_pyspark_uses_the_running_session_and_leaves_it_running(spark, warehouses, tmp_path):
     """`warehouse.url: pyspark://` attaches to the process's Spark session, as on a cluster; a stage's disconnect
     must not stop it, or the next stage (and a Databricks notebook) loses it."""
     params = write_params(tmp_path / "params.yaml", "pyspark://", tmp_path / "mlruns")

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
-import uuid
 from datetime import UTC, date, datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import ibis
 import numpy as np
@@ -366,22 +363,11 @@ def test_run_validate_prints_the_table_writes_data_docs_and_names_errors(load_ta
 
 
 @pytest.fixture
-def postgres_con():
-    """A fresh schema on the PostgreSQL server of CHURN_TEST_POSTGRES_URL (dropped afterwards)."""
-    url = os.environ.get("CHURN_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("CHURN_TEST_POSTGRES_URL is not set (`eval \"$(.ci/postgres.sh start)\"` starts a server)")
-    server = ibis.connect(url)
-    schema = f"churn_validation_{uuid.uuid4().hex[:10]}"
-    server.create_database(schema)
-    parts = urlsplit(url)
-    con = ibis.connect(urlunsplit(parts._replace(path=f"/{parts.path.strip('/').split('/')[0]}/{schema}")))
-    try:
-        yield con
-    finally:
-        con.disconnect()
-        server.drop_database(schema, force=True, cascade=True)
-        server.disconnect()
+def postgres_con(postgres_schema):
+    """A connection whose search path is a fresh schema on the test PostgreSQL server."""
+    con = ibis.connect(postgres_schema.url)
+    yield con
+    con.disconnect()
 
 
 @pytest.mark.postgres
