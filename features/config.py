@@ -1,8 +1,16 @@
-"""Typed settings of the feature stage (the `features:` section of params.yaml)."""
+"""Typed settings of the feature stages: the `sources:`, `snapshots:`, `label:` and `features:` sections of params.yaml.
+
+Import-light on purpose (pydantic and sqlglot only): loading params.yaml must not import an engine or ML library.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import re
+from datetime import date, datetime
+
+import sqlglot
+import sqlglot.expressions as sge
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class FeatureConfig(BaseModel):
@@ -37,3 +45,82 @@ class FeatureConfig(BaseModel):
         """The day counts that fill `{window}` for each catalog window kind."""
         return {"each": self.windows, "trend": [self.trend_window_days], "support": [self.support_window_days],
                 "survey": [self.survey_window_days]}
+
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
+
+
+class SourceTable(BaseModel):
+    """Where one canonical table lives: a warehouse table (or a SQL SELECT) and its column names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    table: str | None = None
+    sql: str | None = None
+    columns: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SourceTable:
+        if (self.table is None) == (self.sql is None):
+            raise ValueError("give exactly one of `table` or `sql`")
+        if self.sql is not None:
+            _check_select(self.sql)
+        if self.table is not None and not _IDENTIFIER.match(self.table):
+            raise ValueError(f"table name {self.table!r} is not a plain identifier (letters, digits, _, dots)")
+        for canonical, column in self.columns.items():
+            if not _IDENTIFIER.match(column) or "." in column:
+                raise ValueError(f"column {canonical!r} maps to {column!r}, which is not a plain identifier")
+        return self
+
+
+def _check_select(sql: str) -> None:
+    """Accept exactly one read-only query: a mapping must never write to the warehouse."""
+    try:
+        statements = [s for s in sqlglot.parse(sql) if s is not None]
+    except sqlglot.errors.ParseError as exc:
+        raise ValueError(f"sql does not parse: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1 or not isinstance(statements[0], sge.Query):
+        raise ValueError("sql must be a single SELECT query (it is read, never executed as a statement)")
+    writes = (sge.Insert, sge.Update, sge.Delete, sge.Drop, sge.Create, sge.Alter, sge.Command)
+    if any(statements[0].find_all(*writes)):
+        raise ValueError("sql must only read: it contains a statement that writes")
+
+
+SourcesConfig = dict[str, SourceTable | None]
+
+
+_EVERY = re.compile(r"^\s*(\d+)\s*(d|w|mo)\s*$")
+
+
+class SnapshotConfig(BaseModel):
+    """Where the as-of grid lies and how often it ticks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: date | None = None
+    end: date | None = None
+    every: str = "1mo"
+    data_end: datetime | None = None
+    include_trials: bool = False
+
+    @field_validator("every")
+    @classmethod
+    def _valid_every(cls, value: str) -> str:
+        if not _EVERY.match(value):
+            raise ValueError(f"{value!r} is not a step like '1mo', '2w' or '7d'")
+        return value
+
+    @property
+    def step(self) -> tuple[int, str]:
+        """The grid step as (count, unit), unit one of d, w, mo."""
+        number, unit = _EVERY.match(self.every).groups()
+        return int(number), unit
+
+
+class LabelConfig(BaseModel):
+    """How churn is defined: the prediction horizon and the grace period for a late renewal."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    horizon_days: int = 90
+    grace_days: int = 30

@@ -2,47 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, timedelta
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, field_validator
 
+from features.config import LabelConfig, SnapshotConfig
 from features.sources import ContractError, Sources
 
 # Stands in for an open end (NULL end_at) in comparisons; far enough that adding a grace period cannot overflow.
 OPEN_END = ibis.timestamp("9000-01-01 00:00:00")
-_EVERY = re.compile(r"^\s*(\d+)\s*(d|w|mo)\s*$")
-
-
-class SnapshotConfig(BaseModel):
-    """Where the as-of grid lies and how often it ticks."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    start: date | None = None
-    end: date | None = None
-    every: str = "1mo"
-    data_end: datetime | None = None
-    include_trials: bool = False
-
-    @field_validator("every")
-    @classmethod
-    def _valid_every(cls, value: str) -> str:
-        if not _EVERY.match(value):
-            raise ValueError(f"{value!r} is not a step like '1mo', '2w' or '7d'")
-        return value
-
-
-class LabelConfig(BaseModel):
-    """How churn is defined: the prediction horizon and the grace period for a late renewal."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    horizon_days: int = 90
-    grace_days: int = 30
 
 
 def find_data_bounds(sources: Sources, config: SnapshotConfig) -> tuple[datetime, datetime]:
@@ -67,8 +37,7 @@ def build_as_of_dates(config: SnapshotConfig, data_start: datetime, data_end: da
 
     Monthly grids land on the first of the month; day and week steps count from the start.
     """
-    number, unit = _EVERY.match(config.every).groups()
-    step = int(number)
+    step, unit = config.step
     start = config.start or (data_start + timedelta(days=lookback_days)).date()
     end = config.end or latest_as_of(data_end)
     if unit == "mo":

@@ -2,115 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import ibis
 import ibis.expr.types as ir
-import sqlglot
-import sqlglot.expressions as sge
-from pydantic import BaseModel, ConfigDict, model_validator
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
+from features.config import SourcesConfig, SourceTable
+from features.contract import CONTRACT, TableSpec
 
 
 class ContractError(ValueError):
     """The warehouse does not meet the source contract; the message names the table, column and rule."""
-
-
-@dataclass(frozen=True)
-class ColumnSpec:
-    """One canonical column: its name, the type it is cast to, and whether the contract requires it."""
-
-    name: str
-    dtype: str
-    required: bool = True
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """One canonical table of the contract."""
-
-    name: str
-    required: bool
-    columns: tuple[ColumnSpec, ...]
-
-    def column(self, name: str) -> ColumnSpec:
-        return next(c for c in self.columns if c.name == name)
-
-
-def _cols(spec: str) -> tuple[ColumnSpec, ...]:
-    """Parse 'name:type, [optional:type]' into column specs."""
-    out = []
-    for part in spec.split(","):
-        part = part.strip()
-        optional = part.startswith("[")
-        name, dtype = part.strip("[]").split(":")
-        out.append(ColumnSpec(name, dtype, required=not optional))
-    return tuple(out)
-
-
-CONTRACT: dict[str, TableSpec] = {
-    t.name: t
-    for t in (
-        TableSpec("accounts", True, _cols(
-            "account_id:string, created_at:timestamp, [name:string], [segment:string], [industry:string], "
-            "[region:string], [csm_owner:string]")),
-        TableSpec("subscriptions", True, _cols(
-            "account_id:string, start_at:timestamp, end_at:timestamp, mrr:float64, [plan:string], "
-            "[seats:float64], [is_trial:boolean], [billing_period_months:int64]")),
-        TableSpec("events", True, _cols(
-            "account_id:string, event_at:timestamp, event_name:string, [user_id:string], [session_id:string], "
-            "[duration_s:float64], [event_count:int64]")),
-        TableSpec("users", False, _cols("user_id:string, account_id:string, created_at:timestamp, [role:string]")),
-        TableSpec("tickets", False, _cols(
-            "ticket_id:string, account_id:string, created_at:timestamp, [resolved_at:timestamp], "
-            "[priority:string], [first_contact_resolved:boolean], [reopened:boolean], [csat:float64]")),
-        TableSpec("surveys", False, _cols(
-            "response_id:string, account_id:string, responded_at:timestamp, survey_type:string, "
-            "score:float64, [user_id:string]")),
-        TableSpec("milestones", False, _cols("account_id:string, milestone:string, achieved_at:timestamp")),
-    )
-}
-
-
-class SourceTable(BaseModel):
-    """Where one canonical table lives: a warehouse table (or a SQL SELECT) and its column names."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    table: str | None = None
-    sql: str | None = None
-    columns: dict[str, str] = {}
-
-    @model_validator(mode="after")
-    def _one_source(self) -> SourceTable:
-        if (self.table is None) == (self.sql is None):
-            raise ValueError("give exactly one of `table` or `sql`")
-        if self.sql is not None:
-            _check_select(self.sql)
-        if self.table is not None and not _IDENTIFIER.match(self.table):
-            raise ValueError(f"table name {self.table!r} is not a plain identifier (letters, digits, _, dots)")
-        for canonical, column in self.columns.items():
-            if not _IDENTIFIER.match(column) or "." in column:
-                raise ValueError(f"column {canonical!r} maps to {column!r}, which is not a plain identifier")
-        return self
-
-
-def _check_select(sql: str) -> None:
-    """Accept exactly one read-only query: a mapping must never write to the warehouse."""
-    try:
-        statements = [s for s in sqlglot.parse(sql) if s is not None]
-    except sqlglot.errors.ParseError as exc:
-        raise ValueError(f"sql does not parse: {str(exc).splitlines()[0]}") from None
-    if len(statements) != 1 or not isinstance(statements[0], sge.Query):
-        raise ValueError("sql must be a single SELECT query (it is read, never executed as a statement)")
-    writes = (sge.Insert, sge.Update, sge.Delete, sge.Drop, sge.Create, sge.Alter, sge.Command)
-    if any(statements[0].find_all(*writes)):
-        raise ValueError("sql must only read: it contains a statement that writes")
-
-
-SourcesConfig = dict[str, SourceTable | None]
 
 
 def check_sources_config(sources: SourcesConfig) -> None:

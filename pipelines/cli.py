@@ -39,7 +39,7 @@ def _expected_errors() -> Iterator[None]:
     """Turn the errors a user can fix into one red line and exit code 1, without a traceback."""
     from features.sources import ContractError
     from pipelines.config import ParamsError
-    from pipelines.stages import StageError
+    from pipelines.errors import StageError
     from pipelines.warehouse import WarehouseError
 
     try:
@@ -72,7 +72,7 @@ def simulate(ctx: typer.Context,
              seed: int = typer.Option(None, help="Random seed (default: simulate.seed)."),
              replace: bool = typer.Option(False, help="Overwrite source tables not written by simulate.")) -> None:
     """Fill the warehouse with a synthetic B2B SaaS company (source tables + sim_truth)."""
-    from pipelines.demo import run_simulate
+    from pipelines.simulate_run import run_simulate
 
     with _expected_errors():
         params = _params(ctx)
@@ -84,7 +84,7 @@ def simulate(ctx: typer.Context,
 def validate(ctx: typer.Context) -> None:
     """Validate the source tables with Great Expectations (contract, keys, ranges, orphans, future timestamps);
     print one table of failures, write Data Docs under validation.data_docs_dir, exit 1 on an error."""
-    from pipelines.validation import run_validate
+    from pipelines.validation.validate import run_validate
 
     with _expected_errors():
         params = _params(ctx)
@@ -102,7 +102,7 @@ def features(ctx: typer.Context,
         params = _params(ctx)
         if list_ or markdown:
             from features.catalog import catalog_markdown
-            from pipelines.stages import catalog_specs
+            from pipelines.features_run import catalog_specs
 
             specs = catalog_specs(params)
             if markdown:
@@ -113,7 +113,7 @@ def features(ctx: typer.Context,
                 for spec in specs.values():
                     console.print(f"{spec.name:<40} {spec.group:<10} {spec.unit:<8} {spec.description}")
             return
-        from pipelines.stages import run_features
+        from pipelines.features_run import run_features
 
         run_features(params, _date(as_of), _progress())
 
@@ -162,7 +162,7 @@ def report(ctx: typer.Context,
 def bench(ctx: typer.Context) -> None:
     """Benchmark on scaled synthetic warehouses (params `bench:`): feature build beside a pandas notebook version,
     training, and scoring with drivers and write-back; prints a table and writes reports/bench.json."""
-    from pipelines.bench import run_bench
+    from pipelines.bench.run import run_bench
 
     with _expected_errors():
         params = _params(ctx)
@@ -174,10 +174,11 @@ def bench(ctx: typer.Context) -> None:
 @app.command()
 def demo(ctx: typer.Context) -> None:
     """Simulate a fresh warehouse, train, score the latest as-of, and print a summary."""
-    from pipelines.demo import run_simulate, warehouse_location
     from pipelines.report_run import run_report
     from pipelines.scoring_run import run_score
+    from pipelines.simulate_run import run_simulate
     from pipelines.training_run import run_train
+    from pipelines.warehouse import warehouse_location
 
     start = time.perf_counter()
     with _expected_errors():

@@ -10,14 +10,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from features.config import FeatureConfig
-from features.snapshots import LabelConfig, SnapshotConfig
-from features.sources import SourcesConfig
-from pipelines.bench_config import BenchConfig
-from pipelines.validation_config import ValidationConfig
-from serving.drift import DriftConfig
-from serving.report import ReportConfig
-from serving.score import ScoringConfig
+from features.config import FeatureConfig, LabelConfig, SnapshotConfig, SourcesConfig
+from pipelines.bench.config import BenchConfig
+from pipelines.validation.config import ValidationConfig
+from serving.config import DriftConfig, ReportConfig, ScoringConfig
 from training.config import EvaluationConfig, ModelConfig, RegistryConfig
 
 WAREHOUSE_URL_ENV = "CHURN_WAREHOUSE_URL"

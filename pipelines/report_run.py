@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Params
+from pipelines.errors import StageError
+from pipelines.features_run import account_attributes, build_feature_frame, catalog_specs
 from pipelines.progress import Progress
-from pipelines.stages import StageError, account_attributes, build_feature_frame, catalog_specs, open_warehouse
+from pipelines.warehouse import open_warehouse
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks, explain_predictions
 from serving.report import (
     ModelFacts,

@@ -9,16 +9,16 @@ import pandas as pd
 
 from features.snapshots import latest_as_of
 from pipelines.config import Params
-from pipelines.progress import Progress
-from pipelines.stages import (
-    StageError,
+from pipelines.errors import StageError
+from pipelines.features_run import (
     account_attributes,
     build_feature_frame,
     catalog_specs,
     check_as_of,
-    open_warehouse,
 )
-from pipelines.validation import run_validate, validate_feature_table, validate_scores
+from pipelines.progress import Progress
+from pipelines.validation.validate import run_validate, validate_feature_table, validate_scores
+from pipelines.warehouse import open_warehouse
 from serving.drift import compute_drift, summarise_drift
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks
 from serving.score import ScoredModel, score_accounts

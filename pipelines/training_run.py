@@ -11,17 +11,17 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from pipelines.config import Params
-from pipelines.progress import Progress
-from pipelines.stages import (
-    StageError,
+from pipelines.errors import StageError
+from pipelines.features_run import (
     account_attributes,
     build_feature_frame,
     catalog_specs,
-    git_commit,
     grid_dates,
-    open_warehouse,
 )
-from pipelines.validation import run_validate, validate_feature_table
+from pipelines.progress import Progress
+from pipelines.provenance import git_commit
+from pipelines.validation.validate import run_validate, validate_feature_table
+from pipelines.warehouse import open_warehouse
 from serving.drift import reference_distribution
 from serving.explain import BENCHMARKS_ARTIFACT, compute_benchmarks
 from training.dataset import split_out_of_time
@@ -44,7 +44,7 @@ def oracle_roc_auc(truth: pd.DataFrame | None, valid: pd.DataFrame, horizon_days
     """ROC-AUC of the true churn probabilities on the validation rows, when the warehouse is a simulated one."""
     if truth is None:
         return None
-    from pipelines.simulate import compute_oracle_probabilities
+    from pipelines.synthetic.generator import compute_oracle_probabilities
 
     oracle = compute_oracle_probabilities(truth, valid[["account_id", "as_of"]], horizon_days)
     return float(roc_auc_score(valid["label"], oracle))

@@ -1,10 +1,15 @@
-"""Opening the warehouse from its URL and loading frames into it."""
+"""Opening the warehouse from its URL, resolving its sources for a stage, and loading frames into it."""
 
 from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ibis
 import pandas as pd
@@ -12,6 +17,13 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import sqlglot as sg
 import sqlglot.expressions as sge
+
+from features.snapshots import find_data_bounds
+from features.sources import Sources, load_sources
+from pipelines.progress import Progress
+
+if TYPE_CHECKING:
+    from pipelines.config import Params
 
 _CREDENTIALS = re.compile(r"(://[^:/@]+):[^@]*@")
 
@@ -97,3 +109,37 @@ def _copy_to_postgres(con: ibis.BaseBackend, name: str, frame: pd.DataFrame, bat
                 buffer = io.BytesIO()
                 pa_csv.write_csv(pa.Table.from_batches([batch], schema=table.schema), buffer, options)
                 copy.write(buffer.getbuffer())
+
+
+def warehouse_location(url: str) -> str:
+    """Where the warehouse is, for people: a file path for DuckDB, else the redacted URL."""
+    if url.startswith("duckdb://"):
+        return str(Path(url.removeprefix("duckdb://")).resolve())
+    return redact_url(url)
+
+
+@dataclass
+class Warehouse:
+    """An open warehouse, its sources resolved through the mapping, and the span its data covers."""
+
+    con: ibis.BaseBackend
+    sources: Sources
+    data_start: datetime
+    data_end: datetime
+
+
+@contextmanager
+def open_warehouse(params: Params, progress: Progress) -> Iterator[Warehouse]:
+    """Connect, resolve the source mapping (failing on a missing required table or column), find the data span;
+    disconnect when the block ends."""
+    con = connect_warehouse(params.warehouse.url, params.warehouse.threads)
+    try:
+        with progress.stage("warehouse") as info:
+            sources = load_sources(con, params.sources)
+            start, end = find_data_bounds(sources, params.snapshots)
+            info["detail"] = f"{redact_url(params.warehouse.url)}  data {start:%Y-%m-%d}..{end:%Y-%m-%d}"
+        if sources.missing:
+            progress.note(f"not in the warehouse (features needing them are off): {', '.join(sources.missing)}")
+        yield Warehouse(con=con, sources=sources, data_start=start, data_end=end)
+    finally:
+        con.disconnect()

@@ -9,26 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from serving.config import DriftConfig
 
 _EPS = 1e-4  # floor for a bin's share, so an empty bin gives a large but finite PSI
 MISSING = "(missing)"
-
-
-class DriftConfig(BaseModel):
-    """PSI thresholds on the importance-weighted summary: warn above `warn`, refuse to publish above `stop`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    warn: float = Field(default=0.1, gt=0)
-    stop: float = Field(default=0.25, gt=0)
-    bins: int = Field(default=10, ge=2, le=50)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> DriftConfig:
-        if self.stop < self.warn:
-            raise ValueError("scoring.drift.stop must be at least scoring.drift.warn")
-        return self
 
 
 def _numeric_reference(values: pd.Series, bins: int) -> dict:

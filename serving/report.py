@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from features.catalog import FeatureSpec
+from serving.config import DRIVER_GROUPS, ReportConfig
 from serving.explain import RAISES, Benchmarks, calibrated_probability, describe_driver, feature_label
-from serving.playbooks import DRIVER_GROUPS, driver_group
+from serving.playbooks import driver_group
 from training.calibrate import Calibrator
 
 if TYPE_CHECKING:
@@ -40,19 +40,6 @@ BREAKDOWN_TITLES = {"segment": "Segment", "plan": "Plan", "csm_owner": "CSM owne
                     "region": "Region"}
 DPI = 110
 GROUP_COLOURS = dict(zip(DRIVER_GROUPS, ("#3b82c4", "#8e6bbf", "#d9822b", "#2f9e77", "#c2415d"), strict=True))
-
-
-class ReportConfig(BaseModel):
-    """The `report:` section: what the managers' report lists and draws."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    dir: str = "reports"
-    at_risk_tiers: list[str] = Field(default_factory=list)
-    max_accounts: int = Field(default=200, ge=1)
-    waterfall_steps: int = Field(default=8, ge=1, le=30)
-    top_features: int = Field(default=12, ge=3, le=40)
-    breakdowns: list[str] = Field(default_factory=lambda: ["segment", "plan", "csm_owner"])
 
 
 @dataclass

@@ -6,68 +6,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
-from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from features.catalog import FeatureSpec
+from serving.config import ScoringConfig
 from serving.explain import RAISES, Benchmarks, explain_predictions, probability_points, rank_drivers
-from serving.playbooks import PlaybookConfig, dominant_groups, recommend_actions
-from training.baselines import HealthComponent, compute_health_score
+from serving.playbooks import dominant_groups, recommend_actions
+from training.baselines import compute_health_score
+from training.config import HealthComponent
 from training.train import TrainedModel
 
 DRIVER_COLUMNS = ["account_id", "as_of", "rank", "feature", "value", "contribution", "probability_points",
                   "direction", "reason"]
-
-
-class ScoringConfig(BaseModel):
-    """The `scoring:` section: reasons per account, risk tiers (by probability or by capacity) and playbooks."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    top_reasons: int = Field(default=3, ge=1, le=10)
-    protective_factors: int = Field(default=1, ge=0, le=5)
-    tiers_by: Literal["probability", "capacity"] = "probability"
-    tiers: dict[str, float] = Field(default_factory=lambda: {"high": 0.35, "medium": 0.15})
-    capacity: dict[str, int] = Field(default_factory=lambda: {"high": 50, "medium": 200})
-    lowest_tier: str = "low"
-    playbooks: PlaybookConfig = PlaybookConfig()
-
-    @field_validator("tiers")
-    @classmethod
-    def _thresholds(cls, value: dict[str, float]) -> dict[str, float]:
-        if any(not 0 < t < 1 for t in value.values()):
-            raise ValueError("tier thresholds are probabilities strictly between 0 and 1")
-        return value
-
-    @field_validator("capacity")
-    @classmethod
-    def _counts(cls, value: dict[str, int]) -> dict[str, int]:
-        if any(n < 1 for n in value.values()) or len(set(value.values())) != len(value):
-            raise ValueError("capacity: distinct account counts of at least 1 (the top N of each as-of, cumulative)")
-        return value
-
-    @model_validator(mode="after")
-    def _tiers_and_playbooks(self) -> ScoringConfig:
-        cutoffs = self.tiers if self.tiers_by == "probability" else self.capacity
-        key = "tiers" if self.tiers_by == "probability" else "capacity"
-        if not cutoffs:
-            raise ValueError(f"{key}: name at least one tier (tiers_by is {self.tiers_by})")
-        if self.lowest_tier in cutoffs:
-            raise ValueError(f"lowest_tier {self.lowest_tier!r} is also a tier in {key}")
-        self.playbooks.check_tiers(self.tier_names)
-        return self
-
-    @property
-    def tier_names(self) -> list[str]:
-        """The tier names, highest risk first, ending with the lowest tier."""
-        if self.tiers_by == "probability":
-            ordered = sorted(self.tiers, key=lambda name: -self.tiers[name])
-        else:
-            ordered = sorted(self.capacity, key=lambda name: self.capacity[name])
-        return [*ordered, self.lowest_tier]
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -12,22 +11,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-
-class HealthComponent(BaseModel):
-    """One measure of the health score: 100 points at `good`, 0 at `bad`, a straight line in between."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    feature: str
-    weight: float = Field(gt=0)
-    good: float
-    bad: float
-
-    @model_validator(mode="after")
-    def _distinct(self) -> HealthComponent:
-        if self.good == self.bad:
-            raise ValueError(f"health component {self.feature}: good and bad thresholds must differ")
-        return self
+from training.config import HealthComponent
 
 
 def compute_health_score(frame: pd.DataFrame, components: list[HealthComponent]) -> pd.Series:

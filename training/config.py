@@ -1,12 +1,13 @@
-"""Typed settings of the training stage: the `model:` and `mlflow:` sections of params.yaml."""
+"""Typed settings of the training stage: the `model:`, `evaluation:` and `mlflow:` sections of params.yaml.
+
+Import-light on purpose (pydantic only): loading params.yaml must not import an ML library.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from training.baselines import HealthComponent
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class PromotionConfig(BaseModel):
@@ -55,3 +56,20 @@ class RegistryConfig(BaseModel):
     artifact_root: str = "mlruns"
     experiment: str = "churn"
     model_name: str = "churn-lightgbm"
+
+
+class HealthComponent(BaseModel):
+    """One measure of the health score: 100 points at `good`, 0 at `bad`, a straight line in between."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    feature: str
+    weight: float = Field(gt=0)
+    good: float
+    bad: float
+
+    @model_validator(mode="after")
+    def _distinct(self) -> HealthComponent:
+        if self.good == self.bad:
+            raise ValueError(f"health component {self.feature}: good and bad thresholds must differ")
+        return self

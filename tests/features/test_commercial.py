@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from features.commercial import compute_commercial_features
-from features.config import FeatureConfig
-from features.sources import SourceTable, load_sources
+from features.config import FeatureConfig, SourceTable
+from features.sources import load_sources
 from tests.conftest import tiny_accounts, ts
 
 AS_OF, EARLIER, MID_MONTH = "2024-03-01", "2023-11-01", "2024-03-20"  # 2024 is a leap year: 2024-02 has 29 days

@@ -13,11 +13,11 @@ import ibis
 import pytest
 from ibis.common.exceptions import OperationNotDefinedError
 
-from features.config import FeatureConfig
+from features.config import FeatureConfig, LabelConfig
 from features.feature_table import compute_feature_table
-from features.snapshots import LabelConfig, build_snapshots
+from features.snapshots import build_snapshots
 from features.sources import load_sources
-from pipelines.simulate import SimulationConfig, generate_warehouse
+from pipelines.synthetic.generator import SimulationConfig, generate_warehouse
 
 AS_OFS = [date(2024, 4, 1), date(2024, 5, 1)]
 CONFIG = FeatureConfig(core_events=["create_report", "run_automation"], value_events=["create_report"],

@@ -8,9 +8,9 @@ import ibis
 import pandas as pd
 import pytest
 
-from features.config import FeatureConfig
+from features.config import FeatureConfig, SourceTable
 from features.feature_table import compute_feature_table
-from features.sources import ContractError, SourceTable, load_sources
+from features.sources import ContractError, load_sources
 from tests.conftest import tiny_accounts, ts
 from tests.features.test_engagement import EVENTS, _events
 

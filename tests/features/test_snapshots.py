@@ -7,9 +7,8 @@ from datetime import date, datetime
 import pandas as pd
 import pytest
 
+from features.config import LabelConfig, SnapshotConfig
 from features.snapshots import (
-    LabelConfig,
-    SnapshotConfig,
     build_as_of_dates,
     build_snapshots,
     compute_churn_dates,

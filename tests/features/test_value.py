@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.config import FeatureConfig
-from features.sources import SourceTable, load_sources
+from features.config import FeatureConfig, SourceTable
+from features.sources import load_sources
 from features.value import compute_value_features
 from tests.conftest import ts
 

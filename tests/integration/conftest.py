@@ -17,8 +17,8 @@ from features.snapshots import find_data_bounds
 from features.sources import load_sources
 from pipelines.cli import app
 from pipelines.config import Params
+from pipelines.features_run import Warehouse, build_feature_frame, grid_dates
 from pipelines.progress import Progress
-from pipelines.stages import Warehouse, build_feature_frame, grid_dates
 
 # Small enough for a test, big enough for every feature group, churn in the labels and six labelled as-of dates.
 SIMULATION = {"accounts": 150, "months": 12, "seed": 11}

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from pipelines.config import load_params
-from pipelines.demo import SOURCE_TABLES
+from pipelines.simulate_run import SOURCE_TABLES
 from pipelines.warehouse import connect_warehouse
 from serving.writeback import write_scores
 from tests.conftest import fresh_postgres_schema

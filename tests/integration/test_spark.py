@@ -9,8 +9,8 @@ from __future__ import annotations
 import ibis
 import pytest
 
-from pipelines.demo import SOURCE_TABLES
-from pipelines.simulate import SimulationConfig, generate_warehouse
+from pipelines.simulate_run import SOURCE_TABLES
+from pipelines.synthetic.generator import SimulationConfig, generate_warehouse
 from pipelines.warehouse import connect_warehouse, prepare_backend, write_tables
 from tests.integration.conftest import assert_same_features, churn, features_of, small_params, write_params
 

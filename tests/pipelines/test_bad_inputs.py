@@ -25,7 +25,7 @@ from features.sources import ContractError
 from pipelines.cli import app
 from pipelines.config import Params, ParamsError, load_params
 from pipelines.progress import Progress
-from pipelines.validation import ValidationConfig, run_validate
+from pipelines.validation.validate import ValidationConfig, run_validate
 from pipelines.warehouse import WarehouseError
 
 # Whether `churn validate` runs the validation suites yet (see the module docstring).

@@ -15,15 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.bench import BenchConfig, ensure_warehouse, evaluate_targets, run_bench
-from pipelines.bench_pandas import (
+from pipelines.bench.pandas_notebook import (
     EngagementMismatch,
     check_agreement,
     compared_features,
     compute_engagement_pandas,
 )
-from pipelines.bench_process import StepFailed, run_step
-from pipelines.bench_warehouse import WarehouseSpec, chunk_plan
+from pipelines.bench.process import StepFailed, run_step
+from pipelines.bench.run import BenchConfig, ensure_warehouse, evaluate_targets, run_bench
+from pipelines.bench.warehouse import WarehouseSpec, chunk_plan
 from pipelines.config import load_params
 from pipelines.progress import Progress
 from tests.conftest import ts

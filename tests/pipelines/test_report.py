@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 from pipelines.config import ParamsError, load_params
+from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.report_run import run_report
-from pipelines.stages import StageError
 from tests.serving.test_report import external_urls, parse_report
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -12,12 +12,12 @@ import pytest
 from pydantic import ValidationError
 from rich.console import Console
 
-import pipelines.validation as validation
-import pipelines.validation_report as validation_report
+import pipelines.validation.report as validation_report
+import pipelines.validation.validate as validation
 from features.sources import ContractError, load_sources
 from pipelines.config import Params, WarehouseConfig
 from pipelines.progress import Progress
-from pipelines.validation import (
+from pipelines.validation.validate import (
     ValidationConfig,
     ValidationFailed,
     run_validate,

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.drift import DriftConfig, compute_drift, psi, reference_distribution, summarise_drift
+from serving.config import DriftConfig
+from serving.drift import compute_drift, psi, reference_distribution, summarise_drift
 
 
 def test_psi_by_hand():

@@ -8,8 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from features.catalog import CATALOG, expand_catalog
-from serving.playbooks import DEFAULT_RULES, DRIVER_GROUPS, dominant_groups, recommend_actions
-from serving.score import ScoringConfig, assign_tiers
+from serving.config import DEFAULT_RULES, DRIVER_GROUPS, ScoringConfig
+from serving.playbooks import dominant_groups, recommend_actions
+from serving.score import assign_tiers
 
 SPECS = {s.name: s for s in expand_catalog(CATALOG, {"each": [30], "trend": [30], "support": [90],
                                                      "survey": [180]})}

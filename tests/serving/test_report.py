@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from features.catalog import CATALOG, expand_catalog
+from serving.config import ReportConfig
 from serving.report import (
     ModelFacts,
     Portfolio,
-    ReportConfig,
     ReportInputs,
     at_risk_csv,
     at_risk_markdown,

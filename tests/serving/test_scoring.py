@@ -12,8 +12,9 @@ import pytest
 import shap
 
 from features.catalog import ENGAGEMENT, expand_catalog
+from serving.config import ScoringConfig
 from serving.explain import explain_predictions, probability_points, rank_drivers
-from serving.score import ScoredModel, ScoringConfig, assign_tiers, score_accounts
+from serving.score import ScoredModel, assign_tiers, score_accounts
 from training.calibrate import Calibrator
 from training.config import ModelConfig
 from training.dataset import Split

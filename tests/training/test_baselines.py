@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 
 from training.baselines import (
-    HealthComponent,
     compute_health_score,
     fit_logistic_baseline,
     health_risk,
     predict_logistic,
 )
+from training.config import HealthComponent
 
 COMPONENTS = [HealthComponent(feature="seat_utilisation_30d", weight=2, good=0.8, bad=0.2),
               HealthComponent(feature="open_high_priority_tickets", weight=1, good=0, bad=2),

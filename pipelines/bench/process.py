@@ -1,6 +1,6 @@
 """Run one benchmark step in a fresh Python process and measure that process's own peak memory.
 
-Each step runs as `python -m pipelines.bench_process IN OUT`: the parent pickles the step (a module-level
+Each step runs as `python -m pipelines.bench.process IN OUT`: the parent pickles the step (a module-level
 function and its arguments) to IN, the child runs it and pickles the result or its traceback to OUT. The parent
 reaps the child with `os.wait4`, whose rusage is that child's alone, so one step's memory never hides another's.
 A memory limit is enforced by polling the child's resident set and killing it (by its pid) when it is exceeded.
@@ -78,7 +78,7 @@ def run_step(function: str, *args: Any, memory_limit_bytes: int | None = None) -
         request, response = Path(folder) / "in.pkl", Path(folder) / "out.pkl"
         request.write_bytes(pickle.dumps((function, args)))
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "pipelines.bench_process", str(request), str(response)])
+        proc = subprocess.Popen([sys.executable, "-m", "pipelines.bench.process", str(request), str(response)])
         try:
             code, peak, killed = _wait(proc, memory_limit_bytes)
         except BaseException:

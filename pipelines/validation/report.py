@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.stages import StageError
-from pipelines.validation_config import ValidationConfig
-from pipelines.validation_engine import Measured
-from pipelines.validation_gx import Batch, build_data_docs, run_suites, unexpected_examples
-from pipelines.validation_rules import Check
+from pipelines.errors import StageError
+from pipelines.validation.config import ValidationConfig
+from pipelines.validation.engine import Measured
+from pipelines.validation.gx import Batch, build_data_docs, run_suites, unexpected_examples
+from pipelines.validation.rules import Check
 
 
 class ValidationFailed(StageError):

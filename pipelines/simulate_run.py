@@ -1,12 +1,10 @@
-"""The simulate and demo stages: fill a warehouse with synthetic data, then run every stage on it."""
+"""The simulate stage: fill a warehouse with the synthetic company and its truth."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pipelines.config import Params, SimulateConfig
+from pipelines.errors import StageError
 from pipelines.progress import Progress
-from pipelines.stages import StageError
 from pipelines.warehouse import connect_warehouse, redact_url, write_tables
 
 SOURCE_TABLES = ("accounts", "subscriptions", "events", "users", "tickets", "surveys", "milestones")
@@ -26,7 +24,7 @@ def run_simulate(params: Params, config: SimulateConfig, progress: Progress, rep
 
 
 def _fill(con, params: Params, config: SimulateConfig, progress: Progress, replace: bool) -> dict:
-    from pipelines.simulate import SimulationConfig, generate_warehouse
+    from pipelines.synthetic.generator import SimulationConfig, generate_warehouse
 
     existing = set(con.list_tables())
     if "accounts" in existing and "sim_truth" not in existing and not replace:
@@ -46,10 +44,3 @@ def _fill(con, params: Params, config: SimulateConfig, progress: Progress, repla
         write_tables(con, frames)
         info["detail"] = ", ".join(f"{name} {len(frame):,}" for name, frame in frames.items())
     return {"accounts": len(frames["accounts"]), "events": len(frames["events"])}
-
-
-def warehouse_location(url: str) -> str:
-    """Where the warehouse is, for people: a file path for DuckDB, else the redacted URL."""
-    if url.startswith("duckdb://"):
-        return str(Path(url.removeprefix("duckdb://")).resolve())
-    return redact_url(url)

@@ -17,7 +17,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from features.sources import Sources
-from pipelines.validation_rules import ACCOUNT_KNOWN, KEYS, Check, duplicates, uncastable
+from pipelines.validation.rules import ACCOUNT_KNOWN, KEYS, Check, duplicates, uncastable
 
 Execute = Callable[[ir.Expr], pd.DataFrame]
 

@@ -19,10 +19,10 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.bench_config import BenchConfig
-from pipelines.bench_pandas import check_agreement, compared_features
-from pipelines.bench_process import run_step
-from pipelines.bench_warehouse import WarehouseSpec, generate_bench_warehouse, read_meta
+from pipelines.bench.config import BenchConfig
+from pipelines.bench.pandas_notebook import check_agreement, compared_features
+from pipelines.bench.process import run_step
+from pipelines.bench.warehouse import WarehouseSpec, generate_bench_warehouse, read_meta
 from pipelines.config import Params
 from pipelines.progress import Progress
 
@@ -38,7 +38,7 @@ def machine_info(params: Params) -> dict:
     import lightgbm
     import numpy
 
-    from pipelines.stages import git_commit
+    from pipelines.provenance import git_commit
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
@@ -81,7 +81,7 @@ def ensure_warehouse(params: Params, config: BenchConfig, accounts: int, progres
 def _duckdb_build(params: Params, config: BenchConfig, warehouse: dict, frame_path: Path,
                   progress: Progress) -> dict:
     with progress.stage(f"features duckdb {warehouse['events'] / 1e6:.1f} M") as info:
-        step = run_step("pipelines.bench_steps:run_feature_build", params, Path(warehouse["path"]),
+        step = run_step("pipelines.bench.steps:run_feature_build", params, Path(warehouse["path"]),
                         config.as_of_dates, frame_path)
         built = step.value
         info["detail"] = (f"{built['rows']:,} rows × {len(built['features'])} features, "
@@ -93,7 +93,7 @@ def _duckdb_build(params: Params, config: BenchConfig, warehouse: dict, frame_pa
 def _pandas_build(params: Params, config: BenchConfig, warehouse: dict, dates: list,
                   progress: Progress) -> dict:
     with progress.stage(f"features pandas {warehouse['events'] / 1e6:.1f} M") as info:
-        step = run_step("pipelines.bench_pandas:run_pandas_features", Path(warehouse["path"]), dates,
+        step = run_step("pipelines.bench.pandas_notebook:run_pandas_features", Path(warehouse["path"]), dates,
                         list(params.features.windows), params.snapshots.include_trials, params.warehouse.threads,
                         memory_limit_bytes=int(config.pandas_memory_limit_gb * GB))
         if step.killed:
@@ -134,7 +134,7 @@ def measure_scale(params: Params, config: BenchConfig, warehouse: dict, work: Pa
 def measure_training(params: Params, main: dict, work: Path, progress: Progress) -> dict:
     """Train on the main warehouse's feature frame in a fresh process."""
     with progress.stage("training") as info:
-        step = run_step("pipelines.bench_steps:run_training", params, Path(main["frame_path"]),
+        step = run_step("pipelines.bench.steps:run_training", params, Path(main["frame_path"]),
                         main["feature_names"], work / "model.pkl")
         trained = step.value
         info["detail"] = (f"{trained['rows']:,} rows × {trained['features']} features, {trained['trees']} trees, "
@@ -145,7 +145,7 @@ def measure_training(params: Params, main: dict, work: Path, progress: Progress)
 def measure_scoring(params: Params, config: BenchConfig, main: dict, work: Path, progress: Progress) -> dict:
     """Score the scoring population with drivers and write it back, in a fresh process."""
     with progress.stage(f"scoring {config.scoring_accounts:,}") as info:
-        step = run_step("pipelines.bench_steps:run_scoring", params, Path(main["frame_path"]), work / "model.pkl",
+        step = run_step("pipelines.bench.steps:run_scoring", params, Path(main["frame_path"]), work / "model.pkl",
                         config.scoring_accounts, work / "scores.duckdb")
         scored = step.value
         info["detail"] = (f"{scored['accounts']:,} accounts, {scored['drivers']:,} drivers, "

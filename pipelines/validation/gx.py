@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.validation_rules import Check
+from pipelines.validation.rules import Check
 
 _SITE = "churn_validation"
 

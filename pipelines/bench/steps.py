@@ -28,7 +28,8 @@ def bench_params(params: Params, warehouse: Path) -> Params:
 def run_feature_build(params: Params, warehouse: Path, as_of_count: int, frame_path: Path) -> dict:
     """Build the feature frame for the newest `as_of_count` monthly as-of dates with the project's own pipeline
     (`build_feature_frame`), timed from opening the warehouse; save the frame to `frame_path` (a bench step)."""
-    from pipelines.stages import build_feature_frame, grid_dates, open_warehouse
+    from pipelines.features_run import build_feature_frame, grid_dates
+    from pipelines.warehouse import open_warehouse
 
     progress = Progress(Console(quiet=True))
     params = bench_params(params, warehouse)
@@ -44,7 +45,7 @@ def run_feature_build(params: Params, warehouse: Path, as_of_count: int, frame_p
 
 def run_training(params: Params, frame_path: Path, features: list[str], model_path: Path) -> dict:
     """Split the feature frame out of time and run the experiment (LightGBM + baselines); save the model."""
-    from pipelines.stages import catalog_specs
+    from pipelines.features_run import catalog_specs
     from training.dataset import split_out_of_time
     from training.experiment import MODEL, run_experiment
 
@@ -81,7 +82,7 @@ def run_scoring(params: Params, frame_path: Path, model_path: Path, accounts: in
 
     Timed: predict + explain + reasons (`score_accounts`), and the atomic write-back (`write_scores`).
     """
-    from pipelines.stages import catalog_specs
+    from pipelines.features_run import catalog_specs
     from pipelines.warehouse import connect_warehouse
     from serving.score import ScoredModel, score_accounts
     from serving.writeback import write_scores

@@ -1,7 +1,7 @@
 """Scaled synthetic warehouses for the benchmark, generated once into cached DuckDB files.
 
-A warehouse is keyed on its size, seed and start plus a hash of `pipelines/simulate.py`, so a change to the
-generator (or the config) makes a new one while an unchanged one is reused. The generator builds its frames in
+A warehouse is keyed on its size, seed and start plus a hash of the generator's source (`pipelines/synthetic/`), so a change
+to the generator (or the config) makes a new one while an unchanged one is reused. The generator builds its frames in
 memory; big warehouses are generated in account chunks (each with its own seed derived from the main one) and
 appended, so memory stays bounded by the chunk size. Ids get a chunk prefix so chunks never collide.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import simulate
+from pipelines import synthetic
 
 ID_COLUMNS = ("account_id", "user_id", "session_id", "ticket_id", "response_id")
 _GENERATOR_MEMORY = "4GB"  # DuckDB's limit while appending chunks and sorting events by time
@@ -36,7 +36,8 @@ class WarehouseSpec:
 
     def key(self) -> str:
         """Hash of this spec and the generator's source: equal keys mean an identical warehouse."""
-        code = hashlib.sha256(Path(simulate.__file__).read_bytes()).hexdigest()
+        sources = sorted(Path(synthetic.__file__).parent.glob("*.py"))
+        code = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()
         payload = json.dumps({**asdict(self), "start": self.start.isoformat(), "generator": code}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
@@ -87,7 +88,7 @@ def generate_bench_warehouse(spec: WarehouseSpec, path: Path, threads: int) -> d
     """
     import duckdb
 
-    from pipelines.simulate import SimulationConfig, generate_warehouse
+    from pipelines.synthetic.generator import SimulationConfig, generate_warehouse
 
     start = time.perf_counter()
     partial = path.with_suffix(".partial")

@@ -17,40 +17,9 @@ import ibis
 import ibis.expr.types as ir
 
 from features.catalog import CATALOG
-from features.sources import CONTRACT, TableSpec
+from features.contract import CONTRACT, TableSpec
+from pipelines.validation.config import FEATURES_TABLE, SCORES_TABLE
 from serving.writeback import SCORES_SCHEMA
-
-FEATURES_TABLE = "churn_features"
-SCORES_TABLE = "churn_scores"
-
-# Rule name → what it means. Severities in params are keyed by these names.
-RULES = {
-    "column_present": "a required column exists",
-    "castable": "every value casts to the contract's type (no text in a numeric or timestamp column)",
-    "not_null": "keys and account ids are never null",
-    "missing_values": "other required columns have no nulls",
-    "unique": "the key identifies one row",
-    "foreign_key": "every account_id exists in accounts (no orphan rows)",
-    "not_empty": "the table has rows",
-    "not_all_null": "a column holds at least one value",
-    "end_after_start": "subscriptions end at or after they start",
-    "resolved_after_created": "tickets are resolved at or after they are created",
-    "non_negative": "amounts, durations and counts are ≥ 0",
-    "in_range": "scores, shares and probabilities lie in their range",
-    "allowed_values": "categorical values come from the allowed set",
-    "not_in_future": "timestamps are not after the reference time plus the tolerance",
-}
-
-# Structural and key rules stop a run; softer ones warn. A key is `rule`, `table.rule` or `table.column.rule`;
-# the most specific key present wins, and params override these defaults key by key.
-DEFAULT_SEVERITIES: dict[str, str] = {
-    **dict.fromkeys(RULES, "error"),
-    "missing_values": "warn",
-    "resolved_after_created": "warn",
-    f"{FEATURES_TABLE}.not_all_null": "warn",
-}
-
-TABLES = (*CONTRACT, FEATURES_TABLE, SCORES_TABLE)
 
 # Keys of the source tables; the other tables have none.
 KEYS = {"accounts": "account_id", "tickets": "ticket_id", "surveys": "response_id"}

@@ -1,56 +1,22 @@
-"""Stage orchestration: open the warehouse, build features, train, score, simulate — in that order."""
+"""The features stage: snapshots, labels and features for an as-of grid, computed in the warehouse; shared by
+`train`, `score` and `report`, which need the same feature frame."""
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 import ibis
 import pandas as pd
 
 from features.feature_table import FeatureSet, catalog_for, compute_feature_table
-from features.snapshots import build_as_of_dates, build_snapshots, find_data_bounds, latest_as_of
-from features.sources import Sources, load_sources
+from features.snapshots import build_as_of_dates, build_snapshots, latest_as_of
 from pipelines.config import Params
+from pipelines.errors import StageError
 from pipelines.progress import Progress
-from pipelines.warehouse import connect_warehouse, redact_url
+from pipelines.warehouse import Warehouse, open_warehouse
 from serving.writeback import replace_as_of_rows
 
 FEATURES_TABLE = "churn_features"
-
-
-class StageError(RuntimeError):
-    """A stage cannot go on; the message says what to do."""
-
-
-@dataclass
-class Warehouse:
-    """An open warehouse, its sources resolved through the mapping, and the span its data covers."""
-
-    con: ibis.BaseBackend
-    sources: Sources
-    data_start: datetime
-    data_end: datetime
-
-
-@contextmanager
-def open_warehouse(params: Params, progress: Progress) -> Iterator[Warehouse]:
-    """Connect, resolve the source mapping (failing on a missing required table or column), find the data span;
-    disconnect when the block ends."""
-    con = connect_warehouse(params.warehouse.url, params.warehouse.threads)
-    try:
-        with progress.stage("warehouse") as info:
-            sources = load_sources(con, params.sources)
-            start, end = find_data_bounds(sources, params.snapshots)
-            info["detail"] = f"{redact_url(params.warehouse.url)}  data {start:%Y-%m-%d}..{end:%Y-%m-%d}"
-        if sources.missing:
-            progress.note(f"not in the warehouse (features needing them are off): {', '.join(sources.missing)}")
-        yield Warehouse(con=con, sources=sources, data_start=start, data_end=end)
-    finally:
-        con.disconnect()
 
 
 def grid_dates(params: Params, wh: Warehouse) -> list[date]:
@@ -127,15 +93,6 @@ def account_attributes(wh: Warehouse) -> pd.DataFrame:
     columns = [c for c in ACCOUNT_ATTRIBUTES if c in accounts.columns]
     # Deduplicated in pandas: `distinct(on=...)` compiles to FIRST(), which PostgreSQL does not have.
     return accounts.select("account_id", *columns).execute().drop_duplicates("account_id", ignore_index=True)
-
-
-def git_commit() -> str:
-    """The checkout's commit, or 'unknown' outside a git checkout."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def catalog_specs(params: Params) -> dict:

@@ -1,9 +1,9 @@
 """Data validation with Great Expectations: the source tables, the feature table and the scores before publishing.
 
 Suites are built from the source contract, the feature catalog, the score schema and params (see
-`pipelines.validation_rules`). The engine counts failing rows and fetches only those (`pipelines.validation_engine`),
+`pipelines.validation.rules`). The engine counts failing rows and fetches only those (`pipelines.validation.engine`),
 so a big events table is never pulled into pandas; GX validates those frames and renders Data Docs
-(`pipelines.validation_gx`); `pipelines.validation_report` turns the results into one readable table.
+(`pipelines.validation.gx`); `pipelines.validation.report` turns the results into one readable table.
 """
 
 from __future__ import annotations
@@ -14,20 +14,21 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from features.sources import CONTRACT, ContractError, Sources, load_sources
+from features.contract import CONTRACT
+from features.sources import ContractError, Sources, load_sources
 from pipelines.config import Params
 from pipelines.progress import Progress
-from pipelines.validation_config import ValidationConfig
-from pipelines.validation_engine import (
+from pipelines.validation.config import ValidationConfig
+from pipelines.validation.engine import (
     canonical_columns,
     measure,
     source_view,
     uncast_columns,
     with_duplicate_counts,
 )
-from pipelines.validation_gx import import_gx
-from pipelines.validation_report import Failure, TableRun, ValidationFailed, ValidationReport, build_report
-from pipelines.validation_rules import (
+from pipelines.validation.gx import import_gx
+from pipelines.validation.report import Failure, TableRun, ValidationFailed, ValidationReport, build_report
+from pipelines.validation.rules import (
     FEATURES_TABLE,
     SCORES_TABLE,
     Check,

@@ -1,0 +1,1 @@
+"""`churn bench`: the feature build, training and scoring measured on scaled synthetic warehouses."""
