@@ -9,6 +9,7 @@ import ibis.expr.types as ir
 
 from features.config import SourcesConfig, SourceTable
 from features.contract import CONTRACT, TableSpec
+from features.readonly_sql import UnsafeQuery, readonly_query
 
 
 class ContractError(ValueError):
@@ -77,9 +78,13 @@ def load_sources(con: ibis.BaseBackend, sources: SourcesConfig) -> Sources:
 def _open_source(con, name: str, source: SourceTable, existing: dict[str, str], explicit: bool):
     if source.sql is not None:
         try:
-            return con.sql(source.sql)
+            query = readonly_query(source.sql, con.dialect)
+        except UnsafeQuery as exc:
+            raise ContractError(f"sources.{name}.sql: {exc}") from None
+        try:
+            return con.sql(query)
         except Exception as exc:
-            raise ContractError(f"sources.{name}.sql: the query does not run: {exc}") from exc
+            raise ContractError(f"sources.{name}.sql: the query does not run: {str(exc).splitlines()[0]}") from None
     wanted = source.table
     if "." not in wanted:
         if wanted.lower() not in existing:
