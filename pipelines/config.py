@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from datetime import date
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.config import FeatureConfig, LabelConfig, SnapshotConfig, SourcesConfig
 from pipelines.bench.config import BenchConfig
+from pipelines.urls import fill_references, find_literal_secrets
 from pipelines.validation.config import ValidationConfig
 from serving.config import DriftConfig, ReportConfig, ScoringConfig
 from training.config import EvaluationConfig, ModelConfig, RegistryConfig
@@ -77,24 +77,30 @@ def _describe(error: ValidationError, path: Path) -> str:
     return "\n".join(lines)
 
 
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_PASSWORD = re.compile(r"://[^:/@]+:([^@]+)@")
-
-
-def resolve_warehouse_url(url: str, path: Path) -> str:
-    """Fill `${VAR}` references in the warehouse URL from the environment; refuse a password written in the file.
+def resolve_url(url: str, key: str, path: Path) -> str:
+    """Fill `${VAR}` references in a URL from the environment; refuse a secret written in the file.
 
     Raises:
-        ParamsError: a referenced variable is unset, or the URL carries a literal password.
+        ParamsError: the URL carries a password or secret query value as text, or a referenced variable is unset.
     """
-    literal = _PASSWORD.search(url)
-    if literal and not _ENV_REFERENCE.fullmatch(literal.group(1)):
-        raise ParamsError(f"{path}: warehouse.url: a password is written in the file; use ${{VAR}} in the URL and "
-                          f"put the password in the environment variable VAR (or set {WAREHOUSE_URL_ENV})")
-    missing = [name for name in _ENV_REFERENCE.findall(url) if name not in os.environ]
-    if missing:
-        raise ParamsError(f"{path}: warehouse.url: environment variable {', '.join(missing)} is not set")
-    return _ENV_REFERENCE.sub(lambda m: os.environ[m.group(1)], url)
+    literal = find_literal_secrets(url)
+    if literal:
+        raise ParamsError(f"{path}: {key}: {' and '.join(literal)} is written in the file; write ${{VAR}} there "
+                          f"and put the secret in the environment variable VAR" +
+                          (f" (or set {WAREHOUSE_URL_ENV})" if key == "warehouse.url" else ""))
+    try:
+        return fill_references(url, os.environ)[0]
+    except KeyError as exc:
+        raise ParamsError(f"{path}: {key}: environment variable {exc.args[0]} is not set") from None
+
+
+def _resolve_urls(raw: dict, path: Path) -> None:
+    for section, field in (("warehouse", "url"), ("mlflow", "tracking_uri")):
+        values = raw.get(section)
+        if isinstance(values, dict) and isinstance(values.get(field), str):
+            raw[section] = {**values, field: resolve_url(values[field], f"{section}.{field}", path)}
+    if os.environ.get(WAREHOUSE_URL_ENV):
+        raw["warehouse"] = {**(raw.get("warehouse") or {}), "url": os.environ[WAREHOUSE_URL_ENV]}
 
 
 def load_params(path: Path) -> Params:
@@ -111,11 +117,7 @@ def load_params(path: Path) -> Params:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections at the top level")
-    warehouse = raw.get("warehouse") or {}
-    if os.environ.get(WAREHOUSE_URL_ENV):
-        raw["warehouse"] = {**warehouse, "url": os.environ[WAREHOUSE_URL_ENV]}
-    elif isinstance(warehouse, dict) and isinstance(warehouse.get("url"), str):
-        raw["warehouse"] = {**warehouse, "url": resolve_warehouse_url(warehouse["url"], path)}
+    _resolve_urls(raw, path)
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:

@@ -16,7 +16,7 @@ def run_simulate(params: Params, config: SimulateConfig, progress: Progress, rep
 
     Refuses to overwrite a warehouse that holds an `accounts` table it did not generate, unless `replace`.
     """
-    con = connect_warehouse(params.warehouse.url, params.warehouse.threads)
+    con = connect_warehouse(params.warehouse.url, params.warehouse.threads, create=True)
     try:
         return _fill(con, params, config, progress, replace)
     finally:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import ibis
 import pandas as pd
@@ -21,37 +21,62 @@ import sqlglot.expressions as sge
 from features.snapshots import find_data_bounds
 from features.sources import Sources, load_sources
 from pipelines.progress import Progress
+from pipelines.urls import password_forms, redact
 
 if TYPE_CHECKING:
     from pipelines.config import Params
-
-_CREDENTIALS = re.compile(r"(://[^:/@]+):[^@]*@")
-
 
 class WarehouseError(RuntimeError):
     """The warehouse cannot be opened or written."""
 
 
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe to print."""
-    return _CREDENTIALS.sub(r"\1:***@", url)
+def redact_url(url: str, text: str | None = None) -> str:
+    """The URL (or a message about it) with its password and secret query values replaced by ***, safe to print."""
+    return redact(url if text is None else text, password_forms(url))
 
 
-def connect_warehouse(url: str, threads: int) -> ibis.BaseBackend:
+def connect_warehouse(url: str, threads: int, *, read_only: bool = False, create: bool = False) -> ibis.BaseBackend:
     """Open an Ibis backend from a connection URL (`duckdb://path.duckdb`, `postgres://user@host/db`, ...).
 
-    DuckDB files get their folder created and `threads` worker threads.
+    DuckDB: the file must exist unless `create` (only `churn simulate` creates one; a mistyped path is an error,
+    not a new empty warehouse); `read_only` opens it so nothing can be written; `threads` worker threads; and no
+    access to other files (no COPY TO, ATTACH or read_csv through this connection).
+
+    Raises:
+        WarehouseError: the URL does not parse, the DuckDB file is missing, or the engine refuses the connection.
     """
+    if url.startswith("duckdb://"):
+        return _connect_duckdb(url.removeprefix("duckdb://") or ":memory:", threads, read_only, create)
+    _check_parses(url)
     try:
-        if url.startswith("duckdb://"):
-            path = url.removeprefix("duckdb://") or ":memory:"
-            if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            return ibis.duckdb.connect(path, threads=threads)
         return prepare_backend(ibis.connect(url))
     except Exception as exc:
         raise WarehouseError(f"warehouse.url: cannot open {redact_url(url)}: "
-                             f"{redact_url(str(exc)).splitlines()[0]}") from None
+                             f"{redact_url(url, str(exc)).splitlines()[0]}") from None
+
+
+def _connect_duckdb(path: str, threads: int, read_only: bool, create: bool) -> ibis.BaseBackend:
+    if path != ":memory:" and not Path(path).is_file():
+        if not create:
+            raise WarehouseError(f"warehouse.url: no DuckDB file at {Path(path).resolve()} (fix the path, or run "
+                                 "`churn simulate` to create the demo warehouse there)")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = ibis.duckdb.connect(path, threads=threads, read_only=read_only and path != ":memory:")
+    except Exception as exc:
+        raise WarehouseError(f"warehouse.url: cannot open duckdb://{path}: {str(exc).splitlines()[0]}") from None
+    con.raw_sql("SET enable_external_access = false")
+    return con
+
+
+def _check_parses(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise WarehouseError(f"warehouse.url: {redact_url(url)} does not parse as a URL; percent-encode special "
+                             "characters in the user name and password (@ as %40, / as %2F, : as %3A, # as %23, "
+                             "? as %3F, % as %25, + as %2B)") from None
 
 
 def prepare_backend(con: ibis.BaseBackend) -> ibis.BaseBackend:

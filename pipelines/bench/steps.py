@@ -98,7 +98,7 @@ def run_scoring(params: Params, frame_path: Path, model_path: Path, accounts: in
                                      scored_at=datetime.now().replace(microsecond=0),
                                      health=params.evaluation.health_score)
     scored = time.perf_counter()
-    con = connect_warehouse(f"duckdb://{scores_path}", params.warehouse.threads)
+    con = connect_warehouse(f"duckdb://{scores_path}", params.warehouse.threads, create=True)
     try:
         write_scores(con, scores, drivers, [as_of])
     finally:

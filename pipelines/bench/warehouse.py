@@ -1,9 +1,10 @@
 """Scaled synthetic warehouses for the benchmark, generated once into cached DuckDB files.
 
-A warehouse is keyed on its size, seed and start plus a hash of the generator's source (`pipelines/synthetic/`), so a change
-to the generator (or the config) makes a new one while an unchanged one is reused. The generator builds its frames in
-memory; big warehouses are generated in account chunks (each with its own seed derived from the main one) and
-appended, so memory stays bounded by the chunk size. Ids get a chunk prefix so chunks never collide.
+A warehouse is keyed on its size, seed and start plus a hash of the generator's source (`pipelines/synthetic/`),
+so a change to the generator (or the config) makes a new one while an unchanged one is reused. The generator
+builds its frames in memory; big warehouses are generated in account chunks (each with its own seed derived from
+the main one) and appended, so memory stays bounded by the chunk size. Ids get a chunk prefix so chunks never
+collide.
 """
 
 from __future__ import annotations
