@@ -18,15 +18,10 @@ from pipelines.features_run import account_attributes, build_feature_frame, cata
 from pipelines.progress import Progress
 from pipelines.warehouse import open_warehouse
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks, explain_predictions
-from serving.report import (
-    ModelFacts,
-    Portfolio,
-    ReportInputs,
-    at_risk_csv,
-    at_risk_markdown,
-    build_at_risk,
-    render_manager_report,
-)
+from serving.report.exports import at_risk_csv, at_risk_markdown
+from serving.report.inputs import ModelFacts, Portfolio, ReportInputs
+from serving.report.render import render_manager_report
+from serving.report.tables import build_at_risk
 from serving.writeback import DRIVERS_SCHEMA, SCORES_SCHEMA
 
 SCORES, DRIVERS = "churn_scores", "churn_score_drivers"

@@ -14,18 +14,11 @@ import pytest
 
 from features.catalog import CATALOG, expand_catalog
 from serving.config import ReportConfig
-from serving.report import (
-    ModelFacts,
-    Portfolio,
-    ReportInputs,
-    at_risk_csv,
-    at_risk_markdown,
-    build_at_risk,
-    build_headline,
-    build_tier_changes,
-    build_waterfall,
-    render_manager_report,
-)
+from serving.report.accounts import build_waterfall
+from serving.report.exports import at_risk_csv, at_risk_markdown
+from serving.report.inputs import ModelFacts, Portfolio, ReportInputs
+from serving.report.render import render_manager_report
+from serving.report.tables import build_at_risk, build_headline, build_tier_changes
 from training.calibrate import Calibrator
 
 SPECS = {s.name: s for s in expand_catalog(CATALOG, {"each": [30], "trend": [30], "support": [90],

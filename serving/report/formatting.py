@@ -1,0 +1,27 @@
+"""How numbers and text read in the managers' report and its Markdown export; a missing value reads as a dash."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+
+def format_money(value) -> str:
+    """An amount with thousands separators and no decimals ("12,345"); "–" when missing."""
+    return "–" if value is None or pd.isna(value) else f"{value:,.0f}"
+
+
+def format_percent(value, digits: int = 0) -> str:
+    """A share 0–1 as a percentage ("45.6%" with digits=1); "–" when missing."""
+    return "–" if value is None or pd.isna(value) else f"{100 * value:.{digits}f}%"
+
+
+def format_points(value) -> str:
+    """A change in percentage points with its sign ("+2.5 pp"); "new" when the account was not scored before."""
+    return "new" if value is None or pd.isna(value) else f"{value:+.1f} pp"
+
+
+def format_text(value) -> str:
+    """The value as text; "–" for None or NaN."""
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)

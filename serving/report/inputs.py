@@ -1,0 +1,63 @@
+"""What the report stage gathers for the managers' report: the scores of an as-of (and the previous one), account
+attributes, the portfolio's exact explanations and the facts of the model that wrote the scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import pandas as pd
+
+from features.catalog import FeatureSpec
+from serving.explain import Benchmarks
+from training.calibrate import Calibrator
+
+
+@dataclass
+class ModelFacts:
+    """What the model-quality panel says about the model version that wrote the scores."""
+
+    name: str
+    version: str
+    run_id: str | None = None
+    trained_at: str | None = None
+    window: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    calibration_png: bytes | None = None
+    calibration_method: str | None = None
+    data_end: str | None = None
+    capacity: int | None = None
+
+
+@dataclass
+class Portfolio:
+    """Exact explanations of the scored accounts: TreeSHAP contributions (features + bias, log-odds) and feature
+    values, both indexed by account_id, and the calibrator turning log-odds into the published probability."""
+
+    contributions: pd.DataFrame
+    values: pd.DataFrame
+    calibrator: Calibrator
+
+
+@dataclass
+class ReportInputs:
+    """What the scorer wrote for the as-of (and the previous one), account attributes and the model's facts."""
+
+    as_of: date
+    scores: pd.DataFrame
+    drivers: pd.DataFrame
+    attributes: pd.DataFrame
+    specs: dict[str, FeatureSpec]
+    tier_names: list[str]
+    previous_as_of: date | None = None
+    previous_scores: pd.DataFrame | None = None
+    previous_drivers: pd.DataFrame | None = None
+    portfolio: Portfolio | None = None
+    model: ModelFacts | None = None
+    benchmarks: Benchmarks | None = None
+    horizon_days: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def top_tier(self) -> str:
+        return self.tier_names[0]
