@@ -6,10 +6,10 @@ import contextlib
 import io
 import json
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import mlflow
@@ -67,10 +67,6 @@ def open_experiment(config: RegistryConfig) -> str:
                                     artifact_location=Path(config.artifact_root).resolve().as_uri())
 
 
-# The model takes and returns plain frames; MLflow's type-hint validation would only re-check the signature.
-warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
-
-
 class ChurnModel(mlflow.pyfunc.PythonModel):
     """The registered model: the LightGBM booster and its calibration, as one pyfunc returning probabilities.
 
@@ -81,7 +77,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.model = read_model_files({name: Path(path) for name, path in context.artifacts.items()})
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
         return self.model.predict(model_input)
 
 
@@ -146,17 +142,52 @@ def _json_default(value):
     return str(value)
 
 
+class RegistryError(RuntimeError):
+    """The MLflow store cannot be read, or a registered model's files are gone; the message says what to do."""
+
+
+def _sqlite_path(tracking_uri: str) -> Path | None:
+    return Path(tracking_uri.removeprefix("sqlite:///")) if tracking_uri.startswith("sqlite:///") else None
+
+
+def _store_exists(config: RegistryConfig) -> bool:
+    """False for a SQLite store whose file is not there yet (nothing was trained into it); True for other stores."""
+    path = _sqlite_path(config.tracking_uri)
+    return path is None or path.is_file()
+
+
+def _store_error(config: RegistryConfig, exc: Exception) -> RegistryError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    # The message names the store's URI; the CLI redacts any password in what it prints.
+    return RegistryError(f"mlflow.tracking_uri: cannot read the MLflow store {config.tracking_uri}: {detail[:300]}")
+
+
 def load_model_version(config: RegistryConfig, alias: str = CHAMPION) -> RegisteredModel | None:
-    """Load the registered model under `alias`, or None when the alias is not set."""
+    """Load the registered model under `alias`, or None when the store holds no such model or alias.
+
+    Raises:
+        RegistryError: the store cannot be reached or read (a server that does not answer, a corrupt SQLite
+            file), or the alias points at a version whose model files are gone.
+    """
+    if not _store_exists(config):
+        return None
     mlflow.set_tracking_uri(config.tracking_uri)
     try:
         version = MlflowClient().get_model_version_by_alias(config.model_name, alias)
-    except MlflowException:
-        return None
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{config.model_name}@{alias}")
-    model = pyfunc.unwrap_python_model().model
-    return RegisteredModel(model=model, name=config.model_name, version=str(version.version),
-                           run_id=version.run_id)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise _store_error(config, exc) from None
+    except Exception as exc:  # SQLAlchemy and HTTP errors: the store itself is broken or unreachable
+        raise _store_error(config, exc) from None
+    try:
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{config.model_name}@{alias}")
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(f"{config.model_name} v{version.version} ({alias}): its model files cannot be loaded "
+                            f"from {version.source} ({str(exc).splitlines()[0][:200]}); retrain with `churn train`, "
+                            f"or point the alias at a version whose files exist") from None
+    return RegisteredModel(model=pyfunc.unwrap_python_model().model, name=config.model_name,
+                           version=str(version.version), run_id=version.run_id)
 
 
 def set_alias(config: RegistryConfig, version: str, alias: str = CHAMPION) -> None:
