@@ -55,24 +55,47 @@ def load_sources(con: ibis.BaseBackend, sources: SourcesConfig) -> Sources:
     absent, or mapped to null, is switched off and listed in `missing`, as is an absent optional column.
 
     Raises:
-        ContractError: a required table or column is absent, or a mapped table or column does not exist.
+        ContractError: a required table or column is absent, or a mapped table or column does not exist; the
+            message has one line per problem, all of them, and the line to paste to switch off optional tables
+            that `sources` names but the warehouse lacks.
     """
     check_sources_config(sources)
     existing = {name.lower(): name for name in con.list_tables()}
     tables: dict[str, ir.Table] = {}
     missing: list[str] = []
+    problems: list[str] = []
+    absent_optional: list[str] = []
     for name, spec in CONTRACT.items():
         source = sources.get(name, SourceTable(table=name))
-        raw = None if source is None else _open_source(con, name, source, existing, explicit=name in sources)
+        try:
+            raw = None if source is None else _open_source(con, name, source, existing, explicit=name in sources)
+        except _AbsentOptional as exc:
+            problems.append(str(exc))
+            absent_optional.append(name)
+            continue
+        except ContractError as exc:
+            problems.append(str(exc))
+            continue
         if raw is None:
             if spec.required:
-                raise ContractError(f"table {name}: required by the contract but not found in the warehouse "
-                                    f"(map it under sources.{name})")
-            missing.append(name)
+                problems.append(f"table {name}: required by the contract but not found in the warehouse "
+                                f"(map it under sources.{name})")
+            else:
+                missing.append(name)
             continue
-        tables[name], absent = _canonical_columns(name, raw, spec, source)
+        tables[name], absent, wrong = _canonical_columns(name, raw, spec, source)
         missing.extend(absent)
+        problems.extend(wrong)
+    if problems:
+        if absent_optional:
+            switch_off = ", ".join(f"{name}: null" for name in absent_optional)
+            problems.append(f"to run without them, set under sources: {switch_off}")
+        raise ContractError("\n".join(problems))
     return Sources(tables=tables, missing=missing)
+
+
+class _AbsentOptional(ContractError):
+    """An optional table that the mapping names but the warehouse lacks."""
 
 
 def _open_source(con, name: str, source: SourceTable, existing: dict[str, str], explicit: bool):
@@ -91,34 +114,36 @@ def _open_source(con, name: str, source: SourceTable, existing: dict[str, str], 
             if explicit and CONTRACT[name].required:
                 raise ContractError(f"sources.{name}.table: table {wanted!r} does not exist in the warehouse")
             if explicit:
-                raise ContractError(f"sources.{name}.table: table {wanted!r} does not exist in the warehouse "
-                                    f"(set sources.{name} to null if the warehouse has no {name})")
+                raise _AbsentOptional(f"sources.{name}.table: table {wanted!r} does not exist in the warehouse")
             return None
         return con.table(existing[wanted.lower()])
     *database, table = wanted.split(".")
     try:
         return con.table(table, database=tuple(database) if len(database) > 1 else database[0])
     except Exception as exc:
-        raise ContractError(f"sources.{name}.table: table {wanted!r} cannot be opened: {exc}") from exc
+        raise ContractError(f"sources.{name}.table: table {wanted!r} cannot be opened: "
+                            f"{str(exc).splitlines()[0]}") from None
 
 
 def _canonical_columns(name: str, raw: ir.Table, spec: TableSpec, source: SourceTable):
+    """(the canonical selection, absent optional columns, problems with required or mapped columns)."""
     present = {c.lower(): c for c in raw.columns}
-    selected, absent = {}, []
+    selected, absent, problems = {}, [], []
     for column in spec.columns:
         mapped = source.columns.get(column.name)
         actual = present.get((mapped or column.name).lower())
         if actual is None:
             if mapped is not None:
-                raise ContractError(f"table {name}: column {column.name} is mapped to {mapped!r}, "
-                                    f"which does not exist (columns: {', '.join(raw.columns)})")
-            if column.required:
-                raise ContractError(f"table {name}: required column {column.name} not found "
-                                    f"(map it under sources.{name}.columns.{column.name})")
-            absent.append(f"{name}.{column.name}")
+                problems.append(f"table {name}: column {column.name} is mapped to {mapped!r}, "
+                                f"which does not exist (columns: {', '.join(raw.columns)})")
+            elif column.required:
+                problems.append(f"table {name}: required column {column.name} not found "
+                                f"(map it under sources.{name}.columns.{column.name})")
+            else:
+                absent.append(f"{name}.{column.name}")
             continue
         selected[column.name] = _cast(raw[actual], column.dtype)
-    return raw.select(**selected), absent
+    return raw.select(**selected), absent, problems
 
 
 def _cast(value: ir.Value, dtype: str) -> ir.Value:

@@ -67,3 +67,19 @@ def test_missing_required_column_and_bad_mapping_are_named(load_tables):
 def test_plain_identifiers_only():
     with pytest.raises(ValueError, match="not a plain identifier"):
         SourceTable(table="x; drop table accounts")
+
+
+def test_every_mapping_problem_is_named_in_one_message_with_the_line_to_switch_optional_tables_off(load_tables):
+    con = load_tables(accounts=tiny_accounts("a"), subscriptions=SUBS.drop(columns="mrr"))
+    with pytest.raises(ContractError) as error:
+        load_sources(con, {"tickets": SourceTable(table="tickets"), "surveys": SourceTable(table="nps_answers"),
+                           "accounts": SourceTable(table="accounts", columns={"created_at": "signup"})})
+    assert str(error.value).splitlines() == [
+        "table accounts: column created_at is mapped to 'signup', which does not exist (columns: account_id, "
+        "created_at)",
+        "table subscriptions: required column mrr not found (map it under sources.subscriptions.columns.mrr)",
+        "table events: required by the contract but not found in the warehouse (map it under sources.events)",
+        "sources.tickets.table: table 'tickets' does not exist in the warehouse",
+        "sources.surveys.table: table 'nps_answers' does not exist in the warehouse",
+        "to run without them, set under sources: tickets: null, surveys: null",
+    ]
