@@ -95,6 +95,12 @@ class SnapshotConfig(BaseModel):
             raise ValueError(f"{value!r} is not a step like '1mo', '2w' or '7d'")
         return value
 
+    @model_validator(mode="after")
+    def _ordered(self) -> SnapshotConfig:
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
     @property
     def step(self) -> tuple[int, str]:
         """The grid step as (count, unit), unit one of d, w, mo."""
@@ -107,5 +113,5 @@ class LabelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    horizon_days: int = 90
-    grace_days: int = 30
+    horizon_days: int = Field(default=90, gt=0)
+    grace_days: int = Field(default=30, ge=0)

@@ -27,8 +27,11 @@ def find_data_bounds(sources: Sources, config: SnapshotConfig) -> tuple[datetime
 
 
 def latest_as_of(data_end: datetime) -> date:
-    """The newest as-of the data supports: midnight after the newest event, so every event is before it."""
-    return (data_end + timedelta(days=1)).date() if data_end.time() != datetime.min.time() else data_end.date()
+    """The newest as-of the data supports: the midnight after the data end's day, so every event is before it.
+
+    An event at exactly midnight (date-only data) belongs to that day: its day's as-of is the next midnight.
+    """
+    return data_end.date() + timedelta(days=1)
 
 
 def build_as_of_dates(config: SnapshotConfig, data_start: datetime, data_end: datetime,

@@ -7,8 +7,9 @@ from datetime import date
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from features.catalog import CATALOG, expand_catalog
 from features.config import FeatureConfig, LabelConfig, SnapshotConfig, SourcesConfig
 from pipelines.bench.config import BenchConfig
 from pipelines.urls import fill_references, find_literal_secrets
@@ -68,6 +69,15 @@ class Params(BaseModel):
     simulate: SimulateConfig = SimulateConfig()
     bench: BenchConfig = BenchConfig()
 
+    @model_validator(mode="after")
+    def _health_score_features_exist(self) -> Params:
+        known = {spec.name for spec in expand_catalog(CATALOG, self.features.windows_by_kind())}
+        unknown = [c.feature for c in self.evaluation.health_score if c.feature not in known]
+        if unknown:
+            raise ValueError(f"evaluation.health_score: unknown feature(s) {', '.join(unknown)} (see "
+                             f"`churn features --list` for the names)")
+        return self
+
 
 def _describe(error: ValidationError, path: Path) -> str:
     lines = []
@@ -111,6 +121,8 @@ def load_params(path: Path) -> Params:
     """
     try:
         raw = yaml.safe_load(path.read_text()) or {}
+    except IsADirectoryError:
+        raise ParamsError(f"{path}: is a folder, not a params file (pass --params PATH/params.yaml)") from None
     except FileNotFoundError as exc:
         raise ParamsError(f"{path}: no such params file (pass --params PATH)") from exc
     except yaml.YAMLError as exc:

@@ -30,6 +30,37 @@ class EvaluationConfig(BaseModel):
     health_score: list[HealthComponent] = Field(default_factory=list)
 
 
+class LightGBMParams(BaseModel):
+    """`model.lightgbm`: LGBMClassifier parameters. The usual ones are checked here, so a bad value names its key
+    instead of failing inside LightGBM; any other LightGBM parameter passes through unchecked."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    n_estimators: int | None = Field(default=None, ge=1)
+    learning_rate: float | None = Field(default=None, gt=0, le=1)
+    num_leaves: int | None = Field(default=None, ge=2, le=131072)
+    max_depth: int | None = Field(default=None, ge=-1)
+    min_child_samples: int | None = Field(default=None, ge=1)
+    subsample: float | None = Field(default=None, gt=0, le=1)
+    subsample_freq: int | None = Field(default=None, ge=0)
+    colsample_bytree: float | None = Field(default=None, gt=0, le=1)
+    reg_lambda: float | None = Field(default=None, ge=0)
+    reg_alpha: float | None = Field(default=None, ge=0)
+
+    def items(self):
+        """The parameters that are set, as (name, value) pairs (what LGBMClassifier takes)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}.items()
+
+    def __getitem__(self, key: str):
+        return dict(self.items())[key]
+
+    def __iter__(self):
+        return iter(dict(self.items()))
+
+    def keys(self):
+        return dict(self.items()).keys()
+
+
 class ModelConfig(BaseModel):
     """The `model:` section: LightGBM parameters, seed, threads and the split."""
 
@@ -43,7 +74,7 @@ class ModelConfig(BaseModel):
         default_factory=lambda: ["none", "sigmoid", "isotonic"])
     early_stopping_rounds: int = Field(default=50, ge=1)
     monotone: bool = True
-    lightgbm: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    lightgbm: LightGBMParams = Field(default_factory=lambda: LightGBMParams())
     promotion: PromotionConfig = PromotionConfig()
 
 

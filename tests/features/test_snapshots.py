@@ -121,7 +121,8 @@ def test_as_of_grid_lands_on_month_starts_and_ends_at_latest_supported_date():
     dates = build_as_of_dates(config, datetime(2024, 1, 10, 9), datetime(2024, 6, 30, 17, 5), lookback_days=60)
     assert dates == [date(2024, 4, 1), date(2024, 5, 1), date(2024, 6, 1), date(2024, 7, 1)]
     assert latest_as_of(datetime(2024, 6, 30, 17, 5)) == date(2024, 7, 1)
-    assert latest_as_of(datetime(2024, 6, 30)) == date(2024, 6, 30)
+    # Date-only data: the newest event at midnight is that day's; its events must be before the as-of.
+    assert latest_as_of(datetime(2024, 6, 30)) == date(2024, 7, 1)
     weekly = build_as_of_dates(SnapshotConfig(every="2w", start=date(2024, 3, 1), end=date(2024, 3, 31)),
                                datetime(2024, 1, 1), datetime(2024, 6, 1), lookback_days=0)
     assert weekly == [date(2024, 3, 1), date(2024, 3, 15), date(2024, 3, 29)]

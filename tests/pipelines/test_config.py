@@ -56,3 +56,32 @@ def test_credentials_never_appear_in_warehouse_errors():
     with pytest.raises(WarehouseError) as error:
         connect_warehouse(url, threads=1)
     assert "s3cret" not in str(error.value) and "warehouse.url: cannot open" in str(error.value)
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"label": {"horizon_days": 0}}, r"label\.horizon_days: Input should be greater than 0"),
+    ({"label": {"horizon_days": -30}}, r"label\.horizon_days: Input should be greater than 0"),
+    ({"label": {"grace_days": -1}}, r"label\.grace_days: Input should be greater than or equal to 0"),
+    ({"snapshots": {"start": "2025-06-01", "end": "2025-01-01"}}, r"snapshots: Value error, end 2025-01-01 is before "
+                                                                  r"start 2025-06-01"),
+    ({"model": {"lightgbm": {"num_leaves": -1}}}, r"model\.lightgbm\.num_leaves: Input should be greater than or "
+                                                  r"equal to 2"),
+    ({"model": {"lightgbm": {"learning_rate": 0}}}, r"model\.lightgbm\.learning_rate: Input should be greater than 0"),
+    ({"model": {"lightgbm": {"subsample": 1.5}}}, r"model\.lightgbm\.subsample: Input should be less than or equal"),
+    ({"evaluation": {"health_score": [{"feature": "logins_per_moon", "weight": 1, "good": 1, "bad": 0}]}},
+     r"evaluation\.health_score: unknown feature\(s\) logins_per_moon"),
+])
+def test_a_bad_value_is_one_line_naming_its_key(tmp_path, params, message):
+    with pytest.raises(ParamsError, match=message) as error:
+        load_params(_write(tmp_path, params))
+    assert len(str(error.value).splitlines()) == 1
+
+
+def test_a_folder_given_as_params_file_is_named(tmp_path):
+    with pytest.raises(ParamsError, match="is a folder, not a params file"):
+        load_params(tmp_path)
+
+
+def test_other_lightgbm_parameters_pass_through(tmp_path):
+    params = load_params(_write(tmp_path, {"model": {"lightgbm": {"num_leaves": 7, "min_split_gain": 0.1}}}))
+    assert dict(params.model.lightgbm.items()) == {"num_leaves": 7, "min_split_gain": 0.1}
