@@ -68,6 +68,8 @@ RULES = {
     "in_range": "scores, shares and probabilities lie in their range",
     "allowed_values": "categorical values come from the allowed set",
     "not_in_future": "timestamps are not after the reference time plus the tolerance",
+    "finite": "numbers are finite (no NaN or infinity)",
+    "after_account_created": "activity is not dated before its account was created",
 }
 
 

@@ -17,7 +17,16 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from features.sources import Sources
-from pipelines.validation.rules import ACCOUNT_KNOWN, KEYS, Check, duplicates, uncastable
+from pipelines.validation.rules import (
+    ACCOUNT_KNOWN,
+    ACTIVITY_AT,
+    KEYS,
+    Check,
+    before_created,
+    duplicates,
+    nonfinite,
+    uncastable,
+)
 
 Execute = Callable[[ir.Expr], pd.DataFrame]
 
@@ -44,7 +53,22 @@ def source_view(sources: Sources, name: str, accounts: ir.Table | None) -> ir.Ta
     if accounts is not None and "account_id" in view.columns:
         known = accounts.filter(accounts.account_id.notnull()).account_id
         view = view.mutate(**{ACCOUNT_KNOWN: view.account_id.isin(known).fill_null(False)})
+    view = view.mutate(**{nonfinite(c): ibis.ifelse(view[c].isnan() | view[c].isinf(), view[c].cast("string"),
+                                                    ibis.null("string"))
+                          for c in canonical_columns(view) if view[c].type().is_floating()})
+    if accounts is not None and name in ACTIVITY_AT and ACTIVITY_AT[name] in view.columns:
+        view = _with_before_created(view, accounts, ACTIVITY_AT[name])
     return view
+
+
+def _with_before_created(view: ir.Table, accounts: ir.Table, column: str) -> ir.Table:
+    """Add 'account at timestamp' where the row's timestamp precedes its account's (earliest) creation."""
+    created = accounts.group_by("account_id").aggregate(_account_created_at=accounts.created_at.min())
+    joined = view.left_join(created, view.account_id == created.account_id).drop("account_id_right")
+    early = joined[column] < joined._account_created_at
+    text = joined.account_id.cast("string").concat(" at ", joined[column].cast("string"))
+    return joined.mutate(**{before_created(column): ibis.ifelse(early, text, ibis.null("string"))}).drop(
+        "_account_created_at")
 
 
 def with_duplicate_counts(view: ir.Table, key: tuple[str, ...]) -> ir.Table:

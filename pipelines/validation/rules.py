@@ -31,9 +31,12 @@ ORDERED = (("subscriptions", "end_at", "start_at", "end_after_start"),
            ("tickets", "resolved_at", "created_at", "resolved_after_created"))
 NON_NEGATIVE = (("subscriptions", "mrr"), ("subscriptions", "seats"), ("events", "duration_s"),
                 ("events", "event_count"))
+# Money beyond this per subscription row is a unit or load error, not a price (and overflows engines' decimals).
+MAX_MRR = 1e9
 # (table, column, low, high, where survey_type is): the scales of the contract.
 RANGES = (("tickets", "csat", 1, 5, None), ("surveys", "score", 0, 10, "nps"), ("surveys", "score", 1, 5, "csat"),
-          ("surveys", "score", 1, 7, "ces"), ("subscriptions", "billing_period_months", 1, None, None))
+          ("surveys", "score", 1, 7, "ces"), ("subscriptions", "billing_period_months", 1, None, None),
+          ("subscriptions", "mrr", None, MAX_MRR, None))
 ALLOWED = {("surveys", "survey_type"): ("nps", "csat", "ces")}
 
 # Feature units and the range their values keep; units not listed (change, points, category) are unbounded.
@@ -48,6 +51,21 @@ ACCOUNT_KNOWN = "_account_known"
 def uncastable(column: str) -> str:
     """Name of the column holding a value as text where it does not cast to the contract type (else null)."""
     return f"{column}__uncastable"
+
+
+def nonfinite(column: str) -> str:
+    """Name of the column holding a NaN or infinite value of a numeric column as text (else null)."""
+    return f"_nonfinite__{column}"
+
+
+def before_created(column: str) -> str:
+    """Name of the column holding 'account at timestamp' where the timestamp precedes the account's creation."""
+    return f"_before_created__{column}"
+
+
+# The timestamp of each activity table that must not precede its account's creation.
+ACTIVITY_AT = {"events": "event_at", "tickets": "created_at", "surveys": "responded_at",
+               "milestones": "achieved_at", "users": "created_at"}
 
 
 def duplicates(key: tuple[str, ...]) -> str:
@@ -90,6 +108,12 @@ def _condition(column: str, view_columns: list[str]) -> dict:
     if uncastable(column) in view_columns:
         return {"row_condition": f"`{uncastable(column)}`.isnull()", "condition_parser": "pandas"}
     return {}
+
+
+def _helper_is_null(table: str, column: str, helper: str, rule: str, detail: str) -> Check:
+    """A rule the engine computes into a helper column (the offending value as text, else null)."""
+    return Check(table, column, rule, detail, "ExpectColumnValuesToBeNull", {"column": helper},
+                 failing=lambda v: v[helper].notnull())
 
 
 def _present(table: str, columns: list[str]) -> Check:
@@ -208,6 +232,11 @@ def source_checks(name: str, view_columns: list[str], dtypes: dict[str, ibis.Dat
         if column.dtype == "timestamp" and (name, c) not in SCHEDULED:
             bound = limit.replace(tzinfo=UTC) if dtypes[c].is_timestamp() and dtypes[c].timezone else limit
             checks.append(_between(name, c, "not_in_future", None, bound))
+        if nonfinite(c) in view_columns:
+            checks.append(_helper_is_null(name, c, nonfinite(c), "finite", "finite (no NaN or infinity)"))
+        if before_created(c) in view_columns:
+            checks.append(_helper_is_null(name, c, before_created(c), "after_account_created",
+                                          f"{c} ≥ the account's created_at"))
     if name in KEYS:
         checks.append(_unique(name, (KEYS[name],)))
     if name != "accounts" and "account_id" in view_columns:
