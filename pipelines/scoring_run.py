@@ -21,7 +21,7 @@ from pipelines.validation.validate import run_validate, validate_feature_table, 
 from pipelines.warehouse import open_warehouse
 from serving.drift import compute_drift, summarise_drift
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks
-from serving.score import ScoredModel, score_accounts
+from serving.score import ScoredModel, ScoringContext, score_accounts
 from serving.writeback import replace_as_of_rows, write_scores
 from training.registry import load_model_version
 
@@ -40,11 +40,11 @@ def _benchmarks(champion) -> Benchmarks | None:
 def _predict(params: Params, champion, frame, wh, progress: Progress):
     with progress.stage("predict + explain") as info:
         try:
-            scores, drivers = score_accounts(
-                ScoredModel(champion.model, champion.name, champion.version), frame, catalog_specs(params),
-                params.scoring, scored_at=datetime.now().replace(microsecond=0),
-                health=params.evaluation.health_score, benchmarks=_benchmarks(champion),
-                attributes=account_attributes(wh))
+            scored_at = datetime.now().replace(microsecond=0)
+            context = ScoringContext(catalog_specs(params), params.scoring, health=params.evaluation.health_score,
+                                     benchmarks=_benchmarks(champion), attributes=account_attributes(wh))
+            scores, drivers = score_accounts(ScoredModel(champion.model, champion.name, champion.version), frame,
+                                             context, scored_at)
         except ValueError as exc:
             raise StageError(str(exc)) from None
         info["detail"] = f"{len(scores):,} accounts, tiers {scores['risk_tier'].value_counts().to_dict()}"
