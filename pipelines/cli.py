@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -178,28 +177,21 @@ def bench(ctx: typer.Context) -> None:
 @app.command()
 def demo(ctx: typer.Context) -> None:
     """Simulate a fresh warehouse, train, score the latest as-of, and print a summary."""
-    from pipelines.report_run import run_report
-    from pipelines.scoring_run import run_score
-    from pipelines.simulate_run import run_simulate
-    from pipelines.training_run import run_train
+    from pipelines.demo_run import run_demo
     from pipelines.warehouse import warehouse_location
 
-    start = time.perf_counter()
     with _expected_errors():
         params = _params(ctx)
-        progress = _progress()
-        run_simulate(params, params.simulate, progress)
-        trained = run_train(params, progress)
-        scored = run_score(params, progress)
-        report = run_report(params, progress)
-    _print_training(trained)
-    console.print(f"\n[bold]Demo finished in {time.perf_counter() - start:.0f} s[/bold]")
+        result = run_demo(params, _progress())
+    scored = result.scored
+    _print_training(result.trained)
+    console.print(f"\n[bold]Demo finished in {result.seconds:.0f} s[/bold]")
     console.print(f"  accounts scored     {scored.accounts:,} as of {scored.as_of} "
                   f"(tiers {scored.tiers}), MRR at risk {scored.mrr_at_risk:,.0f}")
     console.print(f"  warehouse           {warehouse_location(params.warehouse.url)}")
     console.print("  scores              tables churn_scores, churn_score_drivers, view churn_scores_latest")
     console.print(f"  MLflow store        {params.mlflow.tracking_uri} (artifacts in {params.mlflow.artifact_root}/)")
-    console.print(f"  manager report      {report.html}")
+    console.print(f"  manager report      {result.report.html}")
 
 
 def _print_training(result: TrainResult) -> None:
