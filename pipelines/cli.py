@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:  # the stage modules import heavy libraries: `churn --help` must not wait for them
+    from pipelines.training_run import TrainResult
 
 # Quiet third-party telemetry and progress bars before anything imports them (this machine may be offline).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -141,8 +144,8 @@ def score(ctx: typer.Context,
 
     with _expected_errors():
         result = run_score(_params(ctx), _progress(), _date(as_of), allow_drift)
-        console.print(f"scored {result['accounts']:,} accounts as of {result['as_of']} with model "
-                      f"v{result['model_version']}; MRR at risk {result['mrr_at_risk']:,.0f}")
+        console.print(f"scored {result.accounts:,} accounts as of {result.as_of} with model "
+                      f"v{result.model_version}; MRR at risk {result.mrr_at_risk:,.0f}")
 
 
 @app.command()
@@ -154,8 +157,8 @@ def report(ctx: typer.Context,
     from pipelines.report_run import run_report
 
     with _expected_errors():
-        path = run_report(_params(ctx), _progress(), _date(as_of))
-    console.print(f"manager report {path}")
+        result = run_report(_params(ctx), _progress(), _date(as_of))
+    console.print(f"manager report {result.html}")
 
 
 @app.command()
@@ -174,46 +177,39 @@ def bench(ctx: typer.Context) -> None:
 @app.command()
 def demo(ctx: typer.Context) -> None:
     """Simulate a fresh warehouse, train, score the latest as-of, and print a summary."""
-    from pipelines.report_run import run_report
-    from pipelines.scoring_run import run_score
-    from pipelines.simulate_run import run_simulate
-    from pipelines.training_run import run_train
+    from pipelines.demo_run import run_demo
     from pipelines.warehouse import warehouse_location
 
-    start = time.perf_counter()
     with _expected_errors():
         params = _params(ctx)
-        progress = _progress()
-        run_simulate(params, params.simulate, progress)
-        trained = run_train(params, progress)
-        scored = run_score(params, progress)
-        report_path = run_report(params, progress)
-    _print_training(trained)
-    console.print(f"\n[bold]Demo finished in {time.perf_counter() - start:.0f} s[/bold]")
-    console.print(f"  accounts scored     {scored['accounts']:,} as of {scored['as_of']} "
-                  f"(tiers {scored['tiers']}), MRR at risk {scored['mrr_at_risk']:,.0f}")
+        result = run_demo(params, _progress())
+    scored = result.scored
+    _print_training(result.trained)
+    console.print(f"\n[bold]Demo finished in {result.seconds:.0f} s[/bold]")
+    console.print(f"  accounts scored     {scored.accounts:,} as of {scored.as_of} "
+                  f"(tiers {scored.tiers}), MRR at risk {scored.mrr_at_risk:,.0f}")
     console.print(f"  warehouse           {warehouse_location(params.warehouse.url)}")
     console.print("  scores              tables churn_scores, churn_score_drivers, view churn_scores_latest")
     console.print(f"  MLflow store        {params.mlflow.tracking_uri} (artifacts in {params.mlflow.artifact_root}/)")
-    console.print(f"  manager report      {report_path}")
+    console.print(f"  manager report      {result.report.html}")
 
 
-def _print_training(result: dict) -> None:
-    oracle = result["oracle_roc_auc"]
-    console.print(f"\n  rows {result['rows']:,} over {result['accounts']:,} accounts, "
-                  f"train churn rate {result['churn_rate']:.1%}")
+def _print_training(result: TrainResult) -> None:
+    oracle = result.oracle_roc_auc
+    console.print(f"\n  rows {result.rows:,} over {result.accounts:,} accounts, "
+                  f"train churn rate {result.churn_rate:.1%}")
     console.print(f"  {'validation':<22}{'ROC-AUC':>9}{'PR-AUC':>9}{'Brier':>9}{'lift@10%':>10}{'recall@cap':>12}")
-    for name, m in [("lightgbm (calibrated)", result["metrics"]), *result["baselines"].items()]:
+    for name, m in [("lightgbm (calibrated)", result.metrics), *result.baselines.items()]:
         console.print(f"  {name:<22}{m['roc_auc']:>9.3f}{m['pr_auc']:>9.3f}{m['brier']:>9.4f}"
                       f"{m['top_decile_lift']:>10.2f}{m['recall_at_capacity']:>12.2f}")
     if oracle:
         console.print(f"  {'oracle (simulation)':<22}{oracle:>9.3f}")
-    if result["backtest"] is not None:
-        for row in result["backtest"].itertuples():
+    if result.backtest is not None:
+        for row in result.backtest.itertuples():
             console.print(f"  backtest {row.contender:<21} ROC-AUC {row.roc_auc_mean:.3f} ± {row.roc_auc_std:.3f}"
                           f"   Brier {row.brier_mean:.4f} ± {row.brier_std:.4f}")
-    console.print(f"  model v{result['version']}: {result['decision']['reason']}")
-    console.print(f"  training report     {result['report']}")
+    console.print(f"  model v{result.version}: {result.decision['reason']}")
+    console.print(f"  training report     {result.report_path}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import ibis
@@ -69,7 +70,16 @@ def _features_on_grid(params: Params, wh: Warehouse, grid: ibis.Table, counts: p
     return frame, feature_set
 
 
-def run_features(params: Params, as_of: date | None, progress: Progress) -> dict:
+@dataclass(frozen=True)
+class FeaturesResult:
+    """What `run_features` wrote: how many rows, which features, into which table."""
+
+    rows: int
+    features: list[str]
+    table: str
+
+
+def run_features(params: Params, as_of: date | None, progress: Progress) -> FeaturesResult:
     """Compute the feature table for the grid (or one as-of) and write it to `churn_features`."""
     with open_warehouse(params, progress) as wh:
         dates = [as_of] if as_of else grid_dates(params, wh)
@@ -81,7 +91,7 @@ def run_features(params: Params, as_of: date | None, progress: Progress) -> dict
         with progress.stage("write churn_features") as info:
             replace_as_of_rows(wh.con, {FEATURES_TABLE: (frame, schema)}, dates)
             info["detail"] = f"{len(frame):,} rows for {len(dates)} as-of dates"
-    return {"rows": len(frame), "features": feature_set.names, "table": FEATURES_TABLE}
+    return FeaturesResult(rows=len(frame), features=feature_set.names, table=FEATURES_TABLE)
 
 
 ACCOUNT_ATTRIBUTES = ("name", "segment", "industry", "region", "csm_owner")

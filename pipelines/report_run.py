@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
@@ -25,6 +26,15 @@ from serving.report.tables import build_at_risk
 from serving.writeback import DRIVERS_SCHEMA, SCORES_SCHEMA
 
 SCORES, DRIVERS = "churn_scores", "churn_score_drivers"
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """The files `run_report` wrote: the managers' HTML report and the at-risk list as Markdown and CSV."""
+
+    html: Path
+    markdown: Path
+    csv: Path
 
 
 def _pick_as_ofs(con: ibis.BaseBackend, as_of: date | None) -> tuple[date, date | None]:
@@ -145,9 +155,9 @@ def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInp
 
 
 def run_report(params: Params, progress: Progress, as_of: date | None = None,
-               reports_dir: Path | None = None) -> Path:
+               reports_dir: Path | None = None) -> ReportResult:
     """Write reports/churn_report_<as_of>.html (self-contained) and the at-risk list next to it as
-    churn_report_<as_of>_at_risk.md and .csv; return the HTML's path.
+    churn_report_<as_of>_at_risk.md and .csv; return the three paths.
 
     Args:
         as_of: the scored as-of to report on; default the newest in churn_scores.
@@ -162,7 +172,8 @@ def run_report(params: Params, progress: Progress, as_of: date | None = None,
         path = folder / f"churn_report_{inputs.as_of}.html"
         path.write_text(render_manager_report(inputs, config, at_risk), encoding="utf-8")
         stem = folder / f"churn_report_{inputs.as_of}_at_risk"
-        stem.with_suffix(".md").write_text(at_risk_markdown(at_risk, inputs.as_of), encoding="utf-8")
-        stem.with_suffix(".csv").write_text(at_risk_csv(at_risk), encoding="utf-8")
+        markdown, csv = stem.with_suffix(".md"), stem.with_suffix(".csv")
+        markdown.write_text(at_risk_markdown(at_risk, inputs.as_of), encoding="utf-8")
+        csv.write_text(at_risk_csv(at_risk), encoding="utf-8")
         info["detail"] = f"{len(at_risk)} at-risk accounts, {path.stat().st_size / 1e6:.1f} MB"
-    return path
+    return ReportResult(html=path, markdown=markdown, csv=csv)

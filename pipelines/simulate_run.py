@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pipelines.config import Params, SimulateConfig
 from pipelines.errors import StageError
 from pipelines.progress import Progress
@@ -11,7 +13,15 @@ SOURCE_TABLES = ("accounts", "subscriptions", "events", "users", "tickets", "sur
 OUTPUT_TABLES = ("churn_scores", "churn_score_drivers", "churn_features")
 
 
-def run_simulate(params: Params, config: SimulateConfig, progress: Progress, replace: bool = False) -> dict:
+@dataclass(frozen=True)
+class SimulateResult:
+    """What `run_simulate` wrote: how many accounts and events."""
+
+    accounts: int
+    events: int
+
+
+def run_simulate(params: Params, config: SimulateConfig, progress: Progress, replace: bool = False) -> SimulateResult:
     """Generate the synthetic warehouse and write its tables (canonical names) plus `sim_truth`.
 
     Refuses to overwrite a warehouse that holds an `accounts` table it did not generate, unless `replace`.
@@ -23,7 +33,7 @@ def run_simulate(params: Params, config: SimulateConfig, progress: Progress, rep
         con.disconnect()
 
 
-def _fill(con, params: Params, config: SimulateConfig, progress: Progress, replace: bool) -> dict:
+def _fill(con, params: Params, config: SimulateConfig, progress: Progress, replace: bool) -> SimulateResult:
     from pipelines.synthetic.generator import SimulationConfig, generate_warehouse
 
     existing = set(con.list_tables())
@@ -43,4 +53,4 @@ def _fill(con, params: Params, config: SimulateConfig, progress: Progress, repla
                 con.drop_table(name)
         write_tables(con, frames)
         info["detail"] = ", ".join(f"{name} {len(frame):,}" for name, frame in frames.items())
-    return {"accounts": len(frames["accounts"]), "events": len(frames["events"])}
+    return SimulateResult(accounts=len(frames["accounts"]), events=len(frames["events"]))

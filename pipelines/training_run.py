@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from features.catalog import FeatureSpec
+from features.feature_table import FeatureSet
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.features_run import (
@@ -27,6 +30,7 @@ from serving.explain import BENCHMARKS_ARTIFACT, compute_benchmarks
 from training.dataset import split_out_of_time
 from training.experiment import (
     MODEL,
+    Experiment,
     max_backtest_folds,
     run_backtest,
     run_experiment,
@@ -34,10 +38,60 @@ from training.experiment import (
     summarise_backtest,
 )
 from training.promotion import decide_promotion
-from training.registry import RunRecord, load_model_version, log_training_run, record_decision, set_alias
+from training.registry import (
+    RegisteredModel,
+    RunRecord,
+    load_model_version,
+    log_training_run,
+    record_decision,
+    set_alias,
+)
 from training.report import RunFacts, render_model_card, render_plots, render_training_report
 
 SIM_TRUTH = "sim_truth"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What `run_train` produced: the model's validation metrics beside its baselines' (and the oracle's on a
+    simulated warehouse), its MLflow run and registered version, the champion decision, the data it learned from,
+    the training report it wrote and, with `--backtest`, the per-contender backtest summary."""
+
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    oracle_roc_auc: float | None
+    run_id: str
+    version: str
+    decision: dict
+    features: list[str]
+    rows: int
+    accounts: int
+    churn_rate: float
+    report_path: Path
+    backtest: pd.DataFrame | None
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What training reads from the warehouse: the feature frame (with account attributes), its feature set, the
+    simulation's truth (None for a real warehouse) and the newest event time."""
+
+    frame: pd.DataFrame
+    feature_set: FeatureSet
+    truth: pd.DataFrame | None
+    data_end: datetime
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What a training run produced before it is published: the experiment, the backtest (per-fold table and
+    summary) if asked for, the oracle's ROC-AUC, the current champion and the promotion decision."""
+
+    experiment: Experiment
+    backtest: tuple[pd.DataFrame, pd.DataFrame] | None
+    oracle: float | None
+    champion: RegisteredModel | None
+    decision: dict
 
 
 def oracle_roc_auc(truth: pd.DataFrame | None, valid: pd.DataFrame, horizon_days: int) -> float | None:
@@ -74,7 +128,7 @@ def _directions(params: Params) -> dict[str, str]:
     return {name: spec.direction for name, spec in catalog_specs(params).items()}
 
 
-def _load(params: Params, progress: Progress):
+def _load(params: Params, progress: Progress) -> TrainingData:
     run_validate(params, params.validation, progress, datetime.now()).raise_for_errors()
     with open_warehouse(params, progress) as wh:
         frame, feature_set = build_feature_frame(params, wh, grid_dates(params, wh), progress)
@@ -82,7 +136,7 @@ def _load(params: Params, progress: Progress):
         attributes = account_attributes(wh)
         truth = wh.con.table(SIM_TRUTH).execute() if SIM_TRUTH in wh.con.list_tables() else None
         data_end = wh.data_end
-    return frame.merge(attributes, on="account_id", how="left"), feature_set, truth, data_end
+    return TrainingData(frame.merge(attributes, on="account_id", how="left"), feature_set, truth, data_end)
 
 
 def _backtest(params: Params, frame, features, folds: int, progress: Progress):
@@ -114,12 +168,13 @@ def _metrics_to_log(experiment, oracle, backtest) -> dict[str, float]:
 
 
 def run_train(params: Params, progress: Progress, force_promote: bool = False, backtest: int = 0,
-              reports_dir: Path = Path("reports")) -> dict:
+              reports_dir: Path = Path("reports")) -> TrainResult:
     """Train a challenger beside its baselines, log and register it, move `champion` only through the gate,
     and write the training report."""
-    frame, feature_set, truth, data_end = _load(params, progress)
+    data = _load(params, progress)
+    feature_set = data.feature_set
     try:
-        split = split_out_of_time(frame, params.model.validation_snapshots, params.model.calibration_snapshots)
+        split = split_out_of_time(data.frame, params.model.validation_snapshots, params.model.calibration_snapshots)
     except ValueError as exc:
         raise StageError(str(exc)) from None
     with progress.stage("train + baselines") as info:
@@ -133,9 +188,9 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
         info["detail"] = (f"{len(split.train):,} train / {len(split.tuning):,} calibration / {len(split.valid):,} "
                           f"validation rows, {experiment.model.best_iteration} trees, "
                           f"{experiment.model.calibrator.method} calibration")
-    backtested = _backtest(params, frame, feature_set.names, backtest, progress)
+    backtested = _backtest(params, data.frame, feature_set.names, backtest, progress)
     with progress.stage("evaluate") as info:
-        oracle = oracle_roc_auc(truth, split.valid, params.label.horizon_days)
+        oracle = oracle_roc_auc(data.truth, split.valid, params.label.horizon_days)
         champion, champion_metrics, unavailable = _champion_metrics(params, split)
         m = experiment.metrics
         info["detail"] = (f"ROC-AUC {m[MODEL]['roc_auc']:.3f} (health score {m['health_score']['roc_auc']:.3f}, "
@@ -143,37 +198,49 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
                           + (f", oracle {oracle:.3f})" if oracle is not None else ")"))
     decision = decide_promotion(experiment.metrics[MODEL], champion_metrics, params.model.promotion,
                                 force_promote, unavailable)
-    return _publish(params, progress, experiment, feature_set, decision, champion, oracle, backtested, data_end,
-                    frame, reports_dir)
+    return _publish(params, progress, data, TrainingOutcome(experiment, backtested, oracle, champion, decision),
+                    reports_dir)
 
 
-def _publish(params, progress, experiment, feature_set, decision, champion, oracle, backtested, data_end, frame,
-             reports_dir: Path) -> dict:
+def _run_facts(params: Params, data: TrainingData, outcome: TrainingOutcome) -> RunFacts:
+    valid = outcome.experiment.split.valid
+    return RunFacts(model_name=params.mlflow.model_name, version="(pending)", run_id="(pending)",
+                    trained_at=f"{datetime.now():%Y-%m-%d %H:%M}", git_commit=git_commit(),
+                    capacity=params.evaluation.capacity, decision=outcome.decision, oracle=outcome.oracle,
+                    left_out=", ".join(data.feature_set.left_out),
+                    segments={s: valid[s].to_numpy() for s in params.evaluation.segments if s in valid.columns})
+
+
+def _run_record(params: Params, data: TrainingData, outcome: TrainingOutcome, facts: RunFacts,
+                specs: dict[str, FeatureSpec], plots: dict[str, bytes]) -> RunRecord:
+    experiment, backtested, names = outcome.experiment, outcome.backtest, data.feature_set.names
+    return RunRecord(
+        params=_run_params(params, data.data_end), metrics=_metrics_to_log(experiment, outcome.oracle, backtested),
+        tags={"git_commit": facts.git_commit, **experiment.split.window, "features": ",".join(names),
+              "features_left_out": facts.left_out or "none", "calibration": experiment.model.calibrator.method},
+        json_artifacts={"features.json": {"features": names, "left_out": data.feature_set.left_out},
+                        BENCHMARKS_ARTIFACT: compute_benchmarks(data.frame, {n: specs[n] for n in names}).to_dict(),
+                        "metrics.json": {"validation": experiment.metrics, "oracle_roc_auc": outcome.oracle,
+                                         "calibration_brier": experiment.calibration_scores,
+                                         "backtest": None if backtested is None
+                                         else backtested[0].to_dict(orient="records")}},
+        binary_artifacts={f"plots/{name}.png": png for name, png in plots.items()})
+
+
+def _publish(params: Params, progress: Progress, data: TrainingData, outcome: TrainingOutcome,
+             reports_dir: Path) -> TrainResult:
+    experiment, backtested = outcome.experiment, outcome.backtest
     with progress.stage("MLflow run + registry") as info:
         specs = catalog_specs(params)
         plots = render_plots(experiment)
-        facts = RunFacts(model_name=params.mlflow.model_name, version="(pending)", run_id="(pending)",
-                         trained_at=f"{datetime.now():%Y-%m-%d %H:%M}", git_commit=git_commit(),
-                         capacity=params.evaluation.capacity, decision=decision, oracle=oracle,
-                         left_out=", ".join(feature_set.left_out),
-                         segments={s: experiment.split.valid[s].to_numpy() for s in params.evaluation.segments
-                                   if s in experiment.split.valid.columns})
-        record = RunRecord(
-            params=_run_params(params, data_end), metrics=_metrics_to_log(experiment, oracle, backtested),
-            tags={"git_commit": facts.git_commit, **experiment.split.window, "features": ",".join(feature_set.names),
-                  "features_left_out": facts.left_out or "none", "calibration": experiment.model.calibrator.method},
-            json_artifacts={"features.json": {"features": feature_set.names, "left_out": feature_set.left_out},
-                            BENCHMARKS_ARTIFACT: compute_benchmarks(
-                                frame, {n: specs[n] for n in feature_set.names}).to_dict(),
-                            "metrics.json": {"validation": experiment.metrics, "oracle_roc_auc": oracle,
-                                             "calibration_brier": experiment.calibration_scores,
-                                             "backtest": None if backtested is None
-                                             else backtested[0].to_dict(orient="records")}},
-            binary_artifacts={f"plots/{name}.png": png for name, png in plots.items()})
-        run = log_training_run(params.mlflow, experiment.model, experiment.split.valid, record)
+        facts = _run_facts(params, data, outcome)
+        run = log_training_run(params.mlflow, experiment.model, experiment.split.valid,
+                               _run_record(params, data, outcome, facts, specs, plots))
         facts.version, facts.run_id = run.version, run.run_id
-        decision |= {"from_version": champion.version if champion else None, "to_version": run.version,
-                     "by": getpass.getuser(), "at": datetime.now().isoformat(timespec="seconds")}
+        decision = outcome.decision  # updated in place: the facts the reports render hold the same dict
+        decision |= {"from_version": outcome.champion.version if outcome.champion else None,
+                     "to_version": run.version, "by": getpass.getuser(),
+                     "at": datetime.now().isoformat(timespec="seconds")}
         if decision["promoted"]:
             set_alias(params.mlflow, run.version)
         summary = None if backtested is None else backtested[1]
@@ -186,9 +253,8 @@ def _publish(params, progress, experiment, feature_set, decision, champion, orac
         report_path.write_text(report)
         info["detail"] = f"{params.mlflow.model_name} v{run.version}: {decision['reason']}"
     progress.note(f"training report: {report_path}")
-    return {"metrics": experiment.metrics[MODEL], "baselines": {k: v for k, v in experiment.metrics.items()
-                                                                if k != MODEL},
-            "oracle_roc_auc": oracle, "run_id": run.run_id, "version": run.version, "decision": decision,
-            "features": feature_set.names, "rows": len(frame), "accounts": int(frame["account_id"].nunique()),
-            "churn_rate": float(experiment.split.train.label.mean()), "report": str(report_path),
-            "backtest": summary}
+    return TrainResult(
+        metrics=experiment.metrics[MODEL], baselines={k: v for k, v in experiment.metrics.items() if k != MODEL},
+        oracle_roc_auc=outcome.oracle, run_id=run.run_id, version=run.version, decision=decision,
+        features=data.feature_set.names, rows=len(data.frame), accounts=int(data.frame["account_id"].nunique()),
+        churn_rate=float(experiment.split.train.label.mean()), report_path=report_path, backtest=summary)

@@ -275,11 +275,28 @@ def _pick(matrix: np.ndarray, count: int, sign: int) -> tuple[np.ndarray, np.nda
     return rows[keep], cols[keep]
 
 
-def rank_drivers(contributions: pd.DataFrame, values: pd.DataFrame, specs: dict[str, FeatureSpec], top_n: int,
-                 protective: int = 0, benchmarks: Benchmarks | None = None, segments: pd.Series | None = None,
-                 points: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Return each row's drivers: its `top_n` largest risk-raising contributions, then its `protective` most
-    risk-lowering ones.
+@dataclass(frozen=True)
+class ExplainContext:
+    """How drivers are picked and put in words: the catalog, how many of each kind, and what retained accounts
+    look like.
+
+    Attributes:
+        specs: catalog entries by feature name (the reasons' templates).
+        top_n: risk-raising drivers per row.
+        protective: risk-lowering factors per row, after the risk drivers.
+        benchmarks: what retained accounts look like, quoted beside each reason; None for no comparison.
+    """
+
+    specs: dict[str, FeatureSpec]
+    top_n: int
+    protective: int = 0
+    benchmarks: Benchmarks | None = None
+
+
+def rank_drivers(contributions: pd.DataFrame, values: pd.DataFrame, context: ExplainContext,
+                 segments: pd.Series | None = None, points: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Return each row's drivers: its `context.top_n` largest risk-raising contributions, then its
+    `context.protective` most risk-lowering ones.
 
     Columns: row, rank (1.. within the row, risk drivers first), feature, value, contribution,
     probability_points (NaN without `points`), direction, reason. Rows with fewer drivers of a kind get fewer.
@@ -291,8 +308,8 @@ def rank_drivers(contributions: pd.DataFrame, values: pd.DataFrame, specs: dict[
     """
     features = [c for c in contributions.columns if c != "bias"]
     matrix = contributions[features].to_numpy(dtype=float)
-    up_rows, up_cols = _pick(matrix, top_n, 1)
-    down_rows, down_cols = _pick(matrix, protective, -1)
+    up_rows, up_cols = _pick(matrix, context.top_n, 1)
+    down_rows, down_cols = _pick(matrix, context.protective, -1)
     rows, cols = np.concatenate([up_rows, down_rows]), np.concatenate([up_cols, down_cols])
     order = np.lexsort((np.arange(len(rows)), rows))  # per row: risk drivers (in order), then protective factors
     rows, cols = rows[order], cols[order]
@@ -308,15 +325,16 @@ def rank_drivers(contributions: pd.DataFrame, values: pd.DataFrame, specs: dict[
     })
     drivers.insert(1, "rank", drivers.groupby("row").cumcount() + 1)
     # Categorical values (a plan, an NPS category) have no number; their text goes into the reason.
-    drivers["reason"] = _describe_all(names, raw, rows, specs, values, benchmarks, segment_of)
+    drivers["reason"] = _describe_all(context, names, raw, rows, values, segment_of)
     return drivers
 
 
-def _describe_all(names: np.ndarray, raw: np.ndarray, rows: np.ndarray, specs: dict[str, FeatureSpec],
-                  values: pd.DataFrame, benchmarks: Benchmarks | None, segment_of: np.ndarray) -> list[str]:
+def _describe_all(context: ExplainContext, names: np.ndarray, raw: np.ndarray, rows: np.ndarray,
+                  values: pd.DataFrame, segment_of: np.ndarray) -> list[str]:
     # Accounts share values (counts, days, shares), so each (feature, value, segment) is put in words once;
     # only sentences quoting other columns of the account (_DETAILS) are made per row. `raw` holds None for
     # missing values already.
+    specs, benchmarks = context.specs, context.benchmarks
     detailed = {name for name in set(names) if _base_name(specs[name]) in _DETAILS}
     segments = pd.Series(segment_of, dtype=object)
     segments = segments.where(segments.notna(), None).to_numpy()

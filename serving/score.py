@@ -12,7 +12,14 @@ import pandas as pd
 
 from features.catalog import FeatureSpec
 from serving.config import ScoringConfig
-from serving.explain import RAISES, Benchmarks, explain_predictions, probability_points, rank_drivers
+from serving.explain import (
+    RAISES,
+    Benchmarks,
+    ExplainContext,
+    explain_predictions,
+    probability_points,
+    rank_drivers,
+)
 from serving.playbooks import dominant_groups, recommend_actions
 from training.baselines import compute_health_score
 from training.config import HealthComponent
@@ -29,6 +36,32 @@ class ScoredModel:
     model: TrainedModel
     name: str
     version: str
+
+
+@dataclass(frozen=True)
+class ScoringContext:
+    """What scoring needs beside the model and the rows: the catalog, the scoring config, and what the health
+    score and the reasons are computed against.
+
+    Attributes:
+        specs: catalog entries by feature name, for the reasons in words and the playbook groups.
+        config: tiers, reasons per account and playbooks.
+        health: the rule-based health score's components (churn_scores.health_score), if any.
+        benchmarks: what retained accounts look like (`compute_benchmarks` on the training data), quoted beside
+            each reason; without them the reasons carry no comparison.
+        attributes: account attributes (account_id and the benchmarks' `by` column, e.g. segment), so each
+            account is compared with retained accounts of its own segment; else with all retained accounts.
+    """
+
+    specs: dict[str, FeatureSpec]
+    config: ScoringConfig
+    health: list[HealthComponent] | None = None
+    benchmarks: Benchmarks | None = None
+    attributes: pd.DataFrame | None = None
+
+    def explain_context(self) -> ExplainContext:
+        """The part of it that picks drivers and puts them in words."""
+        return ExplainContext(self.specs, self.config.top_reasons, self.config.protective_factors, self.benchmarks)
 
 
 def assign_tiers(probabilities: np.ndarray, config: ScoringConfig, ranks: np.ndarray | None = None) -> np.ndarray:
@@ -74,12 +107,11 @@ def _segments(table: pd.DataFrame, benchmarks: Benchmarks | None,
     return None
 
 
-def _explain(scored: ScoredModel, table: pd.DataFrame, specs: dict[str, FeatureSpec], config: ScoringConfig,
-             benchmarks: Benchmarks | None, attributes: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _explain(scored: ScoredModel, table: pd.DataFrame, context: ScoringContext) -> tuple[pd.DataFrame, pd.DataFrame]:
     contributions = explain_predictions(scored.model, table)
-    segments = _segments(table, benchmarks, attributes)
-    drivers = rank_drivers(contributions, table, specs, config.top_reasons, config.protective_factors, benchmarks,
-                           segments, probability_points(contributions, scored.model.calibrator))
+    segments = _segments(table, context.benchmarks, context.attributes)
+    drivers = rank_drivers(contributions, table, context.explain_context(), segments,
+                           probability_points(contributions, scored.model.calibrator))
     return contributions, drivers
 
 
@@ -92,37 +124,31 @@ def _joined_reasons(drivers: pd.DataFrame) -> pd.Series:
     return pd.Series(joined, dtype=object)
 
 
-def score_accounts(scored: ScoredModel, table: pd.DataFrame, specs: dict[str, FeatureSpec],
-                   config: ScoringConfig, scored_at: datetime, health: list[HealthComponent] | None = None,
-                   *, benchmarks: Benchmarks | None = None,
-                   attributes: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def score_accounts(scored: ScoredModel, table: pd.DataFrame, context: ScoringContext,
+                   scored_at: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every row of the feature table; return (churn_scores rows, churn_score_drivers rows).
 
     Args:
         table: feature table rows (account_id, as_of, mrr, features) for one or more as-of dates.
-        specs: catalog entries by feature name, for the reasons in words and the playbook groups.
-        health: the rule-based health score's components (churn_scores.health_score), if any.
-        benchmarks: what retained accounts look like (`compute_benchmarks` on the training data), quoted beside
-            each reason; without them the reasons carry no comparison.
-        attributes: account attributes (account_id and the benchmarks' `by` column, e.g. segment), so each
-            account is compared with retained accounts of its own segment; else with all retained accounts.
+        context: the catalog, scoring config, health score components, benchmarks and account attributes.
+        scored_at: the scoring time written on every row.
     """
     check_features_available(scored.model, table)
     table = table.reset_index(drop=True)
     probability = scored.model.predict(table)
-    contributions, drivers = _explain(scored, table, specs, config, benchmarks, attributes)
+    contributions, drivers = _explain(scored, table, context)
     # Two features can say the same thing ("No sessions in the last 7 days"): each sentence once.
     reasons = _joined_reasons(drivers[drivers["direction"] == RAISES])
     ranks = pd.Series(probability).groupby(table["as_of"]).rank(method="first", ascending=False).astype("int64")
-    tiers = assign_tiers(probability, config, ranks.to_numpy())
-    actions = recommend_actions(tiers, dominant_groups(contributions, specs), config.playbooks)
+    tiers = assign_tiers(probability, context.config, ranks.to_numpy())
+    actions = recommend_actions(tiers, dominant_groups(contributions, context.specs), context.config.playbooks)
     scores = pd.DataFrame({
         "account_id": table["account_id"].astype(str),
         "as_of": pd.to_datetime(table["as_of"]).dt.date,
         "churn_probability": probability,
         "risk_tier": tiers,
         "risk_rank": ranks,
-        "health_score": compute_health_score(table, health).to_numpy() if health else np.nan,
+        "health_score": compute_health_score(table, context.health).to_numpy() if context.health else np.nan,
         "mrr": table["mrr"].astype(float),
         "top_reasons": reasons.reindex(range(len(table))).fillna("").to_numpy(),
         "recommended_action": actions["recommended_action"].to_numpy(),

@@ -84,7 +84,7 @@ def run_scoring(params: Params, frame_path: Path, model_path: Path, accounts: in
     """
     from pipelines.features_run import catalog_specs
     from pipelines.warehouse import connect_warehouse
-    from serving.score import ScoredModel, score_accounts
+    from serving.score import ScoredModel, ScoringContext, score_accounts
     from serving.writeback import write_scores
 
     model = pickle.loads(model_path.read_bytes())
@@ -94,9 +94,9 @@ def run_scoring(params: Params, frame_path: Path, model_path: Path, accounts: in
     specs = catalog_specs(params)
     scores_path.unlink(missing_ok=True)
     start = time.perf_counter()
-    scores, drivers = score_accounts(ScoredModel(model, "bench", "0"), population, specs, params.scoring,
-                                     scored_at=datetime.now().replace(microsecond=0),
-                                     health=params.evaluation.health_score)
+    scores, drivers = score_accounts(ScoredModel(model, "bench", "0"), population,
+                                     ScoringContext(specs, params.scoring, health=params.evaluation.health_score),
+                                     scored_at=datetime.now().replace(microsecond=0))
     scored = time.perf_counter()
     con = connect_warehouse(f"duckdb://{scores_path}", params.warehouse.threads, create=True)
     try:

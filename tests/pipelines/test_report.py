@@ -61,7 +61,7 @@ def report(tmp_path_factory) -> dict:
     churn(root, "score")
     start = time.perf_counter()
     path = run_report(load_params(root / "params.yaml"), Progress(Console(file=io.StringIO())),
-                      reports_dir=root / "reports")
+                      reports_dir=root / "reports").html
     return {"root": root, "path": path, "seconds": time.perf_counter() - start, "html": path.read_text()}
 
 

@@ -15,6 +15,7 @@ from serving.explain import (
     OVERALL,
     RAISES,
     Benchmarks,
+    ExplainContext,
     compute_benchmarks,
     describe_driver,
     feature_label,
@@ -80,7 +81,7 @@ def test_drivers_rank_risk_first_then_the_protective_factor_with_the_right_direc
                            "days_since_last_activity": [1.0, 12.0]})
     points = pd.DataFrame({"active_users_30d": [6.0, -3.0], "events_30d": [2.0, -1.0],
                            "days_since_last_activity": [-8.0, 2.5]})
-    drivers = rank_drivers(contributions, values, SPECS, top_n=2, protective=1, points=points)
+    drivers = rank_drivers(contributions, values, ExplainContext(SPECS, top_n=2, protective=1), points=points)
     assert drivers[["row", "rank", "feature", "direction"]].values.tolist() == [
         [0, 1, "active_users_30d", RAISES], [0, 2, "events_30d", RAISES], [0, 3, "days_since_last_activity", LOWERS],
         [1, 1, "days_since_last_activity", RAISES], [1, 2, "active_users_30d", LOWERS]]
@@ -100,8 +101,9 @@ def test_no_reason_or_label_contains_a_raw_feature_name(seed):
     values["seats"] = 40.0
     contributions = pd.DataFrame(rng.normal(0, 1, (20, len(SPECS))), columns=list(SPECS)).assign(bias=-2.0)
     benchmarks = compute_benchmarks(values.assign(label=0, segment="SMB"), SPECS, min_rows=1)
-    drivers = rank_drivers(contributions, values, SPECS, top_n=len(SPECS), protective=len(SPECS),
-                           benchmarks=benchmarks, segments=pd.Series(["SMB"] * 20))
+    drivers = rank_drivers(contributions, values,
+                           ExplainContext(SPECS, top_n=len(SPECS), protective=len(SPECS), benchmarks=benchmarks),
+                           segments=pd.Series(["SMB"] * 20))
     texts = drivers.reason.tolist() + [feature_label(s) for s in SPECS.values()]
     assert len(drivers) == 20 * len(SPECS)
     assert [t for t in texts if IDENTIFIER.search(t) or "{" in t] == []

@@ -13,8 +13,8 @@ import shap
 
 from features.catalog import ENGAGEMENT, expand_catalog
 from serving.config import ScoringConfig
-from serving.explain import explain_predictions, probability_points, rank_drivers
-from serving.score import ScoredModel, assign_tiers, score_accounts
+from serving.explain import ExplainContext, explain_predictions, probability_points, rank_drivers
+from serving.score import ScoredModel, ScoringContext, assign_tiers, score_accounts
 from training.calibrate import Calibrator
 from training.config import ModelConfig
 from training.dataset import Split
@@ -61,7 +61,7 @@ def test_drivers_are_the_largest_positive_contributions_in_words():
                                   "days_since_last_activity": [0.9, -0.2], "bias": [-2.0, -2.0]})
     values = pd.DataFrame({"active_users_30d": [2.0, 9.0], "events_30d": [40.0, 300.0],
                            "days_since_last_activity": [21.0, 1.0]})
-    drivers = rank_drivers(contributions, values, SPECS, top_n=2)
+    drivers = rank_drivers(contributions, values, ExplainContext(SPECS, top_n=2))
     assert drivers.row.tolist() == [0, 0]   # the second account has nothing raising its risk
     assert drivers.feature.tolist() == ["days_since_last_activity", "active_users_30d"]
     assert drivers.reason.tolist() == ["No product activity for 21 days", "2 active users in the last 30 days"]
@@ -69,8 +69,8 @@ def test_drivers_are_the_largest_positive_contributions_in_words():
 
 def test_score_rows_carry_provenance_ranks_and_reasons(model_and_table):
     model, table = model_and_table
-    scores, drivers = score_accounts(ScoredModel(model, "churn-test", "7"), table, SPECS,
-                                     ScoringConfig(), datetime(2024, 3, 2, 6, 0))
+    scores, drivers = score_accounts(ScoredModel(model, "churn-test", "7"), table,
+                                     ScoringContext(SPECS, ScoringConfig()), datetime(2024, 3, 2, 6, 0))
     assert len(scores) == len(table) and scores.account_id.is_unique
     assert scores.churn_probability.between(0, 1).all()
     assert sorted(scores.risk_rank) == list(range(1, len(table) + 1))
@@ -84,8 +84,8 @@ def test_score_rows_carry_provenance_ranks_and_reasons(model_and_table):
 def test_scoring_refuses_a_model_whose_features_are_missing(model_and_table):
     model, table = model_and_table
     with pytest.raises(ValueError, match="days_since_last_activity"):
-        score_accounts(ScoredModel(model, "m", "1"), table.drop(columns="days_since_last_activity"), SPECS,
-                       ScoringConfig(), datetime(2024, 3, 2))
+        score_accounts(ScoredModel(model, "m", "1"), table.drop(columns="days_since_last_activity"),
+                       ScoringContext(SPECS, ScoringConfig()), datetime(2024, 3, 2))
 
 
 def _sigmoid(x: float) -> float:
@@ -115,7 +115,7 @@ def test_probability_points_are_exact_on_a_tiny_case():
 def test_written_points_are_the_probability_without_that_contribution(model_and_table):
     model, table = model_and_table
     model = replace(model, calibrator=Calibrator("sigmoid", {"slope": 1.4, "intercept": 0.2}))
-    scores, drivers = score_accounts(ScoredModel(model, "m", "1"), table, SPECS, ScoringConfig(),
+    scores, drivers = score_accounts(ScoredModel(model, "m", "1"), table, ScoringContext(SPECS, ScoringConfig()),
                                      datetime(2024, 3, 2))
     contributions = explain_predictions(model, table)
     raw = contributions.sum(axis=1).to_numpy()
@@ -134,7 +134,7 @@ def test_capacity_tiers_take_the_top_n_of_each_as_of(model_and_table):
     model, table = model_and_table
     two = pd.concat([table, table.assign(as_of=pd.Timestamp("2024-04-01"))], ignore_index=True)
     config = ScoringConfig(tiers_by="capacity", capacity={"high": 10, "medium": 40})
-    scores, _ = score_accounts(ScoredModel(model, "m", "1"), two, SPECS, config, datetime(2024, 4, 2))
+    scores, _ = score_accounts(ScoredModel(model, "m", "1"), two, ScoringContext(SPECS, config), datetime(2024, 4, 2))
     for _, part in scores.groupby("as_of"):
         assert part.risk_tier.value_counts().to_dict() == {"low": len(table) - 40, "medium": 30, "high": 10}
         assert part.loc[part.risk_tier == "high", "risk_rank"].max() == 10

@@ -1,0 +1,33 @@
+"""The demo: a fresh synthetic warehouse, trained, scored at the latest as-of and reported on, in one go."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from pipelines.config import Params
+from pipelines.progress import Progress
+from pipelines.report_run import ReportResult, run_report
+from pipelines.scoring_run import ScoreResult, run_score
+from pipelines.simulate_run import run_simulate
+from pipelines.training_run import TrainResult, run_train
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo's stages produced, and how long the demo took in all."""
+
+    trained: TrainResult
+    scored: ScoreResult
+    report: ReportResult
+    seconds: float
+
+
+def run_demo(params: Params, progress: Progress) -> DemoResult:
+    """Simulate the warehouse `params.simulate` describes, train, score the latest as-of and write its report."""
+    start = time.perf_counter()
+    run_simulate(params, params.simulate, progress)
+    trained = run_train(params, progress)
+    scored = run_score(params, progress)
+    report = run_report(params, progress)
+    return DemoResult(trained=trained, scored=scored, report=report, seconds=time.perf_counter() - start)
