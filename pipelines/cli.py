@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 if TYPE_CHECKING:  # the stage modules import heavy libraries: `churn --help` must not wait for them
     from pipelines.training_run import TrainResult
@@ -21,10 +22,17 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+# A tracking server that does not answer is an error in seconds, not minutes of retries.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 app = typer.Typer(help="Churn prediction for B2B SaaS accounts, from warehouse tables to scores and reasons.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console(highlight=False, soft_wrap=True)
+# markup=False: data and user text (`[/red]` in an account name, a YAML error) print as they are; our own colours
+# are styles on Text, never markup parsed out of a string.
+console = Console(highlight=False, soft_wrap=True, markup=False)
+# Secret values of the loaded params (passwords in URLs), hidden in every error line.
+_SECRETS: list[str] = []
 
 AS_OF_HELP = "As-of date (YYYY-MM-DD); features read only data strictly before it."
 
@@ -39,23 +47,28 @@ def main(ctx: typer.Context,
 
 @contextmanager
 def _expected_errors() -> Iterator[None]:
-    """Turn the errors a user can fix into one red line and exit code 1, without a traceback."""
+    """Turn the errors a user can fix into red lines and exit code 1, without a traceback, secrets redacted."""
     from features.sources import ContractError
     from pipelines.config import ParamsError
     from pipelines.errors import StageError
+    from pipelines.urls import redact
     from pipelines.warehouse import WarehouseError
+    from training.errors import RegistryError
 
     try:
         yield
-    except (ParamsError, ContractError, StageError, WarehouseError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+    except (ParamsError, ContractError, StageError, WarehouseError, RegistryError) as exc:
+        console.print(Text.assemble(("error:", "red"), " ", redact(str(exc), _SECRETS)))
         raise typer.Exit(1) from None
 
 
 def _params(ctx: typer.Context):
     from pipelines.config import load_params
+    from pipelines.urls import password_forms
 
-    return load_params(ctx.obj)
+    params = load_params(ctx.obj)
+    _SECRETS.extend(password_forms(params.warehouse.url) + password_forms(params.mlflow.tracking_uri))
+    return params
 
 
 def _progress():
@@ -92,7 +105,7 @@ def validate(ctx: typer.Context) -> None:
     with _expected_errors():
         params = _params(ctx)
         run_validate(params, params.validation, _progress(), datetime.now()).raise_for_errors()
-        console.print("[green]contract satisfied[/green]")
+        console.print("contract satisfied", style="green")
 
 
 @app.command()
@@ -171,13 +184,14 @@ def bench(ctx: typer.Context) -> None:
         params = _params(ctx)
         result = run_bench(params, params.bench, _progress())
     if not result["all_targets_met"]:
-        console.print("[yellow]some targets were missed (see MISS above); the bench itself ran to the end[/yellow]")
+        console.print("some targets were missed (see MISS above); the bench itself ran to the end", style="yellow")
 
 
 @app.command()
 def demo(ctx: typer.Context) -> None:
     """Simulate a fresh warehouse, train, score the latest as-of, and print a summary."""
     from pipelines.demo_run import run_demo
+    from pipelines.urls import redact
     from pipelines.warehouse import warehouse_location
 
     with _expected_errors():
@@ -185,12 +199,13 @@ def demo(ctx: typer.Context) -> None:
         result = run_demo(params, _progress())
     scored = result.scored
     _print_training(result.trained)
-    console.print(f"\n[bold]Demo finished in {result.seconds:.0f} s[/bold]")
+    console.print(f"\nDemo finished in {result.seconds:.0f} s", style="bold")
     console.print(f"  accounts scored     {scored.accounts:,} as of {scored.as_of} "
                   f"(tiers {scored.tiers}), MRR at risk {scored.mrr_at_risk:,.0f}")
     console.print(f"  warehouse           {warehouse_location(params.warehouse.url)}")
     console.print("  scores              tables churn_scores, churn_score_drivers, view churn_scores_latest")
-    console.print(f"  MLflow store        {params.mlflow.tracking_uri} (artifacts in {params.mlflow.artifact_root}/)")
+    console.print(f"  MLflow store        {redact(params.mlflow.tracking_uri, _SECRETS)} "
+                  f"(artifacts in {params.mlflow.artifact_root}/)")
     console.print(f"  manager report      {result.report.html}")
 
 

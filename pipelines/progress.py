@@ -7,13 +7,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.text import Text
 
 
 class Progress:
     """Prints one line per finished stage: name, what it produced, seconds."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(highlight=False, soft_wrap=True)
+        # markup=False: names and values from the data (`[/red]`, `[bold]`) print as they are.
+        self.console = console or Console(highlight=False, soft_wrap=True, markup=False)
         self.timings: dict[str, float] = {}
 
     @contextmanager
@@ -22,11 +24,11 @@ class Progress:
         info: dict = {}
         start = time.perf_counter()
         if self.console.is_terminal:
-            self.console.print(f"[dim]… {name}[/dim]", end="\r")
+            self.console.print(Text(f"… {name}", style="dim"), end="\r")
         yield info
         elapsed = time.perf_counter() - start
         self.timings[name] = elapsed
-        self.console.print(f"[green]✓[/green] {name:<22} {info.get('detail', ''):<52} {elapsed:6.1f} s")
+        self.console.print(Text.assemble(("✓", "green"), f" {name:<22} {info.get('detail', ''):<52} {elapsed:6.1f} s"))
 
     def note(self, text: str) -> None:
-        self.console.print(f"  [yellow]![/yellow] {text}")
+        self.console.print(Text.assemble("  ", ("!", "yellow"), f" {text}"))

@@ -24,7 +24,7 @@ from serving.drift import compute_drift, summarise_drift
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks
 from serving.score import ScoredModel, ScoringContext, score_accounts
 from serving.writeback import replace_as_of_rows, write_scores
-from training.registry import RegisteredModel, load_model_version
+from training.registry import RegisteredModel, load_model_version, store_exists
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,9 @@ def run_score(params: Params, progress: Progress, as_of: date | None = None,
               allow_drift: bool = False) -> ScoreResult:
     """Score every account active at `as_of` (default: the latest the data supports) and publish the scores."""
     with progress.stage("load champion") as info:
+        if not store_exists(params.mlflow):
+            raise StageError(f"mlflow.tracking_uri: no MLflow store at {params.mlflow.tracking_uri} (nothing was "
+                             f"trained there yet: run `churn train`, or fix the path)")
         champion = load_model_version(params.mlflow)
         if champion is None:
             raise StageError(f"model {params.mlflow.model_name}: no version has the alias 'champion' in "

@@ -28,6 +28,7 @@ from pipelines.warehouse import open_warehouse
 from serving.drift import reference_distribution
 from serving.explain import BENCHMARKS_ARTIFACT, compute_benchmarks
 from training.dataset import split_out_of_time
+from training.errors import ChampionFilesMissing
 from training.experiment import (
     MODEL,
     Experiment,
@@ -104,8 +105,13 @@ def oracle_roc_auc(truth: pd.DataFrame | None, valid: pd.DataFrame, horizon_days
     return float(roc_auc_score(valid["label"], oracle))
 
 
-def _champion_metrics(params: Params, split):
-    champion = load_model_version(params.mlflow)
+def _champion_metrics(params: Params, split, progress: Progress):
+    try:
+        champion = load_model_version(params.mlflow)
+    except ChampionFilesMissing as exc:
+        # A champion that cannot be loaded cannot defend its place: the challenger is judged as if there were none.
+        progress.note(f"{exc}; the new model is judged as if there were no champion")
+        return None, None, None
     if champion is None:
         return None, None, None
     lacking = [f for f in champion.model.features if f not in split.valid.columns]
@@ -191,7 +197,7 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
     backtested = _backtest(params, data.frame, feature_set.names, backtest, progress)
     with progress.stage("evaluate") as info:
         oracle = oracle_roc_auc(data.truth, split.valid, params.label.horizon_days)
-        champion, champion_metrics, unavailable = _champion_metrics(params, split)
+        champion, champion_metrics, unavailable = _champion_metrics(params, split, progress)
         m = experiment.metrics
         info["detail"] = (f"ROC-AUC {m[MODEL]['roc_auc']:.3f} (health score {m['health_score']['roc_auc']:.3f}, "
                           f"logistic {m['logistic_regression']['roc_auc']:.3f}"

@@ -22,6 +22,7 @@ from mlflow.models import infer_signature
 
 from training.calibrate import Calibrator
 from training.config import RegistryConfig
+from training.errors import ChampionFilesMissing, RegistryError
 from training.train import TrainedModel
 
 CHAMPION = "champion"
@@ -58,13 +59,23 @@ class TrainingRun:
 
 
 def open_experiment(config: RegistryConfig) -> str:
-    """Point MLflow at the tracking store and return the experiment id, creating it with its artifact root."""
+    """Point MLflow at the tracking store and return the experiment id, creating it with its artifact root.
+
+    Raises:
+        RegistryError: the store cannot be reached or read.
+    """
+    path = _sqlite_path(config.tracking_uri)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)  # training may create a new local store
     mlflow.set_tracking_uri(config.tracking_uri)
-    experiment = mlflow.get_experiment_by_name(config.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
-    return mlflow.create_experiment(config.experiment,
-                                    artifact_location=Path(config.artifact_root).resolve().as_uri())
+    try:
+        experiment = mlflow.get_experiment_by_name(config.experiment)
+        if experiment is not None:
+            return experiment.experiment_id
+        return mlflow.create_experiment(config.experiment,
+                                        artifact_location=Path(config.artifact_root).resolve().as_uri())
+    except Exception as exc:  # MLflow, SQLAlchemy and HTTP errors alike: the store is broken or unreachable
+        raise _store_error(config, exc) from None
 
 
 class ChurnModel(mlflow.pyfunc.PythonModel):
@@ -142,15 +153,11 @@ def _json_default(value):
     return str(value)
 
 
-class RegistryError(RuntimeError):
-    """The MLflow store cannot be read, or a registered model's files are gone; the message says what to do."""
-
-
 def _sqlite_path(tracking_uri: str) -> Path | None:
     return Path(tracking_uri.removeprefix("sqlite:///")) if tracking_uri.startswith("sqlite:///") else None
 
 
-def _store_exists(config: RegistryConfig) -> bool:
+def store_exists(config: RegistryConfig) -> bool:
     """False for a SQLite store whose file is not there yet (nothing was trained into it); True for other stores."""
     path = _sqlite_path(config.tracking_uri)
     return path is None or path.is_file()
@@ -169,7 +176,7 @@ def load_model_version(config: RegistryConfig, alias: str = CHAMPION) -> Registe
         RegistryError: the store cannot be reached or read (a server that does not answer, a corrupt SQLite
             file), or the alias points at a version whose model files are gone.
     """
-    if not _store_exists(config):
+    if not store_exists(config):
         return None
     mlflow.set_tracking_uri(config.tracking_uri)
     try:
@@ -183,9 +190,10 @@ def load_model_version(config: RegistryConfig, alias: str = CHAMPION) -> Registe
     try:
         pyfunc = mlflow.pyfunc.load_model(f"models:/{config.model_name}@{alias}")
     except (MlflowException, OSError) as exc:
-        raise RegistryError(f"{config.model_name} v{version.version} ({alias}): its model files cannot be loaded "
-                            f"from {version.source} ({str(exc).splitlines()[0][:200]}); retrain with `churn train`, "
-                            f"or point the alias at a version whose files exist") from None
+        raise ChampionFilesMissing(
+            f"{config.model_name} v{version.version} ({alias}): its model files cannot be loaded from "
+            f"{version.source} ({str(exc).splitlines()[0][:200]}); retrain with `churn train`, or point the alias "
+            f"at a version whose files exist") from None
     return RegisteredModel(model=pyfunc.unwrap_python_model().model, name=config.model_name,
                            version=str(version.version), run_id=version.run_id)
 

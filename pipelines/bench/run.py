@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from pipelines.bench.config import BenchConfig
 from pipelines.bench.pandas_notebook import check_agreement, compared_features
@@ -218,7 +219,7 @@ def render_table(result: dict) -> Table:
     for target in result["targets"]:
         color = "green" if target["status"] == "PASS" else "red"
         table.add_row(f"target: {target['target']}", target["goal"], _fmt(target["value"], ".2f"),
-                      f"[{color}]{target['status']}[/{color}]", "", "", "", "")
+                      Text(target["status"], style=color), "", "", "", "")
     return table
 
 
