@@ -133,7 +133,7 @@ def _portfolio(params: Params, wh, model, as_of: date, scores: pd.DataFrame, pro
 
 
 def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInputs:
-    with open_warehouse(params, progress) as wh:
+    with open_warehouse(params, progress, read_only=True) as wh:
         with progress.stage("read scores") as info:
             as_of, previous = _pick_as_ofs(wh.con, as_of)
             scores, drivers = _read(wh.con, SCORES, SCORES_SCHEMA, as_of), _read(wh.con, DRIVERS, DRIVERS_SCHEMA, as_of)

@@ -136,7 +136,7 @@ def _directions(params: Params) -> dict[str, str]:
 
 def _load(params: Params, progress: Progress) -> TrainingData:
     run_validate(params, params.validation, progress, datetime.now()).raise_for_errors()
-    with open_warehouse(params, progress) as wh:
+    with open_warehouse(params, progress, read_only=True) as wh:
         frame, feature_set = build_feature_frame(params, wh, grid_dates(params, wh), progress)
         validate_feature_table(frame, feature_set.names, params.validation).raise_for_errors()
         attributes = account_attributes(wh)

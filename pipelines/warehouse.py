@@ -154,10 +154,10 @@ class Warehouse:
 
 
 @contextmanager
-def open_warehouse(params: Params, progress: Progress) -> Iterator[Warehouse]:
+def open_warehouse(params: Params, progress: Progress, *, read_only: bool = False) -> Iterator[Warehouse]:
     """Connect, resolve the source mapping (failing on a missing required table or column), find the data span;
-    disconnect when the block ends."""
-    con = connect_warehouse(params.warehouse.url, params.warehouse.threads)
+    disconnect when the block ends. Stages that write nothing open it `read_only` (DuckDB refuses every write)."""
+    con = connect_warehouse(params.warehouse.url, params.warehouse.threads, read_only=read_only)
     try:
         with progress.stage("warehouse") as info:
             sources = load_sources(con, params.sources)

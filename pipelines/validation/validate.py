@@ -132,7 +132,7 @@ def run_validate(params: Params, config: ValidationConfig, progress: Progress,
     Raises:
         WarehouseError, ContractError: the warehouse cannot be opened, or a table or column is missing.
     """
-    con = connect_warehouse(params.warehouse.url, params.warehouse.threads)
+    con = connect_warehouse(params.warehouse.url, params.warehouse.threads, read_only=True)
     try:
         with progress.stage("warehouse") as info:
             sources = load_sources(con, params.sources)
