@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines.validation.rules import Check
-
-_SITE = "churn_validation"
 
 
 @dataclass
@@ -41,16 +39,17 @@ def import_gx():
     return gx, gxe, ProgressBarsConfig
 
 
-def run_suites(batches: list[Batch], max_examples: int) -> tuple[Any, list[Any], dict[int, Any]]:
+def run_suites(batches: list[Batch], max_examples: int) -> tuple[list[Any], dict[int, Any]]:
     """Validate each batch against its suite in a fresh ephemeral context.
 
     Returns:
-        The context (for Data Docs), the suite results, and each check's expectation result by check id.
+        The suite results, and each check's expectation result by check id.
     """
     gx, gxe, progress_bars = import_gx()
     from great_expectations.data_context.types.base import DataContextConfig, InMemoryStoreBackendDefaults
 
-    # In-memory stores and no default docs site: the only Data Docs are the ones `build_data_docs` asks for.
+    # In-memory stores and no docs site: GX writes nothing. Its Data Docs would render warehouse values as live
+    # HTML and load scripts from public CDNs; `pipelines.validation.page` renders the results instead.
     config = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False))
     context = gx.get_context(mode="ephemeral", project_config=config)
     context.variables.progress_bars = progress_bars(globally=False, metric_calculations=False)
@@ -71,7 +70,7 @@ def run_suites(batches: list[Batch], max_examples: int) -> tuple[Any, list[Any],
             result = definition.run(batch_parameters={"dataframe": batch.frame}, result_format=detailed)
         suite_results.append(result)
         by_check |= {int(r.expectation_config.meta["check"]): r for r in result.results}
-    return context, suite_results, by_check
+    return suite_results, by_check
 
 
 def _expectation(gxe, check: Check, check_id: int, severity: str, batch: Batch):
@@ -79,23 +78,6 @@ def _expectation(gxe, check: Check, check_id: int, severity: str, batch: Batch):
     meta = {"check": check_id, "table": check.table, "column": check.column, "rule": check.rule, "severity": severity}
     notes = f"**{check.rule}** ({severity}): {check.detail}; {batch.note}"
     return getattr(gxe, check.expectation)(**kwargs, meta=meta, notes=notes)
-
-
-def build_data_docs(context: Any, folder: Path) -> Path:
-    """Render the context's validation results as GX Data Docs under `folder`; return its index page."""
-    folder = Path(folder).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    site = {
-        "class_name": "SiteBuilder",
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(folder)},
-    }
-    if _SITE in (context.variables.data_docs_sites or {}):
-        context.update_data_docs_site(site_name=_SITE, site_config=site)
-    else:
-        context.add_data_docs_site(site_name=_SITE, site_config=site)
-    context.build_data_docs(site_names=[_SITE])
-    return folder / "index.html"
 
 
 def unexpected_examples(result: Any, limit: int) -> list[tuple[Any, int]]:
@@ -110,6 +92,12 @@ def unexpected_examples(result: Any, limit: int) -> list[tuple[Any, int]]:
         counts.setdefault(key, [value, 0])[1] += 1
     ranked = sorted(counts.values(), key=lambda vc: -vc[1])
     return [(value, count) for value, count in ranked[:limit]]
+
+
+def unexpected_rows(result: Any, limit: int) -> list[int]:
+    """The frame index of the first failing rows of one expectation result (empty when GX gives none)."""
+    indices = result.result.get("unexpected_index_list") or []
+    return [i for i in indices if isinstance(i, int | np.integer)][:limit]
 
 
 def _hashable(value: Any) -> Any:

@@ -1,11 +1,11 @@
-"""The validation report: the failures of one validation, as a table for people, a message for the CLI, and GX Data
-Docs; and how it is assembled from the engine's measurements and the GX results."""
+"""The validation report: the failures of one validation, as a table for people and a message for the CLI (the
+validation page renders it too, see `pipelines.validation.page`); and how it is assembled from the engine's
+measurements and the GX results."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,8 +14,11 @@ import pandas as pd
 from pipelines.errors import StageError
 from pipelines.validation.config import ValidationConfig
 from pipelines.validation.engine import Measured
-from pipelines.validation.gx import Batch, build_data_docs, run_suites, unexpected_examples
-from pipelines.validation.rules import Check
+from pipelines.validation.gx import Batch, run_suites, unexpected_examples, unexpected_rows
+from pipelines.validation.rules import Check, uncastable
+
+# Longest text of one value shown (in the table, a message or the page); a longer one is cut and ends with an ellipsis.
+MAX_VALUE_CHARS = 200
 
 
 class ValidationFailed(StageError):
@@ -24,7 +27,8 @@ class ValidationFailed(StageError):
 
 @dataclass(frozen=True)
 class Failure:
-    """One failed check: where, which rule, how bad, how many rows fail and a few of their values."""
+    """One failed check: where, which rule, how bad, how many rows fail, a few of their values and, for a row
+    check, the first failing rows (`sample_rows`, values formatted like the examples, under `sample_columns`)."""
 
     table: str
     column: str | None
@@ -34,6 +38,8 @@ class Failure:
     examples: tuple[str, ...]
     expected: str
     expectation: str
+    sample_columns: tuple[str, ...] = ()
+    sample_rows: tuple[tuple[str, ...], ...] = ()
 
     def describe(self) -> str:
         where = f"{self.table}.{self.column}" if self.column else self.table
@@ -41,15 +47,29 @@ class Failure:
         return f"{where} {self.rule} ({self.expected}) fails on {self.failing_count:,}{shown}"
 
 
+@dataclass(frozen=True)
+class CheckRun:
+    """One check that ran, and whether it passed."""
+
+    table: str
+    column: str | None
+    rule: str
+    severity: str
+    expected: str
+    passed: bool
+
+
 @dataclass
 class ValidationReport:
-    """The failures of one validation (`rows`), how many checks ran, and the GX results behind them."""
+    """The failures of one validation (`rows`), how many checks ran, and the GX results behind them; `runs` lists
+    every check and `table_rows` each table's row count."""
 
     rows: list[Failure]
     checks: int
     tables: list[str]
     results: list[Any] = field(default_factory=list, repr=False)
-    context: Any = field(default=None, repr=False)
+    runs: list[CheckRun] = field(default_factory=list, repr=False)
+    table_rows: dict[str, int] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Failure]:
@@ -76,12 +96,6 @@ class ValidationReport:
         widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
         aligned = [_align(row, widths) for row in [header, *lines]]
         return "\n".join([head, *aligned])
-
-    def write_data_docs(self, folder: Path | str) -> Path:
-        """Write GX Data Docs (HTML: one page per suite run, index.html listing them) under `folder`."""
-        if self.context is None:
-            raise ValueError("this report has no Great Expectations results to render")
-        return build_data_docs(self.context, Path(folder))
 
     def raise_for_errors(self) -> ValidationReport:
         """Return the report when it has no error-level failure; else raise ValidationFailed naming them."""
@@ -113,15 +127,19 @@ class TableRun:
 def build_report(units: list[TableRun], config: ValidationConfig) -> ValidationReport:
     """Run the GX suites for the measured tables and collect the failures, errors first, in table order."""
     batches, planned = _batches(units, config)
-    context, suite_results, results = run_suites(batches, config.max_examples)
+    suite_results, results = run_suites(batches, config.max_examples)
     tables = [u.table for u in units]
     failed = [(check_id, failure) for check_id, result in results.items() if not result.success
               for failure in _failures(*planned[check_id], result, config)]
     failures = [f for _, f in sorted(failed, key=lambda cf: (cf[1].severity != "error", tables.index(cf[1].table),
                                                               cf[0]))]
     checked = sum(len(b.checks) for b in batches)
-    return ValidationReport(rows=failures, checks=checked, tables=tables, results=suite_results,
-                            context=context)
+    runs = [CheckRun(check.table, check.column, check.rule, config.severity(check.table, check.column, check.rule),
+                     check.detail, bool(results[check_id].success))
+            for check_id, (check, _, _) in sorted(planned.items())]
+    table_rows = {u.table: int(u.measured.profile["rows"].iloc[0]) for u in units}
+    return ValidationReport(rows=failures, checks=checked, tables=tables, results=suite_results, runs=runs,
+                            table_rows=table_rows)
 
 
 def _batches(units: list[TableRun], config: ValidationConfig) -> tuple[list[Batch], dict[int, tuple]]:
@@ -174,10 +192,10 @@ def _expect_pass(frame: pd.DataFrame, checks: list) -> bool:
 
 def _failures(check: Check, measured: Measured, index: int, result, config: ValidationConfig) -> list[Failure]:
     """The failures one failed expectation stands for (one per all-null column, else one)."""
-    def failure(column, count, examples, severity=None):
+    def failure(column, count, examples, severity=None, sample=((), ())):
         severity = severity or config.severity(check.table, column, check.rule)
         return Failure(check.table, column, check.rule, severity, count, tuple(examples), check.detail,
-                       check.expectation)
+                       check.expectation, *sample)
 
     info = result.exception_info or {}
     if info.get("raised_exception"):
@@ -196,7 +214,23 @@ def _failures(check: Check, measured: Measured, index: int, result, config: Vali
     # With only a share of the failing rows fetched, how often a value occurs there says little: leave it out.
     examples = [_format(v) + (f" (×{n})" if n > 1 and not measured.capped else "")
                 for v, n in unexpected_examples(result, config.max_examples)]
-    return [failure(check.column, _row_count(measured, index, result), examples)]
+    sample = _sample(measured.rows, unexpected_rows(result, config.max_examples))
+    return [failure(check.column, _row_count(measured, index, result), examples, sample=sample)]
+
+
+def _sample(frame: pd.DataFrame, index: list[int]) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """The table's own columns and the formatted values of the given rows of a batch frame; a value that did not
+    cast shows as its raw text."""
+    index = [i for i in index if i in frame.index]
+    if not index:
+        return (), ()
+    columns = tuple(c for c in frame.columns if not c.startswith("_") and not c.endswith("__uncastable"))
+
+    def shown(row: pd.Series, column: str) -> str:
+        raw = row.get(uncastable(column))
+        return _format(row[column] if raw is None or pd.isna(raw) else raw)
+
+    return columns, tuple(tuple(shown(row, c) for c in columns) for _, row in frame.loc[index].iterrows())
 
 
 def _row_count(measured: Measured, index: int, result) -> int:
@@ -217,6 +251,7 @@ def _format(value: Any) -> str:
         return f"{stamp:%Y-%m-%d}" if stamp == stamp.normalize() else f"{stamp:%Y-%m-%d %H:%M:%S}"
     if isinstance(value, float | np.floating):
         return f"{float(value):g}"
+    # repr shows quotes, whitespace and control characters as escapes: a value never drives the terminal.
     if isinstance(value, str):
-        return repr(value)
-    return str(value)
+        return _clip(repr(value), MAX_VALUE_CHARS)
+    return _clip(str(value), MAX_VALUE_CHARS)

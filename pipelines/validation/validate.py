@@ -2,8 +2,9 @@
 
 Suites are built from the source contract, the feature catalog, the score schema and params (see
 `pipelines.validation.rules`). The engine counts failing rows and fetches only those (`pipelines.validation.engine`),
-so a big events table is never pulled into pandas; GX validates those frames and renders Data Docs
-(`pipelines.validation.gx`); `pipelines.validation.report` turns the results into one readable table.
+so a big events table is never pulled into pandas; GX validates those frames (`pipelines.validation.gx`);
+`pipelines.validation.report` turns the results into one readable table, and `pipelines.validation.page` into a
+self-contained HTML page.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pipelines.validation.engine import (
     with_duplicate_counts,
 )
 from pipelines.validation.gx import import_gx
+from pipelines.validation.page import write_validation_page
 from pipelines.validation.report import Failure, TableRun, ValidationFailed, ValidationReport, build_report
 from pipelines.validation.rules import (
     FEATURES_TABLE,
@@ -124,7 +126,8 @@ def _run(expr) -> pd.DataFrame:
 
 def run_validate(params: Params, config: ValidationConfig, progress: Progress,
                  reference_time: datetime) -> ValidationReport:
-    """The validate stage: resolve the sources, validate them, write Data Docs, print the failures table.
+    """The validate stage: resolve the sources, validate them, write the validation page into
+    `config.data_docs_dir`, print the failures table.
 
     The warehouse is opened without `open_warehouse`'s data-span query: that query casts event timestamps and
     would fail with a raw engine error on exactly the data this stage exists to diagnose.
@@ -148,7 +151,7 @@ def run_validate(params: Params, config: ValidationConfig, progress: Progress,
     finally:
         con.disconnect()
     if config.data_docs_dir is not None:
-        with progress.stage("data docs") as info:
-            info["detail"] = str(report.write_data_docs(config.data_docs_dir))
+        with progress.stage("validation page") as info:
+            info["detail"] = str(write_validation_page(report, config.data_docs_dir, reference_time))
     progress.console.print(report.summary(), markup=False, highlight=False)
     return report

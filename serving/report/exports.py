@@ -1,4 +1,10 @@
-"""The at-risk list as files for tools that import them: CSV with raw numbers, Markdown as the page shows them."""
+"""The at-risk list as files for tools that import them: CSV with raw numbers, Markdown as the page shows them.
+
+Account names, segments, owners, reasons and actions come from the warehouse and its users, so both files treat them
+as hostile. A text cell a spreadsheet would run as a formula gets a leading single quote (OWASP's rule for CSV
+injection), in the Markdown too, since a table pasted from it into a spreadsheet runs the same way; numbers stay
+numbers. In the Markdown, text also cannot become HTML, a link or a broken table row.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,44 @@ import pandas as pd
 
 from serving.report.formatting import format_money, format_percent, format_points, format_text
 
+# A spreadsheet reads a cell starting with one of these as a formula (tab and carriage return too: some strip them).
+FORMULA_STARTS = frozenset("=+-@\t\r")
+# Markdown's own characters that could turn text into markup, a link or a new column; the backslash comes first so
+# the escapes added after it stay escapes.
+_MARKDOWN_ESCAPES = {"\\": "\\\\", "|": "\\|", "[": "\\[", "]": "\\]", "`": "\\`"}
+_HTML_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def neutralise_formula(value):
+    """The value with a single quote in front when it is text a spreadsheet would run as a formula: it starts with
+    = + - @, a tab or a carriage return, also after leading whitespace. Numbers, None and NaN come back unchanged."""
+    if isinstance(value, str) and (value[:1] in FORMULA_STARTS or value.lstrip()[:1] in FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def escape_markdown_cell(text: str) -> str:
+    """Text that reads as itself in one Markdown table cell: HTML and Markdown characters escaped, line breaks as
+    spaces."""
+    escapes = _MARKDOWN_ESCAPES | _HTML_ESCAPES
+    escaped = "".join(escapes.get(char, char) for char in text)
+    return escaped.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+
 
 def at_risk_csv(at_risk: pd.DataFrame) -> str:
-    """The at-risk list as CSV (probability 0–1, change in percentage points, MRR as numbers)."""
-    return at_risk.to_csv(index=False, float_format="%.6g")
+    """The at-risk list as CSV (probability 0–1, change in percentage points, MRR as numbers), text cells that
+    would run as a formula quoted; rows end in CRLF (RFC 4180)."""
+    text = at_risk.select_dtypes(include=["object", "string"]).columns
+    safe = at_risk.assign(**{c: at_risk[c].map(neutralise_formula, na_action="ignore") for c in text})
+    # With "\n" as the line end, Python's csv writer leaves a lone "\r" in a cell unquoted, and readers take it as
+    # a new row (whose first cell may be a formula); with "\r\n" every cell holding either is quoted.
+    return safe.to_csv(index=False, float_format="%.6g", lineterminator="\r\n")
 
 
 def at_risk_markdown(at_risk: pd.DataFrame, as_of: date) -> str:
     """The at-risk list as a Markdown table, highest expected MRR loss first."""
     def cell(value) -> str:
-        return format_text(value).replace("|", "\\|").replace("\n", " ")
+        return escape_markdown_cell(format_text(neutralise_formula(value)))
 
     lines = [f"# Accounts at risk as of {as_of}", "",
              "| # | account | segment | CSM owner | MRR | churn probability | change | expected MRR loss | tier | "

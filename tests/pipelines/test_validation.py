@@ -342,7 +342,7 @@ def test_empty_scores_and_missing_columns_are_errors():
     assert {(f.column, f.rule) for f in report.errors} == {(None, "not_empty"), ("risk_tier", "column_present")}
 
 
-def test_run_validate_prints_the_table_writes_data_docs_and_names_errors(load_tables, tmp_path):
+def test_run_validate_prints_the_table_writes_the_validation_page_and_names_errors(load_tables, tmp_path):
     subscriptions = with_rows("subscriptions", mrr=[100.0, -50.0, 0.0])
     load_tables(**(good_tables() | {"subscriptions": subscriptions})).disconnect()
     params = Params(warehouse=WarehouseConfig(url=f"duckdb://{tmp_path / 'warehouse.duckdb'}", threads=1))
@@ -352,12 +352,14 @@ def test_run_validate_prints_the_table_writes_data_docs_and_names_errors(load_ta
     printed = out.getvalue()
     assert "validation failed: 1 error(s)" in printed
     assert "subscriptions  mrr" in printed and "non_negative" in printed and "-50" in printed
-    index = (tmp_path / "docs" / "index.html").read_text()
-    assert "subscriptions" in index
-    pages = list((tmp_path / "docs" / "validations").rglob("*.html"))
-    assert len(pages) == len(report.results)
-    assert "-50.0" in next(p for p in pages if p.name.endswith("subscriptions.html")).read_text()  # failing values
-    assert "non_negative" in (tmp_path / "docs" / "expectations" / "subscriptions.html").read_text()
+    # One self-contained page (no GX Data Docs): the failure, its failing row, and every check that ran.
+    assert sorted(p.name for p in (tmp_path / "docs").iterdir()) == ["index.html"]
+    page = (tmp_path / "docs" / "index.html").read_text()
+    assert "Validation failed: 1 error(s), 0 warning(s)" in page
+    assert "subscriptions.mrr — non_negative" in page and "<code>-50</code>" in page
+    assert "<td class=\"value\">-50</td>" in page  # the failing row
+    assert f"{report.checks} checks on accounts, subscriptions, events, tickets, surveys" in page
+    assert len(report.runs) == report.checks and "subscriptions</strong>: 9 of 10 checks passed" in page
     with pytest.raises(ValidationFailed, match=r"subscriptions\.mrr non_negative \(≥ 0\) fails on 1: -50"):
         report.raise_for_errors()
 
