@@ -38,7 +38,7 @@ demo: $(STAMP)
 simulate: $(STAMP)
 	$(CHURN) --params $(PARAMS) simulate
 
-## validate: validate the source tables (Great Expectations; Data Docs in reports/validation/)
+## validate: validate the source tables (Great Expectations; a self-contained page in reports/validation/)
 validate: $(STAMP)
 	$(CHURN) --params $(PARAMS) validate
 

@@ -116,7 +116,11 @@ def _open_source(con, name: str, source: SourceTable, existing: dict[str, str], 
             if explicit:
                 raise _AbsentOptional(f"sources.{name}.table: table {wanted!r} does not exist in the warehouse")
             return None
-        return con.table(existing[wanted.lower()])
+        try:
+            return con.table(existing[wanted.lower()])
+        except Exception as exc:  # e.g. a view over a table that was dropped
+            raise ContractError(f"sources.{name}.table: table {wanted!r} is listed but cannot be read (is it a view "
+                                f"on a table that is gone?): {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
     *database, table = wanted.split(".")
     try:
         return con.table(table, database=tuple(database) if len(database) > 1 else database[0])

@@ -99,7 +99,7 @@ def simulate(ctx: typer.Context,
 @app.command()
 def validate(ctx: typer.Context) -> None:
     """Validate the source tables with Great Expectations (contract, keys, ranges, orphans, future timestamps);
-    print one table of failures, write Data Docs under validation.data_docs_dir, exit 1 on an error."""
+    print one table of failures, write a self-contained page under validation.data_docs_dir, exit 1 on an error."""
     from pipelines.validation.validate import run_validate
 
     with _expected_errors():

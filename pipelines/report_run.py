@@ -16,6 +16,7 @@ import pandas as pd
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.features_run import account_attributes, build_feature_frame, catalog_specs
+from pipelines.files import ensure_writable, write_files
 from pipelines.progress import Progress
 from pipelines.warehouse import open_warehouse
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks, explain_predictions
@@ -164,16 +165,14 @@ def run_report(params: Params, progress: Progress, as_of: date | None = None,
         reports_dir: where to write; default `report.dir`.
     """
     config = params.report
+    folder = ensure_writable(Path(reports_dir or config.dir), "report.dir")
     inputs = _gather(params, progress, as_of)
     with progress.stage("render report") as info:
-        folder = Path(reports_dir or config.dir)
-        folder.mkdir(parents=True, exist_ok=True)
         at_risk = build_at_risk(inputs, config)
         path = folder / f"churn_report_{inputs.as_of}.html"
-        path.write_text(render_manager_report(inputs, config, at_risk), encoding="utf-8")
         stem = folder / f"churn_report_{inputs.as_of}_at_risk"
         markdown, csv = stem.with_suffix(".md"), stem.with_suffix(".csv")
-        markdown.write_text(at_risk_markdown(at_risk, inputs.as_of), encoding="utf-8")
-        csv.write_text(at_risk_csv(at_risk), encoding="utf-8")
+        write_files({path: render_manager_report(inputs, config, at_risk),
+                     markdown: at_risk_markdown(at_risk, inputs.as_of), csv: at_risk_csv(at_risk)}, "report.dir")
         info["detail"] = f"{len(at_risk)} at-risk accounts, {path.stat().st_size / 1e6:.1f} MB"
     return ReportResult(html=path, markdown=markdown, csv=csv)

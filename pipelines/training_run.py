@@ -21,6 +21,7 @@ from pipelines.features_run import (
     catalog_specs,
     grid_dates,
 )
+from pipelines.files import ensure_writable, write_files
 from pipelines.progress import Progress
 from pipelines.provenance import git_commit
 from pipelines.validation.validate import run_validate, validate_feature_table
@@ -174,9 +175,10 @@ def _metrics_to_log(experiment, oracle, backtest) -> dict[str, float]:
 
 
 def run_train(params: Params, progress: Progress, force_promote: bool = False, backtest: int = 0,
-              reports_dir: Path = Path("reports")) -> TrainResult:
+              reports_dir: Path | None = None) -> TrainResult:
     """Train a challenger beside its baselines, log and register it, move `champion` only through the gate,
-    and write the training report."""
+    and write the training report (to `reports_dir`, default `report.dir`, checked writable before any work)."""
+    reports_dir = ensure_writable(Path(reports_dir or params.report.dir), "report.dir")
     data = _load(params, progress)
     feature_set = data.feature_set
     try:
@@ -254,9 +256,8 @@ def _publish(params: Params, progress: Progress, data: TrainingData, outcome: Tr
                                         else int(backtested[0].fold.max()))
         record_decision(run.run_id, decision, {"model_card.md": render_model_card(experiment, facts, summary),
                                                "training_report.html": report})
-        reports_dir.mkdir(parents=True, exist_ok=True)
         report_path = reports_dir / f"training_{run.run_id}.html"
-        report_path.write_text(report)
+        write_files({report_path: report}, "report.dir")
         info["detail"] = f"{params.mlflow.model_name} v{run.version}: {decision['reason']}"
     progress.note(f"training report: {report_path}")
     return TrainResult(

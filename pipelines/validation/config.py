@@ -13,7 +13,7 @@ Severity = Literal["error", "warn"]
 
 
 class ValidationConfig(BaseModel):
-    """How strict validation is: the future tolerance, each rule's severity, examples shown, where Data Docs go."""
+    """How strict validation is: the future tolerance, each rule's severity, examples shown, where the page goes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
