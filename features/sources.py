@@ -119,8 +119,9 @@ def _open_source(con, name: str, source: SourceTable, existing: dict[str, str], 
         try:
             return con.table(existing[wanted.lower()])
         except Exception as exc:  # e.g. a view over a table that was dropped
+            detail = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
             raise ContractError(f"sources.{name}.table: table {wanted!r} is listed but cannot be read (is it a view "
-                                f"on a table that is gone?): {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+                                f"on a table that is gone?): {detail}") from None
     *database, table = wanted.split(".")
     try:
         return con.table(table, database=tuple(database) if len(database) > 1 else database[0])
