@@ -12,6 +12,7 @@ import ibis.expr.types as ir
 
 from features.catalog import COMMERCIAL, producible
 from features.config import FeatureConfig
+from features.pit import days_before, open_before, rows_before, rows_open_before, rows_within
 from features.sources import Sources
 
 MRR_CHANGE_DAYS = 90  # fixed by the catalog's `mrr_change_90d`
@@ -20,19 +21,13 @@ _KEYS = ["account_id", "as_of"]
 _EXACT = ibis.dtype("decimal(38, 6)")
 
 
-def _is_open(start_at: ir.Value, end_at: ir.Value, at: ir.Value) -> ir.BooleanValue:
-    """Open just before `at`: started before it and not ended before it (NULL end = open)."""
-    return (start_at < at) & (end_at.isnull() | (end_at >= at))
-
-
 def open_subscriptions(sources: Sources, grid: ir.Table) -> ir.Table:
     """Join each (account_id, as_of) to its subscription rows open just before the as-of.
 
     A row is open when it started before the as-of and had not ended before it. An `end_at` at or after the
     as-of is future data (often filled only at cancellation), so only the fact that it is not earlier is read.
     """
-    subs = sources["subscriptions"]
-    return grid.join(subs, [grid.account_id == subs.account_id, _is_open(subs.start_at, subs.end_at, grid.as_of)])
+    return rows_open_before(grid, sources["subscriptions"], "start_at", "end_at")
 
 
 def compute_subscription_state(sources: Sources, grid: ir.Table) -> ir.Table:
@@ -88,10 +83,9 @@ def is_contraction(changes: ir.Table) -> ir.BooleanValue:
 
 def _open_totals(sources: Sources, keys: ir.Table) -> ir.Table:
     """MRR now and 90 days ago, seats, open and paid row counts, from one join of rows started before the as-of."""
-    subs = sources["subscriptions"]
-    j = keys.join(subs, [keys.account_id == subs.account_id, subs.start_at < keys.as_of])
-    now = _is_open(j.start_at, j.end_at, j.as_of)
-    then = _is_open(j.start_at, j.end_at, j.as_of - ibis.interval(days=MRR_CHANGE_DAYS))
+    j = rows_before(keys, sources["subscriptions"], "start_at")
+    now = open_before(j.start_at, j.end_at, j.as_of)
+    then = open_before(j.start_at, j.end_at, days_before(j.as_of, MRR_CHANGE_DAYS))
     metrics = {"mrr": j.mrr.sum(where=now), "mrr_then": j.mrr.sum(where=then), "open_rows": j.count(where=now)}
     if sources.has("subscriptions", "seats"):
         metrics["seats"] = j.seats.sum(where=now)
@@ -141,8 +135,7 @@ def _largest_open_row(sources: Sources, keys: ir.Table) -> ir.Table | None:
 def _downgrades(sources: Sources, keys: ir.Table) -> ir.Table:
     changes = compute_mrr_change_points(sources)
     downs = changes.filter(is_contraction(changes))
-    j = keys.join(downs, [keys.account_id == downs.account_id, downs.changed_at < keys.as_of,
-                          downs.changed_at >= keys.as_of - ibis.interval(days=DOWNGRADE_DAYS)])
+    j = rows_within(keys, downs, "changed_at", DOWNGRADE_DAYS)
     return j.group_by(_KEYS).aggregate(downgrades=j.count())
 
 

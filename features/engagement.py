@@ -17,6 +17,7 @@ import ibis
 import ibis.expr.types as ir
 
 from features.config import FeatureConfig
+from features.pit import days_before, days_between, latest_before, rows_within
 from features.sources import Sources
 
 
@@ -28,7 +29,7 @@ class EventRollups:
     user_days: ir.Table | None  # account_id, user_id, day: a period's first day (None when events have no user_id)
     event_days: ir.Table  # account_id, event_name, day: a period's first day
     sessions: ir.Table  # account_id, user_id, day, session, n, logins, seconds
-    active_days: ir.Table  # account_id, day, next_day: the span's active days and each account's last one before
+    active_days: ir.Table  # account_id, day: the span's active days and each account's last one before it
 
     @property
     def has_users(self) -> bool:
@@ -105,7 +106,6 @@ def build_event_rollups(sources: Sources, config: FeatureConfig, as_of_dates: li
     earlier = base.filter(base.event_at < ibis.timestamp(since))
     earlier = earlier.group_by("account_id").aggregate(day=earlier.day.max())
     days = account_days.select("account_id", "day").union(earlier)
-    days = days.mutate(next_day=days.day.lead().over(ibis.window(group_by="account_id", order_by="day")))
     return EventRollups(account_days=account_days, user_days=user_days, event_days=event_days, sessions=sessions,
                         active_days=days)
 
@@ -113,10 +113,6 @@ def build_event_rollups(sources: Sources, config: FeatureConfig, as_of_dates: li
 def rollup_span(as_of_dates: list[date], config: FeatureConfig) -> tuple[date, date]:
     """The [since, until) span of events the grid's windows read."""
     return min(as_of_dates) - timedelta(days=config.lookback_days), max(as_of_dates)
-
-
-def _ago(grid_as_of: ir.Value, days: int) -> ir.Value:
-    return grid_as_of - ibis.interval(days=days)
 
 
 def _ratio(numerator: ir.Value, denominator: ir.Value) -> ir.Value:
@@ -127,16 +123,11 @@ def _change(last: ir.Value, previous: ir.Value) -> ir.Value:
     return ibis.ifelse(previous > 0, last.cast("float64") / previous.nullif(0) - 1.0, ibis.null("float64"))
 
 
-def _in_lookback(rollup: ir.Table, grid: ir.Table, config: FeatureConfig) -> ir.Table:
-    """Each rollup row beside every grid row of its account whose look-back it falls in (before the as-of)."""
-    return grid.join(rollup, [grid.account_id == rollup.account_id, rollup.day < grid.as_of,
-                              rollup.day >= _ago(grid.as_of, config.lookback_days)])
-
-
 def _trend_halves(j: ir.Table, config: FeatureConfig) -> tuple[ir.Value, ir.Value]:
     """The last trend window before the as-of, and the one before it."""
     t = config.trend_window_days
-    return j.day >= _ago(j.as_of, t), (j.day < _ago(j.as_of, t)) & (j.day >= _ago(j.as_of, 2 * t))
+    last = j.day >= days_before(j.as_of, t)
+    return last, (j.day < days_before(j.as_of, t)) & (j.day >= days_before(j.as_of, 2 * t))
 
 
 def _daily_metrics(rollups: EventRollups, grid: ir.Table, config: FeatureConfig) -> ir.Table:
@@ -145,10 +136,10 @@ def _daily_metrics(rollups: EventRollups, grid: ir.Table, config: FeatureConfig)
 
     Every event is in exactly one session piece, so the events of a window's sessions are its events.
     """
-    j = _in_lookback(rollups.account_days, grid, config)
+    j = rows_within(grid, rollups.account_days, "day", config.lookback_days)
     metrics = {}
     for w in config.windows:
-        inside = j.day >= _ago(j.as_of, w)
+        inside = j.day >= days_before(j.as_of, w)
         metrics |= {f"active_days_{w}d": j.count(where=inside), f"events_{w}d": j.n.sum(where=inside),
                     f"logins_{w}d": j.logins.sum(where=inside), f"sessions_{w}d": j.pieces.sum(where=inside),
                     f"seconds_{w}d": j.seconds.sum(where=inside), f"timed_{w}d": j.timed.sum(where=inside)}
@@ -164,7 +155,7 @@ def _daily_metrics(rollups: EventRollups, grid: ir.Table, config: FeatureConfig)
 def _last_seen(rollup: ir.Table, entity: str, grid: ir.Table, config: FeatureConfig) -> ir.Table:
     """Per grid row and `entity` (a user, an event name) seen in the look-back: the last day it was seen, and
     the last day it was seen in the earlier trend half (null if not)."""
-    j = _in_lookback(rollup, grid, config)
+    j = rows_within(grid, rollup, "day", config.lookback_days)
     _, previous = _trend_halves(j, config)
     return j.group_by(["account_id", "as_of", entity]).aggregate(last_day=j.day.max(),
                                                                   prev_day=j.day.max(where=previous))
@@ -176,27 +167,24 @@ def _distinct_metrics(rollups: EventRollups, grid: ir.Table, config: FeatureConf
     core = events.event_name.isin(config.core_events) if config.core_events else ibis.literal(False)
     metrics = {}
     for w in config.windows:
-        inside = events.last_day >= _ago(events.as_of, w)
+        inside = events.last_day >= days_before(events.as_of, w)
         metrics |= {f"distinct_events_{w}d": events.count(where=inside),
                     f"core_used_{w}d": events.count(where=inside & core)}
     parts = [events.group_by(["account_id", "as_of"]).aggregate(**metrics)]
     if rollups.user_days is not None:
         users = _last_seen(rollups.user_days, "user_id", grid, config)
-        metrics = {f"active_users_{w}d": users.count(where=users.last_day >= _ago(users.as_of, w))
+        metrics = {f"active_users_{w}d": users.count(where=users.last_day >= days_before(users.as_of, w))
                    for w in config.windows}
-        metrics |= {"users_last": users.count(where=users.last_day >= _ago(users.as_of, config.trend_window_days)),
+        last = users.last_day >= days_before(users.as_of, config.trend_window_days)
+        metrics |= {"users_last": users.count(where=last),
                     "users_prev": users.count(where=users.prev_day.notnull())}
         parts.append(users.group_by(["account_id", "as_of"]).aggregate(**metrics))
     return parts
 
 
 def _last_activity(rollups: EventRollups, grid: ir.Table) -> ir.Table:
-    # The last active day before as_of is the one whose next active day is at or after as_of (or none).
-    a = rollups.active_days
-    j = grid.join(a, [grid.account_id == a.account_id, a.day < grid.as_of,
-                      a.next_day.isnull() | (a.next_day >= grid.as_of)])
-    return j.select("account_id", "as_of",
-                    days_since_last_activity=j.as_of.date().delta(j.day.date(), unit="day").cast("float64"))
+    j = latest_before(grid, rollups.active_days, "day")
+    return j.select("account_id", "as_of", days_since_last_activity=days_between(j.as_of, j.day))
 
 
 def compute_engagement_features(rollups: EventRollups, grid: ir.Table, seats: ir.Table,

@@ -13,16 +13,13 @@ import ibis.expr.types as ir
 
 from features.catalog import SUPPORT, producible
 from features.config import FeatureConfig
+from features.pit import days_before, days_between, latest_before, open_before, rows_before, within
 from features.sources import Sources
 
 # Optional ticket columns and their types; an absent one is filled with NULLs so that one query shape serves every
 # warehouse, and the features that need it are left out of the result.
 _OPTIONAL = {"resolved_at": "timestamp", "priority": "string", "first_contact_resolved": "boolean",
              "reopened": "boolean", "csat": "float64"}
-
-
-def _ago(as_of: ir.Value, days: int) -> ir.Value:
-    return as_of - ibis.interval(days=days)
 
 
 def _share(flag: ir.Value, where: ir.Value) -> ir.Value:
@@ -43,12 +40,13 @@ def _ticket_metrics(t: ir.Table, grid: ir.Table, config: FeatureConfig) -> ir.Ta
     """Aggregate, per (account_id, as_of), the tickets created in a window, open, or resolved in the window."""
     sw = config.support_window_days
     reach = max(*config.windows, sw)
-    j = grid.join(t, [grid.account_id == t.account_id, t.created_at < grid.as_of,
-                      (t.created_at >= _ago(grid.as_of, reach)) | t.resolved_at.isnull()
-                      | (t.resolved_at >= _ago(grid.as_of, sw))])
-    created_in = {w: j.created_at >= _ago(j.as_of, w) for w in {*config.windows, sw}}
-    is_open = j.resolved_at.isnull() | (j.resolved_at >= j.as_of)
-    resolved = (j.resolved_at < j.as_of) & (j.resolved_at >= _ago(j.as_of, sw))
+    # Only tickets some feature reads: created in the widest window, or not resolved before the support window.
+    needed = ((t.created_at >= days_before(grid.as_of, reach)) | t.resolved_at.isnull()
+              | (t.resolved_at >= days_before(grid.as_of, sw)))
+    j = rows_before(grid, t, "created_at", needed)
+    created_in = {w: j.created_at >= days_before(j.as_of, w) for w in {*config.windows, sw}}
+    is_open = open_before(j.created_at, j.resolved_at, j.as_of)
+    resolved = within(j.resolved_at, j.as_of, sw)
     # Cast before dividing: Spark reads the literal 3600.0 as a DECIMAL and would round the quotient to 6 places.
     hours = (j.resolved_at.epoch_seconds() - j.created_at.epoch_seconds()).cast("float64") / 3600.0
     metrics = {f"tickets_{w}d": j.count(where=created_in[w]) for w in config.windows}
@@ -66,13 +64,9 @@ def _ticket_metrics(t: ir.Table, grid: ir.Table, config: FeatureConfig) -> ir.Ta
 
 
 def _last_ticket(tickets: ir.Table, grid: ir.Table) -> ir.Table:
-    # The last ticket before as_of is the one whose next ticket (by time, then id) is at or after as_of, or none.
-    by_time = ibis.window(group_by="account_id", order_by=["created_at", "ticket_id"])
-    t = tickets.select("account_id", "created_at", next_at=tickets.created_at.lead().over(by_time))
-    j = grid.join(t, [grid.account_id == t.account_id, t.created_at < grid.as_of,
-                      t.next_at.isnull() | (t.next_at >= grid.as_of)])
-    return j.select("account_id", "as_of",
-                    days_since_last_ticket=j.as_of.date().delta(j.created_at.date(), unit="day").cast("float64"))
+    t = tickets.select("account_id", "created_at", "ticket_id")
+    j = latest_before(grid, t, "created_at", ties=["ticket_id"])
+    return j.select("account_id", "as_of", days_since_last_ticket=days_between(j.as_of, j.created_at))
 
 
 def compute_support_features(sources: Sources, grid: ir.Table, config: FeatureConfig) -> ir.Table:

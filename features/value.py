@@ -14,13 +14,10 @@ import ibis.expr.types as ir
 from features.catalog import VALUE, producible
 from features.commercial import compute_mrr_change_points, is_expansion
 from features.config import FeatureConfig
+from features.pit import days_between, rows_before
 from features.sources import Sources
 
 _KEYS = ["account_id", "as_of"]
-
-
-def _days(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
-    return later.date().delta(earlier.date(), unit="day").cast("float64")
 
 
 def _first_event_uses(sources: Sources, keys: ir.Table, names: list[str]) -> ir.Table:
@@ -39,9 +36,9 @@ def _core_adoption(uses: ir.Table, keys: ir.Table, accounts: ir.Table, core_even
     """Core events adopted before each as-of and the median days from creation to their first use."""
     core = uses.filter(uses.event_name.isin(core_events))
     core = core.left_join(accounts, "account_id").drop("account_id_right")
-    j = keys.join(core, [keys.account_id == core.account_id, core.first_at < keys.as_of])
+    j = rows_before(keys, core, "first_at")
     # A creation date at or after the as-of is not known yet, so no day count may be read from it.
-    days = ibis.ifelse(j.created_at < j.as_of, _days(j.first_at, j.created_at), ibis.null("float64"))
+    days = ibis.ifelse(j.created_at < j.as_of, days_between(j.first_at, j.created_at), ibis.null("float64"))
     return j.group_by(_KEYS).aggregate(core_adopted=j.event_name.nunique(), core_median_days=days.median())
 
 
@@ -50,7 +47,7 @@ def _onboarding(sources: Sources, keys: ir.Table, milestones: list[str]) -> ir.T
     m = sources["milestones"]
     m = m.filter(m.milestone.isin(milestones), m.achieved_at < keys.as_of.max())
     firsts = m.group_by(["account_id", "milestone"]).aggregate(first_at=m.achieved_at.min())
-    j = keys.join(firsts, [keys.account_id == firsts.account_id, firsts.first_at < keys.as_of])
+    j = rows_before(keys, firsts, "first_at")
     return j.group_by(_KEYS).aggregate(onboarded=j.milestone.nunique(), last_onboarded_at=j.first_at.max())
 
 
@@ -109,14 +106,14 @@ def _value_columns(j: ir.Table, config: FeatureConfig) -> dict[str, ir.Value]:
     # Trial-to-paid is the first conversion: both starts known before the as-of, the paid one not before the trial.
     was_converted = ((trial < j.as_of) & (converted < j.as_of) & (converted >= trial)).fill_null(False)
     return {
-        "tenure_days": _days(j.as_of, created),
+        "tenure_days": days_between(j.as_of, created),
         "value_reached": ibis.ifelse(reached, 1.0, 0.0),
-        "days_to_first_value": ibis.ifelse(reached, _days(first_value, created), null_day),
+        "days_to_first_value": ibis.ifelse(reached, days_between(first_value, created), null_day),
         "onboarding_share": _share(onboarded, n_milestones),
         "days_to_onboard": ibis.ifelse((onboarded == n_milestones) & (n_milestones > 0),
-                                       _days(_column(j, "last_onboarded_at", "timestamp"), created), null_day),
-        "trial_to_paid_days": ibis.ifelse(was_converted, _days(converted, trial), null_day),
-        "days_to_first_expansion": ibis.ifelse(expanded, _days(j.first_expansion_at, j.first_paid_at), null_day),
+                                       days_between(_column(j, "last_onboarded_at", "timestamp"), created), null_day),
+        "trial_to_paid_days": ibis.ifelse(was_converted, days_between(converted, trial), null_day),
+        "days_to_first_expansion": ibis.ifelse(expanded, days_between(j.first_expansion_at, j.first_paid_at), null_day),
         "core_adoption_share": _share(_column(j, "core_adopted", "int64"), len(config.core_events)),
         "core_adoption_median_days": _column(j, "core_median_days", "float64").cast("float64"),
     }

@@ -1,9 +1,7 @@
 """Voice-of-customer features from survey responses (NPS, CSAT, CES), computed in the warehouse.
 
-Every feature at as-of t reads only responses with `responded_at` before t. "The latest response before t" is found
-without reading the future: responses are ordered per account (or user) by time, then response id, and the latest
-before t is the one whose next response is at or after t, or that has none. The next response's time is only compared
-with t.
+Every feature at as-of t reads only responses with `responded_at` before t (`features.pit`). "The latest response
+before t" is the last one per account (or user) ordered by time, then response id (`latest_before`).
 """
 
 from __future__ import annotations
@@ -13,14 +11,11 @@ import ibis.expr.types as ir
 
 from features.catalog import VOICE, producible
 from features.config import FeatureConfig
+from features.pit import days_before, days_between, latest_before, rows_within
 from features.sources import Sources
 
 # NPS scores below this are detractors (0–6); from PASSIVE_FROM to below PROMOTER_FROM passives (7–8).
 PASSIVE_FROM, PROMOTER_FROM = 7, 9
-
-
-def _ago(as_of: ir.Value, days: int) -> ir.Value:
-    return as_of - ibis.interval(days=days)
 
 
 def _surveys(sources: Sources) -> ir.Table:
@@ -28,14 +23,6 @@ def _surveys(sources: Sources) -> ir.Table:
     user = s.user_id if sources.has("surveys", "user_id") else ibis.null("string")
     return s.select("response_id", "account_id", "responded_at", "score",
                     survey_type=s.survey_type.lower(), user_id=user)
-
-
-def _latest_before(rows: ir.Table, grid: ir.Table, by: list[str]) -> ir.Table:
-    """Join each grid row to the latest response before its as-of, per `by` groups (ties: highest response_id)."""
-    order = ibis.window(group_by=by, order_by=["responded_at", "response_id"])
-    rows = rows.mutate(next_at=rows.responded_at.lead().over(order))
-    return grid.join(rows, [grid.account_id == rows.account_id, rows.responded_at < grid.as_of,
-                            rows.next_at.isnull() | (rows.next_at >= grid.as_of)])
 
 
 def _nps_category(score: ir.Value) -> ir.Value:
@@ -47,7 +34,7 @@ def _last_nps(surveys: ir.Table, grid: ir.Table) -> ir.Table:
     nps = surveys.filter(surveys.survey_type == "nps")
     order = ibis.window(group_by="account_id", order_by=["responded_at", "response_id"])
     nps = nps.mutate(previous=nps.score.lag().over(order))
-    j = _latest_before(nps, grid, ["account_id"])
+    j = latest_before(grid, nps, "responded_at", ties=["response_id"])
     return j.select("account_id", "as_of", last_nps=j.score, last_nps_category=_nps_category(j.score),
                     nps_change=j.score - j.previous)
 
@@ -55,16 +42,14 @@ def _last_nps(surveys: ir.Table, grid: ir.Table) -> ir.Table:
 def _detractor_share(surveys: ir.Table, grid: ir.Table, window: int) -> ir.Table:
     # One row per user who answered NPS in the window: the user's latest answer before the as-of lies in it.
     nps = surveys.filter((surveys.survey_type == "nps") & surveys.user_id.notnull())
-    j = _latest_before(nps, grid, ["account_id", "user_id"])
-    j = j.filter(j.responded_at >= _ago(j.as_of, window))
+    j = latest_before(grid, nps, "responded_at", ties=["response_id"], per=["user_id"])
+    j = j.filter(j.responded_at >= days_before(j.as_of, window))
     share = j.count(where=j.score < PASSIVE_FROM).cast("float64") / j.count()
     return j.group_by(["account_id", "as_of"]).aggregate(**{f"detractor_share_{window}d": share})
 
 
 def _window_metrics(surveys: ir.Table, grid: ir.Table, window: int) -> ir.Table:
-    s = surveys
-    j = grid.join(s, [grid.account_id == s.account_id, s.responded_at < grid.as_of,
-                      s.responded_at >= _ago(grid.as_of, window)])
+    j = rows_within(grid, surveys, "responded_at", window)
     return j.group_by(["account_id", "as_of"]).aggregate(**{
         f"csat_avg_{window}d": j.score.mean(where=j.survey_type == "csat"),
         f"ces_avg_{window}d": j.score.mean(where=j.survey_type == "ces"),
@@ -73,9 +58,8 @@ def _window_metrics(surveys: ir.Table, grid: ir.Table, window: int) -> ir.Table:
 
 
 def _last_response(surveys: ir.Table, grid: ir.Table) -> ir.Table:
-    j = _latest_before(surveys, grid, ["account_id"])
-    return j.select("account_id", "as_of",
-                    days_since_last_response=j.as_of.date().delta(j.responded_at.date(), unit="day"))
+    j = latest_before(grid, surveys, "responded_at", ties=["response_id"])
+    return j.select("account_id", "as_of", days_since_last_response=days_between(j.as_of, j.responded_at))
 
 
 def compute_voice_features(sources: Sources, grid: ir.Table, config: FeatureConfig) -> ir.Table:

@@ -1,4 +1,8 @@
-"""Point-in-time correctness: nothing at or after the as-of may change any feature at the as-of."""
+"""Point-in-time correctness: nothing at or after the as-of may change any feature at the as-of.
+
+Two levels: the joins of `features.pit` (every feature module reads source rows through them) keep the same rows
+whatever happens at or after the as-of, and the whole feature table over a random warehouse stays the same.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from hypothesis import strategies as st
 
 from features.config import FeatureConfig
 from features.feature_table import compute_feature_table
+from features.pit import latest_before, rows_before, rows_open_before, rows_within
 from features.sources import load_sources
 
 AS_OF = pd.Timestamp("2024-03-01")
@@ -144,6 +149,70 @@ def _features(tables: dict[str, pd.DataFrame], folder: Path, name: str) -> pd.Da
     out = table.execute().sort_values("account_id").reset_index(drop=True)
     con.disconnect()
     return out
+
+
+# Minutes from the as-of; the as-of itself is drawn often, a row stamped there being the one most easily misread.
+_ANY_TIME = st.one_of(st.just(0), st.integers(-3 * 1440, 3 * 1440))
+_FUTURE_TIME = st.one_of(st.just(0), st.integers(0, 3 * 1440))
+
+
+def _draw_times(data: st.DataObject, n: int, minutes: st.SearchStrategy) -> pd.Series:
+    drawn = data.draw(st.lists(minutes, min_size=n, max_size=n))
+    return pd.Series([AS_OF + pd.Timedelta(minutes=m) if m is not None else pd.NaT for m in drawn],
+                     dtype="datetime64[us]")
+
+
+def _random_rows(data: st.DataObject) -> pd.DataFrame:
+    """(row_id, account_id, seen_at, end_at) rows around the as-of, some exactly at it; a NULL end is open."""
+    n = data.draw(st.integers(1, 10))
+    return pd.DataFrame({"row_id": [f"r{i}" for i in range(n)],
+                         "account_id": data.draw(st.lists(st.sampled_from(["a0", "a1", "a2"]), min_size=n,
+                                                          max_size=n)),
+                         "seen_at": _draw_times(data, n, _ANY_TIME),
+                         "end_at": _draw_times(data, n, st.none() | _ANY_TIME)})
+
+
+def _change_future_rows(rows: pd.DataFrame, data: st.DataObject) -> pd.DataFrame:
+    """Delete, move or add rows stamped at or after the as-of, and move or clear ends at or after it."""
+    rows = rows.copy()
+    future = list(rows.index[rows.seen_at >= AS_OF])
+    deleted = data.draw(st.lists(st.sampled_from(future), unique=True)) if future else []
+    moved = [i for i in future if i not in deleted]
+    rows.loc[moved, "seen_at"] = _draw_times(data, len(moved), _FUTURE_TIME).to_numpy()
+    later_end = rows.index[rows.end_at.isna() | (rows.end_at >= AS_OF)]
+    rows.loc[later_end, "end_at"] = _draw_times(data, len(later_end), st.none() | _FUTURE_TIME).to_numpy()
+    n = data.draw(st.integers(0, 3))
+    added = pd.DataFrame({"row_id": [f"new{i}" for i in range(n)], "account_id": ["a0"] * n,
+                          "seen_at": _draw_times(data, n, _FUTURE_TIME),
+                          "end_at": pd.Series([pd.NaT] * n, dtype="datetime64[us]")})
+    return pd.concat([rows.drop(index=deleted), added], ignore_index=True)
+
+
+def _kept_by_pit_joins(rows: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
+    """The (account_id, row_id) pairs each `features.pit` join keeps for a grid of a0 and a1 at the as-of."""
+    grid = ibis.memtable(pd.DataFrame({"account_id": ["a0", "a1"], "as_of": [AS_OF, AS_OF]}).astype(
+        {"as_of": "datetime64[us]"}))
+    table = ibis.memtable(rows)
+    joins = {"rows_before": rows_before(grid, table, "seen_at"),
+             "rows_within": rows_within(grid, table, "seen_at", 1),
+             "latest_before": latest_before(grid, table, "seen_at", ties=["row_id"]),
+             "rows_open_before": rows_open_before(grid, table, "seen_at", "end_at")}
+    con = ibis.duckdb.connect(threads=1)
+    kept = {name: sorted(con.execute(j.select("account_id", "row_id")).itertuples(index=False, name=None))
+            for name, j in joins.items()}
+    con.disconnect()
+    return kept
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_pit_joins_keep_the_same_rows_whatever_happens_at_or_after_the_as_of(data):
+    rows = _random_rows(data)
+    before = _kept_by_pit_joins(rows)
+    assert before == _kept_by_pit_joins(_change_future_rows(rows, data))
+    # And `rows_before` keeps exactly the grid accounts' rows stamped strictly before the as-of.
+    expected = rows[(rows.seen_at < AS_OF) & rows.account_id.isin(["a0", "a1"])]
+    assert before["rows_before"] == sorted(zip(expected.account_id, expected.row_id, strict=True))
 
 
 MOVES = st.lists(st.sampled_from(["drop_events", "rename_events", "add_events", "move_end_dates",
