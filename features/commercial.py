@@ -61,8 +61,10 @@ def compute_mrr_change_points(sources: Sources) -> ir.Table:
     subs = subs.filter(subs.end_at.isnull() | (subs.end_at > subs.start_at))
     # Exact decimals, so that a row's start and end cancel to exactly 0 and equal MRRs compare equal.
     mrr = subs.mrr.fill_null(0).cast(_EXACT)
-    starts = subs.select("account_id", changed_at=subs.start_at, delta=mrr)
-    ends = subs.filter(subs.end_at.notnull()).select("account_id", changed_at=subs.end_at, delta=-mrr)
+    # One timestamp type on both sides of the union: a warehouse may keep start_at as DATE and end_at as TIMESTAMP.
+    moment = subs.end_at.type() if subs.end_at.type() == subs.start_at.type() else ibis.dtype("timestamp")
+    starts = subs.select("account_id", changed_at=subs.start_at.cast(moment), delta=mrr)
+    ends = subs.filter(subs.end_at.notnull()).select("account_id", changed_at=subs.end_at.cast(moment), delta=-mrr)
     deltas = starts.union(ends, distinct=False)
     steps = deltas.group_by(["account_id", "changed_at"]).aggregate(delta=deltas.delta.sum())
     steps = steps.mutate(after=steps.delta.sum().over(

@@ -178,3 +178,12 @@ def test_postgres_gives_the_same_frame(full, postgres_schema):
         pd.testing.assert_frame_equal(_features(con, mapping), full)
     finally:
         con.disconnect()
+
+
+def test_start_dates_kept_as_date_give_the_same_features(load_tables, full):
+    # Many warehouses keep contract dates as DATE and cancellations as TIMESTAMP; the starts here are all midnights.
+    con = load_tables(**_tables(_subscriptions()))
+    con.raw_sql("CREATE OR REPLACE TABLE subscriptions AS "
+                "SELECT * REPLACE (CAST(start_at AS DATE) AS start_at) FROM subscriptions")
+    assert con.table("subscriptions").schema()["start_at"].is_date()
+    pd.testing.assert_frame_equal(_features(con), full)
