@@ -62,12 +62,14 @@ def as_of_table(as_of_dates: list[date]) -> ir.Table:
     return ibis.memtable(frame)
 
 
-def compute_churn_dates(sources: Sources, label: LabelConfig, data_end: datetime) -> ir.Table:
-    """Return (account_id, churn_at): the end of each active period not followed by a new subscription within
-    the grace period, known at `data_end` (churn_at + grace <= data_end); open or future ends are not churn.
+def compute_active_periods(sources: Sources, grace_days: int) -> ir.Table:
+    """Return (account_id, period_start, period_end): each account's active periods, its subscription rows (trial
+    rows included) merged when they overlap or follow one another within `grace_days`.
+
+    A period ends at the latest `end_at` of its rows, or at OPEN_END when one of them is open.
     """
     subs = sources["subscriptions"].select("account_id", "start_at", "end_at")
-    grace = ibis.interval(days=label.grace_days)
+    grace = ibis.interval(days=grace_days)
     order = ["start_at", "end_at"]
     before = ibis.window(group_by="account_id", order_by=order, rows=(None, -1))
     subs = subs.mutate(prev_end=subs.end_at.fill_null(OPEN_END).max().over(before))
@@ -75,8 +77,17 @@ def compute_churn_dates(sources: Sources, label: LabelConfig, data_end: datetime
     subs = subs.mutate(new_period=ibis.ifelse(subs.prev_end.isnull() | (subs.start_at > subs.prev_end + grace), 1, 0))
     subs = subs.mutate(period=subs.new_period.sum().over(ibis.cumulative_window(group_by="account_id",
                                                                                  order_by=order)))
-    periods = subs.group_by(["account_id", "period"]).aggregate(period_end=subs.end_at.fill_null(OPEN_END).max())
-    known = periods.period_end + grace <= ibis.literal(data_end)
+    periods = subs.group_by(["account_id", "period"]).aggregate(period_start=subs.start_at.min(),
+                                                                period_end=subs.end_at.fill_null(OPEN_END).max())
+    return periods.select("account_id", "period_start", "period_end")
+
+
+def compute_churn_dates(sources: Sources, label: LabelConfig, data_end: datetime) -> ir.Table:
+    """Return (account_id, churn_at): the end of each active period not followed by a new subscription within
+    the grace period, known at `data_end` (churn_at + grace <= data_end); open or future ends are not churn.
+    """
+    periods = compute_active_periods(sources, label.grace_days)
+    known = periods.period_end + ibis.interval(days=label.grace_days) <= ibis.literal(data_end)
     return periods.filter(known).select("account_id", churn_at=periods.period_end)
 
 
