@@ -115,6 +115,10 @@ VALUE = (
     _f("core_adoption_median_days", "value", "events",
        "Median days from creation to the first use of each adopted core feature.",
        "days", "up", "Core features took a median {value} to adopt"),
+    _f("onboarding_overdue_days", "value", "events accounts.segment",
+       "Days past the segment's first-value target (features.ttv_targets; '*' for other segments) without a value "
+       "event; 0 once first value is reached or while within the target; empty without a target.",
+       "days", "up", "First value is {value} overdue against the segment's target"),
 )
 
 SUPPORT = (

@@ -26,6 +26,16 @@ class FeatureConfig(BaseModel):
     high_priorities: list[str] = Field(default_factory=lambda: ["high", "urgent"])
     support_window_days: int = Field(default=90, gt=0)
     survey_window_days: int = Field(default=180, gt=0)
+    # Days from sign-up by which an account of each segment should reach first value; "*" for any other segment.
+    ttv_targets: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("ttv_targets")
+    @classmethod
+    def _positive_targets(cls, value: dict[str, int]) -> dict[str, int]:
+        wrong = [segment for segment, days in value.items() if days <= 0]
+        if wrong:
+            raise ValueError(f"targets must be positive day counts (not for {', '.join(wrong)})")
+        return value
 
     @field_validator("windows")
     @classmethod

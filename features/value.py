@@ -69,8 +69,10 @@ def _first_expansion(sources: Sources) -> ir.Table:
 
 def _value_parts(sources: Sources, keys: ir.Table, config: FeatureConfig) -> tuple[list, list]:
     """The per-account rollups (joined on account_id) and per-as-of ones (joined on account_id, as_of)."""
-    accounts = sources["accounts"].select("account_id", "created_at")
-    per_account, per_as_of = [accounts, _first_expansion(sources)], []
+    accounts = sources["accounts"]
+    segment = ["segment"] if sources.has("accounts", "segment") else []
+    per_account, per_as_of = [accounts.select("account_id", "created_at", *segment), _first_expansion(sources)], []
+    accounts = accounts.select("account_id", "created_at")
     names = sorted(set(config.value_events) | set(config.core_events))
     if names:
         uses = _first_event_uses(sources, keys, names)
@@ -92,6 +94,20 @@ def _column(j: ir.Table, name: str, dtype: str) -> ir.Value:
 def _share(done: ir.Value, total: int) -> ir.FloatingValue:
     # With nothing configured the share is undefined, not 0.
     return done.fill_null(0).cast("float64") / total if total else ibis.null("float64")
+
+
+def _overdue_days(j: ir.Table, reached: ir.BooleanValue, config: FeatureConfig) -> ir.FloatingValue:
+    """Days past the account's segment target for first value while not reached; NULL without a target."""
+    targets = {segment: float(days) for segment, days in config.ttv_targets.items() if segment != "*"}
+    fallback = config.ttv_targets.get("*")
+    if "segment" not in j.columns or not config.value_events or not (targets or fallback):
+        return ibis.null("float64")
+    otherwise = ibis.literal(float(fallback)) if fallback else ibis.null("float64")
+    target = ibis.cases(*[(j.segment == s, days) for s, days in targets.items()], else_=otherwise)
+    age = days_between(j.as_of, ibis.ifelse(j.created_at < j.as_of, j.created_at, ibis.null("timestamp")))
+    late = age - target
+    # No GREATEST: engines skip its NULL arguments, and an unknown age or target must stay unknown.
+    return ibis.cases((late.isnull(), ibis.null("float64")), (reached | (late < 0), 0.0), else_=late)
 
 
 def _value_columns(j: ir.Table, config: FeatureConfig) -> dict[str, ir.Value]:
@@ -116,6 +132,7 @@ def _value_columns(j: ir.Table, config: FeatureConfig) -> dict[str, ir.Value]:
         "days_to_first_expansion": ibis.ifelse(expanded, days_between(j.first_expansion_at, j.first_paid_at), null_day),
         "core_adoption_share": _share(_column(j, "core_adopted", "int64"), len(config.core_events)),
         "core_adoption_median_days": _column(j, "core_median_days", "float64").cast("float64"),
+        "onboarding_overdue_days": _overdue_days(j, reached, config),
     }
 
 

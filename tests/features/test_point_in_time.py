@@ -23,7 +23,8 @@ from features.sources import load_sources
 
 AS_OF = pd.Timestamp("2024-03-01")
 CONFIG = FeatureConfig(windows=[7, 30], trend_window_days=14, core_events=["e1", "e2"], value_events=["e2"],
-                       onboarding_milestones=["m1", "m2"], support_window_days=30, survey_window_days=60)
+                       onboarding_milestones=["m1", "m2"], support_window_days=30, survey_window_days=60,
+                       ttv_targets={"SMB": 20, "*": 200})
 ACCOUNTS = [f"a{i}" for i in range(6)]
 NAMES = ["login", "e1", "e2", "e3"]
 
@@ -49,7 +50,8 @@ def _base_warehouse(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
                          "seats": rng.integers(1, 6, len(ACCOUNTS)).astype(float)})
     subs = subs.assign(plan=rng.choice(["Growth", "Scale"], len(ACCOUNTS)), is_trial=rng.random(len(ACCOUNTS)) < 0.2,
                        billing_period_months=rng.choice([1, 12], len(ACCOUNTS)))
-    accounts = pd.DataFrame({"account_id": ACCOUNTS, "created_at": pd.Timestamp("2023-09-01")})
+    accounts = pd.DataFrame({"account_id": ACCOUNTS, "created_at": pd.Timestamp("2023-09-01"),
+                             "segment": rng.choice(["SMB", "Enterprise"], len(ACCOUNTS))})
     return {"accounts": accounts, "subscriptions": subs.astype({"start_at": "datetime64[us]"}), "events": events,
             "users": _random_users(rng), "tickets": _random_tickets(rng, 40, pd.Timestamp("2023-12-01"), AS_OF),
             "surveys": _random_surveys(rng, 40, pd.Timestamp("2023-10-01"), AS_OF),

@@ -188,3 +188,53 @@ def test_postgres_gives_the_same_frame(full, postgres_schema):
         pd.testing.assert_frame_equal(_features(con, sources_config=mapping), full)
     finally:
         con.disconnect()
+
+
+OVERDUE_AS_OF = "2024-02-01"
+OVERDUE_ACCOUNTS = [  # (account, created_at, segment, first value event or None) → expected days overdue
+    ("slow", "2024-01-01", "SMB", None, 17.0),                   # 31 days old, target 14
+    ("fast", "2024-01-01", "SMB", "2024-01-05", 0.0),             # reached: not overdue
+    ("young", "2024-01-25", "SMB", None, 0.0),                    # 7 days old: still within its target
+    ("big", "2023-12-01", "Enterprise", None, 32.0),              # no target of its own: '*' (30), 62 days old
+    ("edge", "2024-01-01", "SMB", OVERDUE_AS_OF, 17.0),           # the value event at the as-of is not before it
+    ("blank", "2024-01-01", None, None, 1.0),                     # no segment: '*'
+    ("unborn", OVERDUE_AS_OF, "SMB", None, NAN),                  # created at the as-of: not known yet
+]
+TARGETS = FeatureConfig(value_events=["create_report"], ttv_targets={"SMB": 14, "*": 30})
+
+
+def _overdue(con, config=TARGETS) -> pd.Series:
+    grid = ibis.memtable(pd.DataFrame({"account_id": [a[0] for a in OVERDUE_ACCOUNTS],
+                                       "as_of": ts(*[OVERDUE_AS_OF] * len(OVERDUE_ACCOUNTS))}))
+    out = compute_value_features(load_sources(con, {}), grid, config).execute()
+    return out.set_index("account_id")["onboarding_overdue_days"] if "onboarding_overdue_days" in out else None
+
+
+def _overdue_tables(segment: bool = True) -> dict[str, pd.DataFrame]:
+    accounts = pd.DataFrame({"account_id": [a[0] for a in OVERDUE_ACCOUNTS],
+                             "created_at": ts(*[a[1] for a in OVERDUE_ACCOUNTS]),
+                             "segment": [a[2] for a in OVERDUE_ACCOUNTS]})
+    valued = [a for a in OVERDUE_ACCOUNTS if a[3]]
+    events = pd.DataFrame({"account_id": [a[0] for a in valued], "event_at": ts(*[a[3] for a in valued]),
+                           "event_name": "create_report"})
+    subs = pd.DataFrame({"account_id": ["slow"], "start_at": ts("2024-01-01"), "end_at": ts(None), "mrr": [10.0]})
+    return {"accounts": accounts if segment else accounts.drop(columns="segment"), "events": events,
+            "subscriptions": subs}
+
+
+def test_onboarding_overdue_days_against_the_segment_targets(load_tables):
+    got = _overdue(load_tables(**_overdue_tables()))
+    expected = pd.Series({a[0]: a[4] for a in OVERDUE_ACCOUNTS}, name="onboarding_overdue_days")
+    pd.testing.assert_series_equal(got.sort_index(), expected.sort_index(), check_names=False, check_index_type=False)
+
+
+def test_onboarding_overdue_days_without_a_target_or_value_events_is_empty(load_tables):
+    con = load_tables(**_overdue_tables())
+    no_default = _overdue(con, TARGETS.model_copy(update={"ttv_targets": {"SMB": 14}}))
+    assert no_default[["big", "blank"]].isna().all() and no_default["slow"] == 17.0
+    assert _overdue(con, TARGETS.model_copy(update={"value_events": []})).isna().all()
+    assert _overdue(con, TARGETS.model_copy(update={"ttv_targets": {}})).isna().all()
+
+
+def test_onboarding_overdue_days_needs_the_segment_column(load_tables):
+    assert _overdue(load_tables(**_overdue_tables(segment=False))) is None

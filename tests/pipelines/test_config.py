@@ -70,6 +70,8 @@ def test_credentials_never_appear_in_warehouse_errors():
     ({"model": {"lightgbm": {"subsample": 1.5}}}, r"model\.lightgbm\.subsample: Input should be less than or equal"),
     ({"evaluation": {"health_score": [{"feature": "logins_per_moon", "weight": 1, "good": 1, "bad": 0}]}},
      r"evaluation\.health_score: unknown feature\(s\) logins_per_moon"),
+    ({"features": {"ttv_targets": {"SMB": 0}}}, r"features\.ttv_targets: Value error, targets must be positive "
+                                                r"day counts \(not for SMB\)"),
 ])
 def test_a_bad_value_is_one_line_naming_its_key(tmp_path, params, message):
     with pytest.raises(ParamsError, match=message) as error:
