@@ -10,7 +10,7 @@ PARAMS ?= params.yaml
 # Test files run in parallel, one worker per core (a file's tests stay together and share its fixtures).
 TEST_WORKERS ?= auto
 
-.PHONY: help setup demo simulate validate features train score report docs test bench lint clean
+.PHONY: help setup demo simulate validate features kpis train score report docs test bench lint clean
 
 ## help: list the targets
 help:
@@ -30,7 +30,7 @@ $(VENV)/.chromium: $(STAMP)
 ## setup: create .venv and install the project with its dev extras (other targets do this when needed)
 setup: $(STAMP)
 
-## demo: simulate a warehouse, train, score the latest as-of, print a summary
+## demo: simulate a warehouse, train, score the latest as-of, compute the KPIs, report, print a summary
 demo: $(STAMP)
 	$(CHURN) --params $(PARAMS) demo
 
@@ -46,6 +46,10 @@ validate: $(STAMP)
 features: $(STAMP)
 	$(CHURN) --params $(PARAMS) features
 
+## kpis: compute the customer-success KPIs per month and segment in the warehouse and write churn_kpis
+kpis: $(STAMP)
+	$(CHURN) --params $(PARAMS) kpis
+
 ## train: train, track in MLflow, register, gate the champion alias
 train: $(STAMP)
 	$(CHURN) --params $(PARAMS) train
@@ -58,9 +62,10 @@ score: $(STAMP)
 report: $(STAMP)
 	$(CHURN) --params $(PARAMS) report
 
-## docs: regenerate docs/FEATURES.md from the feature catalog
+## docs: regenerate docs/FEATURES.md from the feature catalog and docs/KPIS.md from the KPI definitions
 docs: $(STAMP)
 	$(CHURN) --params $(PARAMS) features --markdown docs/FEATURES.md
+	$(CHURN) --params $(PARAMS) kpis --markdown docs/KPIS.md
 
 # The `spark` extra (pyspark) for the Spark integration test; the demo does not need it.
 $(VENV)/.spark: $(STAMP)

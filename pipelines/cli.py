@@ -40,7 +40,7 @@ AS_OF_HELP = "As-of date (YYYY-MM-DD); features read only data strictly before i
 @app.callback()
 def main(ctx: typer.Context,
          params: Path = typer.Option(Path("params.yaml"), "--params", help="Path to params.yaml.")) -> None:
-    """Churn prediction: simulate, validate, features, train, score, report, demo, bench."""
+    """Churn prediction: simulate, validate, features, kpis, train, score, report, demo, bench."""
     ctx.obj = params
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -135,6 +135,33 @@ def features(ctx: typer.Context,
 
 
 @app.command()
+def kpis(ctx: typer.Context,
+         list_: bool = typer.Option(False, "--list", help="Print the KPI definitions and exit."),
+         markdown: Path = typer.Option(None, help="Write the KPI definitions as Markdown to this file and exit."),
+         ) -> None:
+    """Compute the customer-success KPIs per calendar month and segment in the warehouse and write churn_kpis
+    (and the view churn_kpis_latest); `--list` prints the definitions, `--markdown` writes them as docs."""
+    with _expected_errors():
+        params = _params(ctx)
+        if list_ or markdown:
+            from features.kpis.definitions import KPIS, expand_kpis, kpis_markdown
+
+            specs = expand_kpis(KPIS, params.kpis.ttv_days)
+            if markdown:
+                markdown.parent.mkdir(parents=True, exist_ok=True)
+                markdown.write_text(kpis_markdown(specs))
+                console.print(f"wrote {len(specs)} KPIs to {markdown}")
+            else:
+                for spec in specs:
+                    console.print(f"{spec.name:<32} {spec.unit:<8} {spec.formula}")
+            return
+        from pipelines.kpis_run import describe_headline, run_kpis
+
+        result = run_kpis(params, _progress())
+    console.print(describe_headline(result))
+
+
+@app.command()
 def train(ctx: typer.Context,
           force_promote: bool = typer.Option(False, help="Make the new model champion even if it loses."),
           backtest: int = typer.Option(0, min=0, help="Also refit on K successive out-of-time folds and report "
@@ -189,8 +216,9 @@ def bench(ctx: typer.Context) -> None:
 
 @app.command()
 def demo(ctx: typer.Context) -> None:
-    """Simulate a fresh warehouse, train, score the latest as-of, and print a summary."""
+    """Simulate a fresh warehouse, train, score the latest as-of, compute the KPIs, report, print a summary."""
     from pipelines.demo_run import run_demo
+    from pipelines.kpis_run import describe_headline
     from pipelines.urls import redact
     from pipelines.warehouse import warehouse_location
 
@@ -206,6 +234,7 @@ def demo(ctx: typer.Context) -> None:
     console.print("  scores              tables churn_scores, churn_score_drivers, view churn_scores_latest")
     console.print(f"  MLflow store        {redact(params.mlflow.tracking_uri, _SECRETS)} "
                   f"(artifacts in {params.mlflow.artifact_root}/)")
+    console.print(f"  KPIs                {describe_headline(result.kpis)}")
     console.print(f"  manager report      {result.report.html}")
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from features.catalog import CATALOG, expand_catalog
 from features.config import FeatureConfig, LabelConfig, SnapshotConfig, SourcesConfig
+from features.kpis.config import KpiConfig
 from pipelines.bench.config import BenchConfig
 from pipelines.urls import fill_references, find_literal_secrets
 from pipelines.validation.config import ValidationConfig
@@ -66,6 +67,7 @@ class Params(BaseModel):
     mlflow: RegistryConfig = RegistryConfig()
     scoring: ScoringSection = ScoringSection()
     report: ReportConfig = ReportConfig()
+    kpis: KpiConfig = KpiConfig()
     simulate: SimulateConfig = SimulateConfig()
     bench: BenchConfig = BenchConfig()
 

@@ -10,7 +10,8 @@ from pipelines.progress import Progress
 from pipelines.warehouse import connect_warehouse, redact_url, write_tables
 
 SOURCE_TABLES = ("accounts", "subscriptions", "events", "users", "tickets", "surveys", "milestones")
-OUTPUT_TABLES = ("churn_scores", "churn_score_drivers", "churn_features")
+OUTPUT_TABLES = ("churn_scores", "churn_score_drivers", "churn_features", "churn_kpis")
+OUTPUT_VIEWS = ("churn_scores_latest", "churn_kpis_latest")
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ def _fill(con, params: Params, config: SimulateConfig, progress: Progress, repla
         info["detail"] = (f"{len(frames['accounts']):,} accounts, {len(frames['events']):,} events, "
                           f"{config.months} months")
     with progress.stage("write warehouse") as info:
-        if "churn_scores_latest" in existing:
-            con.drop_view("churn_scores_latest")
+        for name in OUTPUT_VIEWS:
+            if name in existing:
+                con.drop_view(name)
         for name in OUTPUT_TABLES:
             if name in existing:
                 con.drop_table(name)

@@ -21,6 +21,11 @@ DRIVERS_SCHEMA = ibis.schema({
     "contribution": "float64", "probability_points": "float64", "direction": "string", "reason": "string",
 })
 LATEST_VIEW = "churn_scores_latest"
+KPIS_SCHEMA = ibis.schema({
+    "month": "date", "segment": "string", "kpi": "string", "value": "float64", "numerator": "float64",
+    "denominator": "float64",
+})
+KPIS_TABLE, KPIS_LATEST_VIEW = "churn_kpis", "churn_kpis_latest"
 
 
 def _quote(con: ibis.BaseBackend, name: str) -> str:
@@ -106,6 +111,36 @@ def replace_as_of_rows(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFra
         statements.append(f"CREATE OR REPLACE VIEW {_quote(con, LATEST_VIEW)} AS SELECT * FROM {source} "
                           f"WHERE {as_of} = (SELECT MAX({as_of}) FROM {source})")
     _run_atomically(con, statements, before_commit)
+
+
+def replace_table(con: ibis.BaseBackend, name: str, frame: pd.DataFrame, schema: ibis.Schema,
+                  views: dict[str, str] | None = None, before_commit=None) -> None:
+    """Replace every row of table `name` with the frame and (re)define `views` (name → SELECT), in one transaction.
+
+    The table is created on first use. A failure at any point leaves the table and views as they were; writing the
+    same frame twice leaves the same rows. `before_commit` is called inside the transaction, before the commit.
+    """
+    _ensure_table(con, name, schema)
+    stage = _stage(con, name, frame, schema)
+    target = _quote(con, name)
+    columns = ", ".join(_quote(con, c) for c in schema.names)
+    statements = [f"LOCK TABLE {target} IN EXCLUSIVE MODE"] if con.name == "postgres" else []
+    statements += [f"DELETE FROM {target}",
+                   f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {_quote(con, stage)}"]
+    statements += [f"CREATE OR REPLACE VIEW {_quote(con, view)} AS {sql}" for view, sql in (views or {}).items()]
+    _run_atomically(con, statements, before_commit)
+
+
+def write_kpis(con: ibis.BaseBackend, kpis: pd.DataFrame, before_commit=None) -> None:
+    """Publish churn_kpis (every month, segment and KPI) and the view churn_kpis_latest, atomically.
+
+    The view holds, per KPI and segment, the rows of its newest month: churn KPIs settle later than the others.
+    """
+    table = _quote(con, KPIS_TABLE)
+    month, kpi, segment = (_quote(con, c) for c in ("month", "kpi", "segment"))
+    latest = (f"SELECT k.* FROM {table} AS k WHERE k.{month} = (SELECT MAX(l.{month}) FROM {table} AS l "
+              f"WHERE l.{kpi} = k.{kpi} AND l.{segment} = k.{segment})")
+    replace_table(con, KPIS_TABLE, kpis, KPIS_SCHEMA, {KPIS_LATEST_VIEW: latest}, before_commit)
 
 
 def write_scores(con: ibis.BaseBackend, scores: pd.DataFrame, drivers: pd.DataFrame,

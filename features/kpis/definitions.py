@@ -88,7 +88,8 @@ REVENUE = (
     _k("arpu", "ARPU", "revenue", "currency", "up", "subscriptions",
        "MRR ÷ active accounts, at the month's end"),
     _k("customer_lifetime_value", "Customer lifetime value", "revenue", "currency", "up", "subscriptions",
-       "ARPU × kpis.gross_margin ÷ logo_churn_rate_12m", settles=True),
+       "ARPU × kpis.gross_margin ÷ logo_churn_rate_12m (the monthly gross margin of an account times its expected "
+       "lifetime in months, 1 ÷ monthly churn)", settles=True),
 )
 
 ACCOUNTS = (
@@ -237,6 +238,9 @@ RULES = """\
   churned loses its MRR on the 1st (churned MRR); one whose first paid row (MRR > 0) started in the month brings
   new MRR; one that had churned before and pays again brings reactivation MRR. A lapse shorter than the grace period
   is not churn: the account's drop to 0 counts as contraction and its return as expansion.
+- **Retention over 12 months** follows the accounts paying 12 months before the month's end (on the 1st of the
+  month 11 months earlier) and compares their MRR then with their MRR at the month's end; an account between two
+  rows on either day (a lapse shorter than the grace period) counts with no MRR that day.
 - **A month reads only what exists by its end** (rows in force at its end, responses, tickets resolved and events
   in it); only churn looks `label.grace_days` further, to see renewals.
 - **Segments**: every KPI is computed for each value of the accounts column `kpis.segment_by` (empty values as

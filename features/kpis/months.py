@@ -130,5 +130,7 @@ def kpi_rows(table: ir.Table, kpi: str, value: ir.Value, numerator: ir.Value | N
     def number(x):
         return ibis.null("float64") if x is None else x.cast("float64")
 
-    return table.select(month=table[month], segment=table.segment, kpi=ibis.literal(kpi), value=number(value),
+    # One timestamp type for every part: a month truncated from a source column keeps that column's precision.
+    return table.select(month=table[month].cast("timestamp"), segment=table.segment, kpi=ibis.literal(kpi),
+                        value=number(value),
                         numerator=number(numerator), denominator=number(denominator))

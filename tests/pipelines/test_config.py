@@ -70,6 +70,10 @@ def test_credentials_never_appear_in_warehouse_errors():
     ({"model": {"lightgbm": {"subsample": 1.5}}}, r"model\.lightgbm\.subsample: Input should be less than or equal"),
     ({"evaluation": {"health_score": [{"feature": "logins_per_moon", "weight": 1, "good": 1, "bad": 0}]}},
      r"evaluation\.health_score: unknown feature\(s\) logins_per_moon"),
+    ({"kpis": {"gross_margin": 1.5}}, r"kpis\.gross_margin: Input should be less than or equal to 1"),
+    ({"kpis": {"ttv_days": [30, 0]}}, r"kpis\.ttv_days: Value error, ttv_days must be distinct positive day counts"),
+    ({"kpis": {"segment_by": "name"}}, r"kpis\.segment_by: Value error, 'name' is not an accounts column to break "
+                                       r"KPIs down by \(choose from segment, industry, region, csm_owner"),
     ({"features": {"ttv_targets": {"SMB": 0}}}, r"features\.ttv_targets: Value error, targets must be positive "
                                                 r"day counts \(not for SMB\)"),
 ])

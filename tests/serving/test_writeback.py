@@ -8,7 +8,7 @@ import ibis
 import pandas as pd
 import pytest
 
-from serving.writeback import SCORES_SCHEMA, replace_as_of_rows, write_scores
+from serving.writeback import SCORES_SCHEMA, replace_as_of_rows, write_kpis, write_scores
 
 
 def _scores(as_of: str, accounts: list[str], probability: float) -> pd.DataFrame:
@@ -60,3 +60,43 @@ def test_an_older_table_without_new_columns_is_a_clear_error(duckdb_con):
     with pytest.raises(ValueError, match="churn_scores: exists without column"):
         replace_as_of_rows(duckdb_con, {"churn_scores": (_scores("2024-04-01", ["a"], 0.1), SCORES_SCHEMA)},
                            [date(2024, 4, 1)])
+
+
+def _kpis(rows: list[tuple]) -> pd.DataFrame:
+    month, segment, kpi, value = zip(*rows, strict=True)
+    return pd.DataFrame({"month": pd.to_datetime(list(month)), "segment": list(segment), "kpi": list(kpi),
+                         "value": list(value), "numerator": list(value), "denominator": None})
+
+
+KPI_ROWS = [("2024-01-01", "all", "mrr", 100.0), ("2024-02-01", "all", "mrr", 120.0),
+            ("2024-01-01", "all", "logo_churn_rate", 0.02), ("2024-01-01", "SMB", "mrr", 40.0)]
+
+
+def _kpi_rows(con, table: str = "churn_kpis") -> pd.DataFrame:
+    return con.table(table).execute().sort_values(["month", "segment", "kpi"]).reset_index(drop=True)
+
+
+def test_kpis_are_replaced_whole_and_the_latest_view_holds_each_kpis_newest_month(duckdb_con):
+    write_kpis(duckdb_con, _kpis([("2023-12-01", "all", "nps", 10.0)]))
+    write_kpis(duckdb_con, _kpis(KPI_ROWS))
+    first = _kpi_rows(duckdb_con)
+    write_kpis(duckdb_con, _kpis(KPI_ROWS))
+    pd.testing.assert_frame_equal(_kpi_rows(duckdb_con), first)
+    assert len(first) == 4 and "nps" not in set(first.kpi)   # a KPI no longer computed is gone
+    latest = _kpi_rows(duckdb_con, "churn_kpis_latest")
+    # Churn settles later than MRR: each KPI and segment keeps its own newest month.
+    assert list(zip(latest.month.astype(str), latest.segment, latest.kpi, strict=True)) == [
+        ("2024-01-01", "SMB", "mrr"), ("2024-01-01", "all", "logo_churn_rate"), ("2024-02-01", "all", "mrr")]
+
+
+def test_a_failed_kpi_write_leaves_the_table_and_view_as_they_were(duckdb_con):
+    write_kpis(duckdb_con, _kpis(KPI_ROWS))
+    before, latest = _kpi_rows(duckdb_con), _kpi_rows(duckdb_con, "churn_kpis_latest")
+
+    def fail():
+        raise RuntimeError("killed before the commit")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        write_kpis(duckdb_con, _kpis([("2024-03-01", "all", "mrr", 1.0)]), before_commit=fail)
+    pd.testing.assert_frame_equal(_kpi_rows(duckdb_con), before)
+    pd.testing.assert_frame_equal(_kpi_rows(duckdb_con, "churn_kpis_latest"), latest)

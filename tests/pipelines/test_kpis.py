@@ -1,0 +1,188 @@
+"""`churn kpis` end to end: on the hand-built warehouse (the table the stage writes is the one computed by hand,
+what is left out and pending is said), and on a simulated warehouse (every KPI for each month and segment, and
+churn, retention and time to value in line with the simulation's own settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from features.kpis.definitions import KPIS, expand_kpis, kpis_markdown
+from pipelines.cli import app
+from tests.features.kpi_warehouse import FEATURES, KPI_CONFIG, LABEL, expected_all, kpi_tables
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _params(root: Path, **sections) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["warehouse"]["url"] = f"duckdb://{root}/warehouse.duckdb"
+    params["mlflow"] |= {"tracking_uri": f"sqlite:///{root}/mlruns.db", "artifact_root": str(root / "mlruns")}
+    params |= sections
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return root / "params.yaml"
+
+
+def churn(params: Path, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(app, ["--params", str(params), *args])
+    assert result.exit_code == code, result.output + repr(result.exception)
+    return result.output
+
+
+def query(root: Path, sql: str) -> pd.DataFrame:
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        return con.sql(sql).df()
+
+
+def _hand_warehouse(root: Path, drop: tuple[str, ...] = ()) -> Path:
+    with duckdb.connect(str(root / "warehouse.duckdb")) as con:
+        for name, frame in kpi_tables().items():
+            if name not in drop:
+                con.register("frame", frame)
+                con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+                con.unregister("frame")
+    return _params(root, sources={}, label={"horizon_days": 90, "grace_days": LABEL.grace_days},
+                   kpis=KPI_CONFIG.model_dump(), features=FEATURES.model_dump())
+
+
+def test_churn_kpis_writes_the_hand_computed_table_and_says_what_is_pending(tmp_path):
+    output = churn(_hand_warehouse(tmp_path), "kpis")
+    assert "churn and retention for 2024-03 pending: known from 2024-04-11" in output
+    assert "left out" not in output
+    assert ("latest MRR 1,960 (2024-03), Logo churn rate 14.3% (2024-02), Net revenue retention (month) 126.8% "
+            "(2024-02), NPS -100 (2024-02)") in output
+    table = query(tmp_path, "SELECT * FROM churn_kpis WHERE segment = 'all'")
+    got = {(f"{r.month:%Y-%m-%d}", r.kpi): tuple(None if pd.isna(x) else x for x in (r.value, r.numerator,
+                                                                                    r.denominator))
+           for r in table.itertuples()}
+    assert got == expected_all()
+    latest = query(tmp_path, "SELECT kpi, month FROM churn_kpis_latest WHERE segment = 'all'")
+    newest = dict(zip(latest.kpi, latest.month.dt.strftime("%Y-%m-%d"), strict=True))
+    assert newest["mrr"] == "2024-03-01" and newest["logo_churn_rate"] == "2024-02-01"
+    assert newest["first_value_by_day_7"] == "2024-02-01" and len(latest) == len(newest)
+    before = query(tmp_path, "SELECT * FROM churn_kpis ORDER BY ALL")
+    churn(tmp_path / "params.yaml", "kpis")
+    pd.testing.assert_frame_equal(query(tmp_path, "SELECT * FROM churn_kpis ORDER BY ALL"), before)
+
+
+def test_a_warehouse_without_surveys_or_tickets_leaves_their_kpis_out_and_says_so(tmp_path):
+    output = churn(_hand_warehouse(tmp_path, drop=("surveys", "tickets")), "kpis")
+    lines = [line for line in output.splitlines() if "KPIs left out" in line]
+    assert len(lines) == 1
+    assert "nps, csat, ces (needs surveys)" in lines[0]
+    assert "first_contact_resolution (needs tickets.resolved_at, tickets.first_contact_resolved)" in lines[0]
+    assert "median_resolution_hours (needs tickets.resolved_at)" in lines[0]
+    kpis = set(query(tmp_path, "SELECT DISTINCT kpi FROM churn_kpis").kpi)
+    assert kpis & {"nps", "csat", "ces", "first_contact_resolution", "median_resolution_hours"} == set()
+    assert {"mrr", "logo_churn_rate", "stickiness", "first_value_by_day_7"} <= kpis
+
+
+def test_kpis_list_and_markdown_come_from_the_definitions(tmp_path):
+    params = _params(tmp_path)
+    listed = churn(params, "kpis", "--list")
+    specs = expand_kpis(KPIS, [7, 14, 30, 60, 90])
+    assert [line.split()[0] for line in listed.splitlines()] == [s.name for s in specs]
+    out = tmp_path / "docs" / "KPIS.md"
+    assert f"wrote {len(specs)} KPIs" in churn(params, "kpis", "--markdown", str(out))
+    assert out.read_text() == kpis_markdown(specs)
+
+
+def test_data_without_a_complete_month_is_one_line(tmp_path):
+    frames = kpi_tables()
+    frames["events"] = frames["events"][frames["events"].event_at.between("2024-01-02", "2024-01-20")]
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        for name, frame in frames.items():
+            con.register("frame", frame)
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+    output = churn(_params(tmp_path, sources={}), "kpis", code=1)
+    assert output.strip().splitlines() [-1] == ("error: kpis: the data (2024-01-02 to 2024-01-10) holds no complete "
+                                                "calendar month")
+
+
+# --- on a simulated warehouse ------------------------------------------------------------------------------------
+
+SIMULATION = {"accounts": 600, "months": 18, "seed": 5, "start": "2024-01-01"}
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("kpis_simulated")
+    params = _params(root, simulate=SIMULATION)
+    churn(params, "simulate")
+    churn(params, "kpis")
+    return root
+
+
+@pytest.mark.slow
+def test_every_kpi_is_written_for_each_month_and_segment(simulated):
+    table = query(simulated, "SELECT * FROM churn_kpis")
+    months = pd.date_range("2024-01-01", "2025-06-01", freq="MS")
+    settled = months[:-2]            # data ends 2025-06-30: May's churn is known on 2025-07-01
+    segments = {"all", "SMB", "Mid-Market", "Enterprise"}
+    assert set(table.segment) == segments
+    specs = expand_kpis(KPIS, [7, 14, 30, 60, 90])
+    assert set(table.kpi) == {s.name for s in specs}
+    per_month = {s.name: (settled if s.settles else months) for s in specs if s.grain == "month"}
+    # The trailing-12-month retention starts once twelve months lie behind. Churn by TTV quartile needs accounts
+    # that signed up during the data and were active on a 1st: from the third month (the simulation starts empty).
+    per_month["gross_revenue_retention_12m"] = per_month["net_revenue_retention_12m"] = settled[11:]
+    for quartile in ("q1", "q2", "q3", "q4"):
+        per_month[f"churn_rate_ttv_{quartile}"] = settled[2:]
+    none = per_month.pop("churn_rate_ttv_none")    # active accounts with no first value are rare: all accounts only
+    missing = {(name, segment): sorted(set(wanted) - set(pd.to_datetime(table[(table.kpi == name)
+                                                                              & (table.segment == segment)].month)))
+               for name, wanted in per_month.items() for segment in segments}
+    missing[("churn_rate_ttv_none", "all")] = sorted(set(none[1:]) - set(pd.to_datetime(
+        table[(table.kpi == "churn_rate_ttv_none") & (table.segment == "all")].month)))
+    # A month and segment without survey answers of a kind has no row for it: check the warehouse has none.
+    answered = query(simulated, """SELECT date_trunc('month', responded_at) AS month, a.segment,
+                                   lower(survey_type) AS kind FROM surveys s JOIN accounts a USING (account_id)""")
+    for (name, segment), months_missing in missing.items():
+        if name in ("ces", "csat", "nps"):
+            kinds = answered[(answered.kind == name) & (answered.segment == segment)]
+            months_missing = [m for m in months_missing if m in set(pd.to_datetime(kinds.month))]
+        assert not months_missing, (name, segment, months_missing[:3])
+    cohorts = table[table.kpi == "first_value_by_day_7"]
+    assert set(pd.to_datetime(cohorts[cohorts.segment == "all"].month)) == set(months)
+
+
+@pytest.mark.slow
+def test_the_mrr_bridge_closes_on_the_simulated_warehouse(simulated):
+    wide = query(simulated, "SELECT * FROM churn_kpis WHERE segment = 'all'").pivot(
+        index="month", columns="kpi", values="value")
+    moved = (wide.new_mrr + wide.reactivation_mrr + wide.expansion_mrr - wide.contraction_mrr - wide.churned_mrr)
+    checked = (wide.mrr - wide.mrr.shift(1) - moved).dropna()
+    assert len(checked) == 15 and (checked.abs() < 1e-6).all()
+
+
+@pytest.mark.slow
+def test_simulated_churn_matches_the_true_hazards_of_the_simulation(simulated):
+    """The simulation draws churn at renewals with a known probability (sim_truth.hazard, drawn renewals): the
+    expected churns of a month are the sum of its renewals' hazards. The measured logo churn over the settled months
+    must agree with it within sampling noise (a binomial count: 3 standard deviations)."""
+    truth = query(simulated, """
+        SELECT date_trunc('month', renewal_at) AS month, SUM(hazard) AS expected, SUM(hazard * (1 - hazard)) AS var
+        FROM sim_truth WHERE drawn GROUP BY ALL""")
+    kpis = query(simulated, "SELECT month, numerator AS churned, denominator AS active FROM churn_kpis "
+                            "WHERE kpi = 'logo_churn_rate' AND segment = 'all'")
+    both = kpis.merge(truth, on="month")
+    assert len(both) == 16
+    churned, expected, sd = both.churned.sum(), both.expected.sum(), np.sqrt(both["var"].sum())
+    assert abs(churned - expected) < 3 * sd, (churned, expected, sd)
+    assert 0.005 < churned / both.active.sum() < 0.05       # a monthly churn rate a B2B SaaS company would have
+
+
+@pytest.mark.slow
+def test_simulated_trials_convert_when_the_simulation_ends_them(simulated):
+    """Every simulated trial lasts exactly 14 days and converts at its end: the median trial-to-paid days is 14 in
+    every cohort, and no trial converts by day 7."""
+    table = query(simulated, "SELECT * FROM churn_kpis WHERE segment = 'all'")
+    medians = table[table.kpi == "median_days_trial_to_paid"].value
+    assert len(medians) >= 15 and (medians == 14.0).all()
+    assert (table[table.kpi == "trial_converted_by_day_7"].value == 0.0).all()
