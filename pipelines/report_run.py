@@ -24,7 +24,7 @@ from serving.report.exports import at_risk_csv, at_risk_markdown
 from serving.report.inputs import ModelFacts, Portfolio, ReportInputs
 from serving.report.render import render_manager_report
 from serving.report.tables import build_at_risk
-from serving.writeback import DRIVERS_SCHEMA, SCORES_SCHEMA
+from serving.writeback import DRIVERS_SCHEMA, KPIS_TABLE, SCORES_SCHEMA
 
 SCORES, DRIVERS = "churn_scores", "churn_score_drivers"
 
@@ -133,6 +133,13 @@ def _portfolio(params: Params, wh, model, as_of: date, scores: pd.DataFrame, pro
     return Portfolio(contributions=contributions, values=frame[model.features], calibrator=model.calibrator), notes
 
 
+def _read_kpis(con: ibis.BaseBackend) -> pd.DataFrame | None:
+    """The rows of churn_kpis, or None when `churn kpis` has not written it."""
+    if KPIS_TABLE not in con.list_tables():
+        return None
+    return con.table(KPIS_TABLE).execute()
+
+
 def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInputs:
     with open_warehouse(params, progress, read_only=True) as wh:
         with progress.stage("read scores") as info:
@@ -152,7 +159,8 @@ def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInp
             tier_names=params.scoring.tier_names, previous_as_of=previous,
             previous_scores=_read(wh.con, SCORES, SCORES_SCHEMA, previous),
             previous_drivers=_read(wh.con, DRIVERS, DRIVERS_SCHEMA, previous), portfolio=portfolio, model=facts,
-            benchmarks=benchmarks, horizon_days=params.label.horizon_days, notes=notes)
+            benchmarks=benchmarks, horizon_days=params.label.horizon_days, notes=notes, kpis=_read_kpis(wh.con),
+            kpi_days=params.kpis.ttv_days)
 
 
 def run_report(params: Params, progress: Progress, as_of: date | None = None,

@@ -213,7 +213,8 @@ def format_kpi_change(spec: KpiSpec, now, before) -> str:
     if spec.unit == "share":
         return f"{100 * (now - before):+.1f} pp"
     if spec.unit in ("points", "score", "days", "hours"):
-        return f"{now - before:+,.{2 if spec.unit == 'score' else 1}f}"
+        suffix = {"days": " d", "hours": " h"}.get(spec.unit, "")
+        return f"{now - before:+,.{2 if spec.unit == 'score' else 1}f}{suffix}"
     return f"{now / before - 1:+.1%}" if before else "–"
 
 

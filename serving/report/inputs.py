@@ -57,6 +57,9 @@ class ReportInputs:
     benchmarks: Benchmarks | None = None
     horizon_days: int | None = None
     notes: list[str] = field(default_factory=list)
+    # The rows of churn_kpis (None when `churn kpis` has not run) and the days of their time-to-value curves.
+    kpis: pd.DataFrame | None = None
+    kpi_days: list[int] = field(default_factory=lambda: [7, 14, 30, 60, 90])
 
     @property
     def top_tier(self) -> str:

@@ -16,6 +16,8 @@ from serving.config import ReportConfig
 from serving.report.accounts import build_account_pages
 from serving.report.formatting import format_money, format_percent, format_points, format_text
 from serving.report.inputs import ReportInputs
+from serving.report.kpi_plots import plot_kpi_trend, plot_ttv_curves, plot_ttv_medians
+from serving.report.kpis import KpiSection, build_kpi_section, kpi_specs, kpis_until, trend_series
 from serving.report.plots import GROUP_COLOURS, plot_beeswarm, plot_importance
 from serving.report.tables import (
     build_at_risk,
@@ -56,6 +58,17 @@ def _plots(inputs: ReportInputs, config: ReportConfig) -> dict[str, str]:
             "beeswarm": _b64(plot_beeswarm(inputs.portfolio, inputs.specs, config.top_features))}
 
 
+def _kpi_plots(inputs: ReportInputs, section: KpiSection, specs: dict) -> dict:
+    """The trend of each headline KPI and the time-to-value plots, base64 PNGs (none without KPIs)."""
+    if not section.available:
+        return {"trends": [], "curves": None, "medians": None}
+    kpis = kpis_until(inputs.kpis, inputs.as_of)
+    trends = [(specs[name].title, _b64(plot_kpi_trend(series, specs[name])))
+              for name, series in trend_series(kpis).items()]
+    return {"trends": trends, "curves": _b64(plot_ttv_curves(kpis, inputs.kpi_days)),
+            "medians": _b64(plot_ttv_medians(kpis))}
+
+
 def _breakdown_titles(breakdowns: dict[str, pd.DataFrame]) -> list[tuple[str, str, pd.DataFrame]]:
     """(column header, heading after "Risk by", table) per breakdown."""
     out = []
@@ -70,7 +83,10 @@ def render_manager_report(inputs: ReportInputs, config: ReportConfig,
     """The managers' report as one HTML page that opens with no network."""
     at_risk = build_at_risk(inputs, config) if at_risk is None else at_risk
     entered, left = build_tier_changes(inputs)
+    specs = kpi_specs(inputs.kpi_days)
+    kpis = build_kpi_section(inputs.kpis, specs, inputs.as_of)
     return _environment().get_template("churn_report.html").render(
+        kpis=kpis, kpi_plots=_kpi_plots(inputs, kpis, specs),
         inputs=inputs, headline=build_headline(inputs), at_risk=at_risk,
         shown=[c for c in ("segment", "csm_owner") if at_risk[c].notna().any()],
         tiers=config.at_risk_tiers or [inputs.top_tier], entered=entered, left=left,
