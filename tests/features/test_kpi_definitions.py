@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from features.kpis.definitions import (
@@ -53,8 +54,7 @@ def test_a_stale_kpi_doc_is_caught():
     """Guard against a check that cannot fail: other days, or a changed formula, give another document."""
     specs = expand_kpis(KPIS, [7, 14, 30, 60, 90])
     assert kpis_markdown(expand_kpis(KPIS, [7, 30])) != kpis_markdown(specs)
-    changed = [s if s.name != "nps" else s.__class__(**{**s.__dict__, "formula": "promoters ÷ responses"})
-               for s in specs]
+    changed = [s if s.name != "nps" else replace(s, formula="promoters ÷ responses") for s in specs]
     assert kpis_markdown(changed) != kpis_markdown(specs)
 
 
