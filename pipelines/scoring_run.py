@@ -20,10 +20,10 @@ from pipelines.features_run import (
 from pipelines.progress import Progress
 from pipelines.validation.validate import run_validate, validate_feature_table, validate_scores
 from pipelines.warehouse import Warehouse, open_warehouse
-from serving.drift import compute_drift, summarise_drift
+from serving.drift import compare_mrr, compute_drift, stop_reasons, summarise_drift
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks
 from serving.score import ScoredModel, ScoringContext, score_accounts
-from serving.writeback import replace_as_of_rows, write_scores
+from serving.writeback import add_missing_columns, read_previous_scores, replace_as_of_rows, write_scores
 from training.registry import RegisteredModel, load_model_version, store_exists
 
 
@@ -76,35 +76,65 @@ def _predict(params: Params, batch: ScoringBatch, progress: Progress):
 
 
 DRIFT_TABLE = "churn_drift"
-SUMMARY_ROW = "(all features, importance-weighted)"
-DRIFT_SCHEMA = ibis.schema({"as_of": "date", "feature": "string", "psi": "float64", "status": "string",
-                           "model_name": "string", "model_version": "string", "computed_at": "timestamp"})
+DRIFT_SCHEMA = ibis.schema({"as_of": "date", "feature": "string", "psi": "float64", "ratio": "float64",
+                           "status": "string", "reason": "string", "model_name": "string", "model_version": "string",
+                           "computed_at": "timestamp"})
 
 
-def _guard_drift(params: Params, batch: ScoringBatch, allow: bool, progress: Progress) -> dict:
-    """Compare the features to the model's reference window, record it in churn_drift, stop if too far."""
+def _check_drift(params: Params, batch: ScoringBatch) -> tuple[pd.DataFrame, str]:
+    """Every drift check as a row (each feature, the weighted summary, the MRR against the previous scoring), and
+    a one-line account of them."""
+    config, reference, frame = params.scoring.drift, batch.champion.model.reference, batch.frame
+    parts, detail = [], []
+    if reference:
+        drift = compute_drift(reference["features"], frame, reference["importance"], config)
+        summary = summarise_drift(drift, reference["importance"], config)
+        parts += [drift, pd.DataFrame([summary])]
+        counts = ", ".join(f"{n} {status}" for status, n in drift.status.value_counts().items())
+        detail.append(f"weighted PSI {summary['psi']:.3f} ({summary['status']}) against {reference['window']}; "
+                      f"features {counts}")
+    previous_as_of, previous = read_previous_scores(batch.wh.con, batch.as_of)
+    money = compare_mrr(previous, frame, config, f"the scoring of {previous_as_of}")
+    total = money.iloc[0]
+    detail.append(f"MRR ×{total.ratio:.2f} against {previous_as_of} ({total.status})" if total.status != "unchecked"
+                  else f"MRR unchecked ({total.reason})")
+    return pd.concat([*parts, money], ignore_index=True), "; ".join(detail)
+
+
+def _record_drift(table: pd.DataFrame, batch: ScoringBatch) -> None:
+    champion = batch.champion
+    record = table.assign(as_of=pd.Timestamp(batch.as_of), model_name=champion.name, model_version=champion.version,
+                          computed_at=pd.Timestamp(datetime.now().replace(microsecond=0)))
+    add_missing_columns(batch.wh.con, DRIFT_TABLE, DRIFT_SCHEMA)   # tables written before ratio and reason existed
+    replace_as_of_rows(batch.wh.con, {DRIFT_TABLE: (record, DRIFT_SCHEMA)}, [batch.as_of])
+
+
+def _guard_drift(params: Params, batch: ScoringBatch, allow: bool, progress: Progress) -> pd.DataFrame:
+    """Run every drift check, record each in churn_drift, and stop (unless allowed) naming every reason to stop."""
+    with progress.stage("drift check") as info:
+        table, info["detail"] = _check_drift(params, batch)
+        _record_drift(table, batch)
     champion = batch.champion
     reference = champion.model.reference
     if not reference:
-        progress.note(f"drift: model v{champion.version} carries no reference distribution; not checked")
-        return {"psi": 0.0, "status": "unchecked"}
-    with progress.stage("drift check") as info:
-        drift = compute_drift(reference["features"], batch.frame, params.scoring.drift)
-        summary = summarise_drift(drift, reference["importance"], params.scoring.drift)
-        table = pd.concat([drift, pd.DataFrame([{"feature": SUMMARY_ROW, **summary}])], ignore_index=True)
-        record = table.assign(as_of=pd.Timestamp(batch.as_of), model_name=champion.name, model_version=champion.version,
-                              computed_at=pd.Timestamp(datetime.now().replace(microsecond=0)))
-        replace_as_of_rows(batch.wh.con, {DRIFT_TABLE: (record, DRIFT_SCHEMA)}, [batch.as_of])
-        info["detail"] = (f"weighted PSI {summary['psi']:.3f} ({summary['status']}) against {reference['window']}; "
-                          f"largest {drift.feature.iloc[0]} {drift.psi.iloc[0]:.3f}")
-    for row in drift[drift.status != "ok"].head(5).itertuples():
-        progress.note(f"drift {row.status}: {row.feature} PSI {row.psi:.3f}")
-    if summary["status"] == "stop" and not allow:
-        moved = ", ".join(drift[drift.status == "stop"].feature.head(5))
-        raise StageError(f"drift: the importance-weighted PSI {summary['psi']:.3f} is above scoring.drift.stop "
-                         f"{params.scoring.drift.stop} (most moved: {moved}); scores not published. "
-                         f"See table {DRIFT_TABLE}; retrain, or pass --allow-drift to publish anyway")
-    return summary
+        progress.note(f"drift: model v{champion.version} carries no reference distribution; features not checked")
+    elif any("rows" not in ref for ref in reference["features"].values()):
+        progress.note(f"drift: model v{champion.version}'s reference predates the median, sample-size and as-of "
+                      "checks; retrain for them")
+    warned = table[table.status == "warn"]
+    for reason in warned.reason.head(5):
+        progress.note(f"drift warn: {reason}")
+    if len(warned) > 5:
+        progress.note(f"drift warn: {len(warned) - 5} more (see table {DRIFT_TABLE})")
+    reasons = stop_reasons(table)
+    if reasons and not allow:
+        raise StageError(f"drift: scores not published; {len(reasons)} reason(s) to stop: " + "; ".join(reasons)
+                         + f". See table {DRIFT_TABLE}; fix the load or retrain, or pass --allow-drift to publish "
+                           "anyway")
+    if reasons:
+        progress.note(f"drift: publishing despite {len(reasons)} reason(s) to stop (--allow-drift): "
+                      + "; ".join(reasons))
+    return table
 
 
 def run_score(params: Params, progress: Progress, as_of: date | None = None,

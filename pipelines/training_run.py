@@ -189,8 +189,9 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
         experiment = run_experiment(split, feature_set.names, params.model, params.evaluation, _directions(params))
         # The drift reference is the newest labelled window, the population the validation metrics describe.
         importance = np.abs(experiment.model.contributions(split.valid)[:, :-1]).mean(axis=0)
+        clocks = {name: spec.as_of_clock for name, spec in catalog_specs(params).items() if spec.as_of_clock}
         experiment.model.reference = {
-            "features": reference_distribution(split.valid, feature_set.names, params.scoring.drift.bins),
+            "features": reference_distribution(split.valid, feature_set.names, params.scoring.drift.bins, clocks),
             "importance": dict(zip(experiment.model.features, importance.tolist(), strict=True)),
             "window": split.window["valid_as_of"]}
         info["detail"] = (f"{len(split.train):,} train / {len(split.tuning):,} calibration / {len(split.valid):,} "
