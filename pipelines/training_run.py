@@ -100,7 +100,7 @@ def oracle_roc_auc(truth: pd.DataFrame | None, valid: pd.DataFrame, horizon_days
     """ROC-AUC of the true churn probabilities on the validation rows, when the warehouse is a simulated one."""
     if truth is None:
         return None
-    from pipelines.synthetic.generator import compute_oracle_probabilities
+    from pipelines.synthetic.oracle import compute_oracle_probabilities
 
     oracle = compute_oracle_probabilities(truth, valid[["account_id", "as_of"]], horizon_days)
     return float(roc_auc_score(valid["label"], oracle))

@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pipelines.synthetic.generator import SimulationConfig, compute_oracle_probabilities, generate_warehouse
+from pipelines.synthetic.config import SimulationConfig
+from pipelines.synthetic.generate import generate_warehouse
+from pipelines.synthetic.oracle import compute_oracle_probabilities
 
 SMALL = SimulationConfig(accounts=150, months=12, seed=7, start=date(2024, 1, 1))
 SMALL_END = pd.Timestamp("2025-01-01")
