@@ -98,10 +98,13 @@ class TrainingOutcome:
 
 def oracle_roc_auc(truth: pd.DataFrame | None, valid: pd.DataFrame, horizon_days: int) -> float | None:
     """ROC-AUC of the true churn probabilities on the validation rows, when the warehouse is a simulated one."""
-    if truth is None:
+    if truth is None or not {"account_id", "renewal_at", "hazard"} <= set(truth.columns):
         return None
     from pipelines.synthetic.oracle import compute_oracle_probabilities
 
+    # The contract reads account ids as text; a warehouse may store them (and so sim_truth's) as integers.
+    truth = truth.assign(account_id=truth["account_id"].astype(str),
+                         renewal_at=pd.to_datetime(truth["renewal_at"]))
     oracle = compute_oracle_probabilities(truth, valid[["account_id", "as_of"]], horizon_days)
     return float(roc_auc_score(valid["label"], oracle))
 
