@@ -19,7 +19,7 @@ from pipelines.features_run import (
 )
 from pipelines.progress import Progress
 from pipelines.validation.validate import run_validate, validate_feature_table, validate_scores
-from pipelines.warehouse import Warehouse, open_warehouse
+from pipelines.warehouse import Warehouse, open_warehouse, open_writer
 from serving.drift import compare_mrr, compute_drift, stop_reasons, summarise_drift
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks
 from serving.score import ScoredModel, ScoringContext, score_accounts
@@ -101,19 +101,18 @@ def _check_drift(params: Params, batch: ScoringBatch) -> tuple[pd.DataFrame, str
     return pd.concat([*parts, money], ignore_index=True), "; ".join(detail)
 
 
-def _record_drift(table: pd.DataFrame, batch: ScoringBatch) -> None:
+def _record_drift(con: ibis.BaseBackend, table: pd.DataFrame, batch: ScoringBatch) -> None:
     champion = batch.champion
     record = table.assign(as_of=pd.Timestamp(batch.as_of), model_name=champion.name, model_version=champion.version,
                           computed_at=pd.Timestamp(datetime.now().replace(microsecond=0)))
-    add_missing_columns(batch.wh.con, DRIFT_TABLE, DRIFT_SCHEMA)   # tables written before ratio and reason existed
-    replace_as_of_rows(batch.wh.con, {DRIFT_TABLE: (record, DRIFT_SCHEMA)}, [batch.as_of])
+    add_missing_columns(con, DRIFT_TABLE, DRIFT_SCHEMA)   # tables written before ratio and reason existed
+    replace_as_of_rows(con, {DRIFT_TABLE: (record, DRIFT_SCHEMA)}, [batch.as_of])
 
 
-def _guard_drift(params: Params, batch: ScoringBatch, allow: bool, progress: Progress) -> pd.DataFrame:
-    """Run every drift check, record each in churn_drift, and stop (unless allowed) naming every reason to stop."""
+def _guard_drift(params: Params, batch: ScoringBatch, progress: Progress) -> pd.DataFrame:
+    """Run every drift check and say what it found; `_stop_on_drift` decides once the checks are recorded."""
     with progress.stage("drift check") as info:
         table, info["detail"] = _check_drift(params, batch)
-        _record_drift(table, batch)
     champion = batch.champion
     reference = champion.model.reference
     if not reference:
@@ -126,6 +125,11 @@ def _guard_drift(params: Params, batch: ScoringBatch, allow: bool, progress: Pro
         progress.note(f"drift warn: {reason}")
     if len(warned) > 5:
         progress.note(f"drift warn: {len(warned) - 5} more (see table {DRIFT_TABLE})")
+    return table
+
+
+def _stop_on_drift(table: pd.DataFrame, allow: bool, progress: Progress) -> None:
+    """Refuse to publish (unless allowed), naming every reason to stop."""
     reasons = stop_reasons(table)
     if reasons and not allow:
         raise StageError(f"drift: scores not published; {len(reasons)} reason(s) to stop: " + "; ".join(reasons)
@@ -134,7 +138,6 @@ def _guard_drift(params: Params, batch: ScoringBatch, allow: bool, progress: Pro
     if reasons:
         progress.note(f"drift: publishing despite {len(reasons)} reason(s) to stop (--allow-drift): "
                       + "; ".join(reasons))
-    return table
 
 
 def run_score(params: Params, progress: Progress, as_of: date | None = None,
@@ -150,17 +153,22 @@ def run_score(params: Params, progress: Progress, as_of: date | None = None,
                              f"{params.mlflow.tracking_uri} (run `churn train` first)")
         info["detail"] = f"{champion.name} v{champion.version}, {len(champion.model.features)} features"
     run_validate(params, params.validation, progress, datetime.now()).raise_for_errors()
-    with open_warehouse(params, progress) as wh:
+    # Everything is read through a read-only connection; the writer opens only to record and publish.
+    with open_warehouse(params, progress, read_only=True) as wh:
         as_of = as_of or latest_as_of(wh.data_end)
         check_as_of(as_of, wh)
         frame, feature_set = build_feature_frame(params, wh, [as_of], progress)
         validate_feature_table(frame, feature_set.names, params.validation).raise_for_errors()
         batch = ScoringBatch(champion, wh, as_of, frame)
-        _guard_drift(params, batch, allow_drift, progress)
-        scores, drivers = _predict(params, batch, progress)
+        drift = _guard_drift(params, batch, progress)
+        publish = allow_drift or not stop_reasons(drift)
+        scores, drivers = _predict(params, batch, progress) if publish else (None, None)
+    with open_writer(params) as con:
+        _record_drift(con, drift, batch)
+        _stop_on_drift(drift, allow_drift, progress)
         validate_scores(scores, params.scoring.tier_names, params.validation).raise_for_errors()
         with progress.stage("write back") as info:
-            write_scores(wh.con, scores, drivers, [as_of])
+            write_scores(con, scores, drivers, [as_of])
             info["detail"] = f"churn_scores {len(scores):,} rows, churn_score_drivers {len(drivers):,} rows"
     tiers = scores["risk_tier"].value_counts().to_dict()
     return ScoreResult(as_of=as_of, accounts=len(scores), tiers=tiers, model_version=champion.version,
