@@ -15,6 +15,11 @@ UNITS = ("count", "days", "hours", "minutes", "share", "change", "points", "numb
 # How a feature's window is chosen: one feature per configured window, or the one window of its kind.
 WINDOW_KINDS = ("each", "trend", "support", "survey")
 
+# How a feature counted in days from or to the as-of itself moves when only the as-of moves: `age` grows a day per
+# day for every account (tenure); `since` counts from the last event before the as-of and restarts when it recurs;
+# `until` counts down to a date after the as-of and restarts there. The drift guard compares them accordingly.
+AS_OF_CLOCKS = ("age", "since", "until")
+
 
 @dataclass(frozen=True)
 class FeatureSpec:
@@ -24,6 +29,7 @@ class FeatureSpec:
     (`up`: higher value, higher risk; `down`: lower value, higher risk; `mixed`).
     `reason` is a sentence with `{value}` (formatted in the feature's unit), `{window}` and, for changes, `{change}`.
     `window_kind` says which configured window fills `{window}` (see WINDOW_KINDS); `window` is that number once bound.
+    `as_of_clock` is set on features whose value is a count of days from or to the as-of (see AS_OF_CLOCKS).
     """
 
     name: str
@@ -35,6 +41,7 @@ class FeatureSpec:
     reason: str
     window_kind: str | None = None
     window: int | None = None
+    as_of_clock: str | None = None
 
     def for_window(self, window: int) -> FeatureSpec:
         """The concrete feature for one window."""
@@ -47,8 +54,9 @@ class FeatureSpec:
         return self.unit == "category"
 
 
-def _f(name, group, needs, description, unit, direction, reason, window=None) -> FeatureSpec:
-    return FeatureSpec(name, group, tuple(needs.split()), description, unit, direction, reason, window_kind=window)
+def _f(name, group, needs, description, unit, direction, reason, window=None, clock=None) -> FeatureSpec:
+    return FeatureSpec(name, group, tuple(needs.split()), description, unit, direction, reason, window_kind=window,
+                       as_of_clock=clock)
 
 
 ENGAGEMENT = (
@@ -60,7 +68,7 @@ ENGAGEMENT = (
        "Logins per active user in the last {window} days.", "number", "down",
        "{value} logins per active user in the last {window} days", "each"),
     _f("days_since_last_activity", "frequency", "events", "Days since the last product event before the as-of.",
-       "days", "up", "No product activity for {value}"),
+       "days", "up", "No product activity for {value}", clock="since"),
     _f("active_users_{window}d", "breadth", "events.user_id", "Distinct users active in the last {window} days.",
        "count", "down", "{value} active users in the last {window} days", "each"),
     _f("seat_utilisation_{window}d", "breadth", "events.user_id subscriptions.seats",
@@ -90,7 +98,7 @@ ENGAGEMENT = (
 
 VALUE = (
     _f("tenure_days", "value", "accounts", "Days from the account's creation to the as-of.",
-       "days", "down", "Customer for {value}"),
+       "days", "down", "Customer for {value}", clock="age"),
     _f("value_reached", "value", "events",
        "1 when the account had its first value event (features.value_events) before the as-of, else 0.",
        "flag", "down", "First value reached: {value}"),
@@ -145,7 +153,7 @@ SUPPORT = (
        "Average CSAT (1–5) of tickets resolved in the last {window} days.",
        "score", "down", "Ticket satisfaction averaged {value} of 5 over the last {window} days", "support"),
     _f("days_since_last_ticket", "support", "tickets", "Days since the last ticket opened before the as-of.",
-       "days", "mixed", "Last support ticket {value} ago"),
+       "days", "mixed", "Last support ticket {value} ago", clock="since"),
 )
 
 VOICE = (
@@ -167,7 +175,7 @@ VOICE = (
     _f("survey_responses_{window}d", "voice", "surveys", "Survey responses of any type in the last {window} days.",
        "count", "down", "{value} survey responses in the last {window} days", "survey"),
     _f("days_since_last_response", "voice", "surveys", "Days since the last survey response before the as-of.",
-       "days", "up", "Last survey response {value} ago"),
+       "days", "up", "Last survey response {value} ago", clock="since"),
 )
 
 COMMERCIAL = (
@@ -181,7 +189,7 @@ COMMERCIAL = (
        "category", "mixed", "On the {value} plan"),
     _f("days_to_renewal", "commercial", "subscriptions.billing_period_months",
        "Days from the as-of to the next renewal of the largest open row (start + whole billing periods).",
-       "days", "mixed", "Renewal due in {value}"),
+       "days", "mixed", "Renewal due in {value}", clock="until"),
     _f("in_trial", "commercial", "subscriptions.is_trial", "1 when every open row is a trial, else 0.",
        "flag", "mixed", "In trial: {value}"),
     _f("downgrades_365d", "commercial", "subscriptions",

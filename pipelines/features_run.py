@@ -14,7 +14,7 @@ from features.snapshots import build_as_of_dates, build_snapshots, latest_as_of
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
-from pipelines.warehouse import Warehouse, open_warehouse
+from pipelines.warehouse import Warehouse, open_warehouse, open_writer
 from serving.writeback import replace_as_of_rows
 
 FEATURES_TABLE = "churn_features"
@@ -81,16 +81,16 @@ class FeaturesResult:
 
 def run_features(params: Params, as_of: date | None, progress: Progress) -> FeaturesResult:
     """Compute the feature table for the grid (or one as-of) and write it to `churn_features`."""
-    with open_warehouse(params, progress) as wh:
+    with open_warehouse(params, progress, read_only=True) as wh:
         dates = [as_of] if as_of else grid_dates(params, wh)
         if as_of:
             check_as_of(as_of, wh)
         frame, feature_set = build_feature_frame(params, wh, dates, progress)
-        schema = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
-                              **{s.name: "string" if s.is_categorical else "float64" for s in feature_set.specs}})
-        with progress.stage("write churn_features") as info:
-            replace_as_of_rows(wh.con, {FEATURES_TABLE: (frame, schema)}, dates)
-            info["detail"] = f"{len(frame):,} rows for {len(dates)} as-of dates"
+    schema = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
+                          **{s.name: "string" if s.is_categorical else "float64" for s in feature_set.specs}})
+    with progress.stage("write churn_features") as info, open_writer(params) as con:
+        replace_as_of_rows(con, {FEATURES_TABLE: (frame, schema)}, dates)
+        info["detail"] = f"{len(frame):,} rows for {len(dates)} as-of dates"
     return FeaturesResult(rows=len(frame), features=feature_set.names, table=FEATURES_TABLE)
 
 

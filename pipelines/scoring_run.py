@@ -19,11 +19,11 @@ from pipelines.features_run import (
 )
 from pipelines.progress import Progress
 from pipelines.validation.validate import run_validate, validate_feature_table, validate_scores
-from pipelines.warehouse import Warehouse, open_warehouse
-from serving.drift import compute_drift, summarise_drift
+from pipelines.warehouse import Warehouse, open_warehouse, open_writer
+from serving.drift import compare_mrr, compute_drift, stop_reasons, summarise_drift
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks
 from serving.score import ScoredModel, ScoringContext, score_accounts
-from serving.writeback import replace_as_of_rows, write_scores
+from serving.writeback import add_missing_columns, read_previous_scores, replace_as_of_rows, write_scores
 from training.registry import RegisteredModel, load_model_version, store_exists
 
 
@@ -76,35 +76,68 @@ def _predict(params: Params, batch: ScoringBatch, progress: Progress):
 
 
 DRIFT_TABLE = "churn_drift"
-SUMMARY_ROW = "(all features, importance-weighted)"
-DRIFT_SCHEMA = ibis.schema({"as_of": "date", "feature": "string", "psi": "float64", "status": "string",
-                           "model_name": "string", "model_version": "string", "computed_at": "timestamp"})
+DRIFT_SCHEMA = ibis.schema({"as_of": "date", "feature": "string", "psi": "float64", "ratio": "float64",
+                           "status": "string", "reason": "string", "model_name": "string", "model_version": "string",
+                           "computed_at": "timestamp"})
 
 
-def _guard_drift(params: Params, batch: ScoringBatch, allow: bool, progress: Progress) -> dict:
-    """Compare the features to the model's reference window, record it in churn_drift, stop if too far."""
+def _check_drift(params: Params, batch: ScoringBatch) -> tuple[pd.DataFrame, str]:
+    """Every drift check as a row (each feature, the weighted summary, the MRR against the previous scoring), and
+    a one-line account of them."""
+    config, reference, frame = params.scoring.drift, batch.champion.model.reference, batch.frame
+    parts, detail = [], []
+    if reference:
+        drift = compute_drift(reference["features"], frame, reference["importance"], config)
+        summary = summarise_drift(drift, reference["importance"], config)
+        parts += [drift, pd.DataFrame([summary])]
+        counts = ", ".join(f"{n} {status}" for status, n in drift.status.value_counts().items())
+        detail.append(f"weighted PSI {summary['psi']:.3f} ({summary['status']}) against {reference['window']}; "
+                      f"features {counts}")
+    previous_as_of, previous = read_previous_scores(batch.wh.con, batch.as_of)
+    money = compare_mrr(previous, frame, config, f"the scoring of {previous_as_of}")
+    total = money.iloc[0]
+    detail.append(f"MRR ×{total.ratio:.2f} against {previous_as_of} ({total.status})" if total.status != "unchecked"
+                  else f"MRR unchecked ({total.reason})")
+    return pd.concat([*parts, money], ignore_index=True), "; ".join(detail)
+
+
+def _record_drift(con: ibis.BaseBackend, table: pd.DataFrame, batch: ScoringBatch) -> None:
+    champion = batch.champion
+    record = table.assign(as_of=pd.Timestamp(batch.as_of), model_name=champion.name, model_version=champion.version,
+                          computed_at=pd.Timestamp(datetime.now().replace(microsecond=0)))
+    add_missing_columns(con, DRIFT_TABLE, DRIFT_SCHEMA)   # tables written before ratio and reason existed
+    replace_as_of_rows(con, {DRIFT_TABLE: (record, DRIFT_SCHEMA)}, [batch.as_of])
+
+
+def _guard_drift(params: Params, batch: ScoringBatch, progress: Progress) -> pd.DataFrame:
+    """Run every drift check and say what it found; `_stop_on_drift` decides once the checks are recorded."""
+    with progress.stage("drift check") as info:
+        table, info["detail"] = _check_drift(params, batch)
     champion = batch.champion
     reference = champion.model.reference
     if not reference:
-        progress.note(f"drift: model v{champion.version} carries no reference distribution; not checked")
-        return {"psi": 0.0, "status": "unchecked"}
-    with progress.stage("drift check") as info:
-        drift = compute_drift(reference["features"], batch.frame, params.scoring.drift)
-        summary = summarise_drift(drift, reference["importance"], params.scoring.drift)
-        table = pd.concat([drift, pd.DataFrame([{"feature": SUMMARY_ROW, **summary}])], ignore_index=True)
-        record = table.assign(as_of=pd.Timestamp(batch.as_of), model_name=champion.name, model_version=champion.version,
-                              computed_at=pd.Timestamp(datetime.now().replace(microsecond=0)))
-        replace_as_of_rows(batch.wh.con, {DRIFT_TABLE: (record, DRIFT_SCHEMA)}, [batch.as_of])
-        info["detail"] = (f"weighted PSI {summary['psi']:.3f} ({summary['status']}) against {reference['window']}; "
-                          f"largest {drift.feature.iloc[0]} {drift.psi.iloc[0]:.3f}")
-    for row in drift[drift.status != "ok"].head(5).itertuples():
-        progress.note(f"drift {row.status}: {row.feature} PSI {row.psi:.3f}")
-    if summary["status"] == "stop" and not allow:
-        moved = ", ".join(drift[drift.status == "stop"].feature.head(5))
-        raise StageError(f"drift: the importance-weighted PSI {summary['psi']:.3f} is above scoring.drift.stop "
-                         f"{params.scoring.drift.stop} (most moved: {moved}); scores not published. "
-                         f"See table {DRIFT_TABLE}; retrain, or pass --allow-drift to publish anyway")
-    return summary
+        progress.note(f"drift: model v{champion.version} carries no reference distribution; features not checked")
+    elif any("rows" not in ref for ref in reference["features"].values()):
+        progress.note(f"drift: model v{champion.version}'s reference predates the median, sample-size and as-of "
+                      "checks; retrain for them")
+    warned = table[table.status == "warn"]
+    for reason in warned.reason.head(5):
+        progress.note(f"drift warn: {reason}")
+    if len(warned) > 5:
+        progress.note(f"drift warn: {len(warned) - 5} more (see table {DRIFT_TABLE})")
+    return table
+
+
+def _stop_on_drift(table: pd.DataFrame, allow: bool, progress: Progress) -> None:
+    """Refuse to publish (unless allowed), naming every reason to stop."""
+    reasons = stop_reasons(table)
+    if reasons and not allow:
+        raise StageError(f"drift: scores not published; {len(reasons)} reason(s) to stop: " + "; ".join(reasons)
+                         + f". See table {DRIFT_TABLE}; fix the load or retrain, or pass --allow-drift to publish "
+                           "anyway")
+    if reasons:
+        progress.note(f"drift: publishing despite {len(reasons)} reason(s) to stop (--allow-drift): "
+                      + "; ".join(reasons))
 
 
 def run_score(params: Params, progress: Progress, as_of: date | None = None,
@@ -120,17 +153,22 @@ def run_score(params: Params, progress: Progress, as_of: date | None = None,
                              f"{params.mlflow.tracking_uri} (run `churn train` first)")
         info["detail"] = f"{champion.name} v{champion.version}, {len(champion.model.features)} features"
     run_validate(params, params.validation, progress, datetime.now()).raise_for_errors()
-    with open_warehouse(params, progress) as wh:
+    # Everything is read through a read-only connection; the writer opens only to record and publish.
+    with open_warehouse(params, progress, read_only=True) as wh:
         as_of = as_of or latest_as_of(wh.data_end)
         check_as_of(as_of, wh)
         frame, feature_set = build_feature_frame(params, wh, [as_of], progress)
         validate_feature_table(frame, feature_set.names, params.validation).raise_for_errors()
         batch = ScoringBatch(champion, wh, as_of, frame)
-        _guard_drift(params, batch, allow_drift, progress)
-        scores, drivers = _predict(params, batch, progress)
+        drift = _guard_drift(params, batch, progress)
+        publish = allow_drift or not stop_reasons(drift)
+        scores, drivers = _predict(params, batch, progress) if publish else (None, None)
+    with open_writer(params) as con:
+        _record_drift(con, drift, batch)
+        _stop_on_drift(drift, allow_drift, progress)
         validate_scores(scores, params.scoring.tier_names, params.validation).raise_for_errors()
         with progress.stage("write back") as info:
-            write_scores(wh.con, scores, drivers, [as_of])
+            write_scores(con, scores, drivers, [as_of])
             info["detail"] = f"churn_scores {len(scores):,} rows, churn_score_drivers {len(drivers):,} rows"
     tiers = scores["risk_tier"].value_counts().to_dict()
     return ScoreResult(as_of=as_of, accounts=len(scores), tiers=tiers, model_version=champion.version,

@@ -35,7 +35,8 @@ def run_simulate(params: Params, config: SimulateConfig, progress: Progress, rep
 
 
 def _fill(con, params: Params, config: SimulateConfig, progress: Progress, replace: bool) -> SimulateResult:
-    from pipelines.synthetic.generator import SimulationConfig, generate_warehouse
+    from pipelines.synthetic.config import SimulationConfig
+    from pipelines.synthetic.generate import generate_warehouse
 
     existing = set(con.list_tables())
     if "accounts" in existing and "sim_truth" not in existing and not replace:

@@ -98,10 +98,13 @@ class TrainingOutcome:
 
 def oracle_roc_auc(truth: pd.DataFrame | None, valid: pd.DataFrame, horizon_days: int) -> float | None:
     """ROC-AUC of the true churn probabilities on the validation rows, when the warehouse is a simulated one."""
-    if truth is None:
+    if truth is None or not {"account_id", "renewal_at", "hazard"} <= set(truth.columns):
         return None
-    from pipelines.synthetic.generator import compute_oracle_probabilities
+    from pipelines.synthetic.oracle import compute_oracle_probabilities
 
+    # The contract reads account ids as text; a warehouse may store them (and so sim_truth's) as integers.
+    truth = truth.assign(account_id=truth["account_id"].astype(str),
+                         renewal_at=pd.to_datetime(truth["renewal_at"]))
     oracle = compute_oracle_probabilities(truth, valid[["account_id", "as_of"]], horizon_days)
     return float(roc_auc_score(valid["label"], oracle))
 
@@ -189,8 +192,9 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
         experiment = run_experiment(split, feature_set.names, params.model, params.evaluation, _directions(params))
         # The drift reference is the newest labelled window, the population the validation metrics describe.
         importance = np.abs(experiment.model.contributions(split.valid)[:, :-1]).mean(axis=0)
+        clocks = {name: spec.as_of_clock for name, spec in catalog_specs(params).items() if spec.as_of_clock}
         experiment.model.reference = {
-            "features": reference_distribution(split.valid, feature_set.names, params.scoring.drift.bins),
+            "features": reference_distribution(split.valid, feature_set.names, params.scoring.drift.bins, clocks),
             "importance": dict(zip(experiment.model.features, importance.tolist(), strict=True)),
             "window": split.window["valid_as_of"]}
         info["detail"] = (f"{len(split.train):,} train / {len(split.tuning):,} calibration / {len(split.valid):,} "

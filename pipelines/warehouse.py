@@ -143,6 +143,17 @@ def warehouse_location(url: str) -> str:
     return redact_url(url)
 
 
+@contextmanager
+def open_writer(params: Params) -> Iterator[ibis.BaseBackend]:
+    """A connection for a stage's write-back only, opened after its reading connection closed (DuckDB allows one
+    configuration per file in a process) and closed when the block ends."""
+    con = connect_warehouse(params.warehouse.url, params.warehouse.threads)
+    try:
+        yield con
+    finally:
+        con.disconnect()
+
+
 @dataclass
 class Warehouse:
     """An open warehouse, its sources resolved through the mapping, and the span its data covers."""

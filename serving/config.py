@@ -182,13 +182,21 @@ class ScoringConfig(BaseModel):
 
 
 class DriftConfig(BaseModel):
-    """PSI thresholds on the importance-weighted summary: warn above `warn`, refuse to publish above `stop`."""
+    """The `scoring.drift:` section: thresholds of the drift guard (see serving/drift.py for what each check measures).
+
+    The importance-weighted PSI summary warns above `warn` and stops above `stop`; a feature the model uses stops
+    the run on its own above `feature_stop` (PSI) or when its median moved more than `median_ratio_stop` times;
+    the MRR of the accounts in both this and the previous scoring stops it beyond `mrr_ratio_stop` times.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     warn: float = Field(default=0.1, gt=0)
     stop: float = Field(default=0.25, gt=0)
     bins: int = Field(default=10, ge=2, le=50)
+    feature_stop: float = Field(default=2.0, gt=0)
+    median_ratio_stop: float = Field(default=5.0, gt=1)
+    mrr_ratio_stop: float = Field(default=3.0, gt=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> DriftConfig:

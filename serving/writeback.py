@@ -149,3 +149,32 @@ def write_scores(con: ibis.BaseBackend, scores: pd.DataFrame, drivers: pd.DataFr
     replace_as_of_rows(con, {"churn_scores": (scores, SCORES_SCHEMA),
                              "churn_score_drivers": (drivers, DRIVERS_SCHEMA)},
                        as_ofs, latest_view_of="churn_scores", before_commit=before_commit)
+
+
+def add_missing_columns(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> list[str]:
+    """Add to an existing table, as nullable columns, those of `schema` it lacks; return their names.
+
+    For log tables that gained columns (churn_drift): their older rows keep nulls in the new columns.
+    """
+    if name not in con.list_tables():
+        return []
+    existing = con.table(name).schema()
+    lacking = [c for c in schema.names if c not in existing]
+    types = {c: con.compiler.type_mapper.from_ibis(schema[c]).sql(con.dialect) for c in lacking}
+    _run_atomically(con, [f"ALTER TABLE {_quote(con, name)} ADD COLUMN {_quote(con, c)} {types[c]}" for c in lacking])
+    return lacking
+
+
+def read_previous_scores(con: ibis.BaseBackend, as_of: date) -> tuple[date | None, pd.DataFrame | None]:
+    """The newest published scoring at or before `as_of`: its as-of and its rows (account_id, mrr).
+
+    A re-run of an as-of is compared with the rows it would replace. (None, None) when there is no such scoring.
+    """
+    if "churn_scores" not in con.list_tables():
+        return None, None
+    scores = con.table("churn_scores")
+    newest = scores.filter(scores.as_of <= as_of).as_of.max().execute()
+    if pd.isna(newest):
+        return None, None
+    newest = pd.Timestamp(newest).date()
+    return newest, scores.filter(scores.as_of == newest).select("account_id", "mrr").execute()

@@ -89,7 +89,8 @@ def generate_bench_warehouse(spec: WarehouseSpec, path: Path, threads: int) -> d
     """
     import duckdb
 
-    from pipelines.synthetic.generator import SimulationConfig, generate_warehouse
+    from pipelines.synthetic.config import SimulationConfig
+    from pipelines.synthetic.generate import generate_warehouse
 
     start = time.perf_counter()
     partial = path.with_suffix(".partial")

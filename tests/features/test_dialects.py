@@ -17,7 +17,8 @@ from features.config import FeatureConfig, LabelConfig
 from features.feature_table import compute_feature_table
 from features.snapshots import build_snapshots
 from features.sources import load_sources
-from pipelines.synthetic.generator import SimulationConfig, generate_warehouse
+from pipelines.synthetic.config import SimulationConfig
+from pipelines.synthetic.generate import generate_warehouse
 
 AS_OFS = [date(2024, 4, 1), date(2024, 5, 1)]
 CONFIG = FeatureConfig(core_events=["create_report", "run_automation"], value_events=["create_report"],

@@ -10,7 +10,8 @@ import ibis
 import pytest
 
 from pipelines.simulate_run import SOURCE_TABLES
-from pipelines.synthetic.generator import SimulationConfig, generate_warehouse
+from pipelines.synthetic.config import SimulationConfig
+from pipelines.synthetic.generate import generate_warehouse
 from pipelines.warehouse import connect_warehouse, prepare_backend, write_tables
 from tests.integration.conftest import assert_same_features, churn, features_of, small_params, write_params
 

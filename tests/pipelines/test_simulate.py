@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pipelines.synthetic.generator import SimulationConfig, compute_oracle_probabilities, generate_warehouse
+from pipelines.synthetic.config import SimulationConfig
+from pipelines.synthetic.generate import generate_warehouse
+from pipelines.synthetic.oracle import compute_oracle_probabilities
 
 SMALL = SimulationConfig(accounts=150, months=12, seed=7, start=date(2024, 1, 1))
 SMALL_END = pd.Timestamp("2025-01-01")
@@ -260,3 +262,14 @@ def test_truth_keeps_the_renewals_after_a_churn_as_not_drawn(two_years):
     # within one lifecycle, every renewal after the last drawn one is not drawn
     lifecycle = truth.sort_values("renewal_at").groupby(["account_id", "lifecycle_start"])["drawn"]
     assert lifecycle.apply(lambda d: d.is_monotonic_decreasing).all()
+
+
+def test_the_oracle_reads_a_truth_table_whose_ids_are_integers():
+    from pipelines.training_run import oracle_roc_auc
+
+    truth = pd.DataFrame({"account_id": [1, 2, 3, 4], "renewal_at": pd.to_datetime(["2024-02-01"] * 4),
+                          "hazard": [0.9, 0.1, 0.8, 0.2]})
+    valid = pd.DataFrame({"account_id": ["1", "2", "3", "4"], "as_of": pd.to_datetime(["2024-01-01"] * 4),
+                          "label": [1, 0, 1, 0]})
+    assert oracle_roc_auc(truth, valid, horizon_days=90) == 1.0
+    assert oracle_roc_auc(truth.drop(columns="hazard"), valid, horizon_days=90) is None  # not a simulation's truth

@@ -1,0 +1,174 @@
+"""Product activity: the users of each account (an admin at sign-up, the others invited over time), their
+product events (active user-days driven by health, sessions in working hours, a login then core and other
+events), and the onboarding milestones each account reaches at its own speed. Builds the `users`, `events`
+and `milestones` output frames; `pick_users` lends a user who existed at a time to the survey answers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from pipelines.synthetic.clock import DAY, Clock, account_start_keys, time_keys
+from pipelines.synthetic.company import Company
+from pipelines.synthetic.draws import pick, sigmoid, working_seconds
+from pipelines.synthetic.frames import format_ids, take
+
+_ROLES = ("admin", "member", "viewer")
+_ACTIVE_LOGIT = -1.45  # a user's daily activity logit at health 0 (tunes the event volume)
+_CORE_EVENTS = ("create_report", "run_automation", "configure_integration", "share_report", "create_project")
+_CORE_WEIGHTS = (0.3, 0.2, 0.1, 0.2, 0.2)
+_OTHER_EVENTS = ("view_dashboard", "search", "comment", "upload_file", "export_data", "api_call",
+                 "invite_user", "update_settings", "view_billing")
+_OTHER_WEIGHTS = (0.32, 0.16, 0.1, 0.08, 0.07, 0.14, 0.03, 0.05, 0.05)
+_EVENT_NAMES = ("login", *_CORE_EVENTS, *_OTHER_EVENTS)
+_EVENT_SECONDS = np.array([5, 240, 90, 300, 40, 180, 45, 20, 60, 30, 40, 2, 30, 60, 30], dtype=float)
+
+_MILESTONES = ("workspace_created", "first_integration", "first_report", "team_invited", "first_automation")
+_MILESTONE_DAYS = np.array([0.01, 3.0, 5.0, 8.0, 20.0])  # median days after sign-up at average speed
+
+
+# --- users -------------------------------------------------------------------------------------------------
+
+
+def draw_users(rng: np.random.Generator, company: Company) -> pd.DataFrame:
+    """Users by account and arrival: an admin at sign-up, the others invited over time (slower onboarding,
+    slower invites), kept only when invited while the account is alive."""
+    acc = company.acc
+    counts = acc["n_users"].to_numpy()
+    acct = np.repeat(np.arange(len(acc)), counts)
+    rank = np.arange(len(acct)) - np.repeat(np.cumsum(counts) - counts, counts)
+    early = rng.exponential(20.0 * acc["ttv"].to_numpy()[acct])
+    delay = np.where(rng.random(len(acct)) < 0.7, early, rng.uniform(0, 540, len(acct)))
+    delay = np.round(np.where(rank == 0, 0.0, delay) * DAY).astype(np.int64)
+    created = acc["created"].to_numpy()[acct] + delay
+    role = np.where(rank == 0, 0, pick(rng, np.tile([0.1, 0.7, 0.2], (len(acct), 1))))
+    propensity = rng.normal(0.0, 0.8, len(acct)) + np.array([0.3, 0.0, -0.6])[role]
+    users = pd.DataFrame({"acct": acct, "created": created, "role": role, "propensity": propensity})
+    users = users[(created < company.clock.end) & company.alive(acct, created)]
+    return users.sort_values(["acct", "created"], kind="stable", ignore_index=True)
+
+
+def pick_users(rng: np.random.Generator, users: pd.DataFrame, acct: np.ndarray, seconds: np.ndarray):
+    """A random user of the account who existed at `seconds` (-1 when none did)."""
+    keys = time_keys(users["acct"].to_numpy(), users["created"].to_numpy())
+    lo = np.searchsorted(keys, account_start_keys(acct), "left")
+    count = np.searchsorted(keys, time_keys(acct, seconds), "right") - lo
+    chosen = lo + np.floor(rng.random(len(acct)) * count).astype(np.int64)
+    return np.where(count > 0, chosen, -1)
+
+
+def user_ids(users: pd.DataFrame) -> pa.Array:
+    """The user ids (U000001, ...) by row of `users`."""
+    return format_ids("U", len(users), 6)
+
+
+def users_frame(users: pd.DataFrame, ids: pa.Array, clock: Clock) -> pd.DataFrame:
+    """The `users` table."""
+    return pd.DataFrame({
+        "user_id": take(user_ids(users), np.arange(len(users))),
+        "account_id": take(ids, users["acct"].to_numpy()),
+        "created_at": clock.timestamps(users["created"].to_numpy()),
+        "role": take(_ROLES, users["role"].to_numpy()),
+    })
+
+
+# --- events ------------------------------------------------------------------------------------------------
+
+
+def draw_events(rng: np.random.Generator, company: Company, users: pd.DataFrame) -> pd.DataFrame:
+    """The `events` table: active user-days (health-driven), sessions in working hours, events within sessions."""
+    pieces = _user_spans(users, company.spans)
+    piece, day = _active_user_days(rng, company, pieces)
+    events = _session_events(rng, _sessions(rng, company, pieces, piece, day))
+    piece = events["piece"]
+    keep = (events["at"] >= pieces["lo"].to_numpy()[piece]) & (events["at"] < pieces["hi"].to_numpy()[piece])
+    order = np.flatnonzero(keep)[np.argsort(events["at"][keep], kind="stable")]
+    events = {name: values[order] for name, values in events.items()}
+    user = pieces["user"].to_numpy()[events["piece"]]
+    sessions = int(events["session"].max(initial=0)) + 1
+    return pd.DataFrame({
+        "account_id": take(company.ids, users["acct"].to_numpy()[user]),
+        "event_at": company.clock.timestamps(events["at"]),
+        "event_name": take(pa.array(_EVENT_NAMES), events["code"]),
+        "user_id": take(user_ids(users), user),
+        "session_id": take(format_ids("S", sessions, 8), events["session"]),
+        "duration_s": events["duration"],
+    })
+
+
+def _user_spans(users: pd.DataFrame, spans: pd.DataFrame) -> pd.DataFrame:
+    """Per user and alive span of its account: the [lo, hi) in which the user can act (not before day 0)."""
+    pieces = users.reset_index(names="user").merge(spans[["acct", "lo", "hi"]], on="acct", sort=False)
+    lo = np.maximum(np.maximum(pieces["created"].to_numpy(), pieces["lo"].to_numpy()), 0)
+    pieces = pieces.assign(lo=lo)
+    return pieces[pieces["hi"] > pieces["lo"]].reset_index(drop=True)
+
+
+def _active_user_days(rng, company: Company, pieces: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(piece, day) of each day a user is active: likelier on weekdays, for keen users, when healthy."""
+    first = (pieces["lo"].to_numpy() // DAY).astype(np.int32)
+    length = ((pieces["hi"].to_numpy() - 1) // DAY).astype(np.int32) - first + 1
+    piece = np.repeat(np.arange(len(pieces), dtype=np.int32), length)
+    offset = np.repeat(np.cumsum(length) - length, length).astype(np.int32)
+    day = np.arange(len(piece), dtype=np.int32) - offset + first[piece]
+    acct = pieces["acct"].to_numpy().astype(np.int32)[piece]
+    logit = _ACTIVE_LOGIT + company.health[day, acct] + pieces["propensity"].to_numpy().astype(np.float32)[piece]
+    chance = company.clock.weekday_factor(0.1).astype(np.float32)[day] / (1.0 + np.exp(-logit))
+    active = rng.random(len(piece), dtype=np.float32) < chance
+    return piece[active], day[active]
+
+
+def _sessions(rng, company: Company, pieces, piece, day) -> dict[str, np.ndarray]:
+    """One or more sessions per active user-day, starting in working hours; core use grows with onboarding."""
+    acc = company.acc
+    count = 1 + rng.poisson(0.3, len(piece))
+    piece, day = np.repeat(piece, count), np.repeat(day, count).astype(np.int64)
+    acct = pieces["acct"].to_numpy()[piece]
+    start = day * DAY + working_seconds(rng, len(piece), mean_hour=13.0)
+    age = (start - acc["created"].to_numpy()[acct]) / DAY
+    onboarded = 1.0 - np.exp(-np.maximum(age, 0.0) / (10.0 * acc["ttv"].to_numpy()[acct]))
+    h = company.health[day, acct].astype(np.float64)
+    core_share = sigmoid(-0.7 + 0.7 * h + 0.4 * (pieces["role"].to_numpy()[piece] < 2)) * onboarded
+    return {"piece": piece, "start": start, "h": h, "core_share": core_share}
+
+
+def _session_events(rng, sessions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A login, then a health-driven number of core and other events, one after another."""
+    count = 1 + rng.poisson(np.exp(1.0 + 0.3 * sessions["h"]))
+    session = np.repeat(np.arange(len(count)), count)
+    first = np.cumsum(count) - count
+    core = rng.random(len(session)) < sessions["core_share"][session]
+    core_code = 1 + rng.choice(len(_CORE_EVENTS), size=len(session), p=_CORE_WEIGHTS)
+    other_code = 1 + len(_CORE_EVENTS) + rng.choice(len(_OTHER_EVENTS), size=len(session), p=_OTHER_WEIGHTS)
+    code = np.where(core, core_code, other_code).astype(np.int8)
+    code[first] = 0  # "login"
+    duration = np.round(_EVENT_SECONDS[code] * rng.lognormal(0.0, 0.6, len(session)), 1)
+    step = duration + rng.exponential(25.0, len(session))
+    elapsed = np.cumsum(step) - step
+    at = sessions["start"][session] + np.round(elapsed - elapsed[first][session]).astype(np.int64)
+    return {"piece": sessions["piece"][session], "session": session, "at": at, "code": code,
+            "duration": duration}
+
+
+# --- onboarding milestones ---------------------------------------------------------------------------------
+
+
+def draw_milestones(rng: np.random.Generator, company: Company) -> pd.DataFrame:
+    """The `milestones` table: onboarding milestones reached at the account's own speed; slow accounts skip the
+    later ones more."""
+    acc = company.acc
+    n, m = len(acc), len(_MILESTONES)
+    days = _MILESTONE_DAYS[None, :] * acc["ttv"].to_numpy()[:, None] * rng.lognormal(0.0, 0.4, (n, m))
+    days[:, 0] = rng.uniform(60, 1800, n) / DAY  # the workspace comes minutes after sign-up
+    skip_logit = -3.2 + 0.8 * acc["z_ttv"].to_numpy()[:, None] + 0.4 * np.arange(m)[None, :]
+    skipped = (rng.random((n, m)) < sigmoid(skip_logit)) & (np.arange(m)[None, :] > 0)
+    acct, which = np.nonzero(~skipped)
+    achieved = acc["created"].to_numpy()[acct] + np.round(days[acct, which] * DAY).astype(np.int64)
+    keep = (achieved < company.clock.end) & company.alive(acct, achieved)
+    return pd.DataFrame({
+        "account_id": take(company.ids, acct[keep]),
+        "milestone": take(_MILESTONES, which[keep]),
+        "achieved_at": company.clock.timestamps(achieved[keep]),
+    })

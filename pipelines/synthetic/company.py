@@ -1,0 +1,35 @@
+"""The simulated company as the later tables read it, once its contracts are drawn: the accounts' traits, their
+latent daily health, the spans in which each account is alive (trial or paying), the clock and the account ids.
+Users, events, milestones, finished tickets and survey answers are drawn against it, and `Company.alive` is the
+check that keeps only what happened while an account was alive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from pipelines.synthetic.clock import Clock, time_keys
+
+
+@dataclass(frozen=True)
+class Company:
+    """Accounts, health, alive spans, clock and ids: what every table drawn after the contracts reads."""
+
+    acc: pd.DataFrame  # one row per account, in sign-up order: traits, commercial terms and latents
+    health: np.ndarray  # latent daily health, shape (days, accounts)
+    spans: pd.DataFrame  # alive spans [lo, hi) (acct, lo, hi, life), sorted by account and start
+    clock: Clock
+    ids: pa.Array  # account ids by account index
+
+    def alive(self, acct: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+        """Whether each (account, time) falls in one of the account's alive spans [lo, hi)."""
+        spans = self.spans
+        starts = time_keys(spans["acct"].to_numpy(), spans["lo"].to_numpy())
+        pos = np.searchsorted(starts, time_keys(acct, seconds), side="right") - 1
+        safe = np.clip(pos, 0, len(spans) - 1)
+        same = spans["acct"].to_numpy()[safe] == acct
+        return (pos >= 0) & same & (seconds < spans["hi"].to_numpy()[safe])

@@ -1,0 +1,275 @@
+"""Contracts: what each account pays for over time. A trial converts (or not) on its early health; a paid
+lifecycle renews at monthly or annual anniversaries of its paid start, where churn is drawn with the true hazard
+of `health`, and plan changes and price increases split it into contiguous subscription rows; about 5% of
+churned accounts come back later for a new lifecycle; some paying accounts buy an overlapping add-on. Returns
+the alive spans the other tables are kept inside, and builds the `subscriptions` and `sim_truth` output frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from pipelines.synthetic.accounts import TRIAL_DAYS
+from pipelines.synthetic.clock import DAY, OPEN, Clock, add_months
+from pipelines.synthetic.draws import sigmoid, working_seconds
+from pipelines.synthetic.frames import take
+from pipelines.synthetic.health import Candidates, Lookups, Renewals, churn_hazards, mean_health_before
+
+_PLANS = ("Starter", "Growth", "Scale", "Enterprise", "Add-on")
+_ADDON = 4  # index of "Add-on" in _PLANS
+_SEAT_PRICE = np.array([15.0, 30.0, 45.0, 65.0])  # list price per seat and month, by tier
+_CHANGE_RATE = {1: 0.03, 12: 0.3}  # plan change probability per renewal
+_REACTIVATION_SHARE = 0.05
+
+
+def simulate_contracts(rng, acc: pd.DataFrame, cum: np.ndarray, candidates: Candidates, clock: Clock):
+    """Trials, then paid lifecycles (churn at renewals, re-activations), and the spans accounts are alive in.
+
+    Returns the internal subscription rows, the truth rows, the alive spans (acct, lo, hi, life; life -1 for
+    accounts that never pay) sorted by account and start, and each account's first paid start (or `OPEN`).
+    """
+    n = len(acc)
+    trial_rows, paid_start, trial_hi = _trial_rows(rng, acc, cum, clock)
+    never = np.flatnonzero(paid_start == OPEN)
+    spans = [pd.DataFrame({"acct": never, "lo": acc["created"].to_numpy()[never], "hi": trial_hi[never],
+                           "life": -1})]
+    candidates.kill(np.where(paid_start == OPEN, trial_hi, OPEN), np.full(n, clock.end))
+    rows, truths = [trial_rows], [pd.DataFrame({"acct": [], "renewal": [], "hazard": [], "drawn": [],
+                                                "life_start": []}, dtype=np.int64)]
+    life = _first_lifecycle(acc, paid_start)
+    while len(life):  # one pass per lifecycle: the first paid one, then re-activations
+        sub_rows, truth, churn = _run_lifecycle(rng, acc, life, cum, candidates.lookups(), clock)
+        rows.append(sub_rows)
+        acct, hi = life["acct"].to_numpy(), np.where(churn == OPEN, clock.end, churn)
+        spans.append(pd.DataFrame({"acct": acct, "lo": life["lo"].to_numpy(), "hi": hi,
+                                   "life": len(truths) - 1}))
+        truths.append(truth)
+        life, restart = _next_lifecycle(rng, acc, life, churn, clock)
+        dead_lo, dead_hi = np.full(n, OPEN), np.full(n, clock.end)
+        dead_lo[acct], dead_hi[acct] = churn, np.where(restart == OPEN, clock.end, restart)
+        candidates.kill(dead_lo, dead_hi)
+    spans = pd.concat(spans, ignore_index=True).sort_values(["acct", "lo"], kind="stable", ignore_index=True)
+    return pd.concat(rows, ignore_index=True), pd.concat(truths, ignore_index=True), spans, paid_start
+
+
+# --- subscription rows -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """What subscription rows sell; a scalar applies to every row."""
+
+    plan: np.ndarray | int  # index into _PLANS
+    seats: np.ndarray | int
+    trial: bool
+    bp: np.ndarray | int  # billing period in months
+
+
+def _row_frame(acct, start, end, mrr, terms: _Terms) -> pd.DataFrame:
+    n = len(acct)
+    return pd.DataFrame({
+        "acct": acct, "start": start, "end": end, "mrr": np.broadcast_to(np.asarray(mrr, dtype=float), n),
+        "plan": np.broadcast_to(terms.plan, n), "seats": np.broadcast_to(terms.seats, n),
+        "trial": np.broadcast_to(terms.trial, n), "bp": np.broadcast_to(terms.bp, n),
+    })
+
+
+# --- trials and lifecycles ---------------------------------------------------------------------------------
+
+
+def _trial_rows(rng, acc: pd.DataFrame, cum: np.ndarray, clock: Clock):
+    """Trial rows; each account's first paid start (`OPEN` if it never pays); the end of its trial span."""
+    n, created, trial = len(acc), acc["created"].to_numpy(), acc["trial"].to_numpy()
+    trial_end = created + TRIAL_DAYS * DAY
+    early = mean_health_before(cum, np.arange(n), trial_end, TRIAL_DAYS)
+    convert = rng.random(n) < sigmoid(0.7 + early - 0.5 * acc["z_ttv"].to_numpy())
+    converted = acc["pre"].to_numpy() | convert  # accounts older than the history are paying at its start
+    ended = trial_end < clock.end
+    paid_start = np.where(trial, np.where(converted & ended, trial_end, OPEN), created)
+    trial_hi = np.where(trial & ended, trial_end, clock.end)
+    idx = np.flatnonzero(trial)
+    terms = _Terms(plan=acc["tier"].to_numpy()[idx], seats=acc["seats"].to_numpy()[idx], trial=True, bp=1)
+    rows = _row_frame(idx, created[idx], np.where(ended, trial_end, OPEN)[idx], 0.0, terms)
+    return rows, paid_start, trial_hi
+
+
+def _first_lifecycle(acc: pd.DataFrame, paid_start: np.ndarray) -> pd.DataFrame:
+    acct = np.flatnonzero(paid_start != OPEN)
+    life = acc.loc[acct, ["bp", "seats", "tier", "discount"]].reset_index(drop=True)
+    return life.assign(acct=acct, lo=acc["created"].to_numpy()[acct], start=paid_start[acct])
+
+
+def _run_lifecycle(rng, acc, life, cum, look: Lookups, clock: Clock):
+    """Draw churn at the renewals of one paid lifecycle; return its rows, truth rows and churn times."""
+    grid = _draw_renewals(rng, life, clock)
+    hazard = _renewal_hazards(rng, acc, life, grid, cum, look)
+    hit = grid.drawable & (rng.random(grid.at.shape) < np.nan_to_num(hazard))
+    churn = _first_churn(hit, grid.at)
+    # Every renewal in the history keeps its hazard, also those after a churn (drawn=False): the oracle's
+    # P(churn within a horizon) needs each renewal in it, or churners would look safer than survivors.
+    row, k = np.nonzero(grid.drawable)
+    acct = life["acct"].to_numpy()[row]
+    truth = pd.DataFrame({"acct": acct, "renewal": grid.at[row, k], "hazard": hazard[row, k],
+                          "drawn": k <= churn.k[row], "life_start": life["start"].to_numpy()[row]})
+    return _paid_rows(rng, life, grid, churn, cum), truth, churn.at
+
+
+def _next_lifecycle(rng, acc, life, churn, clock):
+    """About 5% of churned accounts return 60-200 days later with a fresh subscription; their lifecycle."""
+    n = len(life)
+    back = (churn != OPEN) & (rng.random(n) < _REACTIVATION_SHARE)
+    day = np.where(back, churn, 0) // DAY + np.floor(rng.uniform(60, 200, n)).astype(np.int64)
+    restart = day * DAY + working_seconds(rng, n)
+    back &= restart < clock.end
+    restart = np.where(back, restart, OPEN)
+    acct = life["acct"].to_numpy()[back]
+    nxt = acc.loc[acct, ["bp", "seats", "tier", "discount"]].reset_index(drop=True)
+    seats = np.maximum(1, np.round(nxt["seats"].to_numpy() * rng.uniform(0.5, 1.0, len(nxt))))
+    return nxt.assign(seats=seats.astype(np.int64), acct=acct, lo=restart[back], start=restart[back]), restart
+
+
+# --- renewals ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _RenewalGrid:
+    """The renewals of one lifecycle pass, shape (lifecycle rows, k): billing anniversaries k = 1, 2, ..."""
+
+    at: np.ndarray  # seconds since the origin
+    valid: np.ndarray  # before the history's end
+    drawable: np.ndarray  # valid and not before the history's start: churn is drawn only there
+    hike_k: np.ndarray  # per lifecycle row, the renewal with a price increase (-1 = none)
+
+
+@dataclass(frozen=True)
+class _Churn:
+    """Where each lifecycle row churned: the renewal's index (the grid's width when never) and time (`OPEN`)."""
+
+    k: np.ndarray
+    at: np.ndarray
+
+
+def _draw_renewals(rng: np.random.Generator, life: pd.DataFrame, clock: Clock) -> _RenewalGrid:
+    ren = _renewal_grid(life, clock)
+    valid = ren < clock.end
+    drawable = valid & (ren >= 0)  # churn is drawn only inside the history
+    return _RenewalGrid(at=ren, valid=valid, drawable=drawable, hike_k=_draw_hikes(rng, drawable))
+
+
+def _renewal_grid(life: pd.DataFrame, clock: Clock) -> np.ndarray:
+    """Billing anniversaries (k = 1, 2, ...) of each lifecycle's paid start; shape (rows, k)."""
+    start, bp = life["start"].to_numpy(), life["bp"].to_numpy()
+    k_max = int(((clock.end - start) // (28 * DAY) // bp).max()) + 1
+    months = np.arange(1, k_max + 1)[None, :] * bp[:, None]
+    return add_months(clock, np.repeat(start, k_max), months.ravel()).reshape(len(life), k_max)
+
+
+def _draw_hikes(rng: np.random.Generator, drawable: np.ndarray) -> np.ndarray:
+    """A quarter of the accounts get a price increase at one renewal inside the history (-1 = none)."""
+    choice = np.where(drawable, rng.random(drawable.shape), -1.0).argmax(axis=1)
+    chosen = (rng.random(len(drawable)) < 0.25) & drawable.any(axis=1)
+    return np.where(chosen, choice, -1)
+
+
+def _renewal_hazards(rng, acc, life, grid: _RenewalGrid, cum, look: Lookups) -> np.ndarray:
+    """True churn probability at each drawable renewal (NaN elsewhere)."""
+    row, k = np.nonzero(grid.drawable)
+    hike_at = np.where(grid.hike_k >= 0, grid.at[np.arange(len(grid.at)), np.maximum(grid.hike_k, 0)], OPEN)
+    due = Renewals(acct=life["acct"].to_numpy()[row], at=grid.at[row, k], bp=life["bp"].to_numpy()[row],
+                   hike_at=hike_at[row])
+    hazard = np.full(grid.at.shape, np.nan)
+    hazard[row, k] = churn_hazards(rng, acc, cum, look, due)
+    return hazard
+
+
+def _first_churn(hit: np.ndarray, ren: np.ndarray) -> _Churn:
+    last = ren.shape[1]
+    churn_k = np.where(hit.any(axis=1), hit.argmax(axis=1), last)
+    churn = np.where(churn_k < last, ren[np.arange(len(ren)), np.minimum(churn_k, last - 1)], OPEN)
+    return _Churn(k=churn_k, at=churn)
+
+
+def _paid_rows(rng, life: pd.DataFrame, grid: _RenewalGrid, churn: _Churn, cum: np.ndarray) -> pd.DataFrame:
+    """Contiguous rows of one lifecycle: a new row at each renewal with a plan change or a price increase."""
+    n = len(life)
+    acct, bp = life["acct"].to_numpy(), life["bp"].to_numpy()
+    seats, tier, price = life["seats"].to_numpy().copy(), life["tier"].to_numpy().copy(), np.ones(n)
+    parts = [(np.arange(n), life["start"].to_numpy(), seats, tier, price)]
+    for k in range(grid.at.shape[1]):  # a loop over renewals of vector operations over accounts
+        alive = grid.valid[:, k] & (k < churn.k)
+        change = alive & (rng.random(n) < np.where(bp == 12, _CHANGE_RATE[12], _CHANGE_RATE[1]))
+        grow = rng.random(n) < sigmoid(0.2 + 1.5 * mean_health_before(cum, acct, grid.at[:, k], 30))
+        seats, tier = _resize(rng, seats, tier, change, grow)
+        hike = alive & (grid.hike_k == k)
+        price = np.where(hike, price * rng.uniform(1.08, 1.2, n), price)
+        moved = np.flatnonzero(change | hike)
+        parts.append((moved, grid.at[moved, k], seats[moved], tier[moved], price[moved]))
+    row, start, seats, tier, price = (np.concatenate(p) for p in zip(*parts, strict=True))
+    order = np.lexsort((start, row))
+    row, start, seats, tier, price = row[order], start[order], seats[order], tier[order], price[order]
+    last = np.append(row[1:] != row[:-1], True)
+    end = np.where(last, churn.at[row], np.append(start[1:], 0))
+    mrr = np.round(seats * _SEAT_PRICE[tier] * life["discount"].to_numpy()[row] * price, 2)
+    return _row_frame(acct[row], start, end, mrr, _Terms(plan=tier, seats=seats, trial=False, bp=bp[row]))
+
+
+def _resize(rng, seats, tier, change, grow) -> tuple[np.ndarray, np.ndarray]:
+    """Upgrades add seats (sometimes a tier), downgrades remove seats (sometimes a tier)."""
+    n = len(seats)
+    factor = np.where(grow, rng.uniform(1.1, 1.5, n), rng.uniform(0.6, 0.9, n))
+    resized = np.where(grow, np.ceil(seats * factor), np.maximum(1, np.floor(seats * factor)))
+    step = np.where(grow, 1, -1) * (rng.random(n) < 0.3)
+    new_tier = np.clip(tier + step, 0, 3)
+    return np.where(change, resized.astype(np.int64), seats), np.where(change, new_tier, tier)
+
+
+# --- add-ons and output frames -----------------------------------------------------------------------------
+
+
+def addon_rows(rng, acc, spans, paid_start, clock) -> pd.DataFrame:
+    """Overlapping add-on rows (small MRR, no seats) for ~15% of paying accounts, in their first lifecycle."""
+    first = spans[spans["life"] == 0]
+    acct, hi = first["acct"].to_numpy(), first["hi"].to_numpy()
+    n = len(acct)
+    day = paid_start[acct] // DAY + np.floor(rng.uniform(20, 400, n)).astype(np.int64)
+    start = day * DAY + working_seconds(rng, n)
+    end = add_months(clock, start, 1 + rng.geometric(0.12, n))
+    end = np.where(end < hi, end, np.where(hi == clock.end, OPEN, hi))  # ends with the account at the latest
+    base = acc["seats"].to_numpy()[acct] * _SEAT_PRICE[acc["tier"].to_numpy()[acct]]
+    mrr = np.round(np.maximum(10.0, base * rng.uniform(0.05, 0.15, n)), 2)
+    keep = (rng.random(n) < 0.2) & (start < hi)
+    return _row_frame(acct[keep], start[keep], end[keep], mrr[keep], _Terms(plan=_ADDON, seats=0, trial=False, bp=1))
+
+
+def subscriptions_frame(rows: pd.DataFrame, ids: pa.Array, clock: Clock) -> pd.DataFrame:
+    """The `subscriptions` table: per account by start, a trial before the paid row starting with it."""
+    rows = rows.sort_values(["acct", "start", "trial"], ascending=[True, True, False], kind="stable",
+                            ignore_index=True)
+    return pd.DataFrame({
+        "account_id": take(ids, rows["acct"].to_numpy()),
+        "start_at": clock.timestamps(rows["start"].to_numpy()),
+        "end_at": clock.timestamps(rows["end"].to_numpy()),
+        "mrr": rows["mrr"].to_numpy(dtype=np.float64),
+        "plan": take(_PLANS, rows["plan"].to_numpy()),
+        "seats": rows["seats"].to_numpy(dtype=np.int64),
+        "is_trial": rows["trial"].to_numpy(dtype=bool),
+        "billing_period_months": rows["bp"].to_numpy(dtype=np.int64),
+    })
+
+
+def truth_frame(truth: pd.DataFrame, ids: pa.Array, clock: Clock) -> pd.DataFrame:
+    """The `sim_truth` table: every renewal of every paid lifecycle inside the history with its true hazard."""
+    truth = truth.sort_values(["acct", "renewal"], kind="stable", ignore_index=True)
+    renewal_at = clock.timestamps(truth["renewal"].to_numpy())
+    return pd.DataFrame({
+        "account_id": take(ids, truth["acct"].to_numpy()),
+        "month": renewal_at.astype("datetime64[M]").astype("datetime64[us]"),
+        "renewal_at": renewal_at,
+        "hazard": truth["hazard"].to_numpy(dtype=np.float64),
+        "drawn": truth["drawn"].to_numpy(dtype=bool),
+        "lifecycle_start": clock.timestamps(truth["life_start"].to_numpy()),
+    })
