@@ -17,7 +17,7 @@ from features.kpis.table import KpiInputs, KpiSet, build_kpi_inputs, compute_kpi
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
-from pipelines.warehouse import Warehouse, open_warehouse
+from pipelines.warehouse import Warehouse, open_warehouse, open_writer
 from serving.writeback import KPIS_TABLE, write_kpis
 
 # The KPIs the run's last line and the demo's summary quote, for all accounts.
@@ -99,12 +99,12 @@ def _notes(progress: Progress, kpi_set: KpiSet, months: KpiMonths) -> None:
 
 def run_kpis(params: Params, progress: Progress) -> KpisResult:
     """Compute every KPI the warehouse allows for each complete month and segment and replace churn_kpis."""
-    with open_warehouse(params, progress) as wh:
+    with open_warehouse(params, progress, read_only=True) as wh:
         frame, kpi_set, months = compute_kpi_frame(params, wh, progress)
-        _notes(progress, kpi_set, months)
-        with progress.stage(f"write {KPIS_TABLE}") as info:
-            write_kpis(wh.con, frame)
-            info["detail"] = f"{len(frame):,} rows, view {KPIS_TABLE}_latest"
+    _notes(progress, kpi_set, months)
+    with progress.stage(f"write {KPIS_TABLE}") as info, open_writer(params) as con:
+        write_kpis(con, frame)
+        info["detail"] = f"{len(frame):,} rows, view {KPIS_TABLE}_latest"
     return KpisResult(rows=len(frame), months=list(months.months), segments=sorted(frame["segment"].unique()),
                       kpis=kpi_set.names, left_out=kpi_set.left_out, pending=months.pending(),
                       headline=_headline(frame))
