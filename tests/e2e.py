@@ -133,11 +133,11 @@ class Project:
     def query(self, sql: str) -> pd.DataFrame:
         return query(self.warehouse, sql)
 
-    def variant(self, name: str, overrides: Mapping[str, Any], folder: Path | None = None) -> Path:
-        """Write `name` (e.g. `weak.yaml`) beside params.yaml, or into `folder`: the same params (same warehouse,
-        same MLflow store) with `overrides` applied."""
+    def variant(self, name: str, overrides: Mapping[str, Any]) -> Path:
+        """Write `name` (e.g. `weak.yaml`) beside params.yaml: the same params (same warehouse, same MLflow store)
+        with `overrides` applied."""
         params = yaml.safe_load(self.params.read_text())
-        path = (folder or self.root) / name
+        path = self.root / name
         path.write_text(yaml.safe_dump(apply_overrides(params, overrides, self.root)))
         return path
 
