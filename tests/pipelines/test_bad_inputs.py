@@ -9,24 +9,21 @@ of the data kinds then wait for that wiring, and each such test checks `run_vali
 from __future__ import annotations
 
 import inspect
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pytest
-import yaml
 from rich.console import Console
-from typer.testing import CliRunner
 
 import pipelines.cli
 from features.sources import ContractError
-from pipelines.cli import app
-from pipelines.config import Params, ParamsError, load_params
+from pipelines.config import ParamsError, load_params
 from pipelines.progress import Progress
 from pipelines.validation.validate import ValidationConfig, run_validate
 from pipelines.warehouse import WarehouseError
+from tests.e2e import TINY, Project, churn, invoke
 
 # Whether `churn validate` runs the validation suites yet (see the module docstring).
 CLI_VALIDATES = "run_validate" in inspect.getsource(pipelines.cli)
@@ -97,34 +94,14 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def simulated(tmp_path_factory) -> Path:
-    """A small simulated warehouse, built once: 150 accounts over 12 months."""
-    root = tmp_path_factory.mktemp("simulated")
-    params = _write_params(root, {})
-    result = CliRunner().invoke(app, ["--params", str(params), "simulate", "--accounts", "150", "--months", "12"])
-    assert result.exit_code == 0, result.output
-    return root / "warehouse.duckdb"
+# Data Docs are tested in test_validation.py.
+NO_DATA_DOCS = {"validation": {"data_docs_dir": None}}
 
 
-def _write_params(root: Path, changes: dict) -> Path:
-    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
-    params["warehouse"]["url"] = f"duckdb://{root}/warehouse.duckdb"
-    params["mlflow"] |= {"tracking_uri": f"sqlite:///{root}/mlruns.db", "artifact_root": str(root / "mlruns")}
-    if "validation" in Params.model_fields:
-        params["validation"] = {"data_docs_dir": None}  # Data Docs are tested in test_validation.py
-    for section, value in changes.items():
-        if isinstance(value, dict) and isinstance(params.get(section), dict):
-            params[section] = params[section] | {k: _fill(v, root) for k, v in value.items()}
-        else:
-            params[section] = value
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
-
-
-def _fill(value, root: Path):
-    return value.replace("{root}", str(root)) if isinstance(value, str) else value
+def _project(make_project, root: Path, changes: dict) -> Project:
+    """A copy of the small simulated warehouse (150 accounts over 12 months) in `root`, and its params with
+    `changes` applied."""
+    return make_project(NO_DATA_DOCS | changes, simulation=TINY, root=root)
 
 
 def _tables(path: Path) -> dict[str, int]:
@@ -133,32 +110,29 @@ def _tables(path: Path) -> dict[str, int]:
         return {name: con.sql(f'SELECT COUNT(*) FROM "{name}"').fetchall()[0][0] for name in names}
 
 
-def test_the_simulated_warehouse_passes(simulated, tmp_path, monkeypatch):
+def test_the_simulated_warehouse_passes(make_project, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    shutil.copy(simulated, tmp_path / "warehouse.duckdb")
-    params = _write_params(tmp_path, {})
-    result = CliRunner().invoke(app, ["--params", str(params), "validate"])
-    assert result.exit_code == 0, result.output
+    params = _project(make_project, tmp_path, {}).params
+    churn(params, "validate")
     if not CLI_VALIDATES:
         report = run_validate(load_params(params), CONFIG, Progress(Console(file=None, quiet=True)), datetime.now())
         assert report.ok and not report.rows, report.summary()
 
 
 @pytest.mark.parametrize("kind", CASES)
-def test_bad_input_is_one_clear_error(kind, simulated, tmp_path, monkeypatch):
+def test_bad_input_is_one_clear_error(kind, make_project, tmp_path, monkeypatch):
     case = CASES[kind]
     monkeypatch.chdir(tmp_path)
-    warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copy(simulated, warehouse)
+    project = _project(make_project, tmp_path, case.params)
+    warehouse, params = project.warehouse, project.params
     (tmp_path / "not-a-warehouse.duckdb").write_text("this is not a DuckDB file\n")
     if case.sql:
         with duckdb.connect(str(warehouse)) as con:
             con.execute(case.sql)
     before = _tables(warehouse)
-    params = _write_params(tmp_path, case.params)
     words = [*(w for w in case.failure or () if w), *case.names]
 
-    result = CliRunner().invoke(app, ["--params", str(params), "validate"])
+    result = invoke(params, "validate")
     if case.raises or CLI_VALIDATES:
         assert result.exit_code != 0, result.output
         assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)

@@ -6,17 +6,15 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
 
-from pipelines.cli import app
+from tests.e2e import churn
 
 COMMANDS = ["simulate", "validate", "features", "train", "score", "report", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command):
-    result = CliRunner().invoke(app, [command, "--help"])
-    assert result.exit_code == 0 and "Usage" in result.output
+    assert "Usage" in churn(None, command, "--help")
 
 
 def test_help_answers_without_importing_heavy_libraries():
@@ -29,15 +27,13 @@ def test_help_answers_without_importing_heavy_libraries():
 def test_a_bad_params_file_is_one_clear_line(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("modle:\n  seed: 1\n")
-    result = CliRunner().invoke(app, ["--params", str(params), "train"])
-    assert result.exit_code == 1
-    assert "modle: Extra inputs are not permitted" in result.output
-    assert "Traceback" not in result.output
+    output = churn(params, "train", expect=1)
+    assert "modle: Extra inputs are not permitted" in output
+    assert "Traceback" not in output
 
 
 def test_a_warehouse_without_required_tables_is_named(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(f"warehouse:\n  url: duckdb://{tmp_path}/empty.duckdb\n")
-    result = CliRunner().invoke(app, ["--params", str(params), "validate"])
-    assert result.exit_code == 1
-    assert "table accounts: required by the contract" in result.output
+    output = churn(params, "validate", expect=1)
+    assert "table accounts: required by the contract" in output
