@@ -33,7 +33,19 @@ def test_a_bad_params_file_is_one_clear_line(tmp_path):
 
 
 def test_a_warehouse_without_required_tables_is_named(tmp_path):
+    import duckdb
+
+    duckdb.connect(str(tmp_path / "empty.duckdb")).close()  # a warehouse file that holds no table
     params = tmp_path / "params.yaml"
     params.write_text(f"warehouse:\n  url: duckdb://{tmp_path}/empty.duckdb\n")
     output = churn(params, "validate", expect=1)
     assert "table accounts: required by the contract" in output
+
+
+def test_a_mistyped_duckdb_path_is_an_error_and_creates_nothing(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(f"warehouse:\n  url: duckdb://{tmp_path}/typo/warehuose.duckdb\n")
+    for command in ("validate", "features", "train", "report"):  # score checks its model store first
+        output = churn(params, command, expect=1)
+        assert "no DuckDB file at" in output and "churn simulate" in output, output
+    assert not (tmp_path / "typo").exists()

@@ -62,7 +62,7 @@ def test_an_injected_table_name_is_rejected_and_nothing_is_dropped(make_project,
 def test_passwords_come_from_the_environment_and_never_show(tmp_path, monkeypatch):
     path = tmp_path / "params.yaml"
     path.write_text("warehouse:\n  url: postgres://analyst:hunter2@127.0.0.1:9/db\n")
-    with pytest.raises(ParamsError, match="a password is written in the file") as error:
+    with pytest.raises(ParamsError, match="the password is written in the file") as error:
         load_params(path)
     assert "hunter2" not in str(error.value)
 
