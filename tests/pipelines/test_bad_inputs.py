@@ -40,6 +40,7 @@ class Case:
     names: tuple[str, ...] = ()
     failure: tuple[str, str | None, str] | None = None
     raises: type[Exception] | None = None
+    hidden: tuple[str, ...] = ()  # words that must not show (secrets)
 
 
 CASES = {
@@ -91,6 +92,61 @@ CASES = {
                                                                     "does not exist")),
     "warehouse-url-cannot-be-opened": Case(params={"warehouse": {"url": "duckdb://{root}/not-a-warehouse.duckdb"}},
                                            raises=WarehouseError, names=("warehouse.url", "cannot open")),
+    # Values that used to pass, or to fail later with a traceback.
+    "nan-mrr": Case(sql="UPDATE subscriptions SET mrr = 'nan'::DOUBLE WHERE rowid = 1",
+                    failure=("subscriptions", "mrr", "finite")),
+    "infinite-mrr": Case(sql="UPDATE subscriptions SET mrr = 'inf'::DOUBLE WHERE rowid = 1",
+                         failure=("subscriptions", "mrr", "finite")),
+    "absurd-mrr": Case(sql="UPDATE subscriptions SET mrr = 1e308 WHERE rowid = 1",
+                       failure=("subscriptions", "mrr", "in_range")),
+    "nan-survey-score": Case(sql="UPDATE surveys SET score = 'nan'::DOUBLE WHERE rowid = 0",
+                             failure=("surveys", "score", "finite")),
+    "event-before-its-account": Case(sql="UPDATE events SET event_at = TIMESTAMP '2001-01-01' WHERE rowid = 0",
+                                     failure=("events", "event_at", "after_account_created")),
+    "ticket-before-its-account": Case(sql="UPDATE tickets SET created_at = TIMESTAMP '2001-01-01' WHERE rowid = 0",
+                                      failure=("tickets", "created_at", "after_account_created")),
+    "view-on-a-dropped-table": Case(
+        sql="CREATE TABLE crm AS SELECT * FROM accounts; CREATE VIEW crm_accounts AS SELECT * FROM crm; DROP TABLE crm",
+        params={"sources": {"accounts": {"table": "crm_accounts"}}}, raises=ContractError,
+        names=("sources.accounts.table", "'crm_accounts'", "cannot be read")),
+    # Mappings that try to write.
+    "sql-mapping-second-statement": Case(
+        params={"sources": {"events": {"sql": "SELECT * FROM events; DELETE FROM accounts"}}},
+        raises=ContractError, names=("sources.events.sql", "exactly one SELECT")),
+    "sql-mapping-dollar-quotes": Case(
+        params={"sources": {"events": {"sql": "SELECT *, $${#$$ AS zz FROM events; DELETE FROM accounts; -- #}"}}},
+        raises=ContractError, names=("sources.events.sql", "exactly one SELECT")),
+    "sql-mapping-unknown-function": Case(
+        params={"sources": {"events": {"sql": "SELECT e.*, lo_creat(-1) AS junk FROM events e"}}},
+        raises=ContractError, names=("sources.events.sql", "lo_creat", "view")),
+    "markup-in-a-table-name": Case(params={"sources": {"accounts": {"table": "[/red]"}}}, raises=ParamsError,
+                                   names=("sources.accounts", "'[/red]'")),
+    "mistyped-duckdb-path": Case(params={"warehouse": {"url": "duckdb://{root}/typo/warehuose.duckdb"}},
+                                 raises=WarehouseError, names=("warehouse.url", "no DuckDB file at")),
+    # Params that used to be accepted, or to fail later with a traceback.
+    "password-in-the-url": Case(params={"warehouse": {"url": "postgres://alice:Hunter2x@db.example.com/prod"}},
+                                raises=ParamsError, names=("warehouse.url", "written in the file"),
+                                hidden=("Hunter2x",)),
+    "secret-in-a-query-parameter": Case(
+        params={"warehouse": {"url": "postgres://alice@db.example.com/prod?sslpassword=Hunter2x"}},
+        raises=ParamsError, names=("warehouse.url", "'sslpassword'"), hidden=("Hunter2x",)),
+    "password-in-the-tracking-uri": Case(params={"mlflow": {"tracking_uri": "postgresql://ml:Hunter2x@db/mlflow"}},
+                                         raises=ParamsError, names=("mlflow.tracking_uri", "written in the file"),
+                                         hidden=("Hunter2x",)),
+    "horizon-zero": Case(params={"label": {"horizon_days": 0}}, raises=ParamsError,
+                         names=("label.horizon_days", "greater than 0")),
+    "negative-grace": Case(params={"label": {"grace_days": -5}}, raises=ParamsError, names=("label.grace_days",)),
+    "snapshots-end-before-start": Case(params={"snapshots": {"start": "2025-06-01", "end": "2025-01-01"}},
+                                      raises=ParamsError, names=("snapshots", "before start")),
+    "impossible-date": Case(params={"snapshots": {"data_end": "2025-02-30"}}, raises=ParamsError,
+                            names=("snapshots.data_end",)),
+    "negative-num-leaves": Case(params={"model.lightgbm": {"num_leaves": -1}}, raises=ParamsError,
+                                names=("model.lightgbm.num_leaves",)),
+    "unknown-health-score-feature": Case(
+        params={"evaluation": {"health_score": [{"feature": "logins_per_moon", "weight": 1, "good": 1, "bad": 0}]}},
+        raises=ParamsError, names=("evaluation.health_score", "logins_per_moon")),
+    "huge-thread-count": Case(params={"warehouse": {"threads": 10**20}}, raises=ParamsError,
+                              names=("warehouse.threads",)),
 }
 
 
@@ -138,6 +194,7 @@ def test_bad_input_is_one_clear_error(kind, make_project, tmp_path, monkeypatch)
         assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
         assert "Traceback" not in result.output
         assert all(word in result.output for word in words), result.output
+        assert not [word for word in case.hidden if word in result.output], result.output
     assert _tables(warehouse) == before
 
     if case.raises:
