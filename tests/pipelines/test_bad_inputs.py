@@ -162,7 +162,8 @@ def _project(make_project, root: Path, changes: dict) -> Project:
 
 def _tables(path: Path) -> dict[str, int]:
     with duckdb.connect(str(path), read_only=True) as con:
-        names = [row[0] for row in con.sql("SELECT table_name FROM information_schema.tables").fetchall()]
+        names = [row[0] for row in con.sql("SELECT table_name FROM information_schema.tables "
+                                                   "WHERE table_type = 'BASE TABLE'").fetchall()]
         return {name: con.sql(f'SELECT COUNT(*) FROM "{name}"').fetchall()[0][0] for name in names}
 
 
