@@ -3,8 +3,12 @@
 The user's text is never sent to the warehouse. It is parsed with the engine's own SQLGlot dialect (a parser that
 disagrees with the engine about dollar quotes, escape strings or comments would let a second statement through),
 refused unless it is exactly one query that reads, and the SQL sent is the one SQLGlot generates from that tree,
-without comments; Ibis then wraps it as a subquery. Readers of the warehouse also use a read-only connection
-where the engine has one (`pipelines/warehouse.py`), so a gap here still cannot write.
+without comments; Ibis then wraps it as a subquery. Functions are allowed, not forbidden: only those SQLGlot knows
+(standard SQL and the engines' common ones) minus the few of them that read files or advance sequences; a function
+SQLGlot does not know (an engine's `lo_creat`, a warehouse's own UDF) is refused, since it may write. A mapping that
+needs one maps `table:` to a view the warehouse's owners created. On DuckDB the reading stages also use a read-only
+connection (`pipelines/warehouse.py`), so a gap here still cannot write; PostgreSQL has no such connection that Ibis
+can use (its temporary tables need a writable transaction), so there the function allow-list is the guard.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ _FUNCTIONS = frozenset({
     "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile", "pg_switch_wal",
     "pg_notify", "pg_advisory_lock", "pg_advisory_xact_lock", "pg_try_advisory_lock", "pg_sleep",
     "pg_create_restore_point", "pg_promote", "txid_current",
+    # Known to SQLGlot, but advancing a sequence or touching files
+    "next_value_for", "to_file",
 })
 
 
@@ -40,12 +46,14 @@ class UnsafeQuery(ValueError):
 def _function_names(tree: sge.Expression) -> set[str]:
     names = set()
     for node in tree.find_all(sge.Func):
-        if isinstance(node, sge.Anonymous):
-            names.add(str(node.this).lower())
-        else:
-            names.add(node.sql_name().lower())
-    names |= {t.name.lower() for t in tree.find_all(sge.Table) if isinstance(t.this, sge.Anonymous | sge.Func)}
+        name = node.name if isinstance(node, sge.Anonymous) else node.sql_name()
+        names.add(str(name).strip('"`[]').lower())
     return names
+
+
+def _unknown_functions(tree: sge.Expression) -> set[str]:
+    """Functions SQLGlot does not know (parsed as Anonymous): an engine's or a warehouse's own, maybe writing."""
+    return {str(node.name).strip('"`[]') for node in tree.find_all(sge.Anonymous)}
 
 
 def _parse_one(sql: str, dialect) -> sge.Query:
@@ -77,6 +85,10 @@ def readonly_query(sql: str, dialect) -> str:
     banned = sorted(_function_names(tree) & _FUNCTIONS)
     if banned:
         raise UnsafeQuery(f"must only read the warehouse's tables; it calls {', '.join(banned)}")
+    unknown = sorted(_unknown_functions(tree))
+    if unknown:
+        raise UnsafeQuery(f"calls {', '.join(unknown)}, which is not a known SQL function and may write; put it in "
+                          f"a view in the warehouse and map `table:` to the view")
     generated = tree.sql(dialect=dialect, comments=False)
     # The generated text must read back as one query that generates the same text again (a fixed point), or what
     # the engine reads might differ from what was checked.

@@ -31,7 +31,7 @@ class WarehouseConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str = "duckdb://data/warehouse.duckdb"
-    threads: int = Field(default=2, ge=1)
+    threads: int = Field(default=2, ge=1, le=1024)
 
 
 class SimulateConfig(BaseModel):
@@ -115,6 +115,16 @@ def _resolve_urls(raw: dict, path: Path) -> None:
         raw["warehouse"] = {**(raw.get("warehouse") or {}), "url": os.environ[WAREHOUSE_URL_ENV]}
 
 
+class _TextDatesLoader(yaml.SafeLoader):
+    """YAML without its own date parsing: dates stay text for pydantic, so an impossible one (2025-02-30) is an
+    error naming its key instead of a ValueError from the YAML reader."""
+
+
+_TextDatesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
 def load_params(path: Path) -> Params:
     """Read params.yaml into Params; `CHURN_WAREHOUSE_URL` overrides `warehouse.url`.
 
@@ -122,7 +132,9 @@ def load_params(path: Path) -> Params:
         ParamsError: the file is missing, not YAML, or a key is unknown or has a bad value.
     """
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_TextDatesLoader) or {}
+    except UnicodeDecodeError:
+        raise ParamsError(f"{path}: not a text file (params.yaml is UTF-8 YAML)") from None
     except IsADirectoryError:
         raise ParamsError(f"{path}: is a folder, not a params file (pass --params PATH/params.yaml)") from None
     except FileNotFoundError as exc:

@@ -1,17 +1,21 @@
-"""Shared fixtures: tiny hand-built warehouses in real DuckDB files."""
+"""Shared fixtures: tiny hand-built warehouses in real DuckDB files, and simulated end-to-end projects."""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import ibis
 import pandas as pd
 import pytest
+
+from tests.e2e import SMALL, Project, Simulation, copy_warehouse, simulate_warehouse, write_params
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -78,3 +82,34 @@ def postgres_schema():
     """A fresh schema on the test PostgreSQL server (see `fresh_postgres_schema`)."""
     with fresh_postgres_schema("churn_test") as schema:
         yield schema
+
+
+@pytest.fixture(scope="session")
+def simulated_warehouse(tmp_path_factory) -> Callable[[Simulation], Path]:
+    """A read-only synthetic warehouse per `Simulation`, simulated once per session (per xdist worker)."""
+    built: dict[Simulation, Path] = {}
+
+    def get(simulation: Simulation) -> Path:
+        if simulation not in built:
+            built[simulation] = simulate_warehouse(tmp_path_factory.mktemp("simulated"), simulation)
+        return built[simulation]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def make_project(tmp_path_factory, simulated_warehouse) -> Callable[..., Project]:
+    """Make a project: a params.yaml (the repository's, with `overrides` applied; see `tests.e2e.apply_overrides`)
+    pointing a warehouse and an MLflow store into a new folder (or `root`), and a writable copy of the simulated
+    warehouse of `simulation` (None: no warehouse)."""
+
+    def make(overrides: Mapping[str, Any] | None = None, *, simulation: Simulation | None = SMALL,
+             name: str = "project", root: Path | None = None) -> Project:
+        root = root or tmp_path_factory.mktemp(name)
+        sizes = {"simulate": simulation.as_params()} if simulation else {}
+        project = Project(root=root, params=write_params(root, sizes | dict(overrides or {})))
+        if simulation:
+            copy_warehouse(simulated_warehouse(simulation), root)
+        return project
+
+    return make

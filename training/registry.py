@@ -67,6 +67,7 @@ def open_experiment(config: RegistryConfig) -> str:
     path = _sqlite_path(config.tracking_uri)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)  # training may create a new local store
+    _probe_database_store(config)
     mlflow.set_tracking_uri(config.tracking_uri)
     try:
         experiment = mlflow.get_experiment_by_name(config.experiment)
@@ -163,6 +164,25 @@ def store_exists(config: RegistryConfig) -> bool:
     return path is None or path.is_file()
 
 
+_DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
+
+
+def _probe_database_store(config: RegistryConfig) -> None:
+    """Connect once to a database-backed store before MLflow does: MLflow retries a failed connection ten times
+    with growing pauses (close to two minutes), printing a warning each time."""
+    if config.tracking_uri.split(":", 1)[0].split("+", 1)[0] not in _DATABASE_SCHEMES:
+        return
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(config.tracking_uri)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:
+        raise _store_error(config, exc) from None
+
+
 def _store_error(config: RegistryConfig, exc: Exception) -> RegistryError:
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     # The message names the store's URI; the CLI redacts any password in what it prints.
@@ -178,6 +198,7 @@ def load_model_version(config: RegistryConfig, alias: str = CHAMPION) -> Registe
     """
     if not store_exists(config):
         return None
+    _probe_database_store(config)
     mlflow.set_tracking_uri(config.tracking_uri)
     try:
         version = MlflowClient().get_model_version_by_alias(config.model_name, alias)

@@ -9,24 +9,21 @@ of the data kinds then wait for that wiring, and each such test checks `run_vali
 from __future__ import annotations
 
 import inspect
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pytest
-import yaml
 from rich.console import Console
-from typer.testing import CliRunner
 
 import pipelines.cli
 from features.sources import ContractError
-from pipelines.cli import app
-from pipelines.config import Params, ParamsError, load_params
+from pipelines.config import ParamsError, load_params
 from pipelines.progress import Progress
 from pipelines.validation.validate import ValidationConfig, run_validate
 from pipelines.warehouse import WarehouseError
+from tests.e2e import TINY, Project, churn, invoke
 
 # Whether `churn validate` runs the validation suites yet (see the module docstring).
 CLI_VALIDATES = "run_validate" in inspect.getsource(pipelines.cli)
@@ -43,6 +40,7 @@ class Case:
     names: tuple[str, ...] = ()
     failure: tuple[str, str | None, str] | None = None
     raises: type[Exception] | None = None
+    hidden: tuple[str, ...] = ()  # words that must not show (secrets)
 
 
 CASES = {
@@ -94,76 +92,110 @@ CASES = {
                                                                     "does not exist")),
     "warehouse-url-cannot-be-opened": Case(params={"warehouse": {"url": "duckdb://{root}/not-a-warehouse.duckdb"}},
                                            raises=WarehouseError, names=("warehouse.url", "cannot open")),
+    # Values that used to pass, or to fail later with a traceback.
+    "nan-mrr": Case(sql="UPDATE subscriptions SET mrr = 'nan'::DOUBLE WHERE rowid = 1",
+                    failure=("subscriptions", "mrr", "finite")),
+    "infinite-mrr": Case(sql="UPDATE subscriptions SET mrr = 'inf'::DOUBLE WHERE rowid = 1",
+                         failure=("subscriptions", "mrr", "finite")),
+    "absurd-mrr": Case(sql="UPDATE subscriptions SET mrr = 1e308 WHERE rowid = 1",
+                       failure=("subscriptions", "mrr", "in_range")),
+    "nan-survey-score": Case(sql="UPDATE surveys SET score = 'nan'::DOUBLE WHERE rowid = 0",
+                             failure=("surveys", "score", "finite")),
+    "event-before-its-account": Case(sql="UPDATE events SET event_at = TIMESTAMP '2001-01-01' WHERE rowid = 0",
+                                     failure=("events", "event_at", "after_account_created")),
+    "ticket-before-its-account": Case(sql="UPDATE tickets SET created_at = TIMESTAMP '2001-01-01' WHERE rowid = 0",
+                                      failure=("tickets", "created_at", "after_account_created")),
+    "view-on-a-dropped-table": Case(
+        sql="CREATE TABLE crm AS SELECT * FROM accounts; CREATE VIEW crm_accounts AS SELECT * FROM crm; DROP TABLE crm",
+        params={"sources": {"accounts": {"table": "crm_accounts"}}}, raises=ContractError,
+        names=("sources.accounts.table", "'crm_accounts'", "cannot be read")),
+    # Mappings that try to write.
+    "sql-mapping-second-statement": Case(
+        params={"sources": {"events": {"sql": "SELECT * FROM events; DELETE FROM accounts"}}},
+        raises=ContractError, names=("sources.events.sql", "exactly one SELECT")),
+    "sql-mapping-dollar-quotes": Case(
+        params={"sources": {"events": {"sql": "SELECT *, $${#$$ AS zz FROM events; DELETE FROM accounts; -- #}"}}},
+        raises=ContractError, names=("sources.events.sql", "exactly one SELECT")),
+    "sql-mapping-unknown-function": Case(
+        params={"sources": {"events": {"sql": "SELECT e.*, lo_creat(-1) AS junk FROM events e"}}},
+        raises=ContractError, names=("sources.events.sql", "lo_creat", "view")),
+    "markup-in-a-table-name": Case(params={"sources": {"accounts": {"table": "[/red]"}}}, raises=ParamsError,
+                                   names=("sources.accounts", "'[/red]'")),
+    "mistyped-duckdb-path": Case(params={"warehouse": {"url": "duckdb://{root}/typo/warehuose.duckdb"}},
+                                 raises=WarehouseError, names=("warehouse.url", "no DuckDB file at")),
+    # Params that used to be accepted, or to fail later with a traceback.
+    "password-in-the-url": Case(params={"warehouse": {"url": "postgres://alice:Hunter2x@db.example.com/prod"}},
+                                raises=ParamsError, names=("warehouse.url", "written in the file"),
+                                hidden=("Hunter2x",)),
+    "secret-in-a-query-parameter": Case(
+        params={"warehouse": {"url": "postgres://alice@db.example.com/prod?sslpassword=Hunter2x"}},
+        raises=ParamsError, names=("warehouse.url", "'sslpassword'"), hidden=("Hunter2x",)),
+    "password-in-the-tracking-uri": Case(params={"mlflow": {"tracking_uri": "postgresql://ml:Hunter2x@db/mlflow"}},
+                                         raises=ParamsError, names=("mlflow.tracking_uri", "written in the file"),
+                                         hidden=("Hunter2x",)),
+    "horizon-zero": Case(params={"label": {"horizon_days": 0}}, raises=ParamsError,
+                         names=("label.horizon_days", "greater than 0")),
+    "negative-grace": Case(params={"label": {"grace_days": -5}}, raises=ParamsError, names=("label.grace_days",)),
+    "snapshots-end-before-start": Case(params={"snapshots": {"start": "2025-06-01", "end": "2025-01-01"}},
+                                      raises=ParamsError, names=("snapshots", "before start")),
+    "impossible-date": Case(params={"snapshots": {"data_end": "2025-02-30"}}, raises=ParamsError,
+                            names=("snapshots.data_end",)),
+    "negative-num-leaves": Case(params={"model.lightgbm": {"num_leaves": -1}}, raises=ParamsError,
+                                names=("model.lightgbm.num_leaves",)),
+    "unknown-health-score-feature": Case(
+        params={"evaluation": {"health_score": [{"feature": "logins_per_moon", "weight": 1, "good": 1, "bad": 0}]}},
+        raises=ParamsError, names=("evaluation.health_score", "logins_per_moon")),
+    "huge-thread-count": Case(params={"warehouse": {"threads": 10**20}}, raises=ParamsError,
+                              names=("warehouse.threads",)),
 }
 
 
-@pytest.fixture(scope="module")
-def simulated(tmp_path_factory) -> Path:
-    """A small simulated warehouse, built once: 150 accounts over 12 months."""
-    root = tmp_path_factory.mktemp("simulated")
-    params = _write_params(root, {})
-    result = CliRunner().invoke(app, ["--params", str(params), "simulate", "--accounts", "150", "--months", "12"])
-    assert result.exit_code == 0, result.output
-    return root / "warehouse.duckdb"
+# Data Docs are tested in test_validation.py.
+NO_DATA_DOCS = {"validation": {"data_docs_dir": None}}
 
 
-def _write_params(root: Path, changes: dict) -> Path:
-    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
-    params["warehouse"]["url"] = f"duckdb://{root}/warehouse.duckdb"
-    params["mlflow"] |= {"tracking_uri": f"sqlite:///{root}/mlruns.db", "artifact_root": str(root / "mlruns")}
-    if "validation" in Params.model_fields:
-        params["validation"] = {"data_docs_dir": None}  # Data Docs are tested in test_validation.py
-    for section, value in changes.items():
-        if isinstance(value, dict) and isinstance(params.get(section), dict):
-            params[section] = params[section] | {k: _fill(v, root) for k, v in value.items()}
-        else:
-            params[section] = value
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
-
-
-def _fill(value, root: Path):
-    return value.replace("{root}", str(root)) if isinstance(value, str) else value
+def _project(make_project, root: Path, changes: dict) -> Project:
+    """A copy of the small simulated warehouse (150 accounts over 12 months) in `root`, and its params with
+    `changes` applied."""
+    return make_project(NO_DATA_DOCS | changes, simulation=TINY, root=root)
 
 
 def _tables(path: Path) -> dict[str, int]:
     with duckdb.connect(str(path), read_only=True) as con:
-        names = [row[0] for row in con.sql("SELECT table_name FROM information_schema.tables").fetchall()]
+        names = [row[0] for row in con.sql("SELECT table_name FROM information_schema.tables "
+                                                   "WHERE table_type = 'BASE TABLE'").fetchall()]
         return {name: con.sql(f'SELECT COUNT(*) FROM "{name}"').fetchall()[0][0] for name in names}
 
 
-def test_the_simulated_warehouse_passes(simulated, tmp_path, monkeypatch):
+def test_the_simulated_warehouse_passes(make_project, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    shutil.copy(simulated, tmp_path / "warehouse.duckdb")
-    params = _write_params(tmp_path, {})
-    result = CliRunner().invoke(app, ["--params", str(params), "validate"])
-    assert result.exit_code == 0, result.output
+    params = _project(make_project, tmp_path, {}).params
+    churn(params, "validate")
     if not CLI_VALIDATES:
         report = run_validate(load_params(params), CONFIG, Progress(Console(file=None, quiet=True)), datetime.now())
         assert report.ok and not report.rows, report.summary()
 
 
 @pytest.mark.parametrize("kind", CASES)
-def test_bad_input_is_one_clear_error(kind, simulated, tmp_path, monkeypatch):
+def test_bad_input_is_one_clear_error(kind, make_project, tmp_path, monkeypatch):
     case = CASES[kind]
     monkeypatch.chdir(tmp_path)
-    warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copy(simulated, warehouse)
+    project = _project(make_project, tmp_path, case.params)
+    warehouse, params = project.warehouse, project.params
     (tmp_path / "not-a-warehouse.duckdb").write_text("this is not a DuckDB file\n")
     if case.sql:
         with duckdb.connect(str(warehouse)) as con:
             con.execute(case.sql)
     before = _tables(warehouse)
-    params = _write_params(tmp_path, case.params)
     words = [*(w for w in case.failure or () if w), *case.names]
 
-    result = CliRunner().invoke(app, ["--params", str(params), "validate"])
+    result = invoke(params, "validate")
     if case.raises or CLI_VALIDATES:
         assert result.exit_code != 0, result.output
         assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
         assert "Traceback" not in result.output
         assert all(word in result.output for word in words), result.output
+        assert not [word for word in case.hidden if word in result.output], result.output
     assert _tables(warehouse) == before
 
     if case.raises:

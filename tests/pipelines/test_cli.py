@@ -6,17 +6,15 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
 
-from pipelines.cli import app
+from tests.e2e import churn
 
 COMMANDS = ["simulate", "validate", "features", "train", "score", "report", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command):
-    result = CliRunner().invoke(app, [command, "--help"])
-    assert result.exit_code == 0 and "Usage" in result.output
+    assert "Usage" in churn(None, command, "--help")
 
 
 def test_help_answers_without_importing_heavy_libraries():
@@ -29,15 +27,25 @@ def test_help_answers_without_importing_heavy_libraries():
 def test_a_bad_params_file_is_one_clear_line(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("modle:\n  seed: 1\n")
-    result = CliRunner().invoke(app, ["--params", str(params), "train"])
-    assert result.exit_code == 1
-    assert "modle: Extra inputs are not permitted" in result.output
-    assert "Traceback" not in result.output
+    output = churn(params, "train", expect=1)
+    assert "modle: Extra inputs are not permitted" in output
+    assert "Traceback" not in output
 
 
 def test_a_warehouse_without_required_tables_is_named(tmp_path):
+    import duckdb
+
+    duckdb.connect(str(tmp_path / "empty.duckdb")).close()  # a warehouse file that holds no table
     params = tmp_path / "params.yaml"
     params.write_text(f"warehouse:\n  url: duckdb://{tmp_path}/empty.duckdb\n")
-    result = CliRunner().invoke(app, ["--params", str(params), "validate"])
-    assert result.exit_code == 1
-    assert "table accounts: required by the contract" in result.output
+    output = churn(params, "validate", expect=1)
+    assert "table accounts: required by the contract" in output
+
+
+def test_a_mistyped_duckdb_path_is_an_error_and_creates_nothing(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(f"warehouse:\n  url: duckdb://{tmp_path}/typo/warehuose.duckdb\n")
+    for command in ("validate", "features", "train", "report"):  # score checks its model store first
+        output = churn(params, command, expect=1)
+        assert "no DuckDB file at" in output and "churn simulate" in output, output
+    assert not (tmp_path / "typo").exists()

@@ -1,108 +1,125 @@
 """The model's life on a real MLflow store: the champion gate, reproducibility, a fresh process reproducing the
-scores from the registry, the backtest, the training report, and directional behaviour of the trained model."""
+scores from the registry, the backtest, the training report, and directional behaviour of the trained model.
+
+The module simulates once. `history` trains the sequence the gate is checked on and leaves the good model champion;
+`scored` scores and builds the feature table with it. Each test asks for the stage it needs, so any order works.
+The backtest trains the default model once more after the history: a tie, so the champion stays what it was.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from mlflow import MlflowClient
-from typer.testing import CliRunner
 
-from pipelines.cli import app
 from pipelines.config import load_params
+from tests.e2e import MEDIUM, Project, churn
 from training.registry import load_model_version
 
 pytestmark = pytest.mark.slow
 WEAK = {"n_estimators": 3, "num_leaves": 2, "learning_rate": 0.01}
+WEAKER = {"n_estimators": 1, "num_leaves": 2, "learning_rate": 0.001}
 
 
-def _write_params(root: Path, name: str, **lightgbm) -> Path:
-    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
-    params["warehouse"]["url"] = f"duckdb://{root}/warehouse.duckdb"
-    params["mlflow"] |= {"tracking_uri": f"sqlite:///{root}/mlruns.db", "artifact_root": str(root / "mlruns")}
-    params["simulate"] |= {"accounts": 400, "months": 18, "seed": 3}
-    params["model"]["lightgbm"] |= lightgbm
-    path = root / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
+@dataclass(frozen=True)
+class Lifecycle:
+    project: Project
+    weak: Path
+    weaker: Path
 
+    @property
+    def default(self) -> Path:
+        return self.project.params
 
-def _churn(params: Path, *args: str, cwd: Path | None = None) -> str:
-    result = CliRunner().invoke(app, ["--params", str(params), *args])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result.output
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, monkeypatch_module):
-    root = tmp_path_factory.mktemp("lifecycle")
-    monkeypatch_module.chdir(root)   # reports/ lands in the project folder
-    paths = {"default": _write_params(root, "default"), "weak": _write_params(root, "weak", **WEAK),
-             "weaker": _write_params(root, "weaker", n_estimators=1, num_leaves=2, learning_rate=0.001)}
-    _churn(paths["default"], "simulate")
-    return root, paths
+    @property
+    def client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.project.tracking_uri)
 
 
 @pytest.fixture(scope="module")
-def monkeypatch_module():
-    patch = pytest.MonkeyPatch()
-    yield patch
-    patch.undo()
+def lifecycle(make_project) -> Lifecycle:
+    """A simulated warehouse and three params files that differ only in the strength of LightGBM."""
+    project = make_project(simulation=MEDIUM, name="lifecycle")
+    return Lifecycle(project, weak=project.variant("weak.yaml", {"model.lightgbm": WEAK}),
+                     weaker=project.variant("weaker.yaml", {"model.lightgbm": WEAKER}))
 
 
-def _champion(root: Path) -> str:
-    mlflow.set_tracking_uri(f"sqlite:///{root}/mlruns.db")
-    return str(MlflowClient().get_model_version_by_alias("churn-lightgbm", "champion").version)
+@dataclass(frozen=True)
+class Step:
+    output: str
+    champion: str   # the version holding the alias after the step
 
 
-def _decision(root: Path, version: str) -> dict:
-    run_id = MlflowClient().get_model_version("churn-lightgbm", version).run_id
+@pytest.fixture(scope="module")
+def history(lifecycle) -> list[Step]:
+    """Train weak (v1), default (v2), default again (v3), weaker (v4), weaker forced (v5), recording what each
+    printed and the champion after it; then default forced (v6), so the good model is champion for what follows."""
+    steps = []
+    for params, *options in ((lifecycle.weak,), (lifecycle.default,), (lifecycle.default,), (lifecycle.weaker,),
+                             (lifecycle.weaker, "--force-promote")):
+        output = churn(params, "train", *options)
+        steps.append(Step(output, _champion(lifecycle)))
+    churn(lifecycle.default, "train", "--force-promote")
+    return steps
+
+
+def _champion(lifecycle: Lifecycle) -> str:
+    return str(lifecycle.client.get_model_version_by_alias("churn-lightgbm", "champion").version)
+
+
+def _decision(lifecycle: Lifecycle, version: str) -> dict:
+    root, uri = lifecycle.project.root, lifecycle.project.tracking_uri
+    run_id = lifecycle.client.get_model_version("churn-lightgbm", version).run_id
     folder = root / f"decision-{version}"
-    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="promotion.json", dst_path=str(folder))
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="promotion.json", dst_path=str(folder),
+                                               tracking_uri=uri)
     return json.loads(Path(path).read_text())
 
 
-def test_the_gate_moves_the_champion_only_for_a_better_or_forced_challenger(project):
-    root, paths = project
-    assert "no champion yet" in _churn(paths["weak"], "train") and _champion(root) == "1"
-    assert "beats champion" in _churn(paths["default"], "train") and _champion(root) == "2"
-    assert "champion kept" in _churn(paths["default"], "train") and _champion(root) == "2"   # equal is not better
-    assert "champion kept" in _churn(paths["weaker"], "train") and _champion(root) == "2"
-    assert "promotion forced" in _churn(paths["weaker"], "train", "--force-promote") and _champion(root) == "5"
-    moves = [_decision(root, v) for v in ("2", "4", "5")]
+def test_the_gate_moves_the_champion_only_for_a_better_or_forced_challenger(lifecycle, history):
+    weak, better, equal, weaker, forced = history
+    assert "no champion yet" in weak.output and weak.champion == "1"
+    assert "beats champion" in better.output and better.champion == "2"
+    assert "champion kept" in equal.output and equal.champion == "2"   # equal is not better
+    assert "champion kept" in weaker.output and weaker.champion == "2"
+    assert "promotion forced" in forced.output and forced.champion == "5"
+    moves = [_decision(lifecycle, v) for v in ("2", "4", "5")]
     assert [m["promoted"] for m in moves] == [True, False, True]
     assert moves[0]["from_version"] == "1" and moves[0]["to_version"] == "2" and moves[0]["by"] and moves[0]["at"]
-    _churn(paths["default"], "train", "--force-promote")   # leave the good model as champion for what follows
 
 
-def test_same_data_params_and_seed_give_identical_metrics(project):
-    root, _ = project
-    client = MlflowClient()
+def test_same_data_params_and_seed_give_identical_metrics(lifecycle, history):
+    client = lifecycle.client
     runs = [client.get_run(client.get_model_version("churn-lightgbm", v).run_id) for v in ("2", "3")]
     first, second = (r.data.metrics for r in runs)
     assert first == second and first["valid_roc_auc"] > 0.6
 
 
-def test_a_fresh_process_reproduces_the_scores_from_the_registry(project):
-    root, paths = project
-    _churn(paths["default"], "score")
-    _churn(paths["default"], "features")
-    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
-        scores = con.sql("SELECT account_id, churn_probability, health_score FROM churn_scores").df()
-        as_of = con.sql("SELECT max(as_of) FROM churn_scores").fetchall()[0][0]
-        features = con.sql(f"SELECT * FROM churn_features WHERE as_of = DATE '{as_of}'").df()
+@pytest.fixture(scope="module")
+def scored(lifecycle, history) -> Lifecycle:
+    """The history's champion (the default model) has scored the latest as-of, and the feature table is built."""
+    churn(lifecycle.default, "score")
+    churn(lifecycle.default, "features")
+    return lifecycle
+
+
+def test_a_fresh_process_reproduces_the_scores_from_the_registry(scored):
+    project = scored.project
+    root = project.root
+    scores = project.query("SELECT account_id, churn_probability, health_score FROM churn_scores")
+    as_of = project.query("SELECT max(as_of) AS as_of FROM churn_scores").as_of[0]
+    features = project.query(f"SELECT * FROM churn_features WHERE as_of = DATE '{as_of:%Y-%m-%d}'")
     assert scores.health_score.between(0, 100).all()
     features.to_parquet(root / "rows.parquet")
-    code = (f"import mlflow, pandas as pd; mlflow.set_tracking_uri('sqlite:///{root}/mlruns.db'); "
+    code = (f"import mlflow, pandas as pd; mlflow.set_tracking_uri('{project.tracking_uri}'); "
             f"m = mlflow.pyfunc.load_model('models:/churn-lightgbm@champion'); "
             f"rows = pd.read_parquet('{root}/rows.parquet'); "
             f"pd.DataFrame({{'account_id': rows.account_id, 'p': m.predict(rows)}}).to_parquet('{root}/p.parquet')")
@@ -113,16 +130,16 @@ def test_a_fresh_process_reproduces_the_scores_from_the_registry(project):
     np.testing.assert_allclose(fresh.p, fresh.churn_probability, rtol=0, atol=1e-12)
 
 
-def test_backtest_reports_each_fold_and_the_spread(project):
-    _, paths = project
-    out = _churn(paths["default"], "train", "--backtest", "2")
+def test_backtest_reports_each_fold_and_the_spread(lifecycle, history):
+    # After the history: the version this adds (default params again) ties with the champion and the gate keeps it.
+    out = churn(lifecycle.default, "train", "--backtest", "2")
     assert "backtest" in out and "2 folds" in out
     assert "backtest lightgbm" in out and "±" in out
+    assert "champion kept" in out   # what keeps the history's champion in place for the tests that use it
 
 
-def test_the_training_report_is_self_contained(project):
-    root, _ = project
-    reports = sorted((root / "reports").glob("training_*.html"))
+def test_the_training_report_is_self_contained(lifecycle, history):
+    reports = sorted((lifecycle.project.root / "reports").glob("training_*.html"))
     assert reports
     html = reports[-1].read_text()
     for part in ("Model against baselines", "health_score", "logistic_regression", "Top global drivers",
@@ -132,12 +149,9 @@ def test_the_training_report_is_self_contained(project):
 
 
 @pytest.fixture(scope="module")
-def champion_rows(project):
-    root, paths = project
-    params = load_params(paths["default"])
-    model = load_model_version(params.mlflow).model
-    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
-        rows = con.sql("SELECT * FROM churn_features WHERE label IS NOT NULL").df()
+def champion_rows(scored):
+    model = load_model_version(load_params(scored.default).mlflow).model
+    rows = scored.project.query("SELECT * FROM churn_features WHERE label IS NOT NULL")
     return model, rows.sample(400, random_state=0).reset_index(drop=True)
 
 
@@ -162,28 +176,24 @@ def test_a_detractor_response_never_lowers_risk(champion_rows):
     assert (model.predict(detractor) >= model.predict(rows) - 1e-12).all()
 
 
-def _published(root: Path) -> pd.DataFrame:
-    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
-        return con.sql("SELECT * FROM churn_scores ORDER BY as_of, account_id").df()
+def _published(project: Project) -> pd.DataFrame:
+    return project.query("SELECT * FROM churn_scores ORDER BY as_of, account_id")
 
 
-def test_an_as_of_outside_the_data_is_refused_and_nothing_is_written(project):
-    root, paths = project
-    before = _published(root)
-    result = CliRunner().invoke(app, ["--params", str(paths["default"]), "score", "--as-of", "2031-01-01"])
-    assert result.exit_code == 1 and "--as-of 2031-01-01: outside the data" in result.output
-    assert "Traceback" not in result.output
-    pd.testing.assert_frame_equal(_published(root), before)
+def test_an_as_of_outside_the_data_is_refused_and_nothing_is_written(scored):
+    project = scored.project
+    before = _published(project)
+    output = project.churn("score", "--as-of", "2031-01-01", expect=1)
+    assert "--as-of 2031-01-01: outside the data" in output
+    assert "Traceback" not in output
+    pd.testing.assert_frame_equal(_published(project), before)
 
 
-def test_a_missing_champion_alias_is_a_clear_error(project):
-    root, paths = project
-    before = _published(root)
-    params = yaml.safe_load(paths["default"].read_text())
-    params["mlflow"]["model_name"] = "never-trained"
-    path = root / "never.yaml"
-    path.write_text(yaml.safe_dump(params))
-    result = CliRunner().invoke(app, ["--params", str(path), "score"])
-    assert result.exit_code == 1 and "model never-trained: no version has the alias 'champion'" in result.output
-    assert "Traceback" not in result.output
-    pd.testing.assert_frame_equal(_published(root), before)
+def test_a_missing_champion_alias_is_a_clear_error(scored):
+    project = scored.project
+    before = _published(project)
+    path = project.variant("never.yaml", {"mlflow": {"model_name": "never-trained"}})
+    output = churn(path, "score", expect=1)
+    assert "model never-trained: no version has the alias 'champion'" in output
+    assert "Traceback" not in output
+    pd.testing.assert_frame_equal(_published(project), before)

@@ -10,20 +10,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from PIL import Image
 from rich.console import Console
-from typer.testing import CliRunner
 
-from pipelines.cli import app
 from pipelines.config import ParamsError, load_params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.report_run import run_report
+from tests.e2e import SMALL, WAREHOUSE, write_params
+from tests.e2e import query as query_warehouse
 from tests.serving.test_report import external_urls, parse_report
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -33,32 +31,18 @@ needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} n
                                     "Debian's chromium (apt-get install chromium; CI installs it)")
 
 
-def _params(root: Path) -> dict:
-    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
-    params["warehouse"]["url"] = f"duckdb://{root}/warehouse.duckdb"
-    params["mlflow"] |= {"tracking_uri": f"sqlite:///{root}/mlruns.db", "artifact_root": str(root / "mlruns")}
-    params["simulate"] |= {"accounts": 300, "months": 16, "seed": 11, "start": "2024-01-01"}
-    if "drift" in (params.get("scoring") or {}):
-        # 300 accounts drift a lot between months by chance; this test is about the report, not the drift guard.
-        params["scoring"]["drift"] |= {"warn": 1e6, "stop": 1e6}
-    return params
-
-
-def churn(root: Path, *args: str) -> str:
-    result = CliRunner().invoke(app, ["--params", str(root / "params.yaml"), *args])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result.output
+# 300 accounts drift a lot between months by chance; this test is about the report, not the drift guard.
+OVERRIDES = {"scoring.drift": {"warn": 1e6, "stop": 1e6}}
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> dict:
+def report(make_project) -> dict:
     """A small scored warehouse (two as-ofs) and the report rendered from it."""
-    root = tmp_path_factory.mktemp("report")
-    (root / "params.yaml").write_text(yaml.safe_dump(_params(root)))
-    churn(root, "simulate")
-    churn(root, "train")
-    churn(root, "score", "--as-of", PREVIOUS)
-    churn(root, "score")
+    project = make_project(OVERRIDES, simulation=SMALL, name="report")
+    root = project.root
+    project.churn("train")
+    project.churn("score", "--as-of", PREVIOUS)
+    project.churn("score")
     start = time.perf_counter()
     path = run_report(load_params(root / "params.yaml"), Progress(Console(file=io.StringIO())),
                       reports_dir=root / "reports").html
@@ -66,8 +50,7 @@ def report(tmp_path_factory) -> dict:
 
 
 def query(root: Path, sql: str) -> pd.DataFrame:
-    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
-        return con.sql(sql).df()
+    return query_warehouse(root / WAREHOUSE, sql)
 
 
 def expected_at_risk(root: Path) -> list[str]:
@@ -166,10 +149,8 @@ def test_reporting_an_as_of_that_was_not_scored_names_the_scored_dates(report):
 
 
 def test_an_invalid_playbook_rule_in_params_is_a_clear_error(tmp_path):
-    params = _params(tmp_path)
-    params["scoring"]["playbooks"] = {"rules": [
+    path = write_params(tmp_path, OVERRIDES | {"scoring.playbooks": {"rules": [
         {"tier": "high", "group": "*", "action": "Executive sponsor call", "owner_role": "CS manager"},
-        {"tier": "hihg", "group": "support", "action": "Escalate tickets", "owner_role": "Support lead"}]}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        {"tier": "hihg", "group": "support", "action": "Escalate tickets", "owner_role": "Support lead"}]}})
     with pytest.raises(ParamsError, match=r"scoring: .*rule 2 \(tier 'hihg', group 'support'\): unknown tier 'hihg'"):
-        load_params(tmp_path / "params.yaml")
+        load_params(path)

@@ -38,6 +38,17 @@ SMUGGLED = {
     "file read": "SELECT * FROM read_csv('/etc/passwd')",
     "session state": "SELECT set_config('default_transaction_read_only', 'off', false) AS x, * FROM accounts",
     "row locks": "SELECT * FROM accounts FOR UPDATE",
+    # Functions that write or change state from inside a SELECT, on PostgreSQL, with no privilege needed.
+    "large object created": "SELECT a.*, lo_creat(-1) AS junk FROM accounts a",
+    "large object written": "SELECT lowrite(lo_open(lo_creat(-1), 131072), 'x') AS n, * FROM accounts",
+    "WAL message": "SELECT pg_logical_emit_message(true, 'p', 'x') AS m, * FROM accounts",
+    "advisory lock": "SELECT pg_try_advisory_xact_lock(1) AS l, * FROM accounts",
+    "random seed": "SELECT setseed(0.5) AS s, * FROM accounts",
+    "sequence value": "SELECT currval('s') AS c, * FROM accounts",
+    "a table as XML": "SELECT table_to_xml('churn_scores', true, false, '') AS x, * FROM accounts",
+    "quoted function name": "SELECT \"pg_read_file\"('/etc/passwd') AS f, * FROM accounts",
+    "sleep": "SELECT pg_sleep_for('1 second') AS z, * FROM accounts",
+    "the warehouse's own function": "SELECT purge_old_scores() AS p, * FROM accounts",
 }
 # Harmless single queries whose strings hold what looks like SQL: read as one string, they are accepted.
 HARMLESS = {

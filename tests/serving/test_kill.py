@@ -15,6 +15,7 @@ import ibis
 import pandas as pd
 
 from serving.writeback import write_scores
+from tests.e2e import REPO
 from tests.serving.test_writeback import _drivers, _rows, _scores
 
 WRITER = textwrap.dedent("""
@@ -46,10 +47,9 @@ WRITER = textwrap.dedent("""
 
 
 def _start_writer(warehouse: Path, release: Path) -> subprocess.Popen:
-    root = Path(__file__).resolve().parents[2]
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(warehouse), str(release)], cwd=root,
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(warehouse), str(release)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(root)})
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def _published(warehouse: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
