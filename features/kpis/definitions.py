@@ -142,6 +142,13 @@ _MILESTONES = (
 )
 
 
+# Curve stem → median stem and → title, and the quartiles of churn by days to first value: the names the
+# computation writes.
+MILESTONES = {stem: median for stem, median, *_ in _MILESTONES}
+MILESTONE_TITLES = {stem: title for stem, _, title, *_ in _MILESTONES}
+QUARTILES = ("q1", "q2", "q3", "q4")
+
+
 def _milestone_kpis() -> tuple[KpiSpec, ...]:
     out = []
     for stem, median, title, what, start, which, event, needs in _MILESTONES:
@@ -153,8 +160,8 @@ def _milestone_kpis() -> tuple[KpiSpec, ...]:
     return tuple(out)
 
 
-_QUARTILE_WHO = {"q1": "the fastest quarter", "q2": "the second quarter", "q3": "the third quarter",
-                 "q4": "the slowest quarter", "none": "no first value yet"}
+_QUARTILE_WHO = dict(zip((*QUARTILES, "none"), ("the fastest quarter", "the second quarter", "the third quarter",
+                                                 "the slowest quarter", "no first value yet"), strict=True))
 
 
 def _quartile_kpis() -> tuple[KpiSpec, ...]:

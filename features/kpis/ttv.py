@@ -14,14 +14,10 @@ import ibis.expr.types as ir
 
 from features.commercial import compute_mrr_change_points, is_expansion
 from features.config import FeatureConfig
+from features.kpis.definitions import MILESTONES, QUARTILES
 from features.kpis.months import KpiMonths, by_segment, kpi_rows, month_table, ratio
 from features.pit import days_between
 from features.sources import Sources
-
-# The milestones: KPI name stem of the curve, of the median.
-MILESTONES = {"first_value": "to_first_value", "onboarded": "to_onboard", "trial_converted": "trial_to_paid",
-              "expanded": "to_first_expansion"}
-QUARTILES = ("q1", "q2", "q3", "q4")
 
 
 def _new_accounts(sources: Sources, months: KpiMonths) -> ir.Table:

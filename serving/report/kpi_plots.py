@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from features.kpis.definitions import KpiSpec
+from features.kpis.definitions import MILESTONE_TITLES, KpiSpec
 from serving.report.kpis import ALL
 
 if TYPE_CHECKING:
@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 
 DPI = 110
 
-MILESTONES = {"first_value": "Reached first value", "onboarded": "Completed onboarding",
-              "trial_converted": "Converted from trial", "expanded": "First expansion"}
 # Days to first expansion run to months and would flatten the others: it is in the curves and the table.
 MEDIANS = {"median_days_to_first_value": "first value", "median_days_to_onboard": "onboarding",
            "median_days_trial_to_paid": "trial to paid"}
@@ -86,7 +84,7 @@ def plot_ttv_curves(kpis: pd.DataFrame, days: list[int]) -> bytes | None:
     from matplotlib import colormaps, style
     from matplotlib.ticker import PercentFormatter
 
-    curves = {stem: _cohort_curves(kpis, stem, days) for stem in MILESTONES}
+    curves = {stem: _cohort_curves(kpis, stem, days) for stem in MILESTONE_TITLES}
     curves = {stem: c for stem, c in curves.items() if c}
     if not curves:
         return None
@@ -99,7 +97,7 @@ def plot_ttv_curves(kpis: pd.DataFrame, days: list[int]) -> bytes | None:
                 colour = shades(0.35 + 0.65 * (i + 1) / len(cohorts))
                 ax.plot(curve.index, curve.to_numpy(dtype=float), marker="o", markersize=3, color=colour,
                         label=cohort.strftime("%b %Y"))
-            ax.set_title(MILESTONES[stem], fontsize="small")
+            ax.set_title(MILESTONE_TITLES[stem], fontsize="small")
             ax.set_xticks(days)
             ax.set_xlabel("days", fontsize="x-small")
             ax.tick_params(labelsize="x-small")
