@@ -101,8 +101,11 @@ class SnapshotConfig(BaseModel):
     @field_validator("every")
     @classmethod
     def _valid_every(cls, value: str) -> str:
-        if not _EVERY.match(value):
+        match = _EVERY.match(value)
+        if not match:
             raise ValueError(f"{value!r} is not a step like '1mo', '2w' or '7d'")
+        if not 1 <= int(match.group(1)) <= 120:  # 0 would never advance; past 120 (10 years of months) is a typo
+            raise ValueError(f"{value!r}: the step must be between 1 and 120 units")
         return value
 
     @model_validator(mode="after")

@@ -62,6 +62,8 @@ def test_credentials_never_appear_in_warehouse_errors():
     ({"label": {"horizon_days": 0}}, r"label\.horizon_days: Input should be greater than 0"),
     ({"label": {"horizon_days": -30}}, r"label\.horizon_days: Input should be greater than 0"),
     ({"label": {"grace_days": -1}}, r"label\.grace_days: Input should be greater than or equal to 0"),
+    ({"snapshots": {"every": "0mo"}}, r"snapshots\.every: Value error, '0mo': the step must be between 1 and 120"),
+    ({"snapshots": {"every": "99999999999d"}}, r"snapshots\.every: Value error, '99999999999d': the step must be"),
     ({"snapshots": {"start": "2025-06-01", "end": "2025-01-01"}}, r"snapshots: Value error, end 2025-01-01 is before "
                                                                   r"start 2025-06-01"),
     ({"model": {"lightgbm": {"num_leaves": -1}}}, r"model\.lightgbm\.num_leaves: Input should be greater than or "
