@@ -55,7 +55,7 @@ def warehouses(spark, tmp_path_factory):
     sim = params.simulate
     frames = generate_warehouse(SimulationConfig(accounts=sim.accounts, months=sim.months, seed=sim.seed,
                                                  start=sim.start))
-    con = connect_warehouse(params.warehouse.url, params.warehouse.threads)
+    con = connect_warehouse(params.warehouse.url, params.warehouse.threads, create=True)
     try:
         write_tables(con, frames)
     finally:
