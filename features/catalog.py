@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, replace
 
 GROUPS = ("frequency", "breadth", "depth", "trend", "value", "support", "voice", "commercial")
-UNITS = ("count", "days", "hours", "minutes", "share", "change", "points", "number", "currency", "flag",
+UNITS = ("count", "days", "months", "hours", "minutes", "share", "change", "points", "number", "currency", "flag",
          "category", "score")
 
 # How a feature's window is chosen: one feature per configured window, or the one window of its kind.
@@ -19,6 +19,12 @@ WINDOW_KINDS = ("each", "trend", "support", "survey")
 # day for every account (tenure); `since` counts from the last event before the as-of and restarts when it recurs;
 # `until` counts down to a date after the as-of and restarts there. The drift guard compares them accordingly.
 AS_OF_CLOCKS = ("age", "since", "until")
+
+# What a feature is to the people acting on it. A `cause` is behaviour or experience the CS team can change (usage,
+# adoption, time to value, tickets, survey answers, seat use, contraction): reasons and playbooks come from causes
+# only. A `context` feature says when and for whom risk applies (days to renewal, billing period, tenure, plan, MRR
+# level): it stays in the model and is shown as timing and urgency, never as a reason.
+ROLES = ("cause", "context")
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,7 @@ class FeatureSpec:
     `reason` is a sentence with `{value}` (formatted in the feature's unit), `{window}` and, for changes, `{change}`.
     `window_kind` says which configured window fills `{window}` (see WINDOW_KINDS); `window` is that number once bound.
     `as_of_clock` is set on features whose value is a count of days from or to the as-of (see AS_OF_CLOCKS).
+    `role` says whether the feature is a cause a CS team can act on or context (see ROLES).
     """
 
     name: str
@@ -42,6 +49,7 @@ class FeatureSpec:
     window_kind: str | None = None
     window: int | None = None
     as_of_clock: str | None = None
+    role: str = "cause"
 
     def for_window(self, window: int) -> FeatureSpec:
         """The concrete feature for one window."""
@@ -54,9 +62,10 @@ class FeatureSpec:
         return self.unit == "category"
 
 
-def _f(name, group, needs, description, unit, direction, reason, window=None, clock=None) -> FeatureSpec:
+def _f(name, group, needs, description, unit, direction, reason, window=None, clock=None,
+       role="cause") -> FeatureSpec:
     return FeatureSpec(name, group, tuple(needs.split()), description, unit, direction, reason, window_kind=window,
-                       as_of_clock=clock)
+                       as_of_clock=clock, role=role)
 
 
 ENGAGEMENT = (
@@ -98,7 +107,7 @@ ENGAGEMENT = (
 
 VALUE = (
     _f("tenure_days", "value", "accounts", "Days from the account's creation to the as-of.",
-       "days", "down", "Customer for {value}", clock="age"),
+       "days", "down", "Customer for {value}", clock="age", role="context"),
     _f("value_reached", "value", "events",
        "1 when the account had its first value event (features.value_events) before the as-of, else 0.",
        "flag", "down", "First value reached: {value}"),
@@ -180,18 +189,21 @@ VOICE = (
 
 COMMERCIAL = (
     _f("mrr", "commercial", "subscriptions", "MRR of the subscription rows open just before the as-of.",
-       "currency", "mixed", "MRR {value}"),
+       "currency", "mixed", "MRR {value}", role="context"),
     _f("mrr_change_90d", "commercial", "subscriptions", "Relative change of MRR against 90 days before the as-of.",
        "change", "down", "MRR {change} against 90 days ago"),
     _f("seats", "commercial", "subscriptions.seats", "Seats paid for just before the as-of.",
-       "count", "mixed", "{value} paid seats"),
+       "count", "mixed", "{value} paid seats", role="context"),
     _f("plan", "commercial", "subscriptions.plan", "Plan of the largest open subscription row.",
-       "category", "mixed", "On the {value} plan"),
+       "category", "mixed", "On the {value} plan", role="context"),
     _f("days_to_renewal", "commercial", "subscriptions.billing_period_months",
        "Days from the as-of to the next renewal of the largest open row (start + whole billing periods).",
-       "days", "mixed", "Renewal due in {value}", clock="until"),
+       "days", "mixed", "Renewal due in {value}", clock="until", role="context"),
+    _f("billing_period_months", "commercial", "subscriptions.billing_period_months",
+       "Billing period in months of the largest open row (1 monthly, 12 annual).",
+       "months", "mixed", "Billed every {value}", role="context"),
     _f("in_trial", "commercial", "subscriptions.is_trial", "1 when every open row is a trial, else 0.",
-       "flag", "mixed", "In trial: {value}"),
+       "flag", "mixed", "In trial: {value}", role="context"),
     _f("downgrades_365d", "commercial", "subscriptions",
        "MRR decreases that left the account paying (contractions) in the last 365 days.",
        "count", "up", "{value} downgrades in the last year"),
@@ -231,11 +243,17 @@ def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _plural(value: float, unit: str) -> str:
+    return f"{value:,.0f} {unit}" + ("" if round(value) == 1 else "s")
+
+
 _FORMATS = {
     "share": lambda v: f"{v:.0%}", "change": lambda v: f"{v:+.0%}", "points": lambda v: f"{v:+,.0f} points",
-    "days": lambda v: f"{v:,.0f} day" + ("" if round(v) == 1 else "s"),
-    "hours": lambda v: f"{v:,.0f} hour" + ("" if round(v) == 1 else "s"),
-    "minutes": lambda v: f"{v:,.0f} min", "currency": lambda v: f"{v:,.0f}", "count": lambda v: f"{v:,.0f}",
+    "days": lambda v: _plural(v, "day"),
+    "months": lambda v: _plural(v, "month"),
+    # Two days read better than 48 hours, two hours better than 120 minutes.
+    "hours": lambda v: _plural(v, "hour") if v < 48 else f"{v / 24:,.1f} days",
+    "minutes": lambda v: f"{v:,.0f} min" if v < 120 else f"{v / 60:,.1f} hours", "currency": lambda v: f"{v:,.0f}", "count": lambda v: f"{v:,.0f}",
     "flag": lambda v: "yes" if v else "no", "category": str, "score": lambda v: f"{v:,.1f}",
 }
 
@@ -279,17 +297,22 @@ def catalog_markdown(specs: list[FeatureSpec]) -> str:
         "Generated from `features/catalog.py` for the windows in `params.yaml` by `churn features --markdown`",
         "(`make docs`); do not edit by hand. Every feature at as-of *t* reads only rows with timestamps before *t*.",
         "A feature whose source (table or `table.column`) is missing from the warehouse is left out of the run.", "",
+        "Role: a **cause** is behaviour or experience the CS team can change; reasons, protective factors and the",
+        "playbook's driver group come from causes only. **Context** (renewal timing, billing period, tenure, plan,",
+        "MRR level, seats, trial) says when and for whom risk applies: it stays in the model, its SHAP values are in",
+        "`churn_score_drivers` (role `context`, no rank), and renewal timing is written to `churn_scores` as",
+        "`renewal_date`, `days_to_renewal` and `billing_period_months`.", "",
     ]
     for group in GROUPS:
         members = [s for s in specs if s.group == group]
         if not members:
             continue
         lines += [f"## {GROUP_TITLES[group]}", "",
-                  "| feature | unit | risk rises when | needs | description | reason |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+                  "| feature | role | unit | risk rises when | needs | description | reason |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
         direction = {"up": "higher", "down": "lower", "mixed": "depends"}
         for s in members:
-            lines.append(f"| `{s.name}` | {s.unit} | {direction[s.direction]} | {', '.join(s.needs)} | "
+            lines.append(f"| `{s.name}` | {s.role} | {s.unit} | {direction[s.direction]} | {', '.join(s.needs)} | "
                          f"{s.description} | {s.reason} |")
         lines.append("")
     return "\n".join(lines)

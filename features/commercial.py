@@ -131,6 +131,7 @@ def _largest_open_row(sources: Sources, keys: ir.Table) -> ir.Table | None:
     if has_period:
         renewal = _next_renewal(j.start_at, j.billing_period_months, j.as_of)
         metrics["renewal_at"] = renewal.max(where=j.size_rank == 0)
+        metrics["billing_period_months"] = j.billing_period_months.max(where=j.size_rank == 0)
     return j.group_by(_KEYS).aggregate(**metrics)
 
 
@@ -158,6 +159,8 @@ def _commercial_values(j: ir.Table) -> dict[str, ir.Value]:
         values["plan"] = j.plan.cast("string")
     if "renewal_at" in j.columns:
         values["days_to_renewal"] = j.renewal_at.date().delta(j.as_of.date(), unit="day").cast("float64")
+        period = j.billing_period_months
+        values["billing_period_months"] = ibis.ifelse(period > 0, period, ibis.null("int64")).cast("float64")
     return values
 
 

@@ -127,7 +127,7 @@ def features(ctx: typer.Context,
                 console.print(f"wrote {len(specs)} features to {markdown}")
             else:
                 for spec in specs.values():
-                    console.print(f"{spec.name:<40} {spec.group:<10} {spec.unit:<8} {spec.description}")
+                    console.print(f"{spec.name:<40} {spec.group:<10} {spec.role:<7} {spec.unit:<8} {spec.description}")
             return
         from pipelines.features_run import run_features
 

@@ -17,10 +17,13 @@ ANY_GROUP = "*"
 
 
 _RULE_KEYS = ("tier", "group", "action", "owner_role")
+_URGENT_KEYS = ("urgent_action", "urgent_owner_role")  # optional: the variant for a renewal within urgent_days
 
 
 class PlaybookRule(BaseModel):
-    """One rule: accounts in `tier` whose risk is driven most by `group` get `action`, owned by `owner_role`."""
+    """One rule: accounts in `tier` whose risk is driven most by `group` get `action`, owned by `owner_role`; when
+    the renewal is within `urgent_days`, `urgent_action` and `urgent_owner_role` instead (each defaults to the
+    routine one)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -28,6 +31,14 @@ class PlaybookRule(BaseModel):
     group: str
     action: str
     owner_role: str
+    urgent_action: str | None = None
+    urgent_owner_role: str | None = None
+
+    def pick(self, urgent: bool) -> tuple[str, str]:
+        """(action, owner role) for a routine or an urgent account."""
+        if urgent:
+            return self.urgent_action or self.action, self.urgent_owner_role or self.owner_role
+        return self.action, self.owner_role
 
 
 def _describe(index: int, raw) -> str:
@@ -40,24 +51,35 @@ def _check_raw_rule(index: int, raw) -> None:
     name = _describe(index, raw)
     if not isinstance(raw, dict):
         raise ValueError(f"{name}: expected a mapping with keys {', '.join(_RULE_KEYS)}, got {raw!r}")
-    unknown = sorted(set(raw) - set(_RULE_KEYS))
+    unknown = sorted(set(raw) - set(_RULE_KEYS) - set(_URGENT_KEYS))
     if unknown:
-        raise ValueError(f"{name}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(_RULE_KEYS)})")
+        raise ValueError(f"{name}: unknown key(s) {', '.join(unknown)} "
+                         f"(allowed: {', '.join(_RULE_KEYS + _URGENT_KEYS)})")
     for key in _RULE_KEYS:
         if not isinstance(raw.get(key), str) or not raw[key].strip():
             what = {"action": "no action", "owner_role": "no owner_role"}.get(key, f"no {key}")
             raise ValueError(f"{name}: {what} (give `{key}:` as text)")
+    for key in _URGENT_KEYS:
+        if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
+            raise ValueError(f"{name}: `{key}:` must be text (or left out to use the routine one)")
     if raw["group"] not in (*DRIVER_GROUPS, ANY_GROUP):
         raise ValueError(f"{name}: unknown group {raw['group']!r} (choose from {', '.join(DRIVER_GROUPS)}, "
                          f"or '{ANY_GROUP}' for any)")
 
 
 class PlaybookConfig(BaseModel):
-    """The `scoring.playbooks:` section: rules from tier × driver group to a recommended action and owner."""
+    """The `scoring.playbooks:` section: rules from tier × driver group to a recommended action and owner.
+
+    Attributes:
+        urgent_days: a renewal within this many days of the as-of makes the action urgent (its urgent variant).
+        due_days: an action is due this many days after the as-of, or halfway to the renewal if that is sooner.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rules: list[PlaybookRule] = Field(default_factory=lambda: [PlaybookRule(**r) for r in DEFAULT_RULES])
+    urgent_days: int = Field(default=30, ge=0, le=3660)
+    due_days: int = Field(default=14, ge=0, le=3660)
 
     @field_validator("rules", mode="before")
     @classmethod
@@ -107,17 +129,28 @@ class PlaybookConfig(BaseModel):
 
 DEFAULT_RULES = [
     {"tier": "high", "group": "engagement", "owner_role": "CSM",
-     "action": "Adoption workshop with the account's users; agree usage goals for the next 30 days"},
+     "action": "Adoption workshop with the account's users; agree usage goals for the next 30 days",
+     "urgent_owner_role": "CSM and account executive",
+     "urgent_action": "Before the renewal: adoption review with the decision maker; agree usage goals in the renewal"},
     {"tier": "high", "group": "value", "owner_role": "Onboarding specialist",
-     "action": "Onboarding review: finish the missing milestones and book a first-value session"},
+     "action": "Onboarding review: finish the missing milestones and book a first-value session",
+     "urgent_owner_role": "Onboarding specialist and account executive",
+     "urgent_action": "Before the renewal: first-value session with the decision maker; finish onboarding"},
     {"tier": "high", "group": "support", "owner_role": "Support lead",
-     "action": "Escalate the open tickets and call the account about their resolution"},
+     "action": "Escalate the open tickets and call the account about their resolution",
+     "urgent_owner_role": "Support lead and account executive",
+     "urgent_action": "Before the renewal: escalate the open tickets and call the decision maker about them"},
     {"tier": "high", "group": "voice", "owner_role": "CS manager",
-     "action": "Executive sponsor call: hear the feedback and agree a recovery plan"},
+     "action": "Executive sponsor call: hear the feedback and agree a recovery plan",
+     "urgent_owner_role": "CS manager and account executive",
+     "urgent_action": "Before the renewal: executive sponsor call on the feedback and a recovery plan"},
     {"tier": "high", "group": "commercial", "owner_role": "Account executive",
-     "action": "Renewal preparation: review plan, seats and price with the decision maker"},
+     "action": "Commercial review: understand the contraction and agree the right plan and seats",
+     "urgent_action": "Renewal negotiation: review plan, seats and price with the decision maker"},
     {"tier": "high", "group": ANY_GROUP, "owner_role": "CS manager",
-     "action": "Executive sponsor call to understand the risk and agree next steps"},
+     "action": "Executive sponsor call to understand the risk and agree next steps",
+     "urgent_owner_role": "CS manager and account executive",
+     "urgent_action": "Before the renewal: executive sponsor call to understand the risk"},
     {"tier": "medium", "group": "engagement", "owner_role": "CSM",
      "action": "Adoption nudge: usage tips and an invitation to office hours"},
     {"tier": "medium", "group": "value", "owner_role": "CSM",
@@ -127,9 +160,10 @@ DEFAULT_RULES = [
     {"tier": "medium", "group": "voice", "owner_role": "CSM",
      "action": "Follow up on the latest survey feedback"},
     {"tier": "medium", "group": "commercial", "owner_role": "Account executive",
-     "action": "Start renewal preparation early"},
+     "action": "Check in on the recent contraction and the plan's fit"},
     {"tier": "medium", "group": ANY_GROUP, "owner_role": "CSM",
-     "action": "Health check at the next touchpoint"},
+     "action": "Health check at the next touchpoint",
+     "urgent_action": "Health check before the renewal"},
 ]
 
 

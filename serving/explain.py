@@ -80,6 +80,7 @@ FEATURE_LABELS = {
     "seats": "Paid seats",
     "plan": "Plan",
     "days_to_renewal": "Days to renewal",
+    "billing_period_months": "Billing period",
     "in_trial": "In trial",
     "downgrades_365d": "Downgrades (last year)",
 }
@@ -106,15 +107,16 @@ MISSING_REASONS = {
     "reopen_rate_{window}d": "No tickets resolved in the last {window} days",
     "ticket_csat_{window}d": "No ticket satisfaction ratings in the last {window} days",
     "days_since_last_ticket": "No support ticket on record",
-    "last_nps": "No NPS response on record",
-    "last_nps_category": "No NPS response on record",
-    "nps_change": "Fewer than two NPS responses on record",
-    "detractor_share_{window}d": "No NPS responses in the last {window} days",
-    "csat_avg_{window}d": "No CSAT responses in the last {window} days",
-    "ces_avg_{window}d": "No effort-score responses in the last {window} days",
-    "days_since_last_response": "No survey response on record",
+    "last_nps": "No NPS answer on record",
+    "last_nps_category": "No NPS answer on record",
+    "nps_change": "Fewer than two NPS answers on record",
+    "detractor_share_{window}d": "No NPS answer in the last {window} days",
+    "csat_avg_{window}d": "No CSAT answer in the last {window} days",
+    "ces_avg_{window}d": "No effort-score answer in the last {window} days",
+    "days_since_last_response": "No survey answer on record",
     "mrr_change_90d": "No MRR 90 days ago to compare with",
     "days_to_renewal": "Renewal date unknown",
+    "billing_period_months": "Billing period unknown",
     "plan": "Plan unknown",
     "seats": "Paid seats unknown",
 }
@@ -243,8 +245,58 @@ def _seat_detail(spec: FeatureSpec, value, row: Callable[[str], object]) -> str 
             f"({value:.0%}) in the last {spec.window} days")
 
 
-# Reasons that say more than the template when the account's other values are at hand.
+def _since_signup(row: Callable[[str], object]) -> str | None:
+    """The account's tenure as "730 days" (None when unknown)."""
+    tenure = row("tenure_days")
+    return None if _is_missing(tenure) else f"{tenure:,.0f} day" + ("" if round(tenure) == 1 else "s")
+
+
+def _no_first_value(spec: FeatureSpec, value, row: Callable[[str], object]) -> str | None:
+    if not _is_missing(value) and value:  # value_reached = 1: not a censored value
+        return None
+    days = _since_signup(row)
+    return f"Has not reached first value in {days} since sign-up" if days else None
+
+
+def _no_core_adoption(spec: FeatureSpec, value, row: Callable[[str], object]) -> str | None:
+    if not _is_missing(value) and value:  # some core feature adopted
+        return None
+    days = _since_signup(row)
+    return f"No core feature adopted yet ({days} since sign-up)" if days else None
+
+
+def _onboarding_open(spec: FeatureSpec, value, row: Callable[[str], object]) -> str | None:
+    days, share = _since_signup(row), row("onboarding_share")
+    if days is None:
+        return None
+    done = "" if _is_missing(share) else f" ({share:.0%} of milestones done)"
+    return f"Onboarding not complete after {days}{done}"
+
+
+# Reasons that say more than the template when the account's other values are at hand: for a value, or for a
+# censored one (missing or zero because the thing has not happened yet), which the template would misstate.
 _DETAILS = {"seat_utilisation_{window}d": _seat_detail}
+_CENSORED = {"days_to_first_value": _no_first_value, "value_reached": _no_first_value,
+             "core_adoption_median_days": _no_core_adoption, "core_adoption_share": _no_core_adoption,
+             "days_to_onboard": _onboarding_open}
+
+# What a count of zero means, in words ("0 support tickets in the last 30 days" reads as a glitch).
+ZERO_REASONS = {
+    "active_days_{window}d": "Not active on any of the last {window} days",
+    "events_{window}d": "No product events in the last {window} days",
+    "active_users_{window}d": "No active users in the last {window} days",
+    "distinct_events_{window}d": "No product actions used in the last {window} days",
+    "core_feature_share_{window}d": "No core feature used in the last {window} days",
+    "sessions_{window}d": "No sessions in the last {window} days",
+    "seat_utilisation_{window}d": "None of the paid seats used in the last {window} days",
+    "onboarding_share": "No onboarding milestone done yet",
+    "tickets_{window}d": "No support tickets in the last {window} days",
+    "open_tickets": "No open support tickets",
+    "open_high_priority_tickets": "No open high-priority tickets",
+    "high_priority_tickets_{window}d": "No high-priority tickets in the last {window} days",
+    "survey_responses_{window}d": "No survey answers in the last {window} days",
+    "downgrades_365d": "No downgrades in the last year",
+}
 
 
 def describe_driver(spec: FeatureSpec, value, benchmarks: Benchmarks | None = None, segment=None,
@@ -255,9 +307,14 @@ def describe_driver(spec: FeatureSpec, value, benchmarks: Benchmarks | None = No
         row: the account's other feature values by name (for richer sentences, e.g. users of seats), if any.
     """
     base = _base_name(spec)
+    censored = _CENSORED.get(base)
+    if censored and row and (_is_missing(value) or not value) and (text := censored(spec, value, row)):
+        return text
     if _is_missing(value):
         return MISSING_REASONS.get(base, f"{feature_label(spec)}: not on record").replace("{window}",
                                                                                             str(spec.window))
+    if value == 0 and base in ZERO_REASONS:
+        return ZERO_REASONS[base].replace("{window}", str(spec.window))
     detail = _DETAILS.get(base)
     text = (detail and row and detail(spec, value, row)) or render_reason(spec, value)
     reference, where = benchmarks.lookup(spec.name, segment) if benchmarks else (None, None)
@@ -295,13 +352,24 @@ class ExplainContext:
     benchmarks: Benchmarks | None = None
 
 
+def _context_cells(n_rows: int, is_cause: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of every context feature of every row, the largest |contribution| first within a row."""
+    context = np.flatnonzero(~is_cause)
+    if n_rows == 0 or context.size == 0:
+        return np.array([], dtype=int), np.array([], dtype=int)
+    order = np.argsort(-np.abs(matrix[:, context]), axis=1, kind="stable")
+    return np.repeat(np.arange(n_rows), context.size), context[order].ravel()
+
+
 def rank_drivers(contributions: pd.DataFrame, values: pd.DataFrame, context: ExplainContext,
                  segments: pd.Series | None = None, points: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Return each row's drivers: its `context.top_n` largest risk-raising contributions, then its
-    `context.protective` most risk-lowering ones.
+    """Return each row's drivers: its `context.top_n` largest risk-raising contributions among the cause features,
+    then its `context.protective` most risk-lowering cause features, then every context feature of the model
+    (timing and who: days to renewal, tenure, plan, ...) with its exact contribution, so nothing is hidden.
 
-    Columns: row, rank (1.. within the row, risk drivers first), feature, value, contribution,
-    probability_points (NaN without `points`), direction, reason. Rows with fewer drivers of a kind get fewer.
+    Columns: row, rank (1.. within the row for causes, risk drivers first; missing for context), feature, role,
+    value, contribution, probability_points (NaN without `points`), direction, reason. Rows with fewer drivers of
+    a kind get fewer.
 
     Args:
         values: the feature values of the same rows (the reasons quote them).
@@ -310,22 +378,32 @@ def rank_drivers(contributions: pd.DataFrame, values: pd.DataFrame, context: Exp
     """
     features = [c for c in contributions.columns if c != "bias"]
     matrix = contributions[features].to_numpy(dtype=float)
-    up_rows, up_cols = _pick(matrix, context.top_n, 1)
-    down_rows, down_cols = _pick(matrix, context.protective, -1)
+    is_cause = np.array([context.specs[f].role == "cause" for f in features], dtype=bool)
+    causes = np.where(is_cause, matrix, 0.0)
+    up_rows, up_cols = _pick(causes, context.top_n, 1)
+    down_rows, down_cols = _pick(causes, context.protective, -1)
     rows, cols = np.concatenate([up_rows, down_rows]), np.concatenate([up_cols, down_cols])
     order = np.lexsort((np.arange(len(rows)), rows))  # per row: risk drivers (in order), then protective factors
+    rows, cols = rows[order], cols[order]
+    ranks = pd.Series(rows).groupby(rows).cumcount().to_numpy() + 1
+    context_rows, context_cols = _context_cells(len(matrix), is_cause, matrix)
+    rows, cols = np.concatenate([rows, context_rows]), np.concatenate([cols, context_cols])
+    order = np.lexsort((np.arange(len(rows)), rows))
     rows, cols = rows[order], cols[order]
     names = np.asarray(features, dtype=object)[cols]
     raw = values[features].astype(object).where(values[features].notna(), None).to_numpy()[rows, cols]
     segment_of = segments.to_numpy() if segments is not None else np.full(len(matrix), None)
     contrib = matrix[rows, cols]
+    cause_cell = is_cause[cols]
+    rank = pd.Series(np.concatenate([ranks, np.zeros(len(context_rows), dtype=int)])[order], dtype="Int64")
     drivers = pd.DataFrame({
-        "row": rows, "feature": names, "value": pd.to_numeric(pd.Series(raw, dtype=object), errors="coerce"),
+        "row": rows, "rank": rank.mask(~cause_cell), "feature": names,
+        "role": np.where(cause_cell, "cause", "context"),
+        "value": pd.to_numeric(pd.Series(raw, dtype=object), errors="coerce"),
         "contribution": contrib,
         "probability_points": points[features].to_numpy()[rows, cols] if points is not None else np.nan,
         "direction": np.where(contrib > 0, RAISES, LOWERS),
     })
-    drivers.insert(1, "rank", drivers.groupby("row").cumcount() + 1)
     # Categorical values (a plan, an NPS category) have no number; their text goes into the reason.
     drivers["reason"] = _describe_all(context, names, raw, rows, values, segment_of)
     return drivers
@@ -337,7 +415,7 @@ def _describe_all(context: ExplainContext, names: np.ndarray, raw: np.ndarray, r
     # only sentences quoting other columns of the account (_DETAILS) are made per row. `raw` holds None for
     # missing values already.
     specs, benchmarks = context.specs, context.benchmarks
-    detailed = {name for name in set(names) if _base_name(specs[name]) in _DETAILS}
+    detailed = {name for name in set(names) if _base_name(specs[name]) in _DETAILS | _CENSORED}
     segments = pd.Series(segment_of, dtype=object)
     segments = segments.where(segments.notna(), None).to_numpy()
     columns: dict[str, np.ndarray] = {}
@@ -354,8 +432,9 @@ def _describe_all(context: ExplainContext, names: np.ndarray, raw: np.ndarray, r
     for feature, value, row in zip(names, raw, rows, strict=True):
         segment = segments[row]
         spec = specs[feature]
+        compared = benchmarks if spec.role == "cause" else None  # timing and who: no "retained accounts" median
         if feature in detailed:
-            out.append(describe_driver(spec, value, benchmarks, segment, lookup(row)))
+            out.append(describe_driver(spec, value, compared, segment, lookup(row)))
             continue
         # Keyed on the value as the sentence shows it (41.7 and 42.2 minutes both read "42 min"), so continuous
         # values share sentences too.
@@ -363,6 +442,6 @@ def _describe_all(context: ExplainContext, names: np.ndarray, raw: np.ndarray, r
                describe_change(value) if "{change}" in spec.reason else None)
         text = said.get(key)
         if text is None:
-            text = said[key] = describe_driver(spec, value, benchmarks, segment)
+            text = said[key] = describe_driver(spec, value, compared, segment)
         out.append(text)
     return out

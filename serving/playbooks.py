@@ -1,11 +1,16 @@
-"""Playbooks: what to do about an account, from its risk tier and the group of signals driving its risk.
+"""Playbooks: what to do about an account, from its risk tier, the group of cause signals driving its risk and how
+soon it renews.
 
-Rules are data (`scoring.playbooks.rules` in params.yaml): each maps a tier and a driver group to a recommended
-action and the role that owns it. An account's driver group is the one whose risk-raising contributions weigh most;
-a rule for group "*" is the tier's fallback. The top tier must have a fallback, so every account in it gets an action.
+Rules are data (`scoring.playbooks` in params.yaml): each maps a tier and a driver group to a recommended action and
+the role that owns it, with an optional urgent variant for accounts whose renewal is within `urgent_days`. An
+account's driver group is the one whose risk-raising contributions of *cause* features weigh most: context
+(days to renewal, tenure, plan, MRR) says when risk applies, not why, so it never picks the action. A rule for group
+"*" is the tier's fallback; the top tier must have one, so every account in it gets an action.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -15,6 +20,7 @@ from serving.config import PlaybookConfig
 
 _FROM_CATALOG = {"frequency": "engagement", "breadth": "engagement", "depth": "engagement", "trend": "engagement",
                  "value": "value", "support": "support", "voice": "voice", "commercial": "commercial"}
+URGENT, ROUTINE = "urgent", "routine"
 
 
 def driver_group(catalog_group: str) -> str:
@@ -23,8 +29,9 @@ def driver_group(catalog_group: str) -> str:
 
 
 def dominant_groups(contributions: pd.DataFrame, specs: dict[str, FeatureSpec]) -> np.ndarray:
-    """Each row's driver group with the largest sum of risk-raising contributions (None when nothing raises it)."""
-    features = [c for c in contributions.columns if c != "bias" and c in specs]
+    """Each row's driver group with the largest sum of risk-raising contributions of cause features (None when no
+    cause raises its risk)."""
+    features = [c for c in contributions.columns if c != "bias" and c in specs and specs[c].role == "cause"]
     if not features:
         return np.full(len(contributions), None, dtype=object)
     positive = contributions[features].clip(lower=0)
@@ -34,8 +41,32 @@ def dominant_groups(contributions: pd.DataFrame, specs: dict[str, FeatureSpec]) 
     return np.where(by_group.to_numpy().max(axis=1) > 0, groups, None)
 
 
-def recommend_actions(tiers: np.ndarray, groups: np.ndarray, config: PlaybookConfig) -> pd.DataFrame:
-    """Return recommended_action and owner_role for each account (None where no rule covers its tier)."""
+def recommend_actions(tiers: np.ndarray, groups: np.ndarray, days_to_renewal: np.ndarray,
+                      as_ofs: np.ndarray, config: PlaybookConfig) -> pd.DataFrame:
+    """Return recommended_action, owner_role, urgency and due_by for each account (None where no rule covers its
+    tier).
+
+    An account is urgent when its renewal is within `config.urgent_days` of the as-of (unknown renewal: routine).
+    Its action is due `config.due_days` after the as-of, or halfway to the renewal when that comes first, so the
+    due date falls before the renewal.
+
+    Args:
+        days_to_renewal: days from the as-of to the next renewal (NaN when unknown).
+        as_ofs: each account's as-of date.
+    """
+    days = pd.to_numeric(pd.Series(days_to_renewal, dtype=object), errors="coerce").to_numpy(dtype=float)
+    known = ~np.isnan(days)
+    urgent = known & (days <= config.urgent_days)
+    lead = np.where(known, np.minimum(config.due_days, np.floor(np.nan_to_num(days) / 2)), config.due_days)
     found = [config.find(t, g) for t, g in zip(tiers, groups, strict=True)]
-    return pd.DataFrame({"recommended_action": pd.Series([r.action if r else None for r in found], dtype=object),
-                         "owner_role": pd.Series([r.owner_role if r else None for r in found], dtype=object)})
+    picked = [rule.pick(bool(u)) if rule else (None, None) for rule, u in zip(found, urgent, strict=True)]
+    due = [as_of + timedelta(days=int(max(d, 0))) if rule else None
+           for rule, as_of, d in zip(found, as_ofs, lead, strict=True)]
+    return pd.DataFrame({
+        "recommended_action": pd.Series([p[0] for p in picked], dtype=object),
+        "owner_role": pd.Series([p[1] for p in picked], dtype=object),
+        "urgency": pd.Series([(URGENT if u else ROUTINE) if rule else None for rule, u in zip(found, urgent,
+                                                                                              strict=True)],
+                             dtype=object),
+        "due_by": pd.Series(due, dtype=object),
+    })

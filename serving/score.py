@@ -25,7 +25,7 @@ from training.baselines import compute_health_score
 from training.config import HealthComponent
 from training.train import TrainedModel
 
-DRIVER_COLUMNS = ["account_id", "as_of", "rank", "feature", "value", "contribution", "probability_points",
+DRIVER_COLUMNS = ["account_id", "as_of", "rank", "feature", "role", "value", "contribution", "probability_points",
                   "direction", "reason"]
 
 
@@ -124,6 +124,20 @@ def _joined_reasons(drivers: pd.DataFrame) -> pd.Series:
     return pd.Series(joined, dtype=object)
 
 
+def renewal_timing(table: pd.DataFrame) -> pd.DataFrame:
+    """The context a CS team plans around, one row per table row: renewal_date, days_to_renewal and
+    billing_period_months (missing where the warehouse does not say)."""
+    days = pd.to_numeric(table["days_to_renewal"], errors="coerce") if "days_to_renewal" in table else (
+        pd.Series(np.nan, index=table.index))
+    period = pd.to_numeric(table["billing_period_months"], errors="coerce") if "billing_period_months" in table else (
+        pd.Series(np.nan, index=table.index))
+    as_of = pd.to_datetime(table["as_of"]).dt.normalize()
+    renewal = (as_of + pd.to_timedelta(days, unit="D")).dt.date
+    return pd.DataFrame({"renewal_date": renewal.where(days.notna(), None).astype(object),
+                         "days_to_renewal": days.round().astype("Int64"),
+                         "billing_period_months": period.round().astype("Int64")})
+
+
 def score_accounts(scored: ScoredModel, table: pd.DataFrame, context: ScoringContext,
                    scored_at: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every row of the feature table; return (churn_scores rows, churn_score_drivers rows).
@@ -138,13 +152,16 @@ def score_accounts(scored: ScoredModel, table: pd.DataFrame, context: ScoringCon
     probability = scored.model.predict(table)
     contributions, drivers = _explain(scored, table, context)
     # Two features can say the same thing ("No sessions in the last 7 days"): each sentence once.
-    reasons = _joined_reasons(drivers[drivers["direction"] == RAISES])
+    reasons = _joined_reasons(drivers[(drivers["direction"] == RAISES) & (drivers["role"] == "cause")])
     ranks = pd.Series(probability).groupby(table["as_of"]).rank(method="first", ascending=False).astype("int64")
     tiers = assign_tiers(probability, context.config, ranks.to_numpy())
-    actions = recommend_actions(tiers, dominant_groups(contributions, context.specs), context.config.playbooks)
+    as_ofs = pd.to_datetime(table["as_of"]).dt.date
+    timing = renewal_timing(table)
+    actions = recommend_actions(tiers, dominant_groups(contributions, context.specs), timing["days_to_renewal"],
+                                as_ofs.to_numpy(), context.config.playbooks)
     scores = pd.DataFrame({
         "account_id": table["account_id"].astype(str),
-        "as_of": pd.to_datetime(table["as_of"]).dt.date,
+        "as_of": as_ofs,
         "churn_probability": probability,
         "risk_tier": tiers,
         "risk_rank": ranks,
@@ -153,6 +170,9 @@ def score_accounts(scored: ScoredModel, table: pd.DataFrame, context: ScoringCon
         "top_reasons": reasons.reindex(range(len(table))).fillna("").to_numpy(),
         "recommended_action": actions["recommended_action"].to_numpy(),
         "owner_role": actions["owner_role"].to_numpy(),
+        "urgency": actions["urgency"].to_numpy(),
+        "due_by": actions["due_by"].to_numpy(),
+        **{column: timing[column].to_numpy() for column in timing.columns},
         "model_name": scored.name,
         "model_version": scored.version,
         "scored_at": pd.Timestamp(scored_at),

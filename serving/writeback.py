@@ -11,11 +11,15 @@ import sqlglot.expressions as sge
 SCORES_SCHEMA = ibis.schema({
     "account_id": "string", "as_of": "date", "churn_probability": "float64", "risk_tier": "string",
     "risk_rank": "int64", "health_score": "float64", "mrr": "float64", "top_reasons": "string",
-    "recommended_action": "string", "owner_role": "string", "model_name": "string", "model_version": "string",
-    "scored_at": "timestamp",
+    "recommended_action": "string", "owner_role": "string", "urgency": "string", "due_by": "date",
+    "renewal_date": "date", "days_to_renewal": "int64", "billing_period_months": "int64",
+    "model_name": "string", "model_version": "string", "scored_at": "timestamp",
 })
 DRIVERS_SCHEMA = ibis.schema({
-    "account_id": "string", "as_of": "date", "rank": "int64", "feature": "string", "value": "float64",
+    # rank: 1.. for the cause drivers (risk first, then protective); missing for context features (role context),
+    # whose contributions are written too, so nothing the model used is hidden.
+    "account_id": "string", "as_of": "date", "rank": "int64", "feature": "string", "role": "string",
+    "value": "float64",
     # contribution: TreeSHAP in log-odds; probability_points: percentage points of the calibrated probability the
     # driver adds (the probability minus the probability with that contribution taken out of the log-odds).
     "contribution": "float64", "probability_points": "float64", "direction": "string", "reason": "string",

@@ -14,7 +14,8 @@ from features.sources import load_sources
 from tests.conftest import tiny_accounts, ts
 
 AS_OF, EARLIER, MID_MONTH = "2024-03-01", "2023-11-01", "2024-03-20"  # 2024 is a leap year: 2024-02 has 29 days
-ALL = ["mrr", "mrr_change_90d", "seats", "plan", "days_to_renewal", "in_trial", "downgrades_365d"]
+ALL = ["mrr", "mrr_change_90d", "seats", "plan", "days_to_renewal", "billing_period_months", "in_trial",
+       "downgrades_365d"]
 
 SUBSCRIPTIONS = [  # (account, start, end, mrr, plan, seats, is_trial, billing_period_months)
     # base: an annual base plan upgraded on 2023-10-01, a monthly add-on ending 2024-01-15 (a downgrade),
@@ -46,17 +47,18 @@ SUBSCRIPTIONS = [  # (account, start, end, mrr, plan, seats, is_trial, billing_p
 ACCOUNTS = ["base", "monthly", "trial", "tie", "gone", "old", "due", "unnamed", "none"]
 NAN = float("nan")
 
-EXPECTED = {  # (account, as_of) → mrr, mrr_change_90d, seats, plan, days_to_renewal, in_trial, downgrades_365d
-    ("base", AS_OF): (320.0, 320 / 350 - 1, 10.0, "growth", 214.0, 0.0, 1.0),  # renewal 2024-10-01
-    ("base", EARLIER): (350.0, 350 / 150 - 1, 12.0, "growth", 335.0, 0.0, 0.0),  # MRR on 2023-08-03: 150
-    ("monthly", AS_OF): (80.0, NAN, 0.0, "starter", 30.0, 0.0, 0.0),  # 2024-02-29 passed; next 2024-03-31
-    ("trial", AS_OF): (0.0, NAN, 3.0, "trial", NAN, 1.0, 0.0),
-    ("tie", AS_OF): (120.0, 1.0, 2.0, "beta", NAN, 0.0, 0.0),
-    ("gone", AS_OF): (0.0, -1.0, 0.0, None, NAN, 0.0, 0.0),
-    ("old", AS_OF): (100.0, 0.0, 4.0, "legacy", 306.0, 0.0, 1.0),  # renewal 2025-01-01
-    ("due", AS_OF): (10.0, 0.0, 1.0, "starter", 0.0, 0.0, 0.0),
-    ("unnamed", MID_MONTH): (250.0, NAN, 1.0, "addon", 21.0, 0.0, 0.0),  # 2024-03-10 passed; next 2024-04-10
-    ("none", AS_OF): (0.0, NAN, 0.0, None, NAN, 0.0, 0.0),
+EXPECTED = {  # (account, as_of) → mrr, mrr_change_90d, seats, plan, days_to_renewal, billing_period_months,
+#   in_trial, downgrades_365d
+    ("base", AS_OF): (320.0, 320 / 350 - 1, 10.0, "growth", 214.0, 12.0, 0.0, 1.0),  # renewal 2024-10-01
+    ("base", EARLIER): (350.0, 350 / 150 - 1, 12.0, "growth", 335.0, 12.0, 0.0, 0.0),  # MRR on 2023-08-03: 150
+    ("monthly", AS_OF): (80.0, NAN, 0.0, "starter", 30.0, 1.0, 0.0, 0.0),  # 2024-02-29 passed; next 2024-03-31
+    ("trial", AS_OF): (0.0, NAN, 3.0, "trial", NAN, NAN, 1.0, 0.0),
+    ("tie", AS_OF): (120.0, 1.0, 2.0, "beta", NAN, NAN, 0.0, 0.0),
+    ("gone", AS_OF): (0.0, -1.0, 0.0, None, NAN, NAN, 0.0, 0.0),
+    ("old", AS_OF): (100.0, 0.0, 4.0, "legacy", 306.0, 12.0, 0.0, 1.0),  # renewal 2025-01-01
+    ("due", AS_OF): (10.0, 0.0, 1.0, "starter", 0.0, 1.0, 0.0, 0.0),
+    ("unnamed", MID_MONTH): (250.0, NAN, 1.0, "addon", 21.0, 1.0, 0.0, 0.0),  # 2024-03-10 passed; next 2024-04-10
+    ("none", AS_OF): (0.0, NAN, 0.0, None, NAN, NAN, 0.0, 0.0),
 }
 
 
@@ -117,12 +119,13 @@ def test_commercial_features_exact_values(full):
     assert all(out[c].dtype == "float64" for c in numeric)
 
 
-@pytest.mark.parametrize(("column", "feature"), [("plan", "plan"), ("seats", "seats"), ("is_trial", "in_trial"),
-                                                 ("billing_period_months", "days_to_renewal")])
-def test_a_missing_optional_column_drops_only_its_feature(load_tables, full, column, feature):
+@pytest.mark.parametrize(("column", "features"), [
+    ("plan", ["plan"]), ("seats", ["seats"]), ("is_trial", ["in_trial"]),
+    ("billing_period_months", ["days_to_renewal", "billing_period_months"])])
+def test_a_missing_optional_column_drops_only_its_features(load_tables, full, column, features):
     out = _features(load_tables(**_tables(_subscriptions().drop(columns=[column]))))
-    assert list(out.columns) == ["account_id", "as_of", *[c for c in ALL if c != feature]]
-    pd.testing.assert_frame_equal(out, full.drop(columns=[feature]))
+    assert list(out.columns) == ["account_id", "as_of", *[c for c in ALL if c not in features]]
+    pd.testing.assert_frame_equal(out, full.drop(columns=features))
 
 
 def test_required_columns_alone_give_mrr_change_and_downgrades(load_tables):

@@ -52,7 +52,7 @@ BIGQUERY_HAS_NO_MEDIAN = pytest.mark.xfail(raises=OperationNotDefinedError, stri
 def test_every_feature_compiles_to_the_engines_sql(feature_table, dialect):
     table, feature_set = feature_table
     sql = str(ibis.to_sql(table, dialect=dialect))
-    assert len(feature_set.names) == 70
+    assert len(feature_set.names) == 71
     for source in ("events", "subscriptions", "tickets", "surveys", "milestones"):
         assert source in sql, source
     for name in feature_set.names:

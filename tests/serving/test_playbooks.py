@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,7 +31,8 @@ def _config(rules=RULES, **scoring) -> ScoringConfig:
 def test_each_tier_and_group_maps_as_configured():
     config = _config()
     tiers, groups = zip(*[(t, g) for t in ("high", "medium", "low") for g in (*DRIVER_GROUPS, None)], strict=True)
-    actions = recommend_actions(np.array(tiers), np.array(groups, dtype=object), config.playbooks)
+    actions = recommend_actions(np.array(tiers), np.array(groups, dtype=object), np.full(len(tiers), np.nan),
+                                np.full(len(tiers), date(2024, 5, 1)), config.playbooks)
     got = {(t, g): (a, o) for t, g, a, o in zip(tiers, groups, actions.recommended_action, actions.owner_role,
                                                   strict=True)}
     for group in (*DRIVER_GROUPS, None):
@@ -92,10 +95,54 @@ def test_tier_names_run_from_highest_risk_and_capacity_is_cumulative():
         _config(lowest_tier="high")
 
 
-def test_the_dominant_group_is_the_one_whose_risk_drivers_weigh_most():
+def test_the_dominant_group_is_the_one_whose_cause_drivers_weigh_most():
     contributions = pd.DataFrame({
         "active_users_30d": [0.3, 0.1, -0.5], "sessions_trend": [0.3, 0.0, -0.1],   # engagement
         "open_high_priority_tickets": [0.5, 0.05, -0.2],                            # support
-        "days_to_renewal": [-2.0, 0.2, -0.3],                                        # commercial
+        "mrr_change_90d": [0.1, 0.2, -0.1],                                          # commercial (contraction)
         "bias": [-2.0, -2.0, -2.0]})
     assert dominant_groups(contributions, SPECS).tolist() == ["engagement", "commercial", None]
+
+
+def test_context_never_picks_the_group_however_much_it_weighs():
+    # A renewal 10 days out weighs most, but it says when the account can leave, not why: support drives it.
+    contributions = pd.DataFrame({
+        "days_to_renewal": [2.0, 1.5], "tenure_days": [0.8, 0.0], "plan": [0.5, 0.0], "mrr": [0.4, 0.0],
+        "open_high_priority_tickets": [0.2, -0.1], "active_users_30d": [0.1, -0.2], "bias": [-2.0, -2.0]})
+    assert dominant_groups(contributions, SPECS).tolist() == ["support", None]
+
+
+URGENT_RULES = [
+    {"tier": "high", "group": "support", "action": "Escalate open tickets", "owner_role": "Support lead",
+     "urgent_action": "Escalate and call the decision maker before the renewal", "urgent_owner_role": "Support lead and AE"},
+    {"tier": "high", "group": "*", "action": "Executive sponsor call", "owner_role": "CS manager"},
+]
+
+
+def test_a_renewal_within_urgent_days_gets_the_urgent_variant_and_a_due_date_before_the_renewal():
+    config = _config(URGENT_RULES).playbooks.model_copy(update={"urgent_days": 30, "due_days": 14})
+    as_of = date(2024, 5, 1)
+    days = np.array([18.0, 31.0, np.nan, 1.0, 18.0])
+    groups = np.array(["support", "support", "support", "support", "engagement"], dtype=object)
+    got = recommend_actions(np.array(["high"] * 5), groups, days, np.full(5, as_of), config)
+    assert got["urgency"].tolist() == ["urgent", "routine", "routine", "urgent", "urgent"]
+    assert got["recommended_action"].tolist() == [
+        "Escalate and call the decision maker before the renewal", "Escalate open tickets", "Escalate open tickets",
+        "Escalate and call the decision maker before the renewal", "Executive sponsor call"]  # fallback: no variant
+    assert got["owner_role"].tolist()[:2] == ["Support lead and AE", "Support lead"]
+    # Due halfway to the renewal when that is sooner than due_days, else due_days; always before the renewal.
+    assert got["due_by"].tolist() == [date(2024, 5, 10), date(2024, 5, 15), date(2024, 5, 15), date(2024, 5, 1),
+                                      date(2024, 5, 10)]
+    for due, d in zip(got["due_by"], days, strict=True):
+        assert np.isnan(d) or due < as_of + timedelta(days=d)
+
+
+def test_no_rule_no_urgency_and_no_due_date():
+    got = recommend_actions(np.array(["low"]), np.array(["support"], dtype=object), np.array([5.0]),
+                            np.array([date(2024, 5, 1)]), _config(URGENT_RULES).playbooks)
+    assert got.iloc[0].tolist() == [None, None, None, None]
+
+
+def test_an_urgent_variant_must_be_text():
+    with pytest.raises(ValidationError, match=r"rule 1 \(tier 'high', group 'support'\): `urgent_action:` must be text"):
+        _config([{**URGENT_RULES[0], "urgent_action": 3}, URGENT_RULES[1]])

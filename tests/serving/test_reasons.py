@@ -50,9 +50,51 @@ def test_reason_sentences_are_exact_with_the_account_value_and_a_comparison():
 def test_a_missing_value_is_said_in_words_without_a_comparison():
     assert describe_driver(SPECS["days_to_first_value"], None, BENCHMARKS) == "First value not reached yet"
     assert describe_driver(SPECS["days_since_last_activity"], np.nan, BENCHMARKS) == "No product activity on record"
-    assert describe_driver(SPECS["csat_avg_180d"], None) == "No CSAT responses in the last 180 days"
+    assert describe_driver(SPECS["csat_avg_180d"], None) == "No CSAT answer in the last 180 days"
     # Without the users and seats at hand, the catalog's own sentence.
     assert describe_driver(SPECS["seat_utilisation_30d"], 0.3) == "30% of paid seats used in the last 30 days"
+
+
+TENURE = {"tenure_days": 730.0, "onboarding_share": 0.5}.get
+
+
+@pytest.mark.parametrize(("feature", "value", "sentence"), [
+    # never reached first value: not "Took 730 days to reach first value"
+    ("days_to_first_value", None, "Has not reached first value in 730 days since sign-up"),
+    ("value_reached", 0.0, "Has not reached first value in 730 days since sign-up"),
+    # no core adoption: not "Core features took a median 730 days to adopt"
+    ("core_adoption_median_days", None, "No core feature adopted yet (730 days since sign-up)"),
+    ("core_adoption_share", 0.0, "No core feature adopted yet (730 days since sign-up)"),
+    ("days_to_onboard", None, "Onboarding not complete after 730 days (50% of milestones done)"),
+    # no survey answer
+    ("detractor_share_180d", None, "No NPS answer in the last 180 days"),
+    ("last_nps", None, "No NPS answer on record"),
+    ("survey_responses_180d", 0.0, "No survey answers in the last 180 days"),
+    # no tickets
+    ("tickets_90d", 0.0, "No support tickets in the last 90 days"),
+    ("median_resolution_hours_90d", None, "No tickets resolved in the last 90 days"),
+    ("days_since_last_ticket", None, "No support ticket on record"),
+    ("open_high_priority_tickets", 0.0, "No open high-priority tickets"),
+    # zero usage
+    ("active_days_30d", 0.0, "Not active on any of the last 30 days"),
+    ("sessions_7d", 0.0, "No sessions in the last 7 days"),
+])
+def test_censored_missing_and_zero_values_read_as_what_they_are(feature, value, sentence):
+    assert describe_driver(SPECS[feature], value, BENCHMARKS, None, TENURE) == sentence
+
+
+@pytest.mark.parametrize(("feature", "value", "sentence"), [
+    ("session_minutes_30d", 42.4, "Sessions lasted 42 min on average over the last 30 days"),
+    ("session_minutes_30d", 150.0, "Sessions lasted 2.5 hours on average over the last 30 days"),
+    ("median_resolution_hours_90d", 20.0, "Tickets took a median 20 hours to resolve over the last 90 days"),
+    ("median_resolution_hours_90d", 130.0, "Tickets took a median 5.4 days to resolve over the last 90 days"),
+    ("days_to_renewal", 1.0, "Renewal due in 1 day"),
+    ("billing_period_months", 12.0, "Billed every 12 months"),
+    ("mrr_change_90d", -0.25, "MRR fell 25% against 90 days ago"),
+    ("core_feature_share_30d", 0.4, "40% of core features used in the last 30 days"),
+])
+def test_units_read_without_thinking(feature, value, sentence):
+    assert describe_driver(SPECS[feature], value) == sentence
 
 
 def test_benchmarks_are_medians_of_retained_accounts_by_segment_with_a_floor():

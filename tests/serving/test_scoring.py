@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import shap
 
-from features.catalog import ENGAGEMENT, expand_catalog
+from features.catalog import CATALOG, ENGAGEMENT, expand_catalog
 from serving.config import ScoringConfig
 from serving.explain import ExplainContext, explain_predictions, probability_points, rank_drivers
 from serving.score import ScoredModel, ScoringContext, assign_tiers, score_accounts
@@ -126,7 +126,7 @@ def test_written_points_are_the_probability_without_that_contribution(model_and_
         assert d.probability_points == pytest.approx(100 * (scores.churn_probability[row] - without), abs=1e-9)
         assert (d.probability_points > 0) == (d.direction == "raises risk")
     assert set(drivers.groupby("account_id").direction.last()) <= {"lowers risk", "raises risk"}
-    assert drivers.columns.tolist() == ["account_id", "as_of", "rank", "feature", "value", "contribution",
+    assert drivers.columns.tolist() == ["account_id", "as_of", "rank", "feature", "role", "value", "contribution",
                                         "probability_points", "direction", "reason"]
 
 
@@ -141,3 +141,58 @@ def test_capacity_tiers_take_the_top_n_of_each_as_of(model_and_table):
     high = scores[scores.risk_tier == "high"]
     assert high.recommended_action.notna().all() and high.owner_role.notna().all()
     assert (scores.loc[scores.risk_tier == "low", "recommended_action"].isna()).all()
+
+
+@pytest.fixture(scope="module")
+def timing_model_and_table():
+    """A model whose strongest signal is the renewal clock (context), beside two causes."""
+    rng = np.random.default_rng(1)
+    n = 800
+    table = pd.DataFrame({
+        "account_id": [f"a{i}" for i in range(n)], "as_of": pd.Timestamp("2024-03-01"),
+        "mrr": rng.uniform(100, 1000, n), "days_to_renewal": rng.integers(1, 365, n).astype(float),
+        "billing_period_months": rng.choice([1.0, 12.0], n), "tenure_days": rng.integers(30, 900, n) * 1.0,
+        "active_users_30d": rng.integers(0, 20, n).astype(float),
+        "open_high_priority_tickets": rng.integers(0, 3, n).astype(float),
+    })
+    risk = (2.5 - 0.02 * table.days_to_renewal - 0.1 * table.active_users_30d
+            + 0.5 * table.open_high_priority_tickets)
+    table["label"] = (rng.random(n) < 1 / (1 + np.exp(-risk))).astype(int)
+    features = ["days_to_renewal", "billing_period_months", "tenure_days", "active_users_30d",
+                "open_high_priority_tickets"]
+    model = train_model(Split(train=table.iloc[:600], valid=table.iloc[600:]), features,
+                        ModelConfig(lightgbm={"n_estimators": 80, "num_leaves": 7}))
+    return model, table
+
+
+def test_context_is_never_a_reason_but_its_shap_is_kept_and_timing_is_written(timing_model_and_table):
+    model, table = timing_model_and_table
+    specs = {s.name: s for s in expand_catalog(CATALOG, {"each": [30], "trend": [30], "support": [90],
+                                                         "survey": [180]})}
+    scores, drivers = score_accounts(ScoredModel(model, "m", "1"), table,
+                                     ScoringContext(specs, ScoringConfig(tiers={"high": 0.5, "medium": 0.2})),
+                                     datetime(2024, 3, 2))
+    context = {"days_to_renewal", "billing_period_months", "tenure_days"}
+    contributions = explain_predictions(model, table)
+    # The renewal clock does raise risk for most accounts: it would have been the first reason.
+    assert (contributions["days_to_renewal"] > 0).sum() > len(table) / 4
+    ranked = drivers[drivers["rank"].notna()]
+    assert not set(ranked["feature"]) & context and set(ranked["role"]) == {"cause"}
+    assert not scores["top_reasons"].str.contains("Renewal due|Billed every|Customer for").any()
+    # Every context feature of every account is in the drivers with its exact SHAP value and no rank.
+    kept = drivers[drivers["role"] == "context"]
+    assert len(kept) == len(table) * len(context) and kept["rank"].isna().all()
+    rows = table.reset_index(drop=True).set_index("account_id").index.get_indexer(kept["account_id"])
+    exact = contributions.to_numpy()[rows, [contributions.columns.get_loc(f) for f in kept["feature"]]]
+    np.testing.assert_allclose(kept["contribution"].to_numpy(), exact, atol=0)
+    # Actions come from causes: engagement or support, never commercial (the clock is its only signal here).
+    high = scores[scores.risk_tier == "high"]
+    assert len(high) > 0 and not high["recommended_action"].str.startswith(("Commercial", "Renewal")).any()
+    # Timing is written beside the causes.
+    np.testing.assert_array_equal(scores["days_to_renewal"].to_numpy(dtype=float), table["days_to_renewal"])
+    assert (pd.to_datetime(scores["renewal_date"]) - pd.Timestamp("2024-03-01")).dt.days.tolist() == (
+        table["days_to_renewal"].astype(int).tolist())
+    assert set(scores["billing_period_months"].astype(int)) == {1, 12}
+    urgent = scores["days_to_renewal"].astype(float) <= 30
+    assert (scores.loc[high.index, "urgency"] == np.where(urgent[high.index], "urgent", "routine")).all()
+    assert (pd.to_datetime(high["due_by"]) < pd.to_datetime(high["renewal_date"])).all()

@@ -15,14 +15,15 @@ def _scores(as_of: str, accounts: list[str], probability: float) -> pd.DataFrame
     return pd.DataFrame({
         "account_id": accounts, "as_of": pd.Timestamp(as_of), "churn_probability": probability, "risk_tier": "low",
         "risk_rank": range(1, len(accounts) + 1), "health_score": None, "mrr": 10.0, "top_reasons": "r",
-        "recommended_action": None, "owner_role": None, "model_name": "m", "model_version": "1",
+        "recommended_action": None, "owner_role": None, "urgency": None, "due_by": None, "renewal_date": None,
+        "days_to_renewal": None, "billing_period_months": None, "model_name": "m", "model_version": "1",
         "scored_at": pd.Timestamp("2024-05-01"),
     })
 
 
 def _drivers(as_of: str, accounts: list[str]) -> pd.DataFrame:
     return pd.DataFrame({"account_id": accounts, "as_of": pd.Timestamp(as_of), "rank": 1, "feature": "f",
-                         "value": 1.0, "contribution": 0.5, "probability_points": 4.0, "direction": "raises risk",
+                         "role": "cause", "value": 1.0, "contribution": 0.5, "probability_points": 4.0, "direction": "raises risk",
                          "reason": "r"})
 
 
