@@ -253,7 +253,8 @@ _FORMATS = {
     "months": lambda v: _plural(v, "month"),
     # Two days read better than 48 hours, two hours better than 120 minutes.
     "hours": lambda v: _plural(v, "hour") if v < 48 else f"{v / 24:,.1f} days",
-    "minutes": lambda v: f"{v:,.0f} min" if v < 120 else f"{v / 60:,.1f} hours", "currency": lambda v: f"{v:,.0f}", "count": lambda v: f"{v:,.0f}",
+    "minutes": lambda v: f"{v:,.0f} min" if v < 120 else f"{v / 60:,.1f} hours",
+    "currency": lambda v: f"{v:,.0f}", "count": lambda v: f"{v:,.0f}",
     "flag": lambda v: "yes" if v else "no", "category": str, "score": lambda v: f"{v:,.1f}",
 }
 

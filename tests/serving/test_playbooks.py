@@ -114,7 +114,8 @@ def test_context_never_picks_the_group_however_much_it_weighs():
 
 URGENT_RULES = [
     {"tier": "high", "group": "support", "action": "Escalate open tickets", "owner_role": "Support lead",
-     "urgent_action": "Escalate and call the decision maker before the renewal", "urgent_owner_role": "Support lead and AE"},
+     "urgent_action": "Escalate and call the decision maker before the renewal",
+     "urgent_owner_role": "Support lead and AE"},
     {"tier": "high", "group": "*", "action": "Executive sponsor call", "owner_role": "CS manager"},
 ]
 
@@ -144,5 +145,5 @@ def test_no_rule_no_urgency_and_no_due_date():
 
 
 def test_an_urgent_variant_must_be_text():
-    with pytest.raises(ValidationError, match=r"rule 1 \(tier 'high', group 'support'\): `urgent_action:` must be text"):
+    with pytest.raises(ValidationError, match=r"group 'support'\): `urgent_action:` must be text"):
         _config([{**URGENT_RULES[0], "urgent_action": 3}, URGENT_RULES[1]])
