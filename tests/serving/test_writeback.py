@@ -23,8 +23,8 @@ def _scores(as_of: str, accounts: list[str], probability: float) -> pd.DataFrame
 
 def _drivers(as_of: str, accounts: list[str]) -> pd.DataFrame:
     return pd.DataFrame({"account_id": accounts, "as_of": pd.Timestamp(as_of), "rank": 1, "feature": "f",
-                         "role": "cause", "value": 1.0, "contribution": 0.5, "probability_points": 4.0, "direction": "raises risk",
-                         "reason": "r"})
+                         "role": "cause", "value": 1.0, "contribution": 0.5, "probability_points": 4.0,
+                         "direction": "raises risk", "reason": "r"})
 
 
 def _rows(con, table: str) -> pd.DataFrame:
