@@ -147,3 +147,13 @@ def test_no_rule_no_urgency_and_no_due_date():
 def test_an_urgent_variant_must_be_text():
     with pytest.raises(ValidationError, match=r"group 'support'\): `urgent_action:` must be text"):
         _config([{**URGENT_RULES[0], "urgent_action": 3}, URGENT_RULES[1]])
+
+
+def test_params_yaml_ships_the_default_rules():
+    from pathlib import Path
+
+    from pipelines.config import load_params
+
+    playbooks = load_params(Path(__file__).parents[2] / "params.yaml").scoring.playbooks
+    assert [r.model_dump(exclude_none=True) for r in playbooks.rules] == DEFAULT_RULES
+    assert (playbooks.urgent_days, playbooks.due_days) == (30, 14)
