@@ -64,6 +64,14 @@ def _read(con: ibis.BaseBackend, name: str, schema: ibis.Schema, as_of: date | N
     return frame
 
 
+def _causes(drivers: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The cause drivers: context rows (renewal timing, tenure, plan) are never reasons (drivers written before
+    roles existed have no role column and are all kept)."""
+    if drivers is None or "role" not in drivers.columns:
+        return drivers
+    return drivers[drivers["role"].isna() | (drivers["role"] == "cause")].reset_index(drop=True)
+
+
 def _missing_errors() -> tuple[type[BaseException], ...]:
     from mlflow.exceptions import MlflowException
 
@@ -144,7 +152,8 @@ def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInp
     with open_warehouse(params, progress, read_only=True) as wh:
         with progress.stage("read scores") as info:
             as_of, previous = _pick_as_ofs(wh.con, as_of)
-            scores, drivers = _read(wh.con, SCORES, SCORES_SCHEMA, as_of), _read(wh.con, DRIVERS, DRIVERS_SCHEMA, as_of)
+            scores, drivers = _read(wh.con, SCORES, SCORES_SCHEMA, as_of), _causes(_read(wh.con, DRIVERS,
+                                                                                      DRIVERS_SCHEMA, as_of))
             attributes = account_attributes(wh)
             info["detail"] = (f"{len(scores):,} accounts as of {as_of}"
                               + (f", previous {previous}" if previous else ", no previous scoring"))
@@ -158,7 +167,7 @@ def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInp
                 columns=list(DRIVERS_SCHEMA.names)), attributes=attributes, specs=catalog_specs(params),
             tier_names=params.scoring.tier_names, previous_as_of=previous,
             previous_scores=_read(wh.con, SCORES, SCORES_SCHEMA, previous),
-            previous_drivers=_read(wh.con, DRIVERS, DRIVERS_SCHEMA, previous), portfolio=portfolio, model=facts,
+            previous_drivers=_causes(_read(wh.con, DRIVERS, DRIVERS_SCHEMA, previous)), portfolio=portfolio, model=facts,
             benchmarks=benchmarks, horizon_days=params.label.horizon_days, notes=notes, kpis=_read_kpis(wh.con),
             kpi_days=params.kpis.ttv_days)
 

@@ -55,11 +55,11 @@ def at_risk_markdown(at_risk: pd.DataFrame, as_of: date) -> str:
 
     lines = [f"# Accounts at risk as of {as_of}", "",
              "| # | account | segment | CSM owner | MRR | churn probability | change | expected MRR loss | tier | "
-             "top reasons | recommended action | owner |", "|" + " --- |" * 12]
+             "renewal | top reasons | recommended action | owner | due by |", "|" + " --- |" * 14]
     for i, r in enumerate(at_risk.itertuples(), start=1):
         lines.append(" | ".join(["", str(i), cell(r.account), cell(r.segment), cell(r.csm_owner),
                                  format_money(r.mrr), format_percent(r.churn_probability, 1),
                                  format_points(r.probability_change), format_money(r.expected_mrr_loss),
-                                 cell(r.risk_tier), cell(r.top_reasons), cell(r.recommended_action),
-                                 cell(r.owner_role), ""]).strip())
+                                 cell(r.risk_tier), cell(r.renewal), cell(r.top_reasons),
+                                 cell(r.recommended_action), cell(r.owner_role), cell(r.due_by), ""]).strip())
     return "\n".join(lines) + "\n"

@@ -25,3 +25,19 @@ def format_points(value) -> str:
 def format_text(value) -> str:
     """The value as text; "–" for None or NaN."""
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+_PERIODS = {1: "monthly", 3: "quarterly", 6: "half-yearly", 12: "annual", 24: "two-year", 36: "three-year"}
+
+
+def format_renewal(days, period_months) -> str:
+    """When the account renews, as a person says it: "renews in 18 days (annual)", "renews today (monthly)";
+    "renewal date unknown" when the warehouse does not say."""
+    if days is None or pd.isna(days):
+        return "renewal date unknown"
+    days = int(days)
+    when = "renews today" if days == 0 else "renews tomorrow" if days == 1 else f"renews in {days:,} days"
+    if period_months is None or pd.isna(period_months):
+        return when
+    period = int(period_months)
+    return f"{when} ({_PERIODS.get(period, f'every {period} months')})"

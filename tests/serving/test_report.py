@@ -81,6 +81,10 @@ def inputs() -> ReportInputs:
                       ("a4", 0.2, 500.0, "medium"), ("a5", 0.05, 300.0, "low"), ("a6", 0.1, 50.0, "low")], NOW)
     scores.loc[scores.account_id == "a2", ["top_reasons", "recommended_action", "owner_role"]] = [
         "2 active users in the last 30 days; 3 high-priority tickets open", "Escalate the open tickets", "Support"]
+    scores["days_to_renewal"] = pd.array([18, 200, None, 40, 5, 300], dtype="Int64")
+    scores["billing_period_months"] = pd.array([12, 12, None, 1, 1, 3], dtype="Int64")
+    scores["urgency"] = ["urgent", "routine", None, None, None, None]
+    scores["due_by"] = [date(2025, 5, 10), date(2025, 5, 15), None, None, None, None]
     previous = _scores([("a1", 0.5, 1000.0, "high"), ("a2", 0.2, 2000.0, "medium"), ("a4", 0.4, 500.0, "high"),
                         ("a5", 0.05, 300.0, "low"), ("a6", 0.5, 50.0, "high"), ("a7", 0.7, 900.0, "high")], BEFORE)
     drivers = _drivers([("a2", 1, "active_users_30d", 2.0, 0.8, "2 active users in the last 30 days"),
@@ -149,8 +153,12 @@ def test_the_exports_hold_the_same_rows(inputs):
     assert csv.columns.tolist()[:6] == ["account_id", "account", "segment", "csm_owner", "mrr", "churn_probability"]
     markdown = at_risk_markdown(at_risk, NOW).splitlines()
     assert markdown[0] == "# Accounts at risk as of 2025-05-01"
-    assert markdown[4].startswith("| 1 | Globex | Enterprise | – | 2,000 | 40.0% | +20.0 pp | 800 | high | "
-                                  "2 active users in the last 30 days; 3 high-priority tickets open | Escalate")
+    assert markdown[4] == ("| 1 | Globex | Enterprise | – | 2,000 | 40.0% | +20.0 pp | 800 | high | "
+                           "renews in 200 days (annual) | 2 active users in the last 30 days; 3 high-priority tickets "
+                           "open | Escalate the open tickets | Support | 2025-05-15 |")
+    assert "renews in 18 days (annual)" in markdown[3 + csv.account_id.tolist().index("a1") + 1]
+    assert csv.renewal.tolist() == ["renews in 200 days (annual)", "renews in 18 days (annual)",
+                                    "renewal date unknown"]
     assert "Acme \\| Co" in markdown[5] and len(markdown) == 7
 
 
