@@ -167,7 +167,8 @@ def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInp
                 columns=list(DRIVERS_SCHEMA.names)), attributes=attributes, specs=catalog_specs(params),
             tier_names=params.scoring.tier_names, previous_as_of=previous,
             previous_scores=_read(wh.con, SCORES, SCORES_SCHEMA, previous),
-            previous_drivers=_causes(_read(wh.con, DRIVERS, DRIVERS_SCHEMA, previous)), portfolio=portfolio, model=facts,
+            previous_drivers=_causes(_read(wh.con, DRIVERS, DRIVERS_SCHEMA, previous)), portfolio=portfolio,
+            model=facts,
             benchmarks=benchmarks, horizon_days=params.label.horizon_days, notes=notes, kpis=_read_kpis(wh.con),
             kpi_days=params.kpis.ttv_days)
 

@@ -16,8 +16,8 @@ from serving.report.inputs import ModelFacts, ReportInputs
 
 ATTRIBUTES = ("name", "segment", "csm_owner")
 AT_RISK_COLUMNS = ["account_id", "account", "segment", "csm_owner", "mrr", "churn_probability", "risk_tier",
-                   "probability_change", "expected_mrr_loss", "days_to_renewal", "renewal", "top_reasons", "recommended_action",
-                   "owner_role", "urgency", "due_by"]
+                   "probability_change", "expected_mrr_loss", "days_to_renewal", "renewal", "top_reasons",
+                   "recommended_action", "owner_role", "urgency", "due_by"]
 
 
 def _accounts(inputs: ReportInputs) -> pd.DataFrame:
