@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import FeatureSpec
-from serving.playbooks import driver_group, dominant_groups
+from serving.playbooks import dominant_groups, driver_group
 
 
 @dataclass(frozen=True)
