@@ -27,7 +27,8 @@ def test_accuracy_counts_matches_among_top_tier_churners_and_leaves_out_rows_wit
                           "open_high_priority_tickets": [0.0, 3.0, 0.0, 1.0, 0.0],
                           "last_nps": [8.0, 8.0, 2.0, 7.0, 9.0], "days_to_renewal": [10.0] * 5,
                           "label": [1, 1, 1, 0, 1]})
-    train = pd.DataFrame({"active_users_30d": [8.0, 10.0, 12.0, 6.0], "open_high_priority_tickets": [0.0, 0.0, 1.0, 0.0],
+    train = pd.DataFrame({"active_users_30d": [8.0, 10.0, 12.0, 6.0],
+                          "open_high_priority_tickets": [0.0, 0.0, 1.0, 0.0],
                           "last_nps": [8.0, 9.0, 7.0, 8.0], "days_to_renewal": [100.0, 10.0, 200.0, 50.0]})
     true = np.array(["engagement", "voice", "voice", "support", None], dtype=object)
     top = np.array([True, True, True, True, True])
@@ -43,7 +44,8 @@ def test_accuracy_counts_matches_among_top_tier_churners_and_leaves_out_rows_wit
 
 
 def test_the_largest_feature_baseline_takes_the_most_extreme_cause_in_the_risky_direction():
-    train = pd.DataFrame({"active_users_30d": [8.0, 10.0, 12.0, 6.0], "open_high_priority_tickets": [0.0, 0.0, 2.0, 0.0],
+    train = pd.DataFrame({"active_users_30d": [8.0, 10.0, 12.0, 6.0],
+                          "open_high_priority_tickets": [0.0, 0.0, 2.0, 0.0],
                           "last_nps": [8.0, 9.0, 7.0, 8.0], "days_to_renewal": [1.0, 400.0, 2.0, 3.0]})
     # Medians 9, 0 and 8; interquartile ranges 3, 0.5 and 0.5.
     valid = pd.DataFrame({"active_users_30d": [3.0, 12.0, 9.0], "open_high_priority_tickets": [0.0, 0.0, 2.0],
