@@ -167,7 +167,8 @@ def test_a_failed_publish_leaves_an_older_table_without_the_new_columns(duckdb_c
 
 
 def test_a_table_lacking_its_row_keys_or_holding_a_column_of_another_type_is_refused(duckdb_con):
-    duckdb_con.create_table("churn_scores", schema=ibis.schema({"account_id": "string", "churn_probability": "float64"}))
+    duckdb_con.create_table("churn_scores", schema=ibis.schema({"account_id": "string",
+                                                                "churn_probability": "float64"}))
     with pytest.raises(ValueError, match=r"table churn_scores: exists without column\(s\) as_of \("):
         write_scores(duckdb_con, _scores("2024-04-01", ["a"], 0.1), _drivers("2024-04-01", ["a"]), [date(2024, 4, 1)])
     duckdb_con.create_table("churn_scores", schema=ibis.schema({"account_id": "string", "as_of": "date",
