@@ -105,14 +105,17 @@ def chain_history(scores: pd.DataFrame, published: pd.DataFrame | None) -> pd.Da
     """
     as_of = _dates(scores["as_of"].to_numpy())
     runs = sorted(set(as_of))
-    kept = pd.DataFrame(columns=PREVIOUS_COLUMNS) if published is None else published
-    kept_as_of = _dates(kept["as_of"].to_numpy())
-    kept = kept[~kept_as_of.isin(runs).to_numpy()]
-    kept_as_of = kept_as_of[~kept_as_of.isin(runs)]
+    published = pd.DataFrame(columns=PREVIOUS_COLUMNS) if published is None else published
+    published_as_of = _dates(published["as_of"].to_numpy())
+    kept = ~published_as_of.isin(runs).to_numpy()
+    scorings = {day: rows for day, rows in published[kept].groupby(published_as_of[kept].to_numpy())}
     done: dict[date, pd.DataFrame] = {}
     for day in runs:
-        before = max([d for d in set(kept_as_of) if d < day] + [d for d in done if d < day], default=None)
-        previous = (done[before] if before in done
-                    else kept[(kept_as_of == before).to_numpy()] if before is not None else None)
-        done[day] = add_history(scores[(as_of == day).to_numpy()], previous)
-    return pd.concat(done.values()).loc[scores.index] if done else add_history(scores, None)
+        before = max([d for d in scorings if d < day] + [d for d in done if d < day], default=None)
+        done[day] = add_history(scores[(as_of == day).to_numpy()], done.get(before, scorings.get(before)))
+    if not done:
+        return add_history(scores, None)
+    # Back to the rows' own order, by position (the index need not be unique).
+    order = pd.Series(range(len(scores)))
+    positions = pd.concat([order[(as_of == day).to_numpy()] for day in done])
+    return pd.concat(done.values()).iloc[positions.argsort().to_numpy()]

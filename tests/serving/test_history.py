@@ -82,6 +82,10 @@ def test_several_as_ofs_in_one_run_chain_in_date_order():
     assert chained.index.equals(run.index)
     for as_of in (JAN, FEB, MAR):
         assert_history(chained, as_of)
+    # Rows come back in their own order, also when the index repeats.
+    repeated = chain_history(run.set_axis([0] * len(run)), None)
+    assert (repeated.account_id.tolist(), repeated.as_of.tolist()) == (run.account_id.tolist(), run.as_of.tolist())
+    pd.testing.assert_frame_equal(repeated.reset_index(drop=True), chained.reset_index(drop=True))
 
 
 def test_a_published_scoring_between_the_runs_as_ofs_is_the_previous_of_the_later_one():
