@@ -123,7 +123,7 @@ def _ensure_table(con: ibis.BaseBackend, name: str, schema: ibis.Schema, add_mis
     lacking = [c for c in schema.names if c not in existing]
     keys = [c for c in lacking if c in ROW_KEYS]
     if lacking and (keys or not add_missing):
-        raise ValueError(f"table {name}: exists without column(s) {', '.join(keys or lacking)} "
+        raise ValueError(f"table {name}: exists without column(s) {', '.join(keys if add_missing else lacking)} "
                          f"(written by an older version; drop or migrate it)")
     return _add_column_statements(con, name, schema, lacking)
 
