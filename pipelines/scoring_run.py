@@ -22,8 +22,15 @@ from pipelines.validation.validate import run_validate, validate_feature_table, 
 from pipelines.warehouse import Warehouse, open_warehouse, open_writer
 from serving.drift import compare_mrr, compute_drift, stop_reasons, summarise_drift
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks
+from serving.history import chain_history
 from serving.score import ScoredModel, ScoringContext, score_accounts
-from serving.writeback import add_missing_columns, read_previous_scores, replace_as_of_rows, write_scores
+from serving.writeback import (
+    add_missing_columns,
+    read_previous_scores,
+    read_previous_scorings,
+    replace_as_of_rows,
+    write_scores,
+)
 from training.registry import RegisteredModel, load_model_version, store_exists
 
 
@@ -61,6 +68,7 @@ def _benchmarks(champion) -> Benchmarks | None:
 
 
 def _predict(params: Params, batch: ScoringBatch, progress: Progress):
+    """The scores (with their history against the scoring before) and the drivers."""
     champion = batch.champion
     with progress.stage("predict + explain") as info:
         try:
@@ -69,6 +77,8 @@ def _predict(params: Params, batch: ScoringBatch, progress: Progress):
                                      benchmarks=_benchmarks(champion), attributes=account_attributes(batch.wh))
             scores, drivers = score_accounts(ScoredModel(champion.model, champion.name, champion.version),
                                              batch.frame, context, scored_at)
+            # Read in this read-only pass: the published scoring before the as-of (several as-ofs chain in order).
+            scores = chain_history(scores, read_previous_scorings(batch.wh.con, [batch.as_of]))
         except ValueError as exc:
             raise StageError(str(exc)) from None
         info["detail"] = f"{len(scores):,} accounts, tiers {scores['risk_tier'].value_counts().to_dict()}"
@@ -140,6 +150,16 @@ def _stop_on_drift(table: pd.DataFrame, allow: bool, progress: Progress) -> None
                       + "; ".join(reasons))
 
 
+def _describe_history(scores: pd.DataFrame) -> str:
+    """What changed since the previous scoring, in a few words."""
+    before = scores["previous_as_of"].dropna()
+    if before.empty:
+        return "no earlier scoring to compare with"
+    moved = scores["previous_tier"].notna() & (scores["previous_tier"] != scores["risk_tier"])
+    return (f"against {before.iloc[0]}: {int(moved.sum()):,} changed tier, "
+            f"{int(scores['previous_tier'].isna().sum()):,} not scored then")
+
+
 def run_score(params: Params, progress: Progress, as_of: date | None = None,
               allow_drift: bool = False) -> ScoreResult:
     """Score every account active at `as_of` (default: the latest the data supports) and publish the scores."""
@@ -169,7 +189,8 @@ def run_score(params: Params, progress: Progress, as_of: date | None = None,
         validate_scores(scores, params.scoring.tier_names, params.validation).raise_for_errors()
         with progress.stage("write back") as info:
             write_scores(con, scores, drivers, [as_of])
-            info["detail"] = f"churn_scores {len(scores):,} rows, churn_score_drivers {len(drivers):,} rows"
+            info["detail"] = (f"churn_scores {len(scores):,} rows, churn_score_drivers {len(drivers):,} rows; "
+                              + _describe_history(scores))
     tiers = scores["risk_tier"].value_counts().to_dict()
     return ScoreResult(as_of=as_of, accounts=len(scores), tiers=tiers, model_version=champion.version,
                        mrr_at_risk=float((scores.churn_probability * scores.mrr).sum()))

@@ -250,3 +250,5 @@ class ReportConfig(BaseModel):
     waterfall_steps: int = Field(default=8, ge=1, le=30)
     top_features: int = Field(default=12, ge=3, le=40)
     breakdowns: list[str] = Field(default_factory=lambda: ["segment", "plan", "csm_owner"])
+    # "Rising fast": the accounts whose churn probability rose most since the previous scoring.
+    rising_fast: int = Field(default=10, ge=1, le=200)

@@ -8,11 +8,16 @@ import ibis
 import pandas as pd
 import sqlglot.expressions as sge
 
+from serving.history import PREVIOUS_COLUMNS
+
 SCORES_SCHEMA = ibis.schema({
     "account_id": "string", "as_of": "date", "churn_probability": "float64", "risk_tier": "string",
     "risk_rank": "int64", "health_score": "float64", "mrr": "float64", "top_reasons": "string",
     "recommended_action": "string", "owner_role": "string", "urgency": "string", "due_by": "date",
     "renewal_date": "date", "days_to_renewal": "int64", "billing_period_months": "int64",
+    # Risk over time (serving/history.py): the scoring before this as-of and how long the account is in its tier.
+    "previous_as_of": "date", "previous_probability": "float64", "previous_tier": "string",
+    "probability_change": "float64", "tier_since": "date", "days_in_tier": "int64",
     "model_name": "string", "model_version": "string", "scored_at": "timestamp",
 })
 DRIVERS_SCHEMA = ibis.schema({
@@ -85,31 +90,65 @@ def _run_atomically(con: ibis.BaseBackend, statements: list[str], before_commit=
             before_commit()
 
 
-def _ensure_table(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> None:
+# The columns that say which rows a table holds: a table lacking one was not written by any version of this
+# project, so it is refused rather than migrated.
+ROW_KEYS = ("account_id", "as_of")
+_KINDS = ("string", "boolean", "date", "timestamp", "numeric")
+
+
+def _kind(dtype) -> str:
+    """The kind of a column's type (text, boolean, date, timestamp, number), which a migration keeps."""
+    return next((kind for kind in _KINDS if getattr(dtype, f"is_{kind}")()), str(dtype))
+
+
+def _add_column_statements(con: ibis.BaseBackend, name: str, schema: ibis.Schema, columns: list[str]) -> list[str]:
+    # IF NOT EXISTS: a second writer that read the table before the first one added the columns waits on its lock,
+    # then finds them there.
+    types = {c: con.compiler.type_mapper.from_ibis(schema[c]).sql(con.dialect) for c in columns}
+    return [f"ALTER TABLE {_quote(con, name)} ADD COLUMN IF NOT EXISTS {_quote(con, c)} {types[c]}" for c in columns]
+
+
+def _ensure_table(con: ibis.BaseBackend, name: str, schema: ibis.Schema, add_missing: bool = False) -> list[str]:
+    """Create table `name` on first use; return the statements that bring an existing one up to `schema`.
+
+    With `add_missing`, the columns of `schema` an existing table lacks are added as nullable (its older rows keep
+    nulls there); without it, or for a row key (ROW_KEYS), a lacking column is a ValueError naming it. A column the
+    table holds with another kind of type (text where a number belongs, ...) is a ValueError either way.
+    """
     if name not in con.list_tables():
         con.create_table(name, schema=schema)
-        return
+        return []
     existing = con.table(name).schema()
+    clashing = [f"{c} is {existing[c]}, expected {schema[c]}" for c in schema.names
+                if c in existing and _kind(existing[c]) != _kind(schema[c])]
+    if clashing:
+        raise ValueError(f"table {name}: column {'; column '.join(clashing)} (written by another tool or version; "
+                         "drop or migrate it)")
     lacking = [c for c in schema.names if c not in existing]
-    if lacking:
-        raise ValueError(f"table {name}: exists without column(s) {', '.join(lacking)} "
+    keys = [c for c in lacking if c in ROW_KEYS]
+    if lacking and (keys or not add_missing):
+        raise ValueError(f"table {name}: exists without column(s) {', '.join(keys if add_missing else lacking)} "
                          f"(written by an older version; drop or migrate it)")
+    return _add_column_statements(con, name, schema, lacking)
 
 
 def replace_as_of_rows(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFrame, ibis.Schema]],
-                       as_ofs: list[date], latest_view_of: str | None = None, before_commit=None) -> None:
+                       as_ofs: list[date], latest_view_of: str | None = None, before_commit=None,
+                       add_missing: bool = False) -> None:
     """Replace the rows of `as_ofs` in each table with the given frames, all in one transaction.
 
     Tables are created on first use. A failure at any point leaves every table as it was; running the same
     as-of twice leaves the same rows. With `latest_view_of`, the view churn_scores_latest is (re)defined
     over that table's newest as-of in the same transaction. `before_commit` is called inside the transaction,
-    after every statement and before the commit (tests use it to kill a writer at that point).
+    after every statement and before the commit (tests use it to kill a writer at that point). With
+    `add_missing`, a table written by an older version gains the columns it lacks, as nullable, in the same
+    transaction (see `_ensure_table`).
     """
     statements = []
     for name, (frame, schema) in tables.items():
-        _ensure_table(con, name, schema)
+        migrate = _ensure_table(con, name, schema, add_missing)
         stage = _stage(con, name, frame, schema)
-        statements += _replace_statements(con, name, stage, schema, as_ofs)
+        statements += migrate + _replace_statements(con, name, stage, schema, as_ofs)
     if latest_view_of is not None:
         source, as_of = _quote(con, latest_view_of), _quote(con, "as_of")
         statements.append(f"CREATE OR REPLACE VIEW {_quote(con, LATEST_VIEW)} AS SELECT * FROM {source} "
@@ -149,10 +188,14 @@ def write_kpis(con: ibis.BaseBackend, kpis: pd.DataFrame, before_commit=None) ->
 
 def write_scores(con: ibis.BaseBackend, scores: pd.DataFrame, drivers: pd.DataFrame,
                  as_ofs: list[date], before_commit=None) -> None:
-    """Publish churn_scores and churn_score_drivers for `as_ofs` atomically, and the latest-scores view."""
+    """Publish churn_scores and churn_score_drivers for `as_ofs` atomically, and the latest-scores view.
+
+    Tables written by an older version gain the columns they lack (nullable: their older rows keep nulls) in the
+    same transaction, so a failed publish leaves them as they were, columns included.
+    """
     replace_as_of_rows(con, {"churn_scores": (scores, SCORES_SCHEMA),
                              "churn_score_drivers": (drivers, DRIVERS_SCHEMA)},
-                       as_ofs, latest_view_of="churn_scores", before_commit=before_commit)
+                       as_ofs, latest_view_of="churn_scores", before_commit=before_commit, add_missing=True)
 
 
 def add_missing_columns(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> list[str]:
@@ -164,8 +207,7 @@ def add_missing_columns(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -
         return []
     existing = con.table(name).schema()
     lacking = [c for c in schema.names if c not in existing]
-    types = {c: con.compiler.type_mapper.from_ibis(schema[c]).sql(con.dialect) for c in lacking}
-    _run_atomically(con, [f"ALTER TABLE {_quote(con, name)} ADD COLUMN {_quote(con, c)} {types[c]}" for c in lacking])
+    _run_atomically(con, _add_column_statements(con, name, schema, lacking))
     return lacking
 
 
@@ -182,3 +224,48 @@ def read_previous_scores(con: ibis.BaseBackend, as_of: date) -> tuple[date | Non
         return None, None
     newest = pd.Timestamp(newest).date()
     return newest, scores.filter(scores.as_of == newest).select("account_id", "mrr").execute()
+
+
+def read_previous_scorings(con: ibis.BaseBackend, as_ofs: list[date]) -> pd.DataFrame:
+    """The published rows that the scorings of `as_ofs` follow: for each as-of, the rows of the newest scoring
+    strictly before it that `as_ofs` do not replace (columns PREVIOUS_COLUMNS of serving/history.py).
+
+    Rows written before churn_scores had tier_since get it from the table's history, computed in the warehouse:
+    the first as-of of the account's unbroken run of scorings in its tier. Empty when there is no such scoring.
+    """
+    if "churn_scores" not in con.list_tables():
+        return pd.DataFrame(columns=PREVIOUS_COLUMNS)
+    scores = con.table("churn_scores")
+    dates = sorted(pd.to_datetime(scores.select("as_of").distinct().execute()["as_of"]).dt.date)
+    replaced = set(as_ofs)
+    wanted = sorted({max(earlier) for as_of in replaced
+                     if (earlier := [d for d in dates if d < as_of and d not in replaced])})
+    if not wanted:
+        return pd.DataFrame(columns=PREVIOUS_COLUMNS)
+    rows = scores.filter(scores.as_of.isin(wanted)).select(
+        *[c for c in PREVIOUS_COLUMNS if c in scores.columns]).execute().reindex(columns=PREVIOUS_COLUMNS)
+    rows["account_id"] = rows["account_id"].astype(str)
+    rows["as_of"] = pd.to_datetime(rows["as_of"]).dt.date
+    rows["tier_since"] = pd.to_datetime(rows["tier_since"]).dt.date.astype(object)
+    for as_of in sorted(set(rows.loc[rows["tier_since"].isna(), "as_of"])):
+        lacking = rows["tier_since"].isna() & (rows["as_of"] == as_of)
+        starts = _tier_run_starts(scores, as_of).set_index("account_id")["tier_since"]
+        rows.loc[lacking, "tier_since"] = rows.loc[lacking, "account_id"].map(starts)
+    return rows
+
+
+def _tier_run_starts(scores: ibis.Table, until: date) -> pd.DataFrame:
+    """For each account scored at `until`: the first as-of of its unbroken run of scorings in its tier there
+    (account_id, tier_since), from every scoring up to `until` (gaps and islands, in the warehouse)."""
+    past = scores.filter(scores.as_of <= until)
+    dates = past.select("as_of").distinct()
+    dates = dates.mutate(n=ibis.row_number().over(order_by=dates.as_of))
+    rows = past.select("account_id", "as_of", "risk_tier").join(dates, "as_of")
+    # Consecutive scorings in one tier keep n − (their rank among the account's scorings in that tier) constant.
+    rows = rows.mutate(run=rows.n - ibis.row_number().over(group_by=[rows.account_id, rows.risk_tier],
+                                                            order_by=rows.n))
+    runs = rows.group_by(["account_id", "risk_tier", "run"]).aggregate(tier_since=rows.as_of.min(),
+                                                                        last=rows.as_of.max())
+    starts = runs.filter(runs["last"] == until).select("account_id", "tier_since").execute()
+    return starts.assign(account_id=starts["account_id"].astype(str),
+                         tier_since=pd.to_datetime(starts["tier_since"]).dt.date)

@@ -297,8 +297,11 @@ def score_checks(columns: list[str], tiers: list[str]) -> list[Check]:
     checks += [_not_null(table, c, "not_null", columns) for c in required if c in columns]
     if {"account_id", "as_of"} <= set(columns):
         checks.append(_unique(table, ("account_id", "as_of")))
-    if "churn_probability" in columns:
-        checks.append(_between(table, "churn_probability", "in_range", 0, 1))
+    for column, low in (("churn_probability", 0), ("previous_probability", 0), ("probability_change", -1)):
+        if column in columns:
+            checks.append(_between(table, column, "in_range", low, 1))
+    if "days_in_tier" in columns:
+        checks.append(_between(table, "days_in_tier", "non_negative", 0, None))
     if "health_score" in columns:
         checks.append(_between(table, "health_score", "in_range", 0, 100))
     if "mrr" in columns:

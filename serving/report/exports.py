@@ -12,7 +12,7 @@ from datetime import date
 
 import pandas as pd
 
-from serving.report.formatting import format_money, format_percent, format_points, format_text
+from serving.report.formatting import format_day, format_days, format_money, format_percent, format_points, format_text
 
 # A spreadsheet reads a cell starting with one of these as a formula (tab and carriage return too: some strip them).
 FORMULA_STARTS = frozenset("=+-@\t\r")
@@ -39,8 +39,8 @@ def escape_markdown_cell(text: str) -> str:
 
 
 def at_risk_csv(at_risk: pd.DataFrame) -> str:
-    """The at-risk list as CSV (probability 0–1, change in percentage points, MRR as numbers), text cells that
-    would run as a formula quoted; rows end in CRLF (RFC 4180)."""
+    """The at-risk list as CSV: raw numbers (probabilities and their change 0–1, as in churn_scores; MRR; days),
+    dates as YYYY-MM-DD, text cells that would run as a formula quoted; rows end in CRLF (RFC 4180)."""
     text = at_risk.select_dtypes(include=["object", "string"]).columns
     safe = at_risk.assign(**{c: at_risk[c].map(neutralise_formula, na_action="ignore") for c in text})
     # With "\n" as the line end, Python's csv writer leaves a lone "\r" in a cell unquoted, and readers take it as
@@ -48,18 +48,25 @@ def at_risk_csv(at_risk: pd.DataFrame) -> str:
     return safe.to_csv(index=False, float_format="%.6g", lineterminator="\r\n")
 
 
+MARKDOWN_HEADER = ["#", "account", "segment", "CSM owner", "MRR", "churn probability", "change", "expected MRR loss",
+                   "tier", "top reasons", "recommended action", "owner", "previous probability", "previous tier",
+                   "in tier since", "days in tier", "renewal", "due by"]
+
+
 def at_risk_markdown(at_risk: pd.DataFrame, as_of: date) -> str:
     """The at-risk list as a Markdown table, highest expected MRR loss first."""
     def cell(value) -> str:
         return escape_markdown_cell(format_text(neutralise_formula(value)))
 
-    lines = [f"# Accounts at risk as of {as_of}", "",
-             "| # | account | segment | CSM owner | MRR | churn probability | change | expected MRR loss | tier | "
-             "renewal | top reasons | recommended action | owner | due by |", "|" + " --- |" * 14]
+    lines = [f"# Accounts at risk as of {as_of}", "", "| " + " | ".join(MARKDOWN_HEADER) + " |",
+             "|" + " --- |" * len(MARKDOWN_HEADER)]
     for i, r in enumerate(at_risk.itertuples(), start=1):
         lines.append(" | ".join(["", str(i), cell(r.account), cell(r.segment), cell(r.csm_owner),
                                  format_money(r.mrr), format_percent(r.churn_probability, 1),
                                  format_points(r.probability_change), format_money(r.expected_mrr_loss),
-                                 cell(r.risk_tier), cell(r.renewal), cell(r.top_reasons),
-                                 cell(r.recommended_action), cell(r.owner_role), cell(r.due_by), ""]).strip())
+                                 cell(r.risk_tier), cell(r.top_reasons), cell(r.recommended_action),
+                                 cell(r.owner_role), format_percent(r.previous_probability, 1),
+                                 cell(r.previous_tier), format_day(r.tier_since), format_days(r.days_in_tier),
+                                 cell(r.renewal), cell(r.due_by), ""]).strip())
     return "\n".join(lines) + "\n"
+

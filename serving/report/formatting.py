@@ -18,8 +18,14 @@ def format_percent(value, digits: int = 0) -> str:
 
 
 def format_points(value) -> str:
-    """A change in percentage points with its sign ("+2.5 pp"); "new" when the account was not scored before."""
-    return "new" if value is None or pd.isna(value) else f"{value:+.1f} pp"
+    """A change of probability (0–1 units, as churn_scores.probability_change) in percentage points with its sign
+    ("+2.5 pp" for 0.025); "new" when the account was not scored before."""
+    return "new" if value is None or pd.isna(value) else f"{100 * value:+.1f} pp"
+
+
+def format_days(value) -> str:
+    """A whole number of days ("1 day", "45 days"); "–" when missing."""
+    return "–" if value is None or pd.isna(value) else f"{int(value):,} day{'' if int(value) == 1 else 's'}"
 
 
 def format_text(value) -> str:
@@ -41,3 +47,8 @@ def format_renewal(days, period_months) -> str:
         return when
     period = int(period_months)
     return f"{when} ({_PERIODS.get(period, f'every {period} months')})"
+
+
+def format_day(value) -> str:
+    """A date as YYYY-MM-DD, whether it comes as a date or a timestamp; "–" when missing."""
+    return "–" if value is None or pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d}"

@@ -14,7 +14,7 @@ import pandas as pd
 
 from serving.config import ReportConfig
 from serving.report.accounts import build_account_pages
-from serving.report.formatting import format_money, format_percent, format_points, format_text
+from serving.report.formatting import format_day, format_days, format_money, format_percent, format_points, format_text
 from serving.report.inputs import ReportInputs
 from serving.report.kpi_plots import plot_kpi_trend, plot_ttv_curves, plot_ttv_medians
 from serving.report.kpis import KpiSection, build_kpi_section, kpi_specs, kpis_until, trend_series
@@ -24,6 +24,7 @@ from serving.report.tables import (
     build_breakdowns,
     build_headline,
     build_reason_counts,
+    build_rising_fast,
     build_tier_changes,
     describe_quality,
 )
@@ -90,9 +91,11 @@ def render_manager_report(inputs: ReportInputs, config: ReportConfig,
         inputs=inputs, headline=build_headline(inputs), at_risk=at_risk,
         shown=[c for c in ("segment", "csm_owner") if at_risk[c].notna().any()],
         tiers=config.at_risk_tiers or [inputs.top_tier], entered=entered, left=left,
+        rising=build_rising_fast(inputs, config), rising_limit=config.rising_fast,
         breakdowns=_breakdown_titles(build_breakdowns(inputs, config)), plots=_plots(inputs, config),
         reasons=build_reason_counts(inputs, at_risk["account_id"]), pages=build_account_pages(inputs, at_risk, config),
         model=inputs.model, calibration=_b64(inputs.model.calibration_png) if inputs.model else None,
         quality=describe_quality(inputs.model), metric_names=METRICS, contenders=CONTENDERS,
         group_colours=GROUP_COLOURS, has_account_names="name" in inputs.attributes.columns,
-        money=format_money, percent=format_percent, points=format_points, text=format_text)
+        money=format_money, percent=format_percent, points=format_points, text=format_text, days=format_days,
+        day=format_day)

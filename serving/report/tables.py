@@ -10,30 +10,31 @@ import pandas as pd
 
 from serving.config import ReportConfig
 from serving.explain import RAISES, feature_label
+from serving.history import add_history
 from serving.playbooks import driver_group
 from serving.report.formatting import format_renewal
 from serving.report.inputs import ModelFacts, ReportInputs
 
 ATTRIBUTES = ("name", "segment", "csm_owner")
+# New columns come last, so a tool reading the CSV by position keeps finding the earlier ones.
 AT_RISK_COLUMNS = ["account_id", "account", "segment", "csm_owner", "mrr", "churn_probability", "risk_tier",
-                   "probability_change", "expected_mrr_loss", "days_to_renewal", "renewal", "top_reasons",
-                   "recommended_action", "owner_role", "urgency", "due_by"]
+                   "probability_change", "expected_mrr_loss", "top_reasons", "recommended_action", "owner_role",
+                   "previous_probability", "previous_tier", "tier_since", "days_in_tier",
+                   "days_to_renewal", "renewal", "urgency", "due_by"]
+RISING_COLUMNS = ["account_id", "account", "segment", "mrr", "previous_probability", "churn_probability",
+                  "probability_change", "previous_tier", "risk_tier", "tier_since", "days_in_tier"]
 
 
 def _accounts(inputs: ReportInputs) -> pd.DataFrame:
-    """The scores of the as-of with the account attributes and the change since the previous scoring."""
+    """The scores of the as-of with the account attributes and their history against the previous scoring."""
     attributes = inputs.attributes.copy()
     attributes["account_id"] = attributes["account_id"].astype(str)
     for column in ATTRIBUTES:
         if column not in attributes.columns:
             attributes[column] = None
-    frame = inputs.scores.merge(attributes[["account_id", *ATTRIBUTES]], on="account_id", how="left")
-    previous = _previous(inputs)[["account_id", "churn_probability", "risk_tier"]]
-    frame = frame.merge(previous.rename(columns={"churn_probability": "previous_probability",
-                                                 "risk_tier": "previous_tier"}), on="account_id", how="left")
+    frame = _with_history(inputs).merge(attributes[["account_id", *ATTRIBUTES]], on="account_id", how="left")
     frame["account"] = frame["name"].where(frame["name"].notna(), frame["account_id"])
     frame["expected_mrr_loss"] = frame["churn_probability"] * frame["mrr"]
-    frame["probability_change"] = 100 * (frame["churn_probability"] - frame["previous_probability"])
     # Context, shown beside the causes: when the account can leave (scores written before it have no such columns).
     for column in ("days_to_renewal", "billing_period_months", "urgency", "due_by"):
         if column not in frame.columns:
@@ -42,6 +43,24 @@ def _accounts(inputs: ReportInputs) -> pd.DataFrame:
     frame["renewal"] = [format_renewal(d, p) for d, p in zip(frame["days_to_renewal"],
                                                              frame["billing_period_months"], strict=True)]
     return frame.sort_values(["expected_mrr_loss", "account_id"], ascending=[False, True], kind="stable")
+
+
+def _with_history(inputs: ReportInputs) -> pd.DataFrame:
+    """The scores with HISTORY_COLUMNS against the previous scoring this page compares with.
+
+    The previous probability and tier are that scoring's, so the page agrees with itself even where an older as-of
+    was re-scored after these rows were written. The tier run is the stored one (it saw every scoring before); rows
+    written before tier_since existed count it from the previous scoring instead.
+    """
+    scores = inputs.scores
+    previous = inputs.previous_scores if inputs.previous_as_of is not None else None
+    frame = add_history(scores, previous if previous is not None and len(previous) else None)
+    if "tier_since" in scores.columns:
+        stored = pd.Series(pd.to_datetime(scores["tier_since"]).dt.date, dtype=object, index=scores.index)
+        frame["tier_since"] = stored.where(stored.notna(), frame["tier_since"])
+        frame["days_in_tier"] = [(pd.Timestamp(now) - pd.Timestamp(since)).days
+                                 for now, since in zip(frame["as_of"], frame["tier_since"], strict=True)]
+    return frame
 
 
 def _previous(inputs: ReportInputs) -> pd.DataFrame:
@@ -53,15 +72,35 @@ def _previous(inputs: ReportInputs) -> pd.DataFrame:
 def build_at_risk(inputs: ReportInputs, config: ReportConfig) -> pd.DataFrame:
     """The at-risk list: accounts of the listed tiers (default: the top tier), by expected MRR loss, highest first.
 
-    Columns: AT_RISK_COLUMNS; probability_change is in percentage points (NaN when not scored last time).
+    Columns: AT_RISK_COLUMNS; probability_change and previous_probability are in probability units like
+    churn_probability (NaN when the account was not in the previous scoring).
     """
     tiers = config.at_risk_tiers or [inputs.top_tier]
     frame = _accounts(inputs)
     listed = frame[frame["risk_tier"].isin(tiers)].head(config.max_accounts)[AT_RISK_COLUMNS].reset_index(drop=True)
-    text = ["account", "segment", "csm_owner", "renewal", "top_reasons", "recommended_action", "owner_role",
-            "urgency", "due_by"]
-    listed[text] = listed[text].astype(object).where(listed[text].notna(), None)
-    return listed
+    return _plain_text(listed, ["account", "segment", "csm_owner", "top_reasons", "recommended_action", "owner_role",
+                                "previous_tier", "renewal", "urgency", "due_by"])
+
+
+def _plain_text(frame: pd.DataFrame, text: list[str]) -> pd.DataFrame:
+    frame[text] = frame[text].astype(object).where(frame[text].notna(), None)
+    return frame
+
+
+def build_rising_fast(inputs: ReportInputs, config: ReportConfig) -> pd.DataFrame:
+    """The accounts whose churn probability rose most since the previous scoring (at most `config.rising_fast`,
+    largest rise first; only rises, only accounts in both scorings).
+
+    Columns: RISING_COLUMNS, probabilities and their change in probability units, and `why`: the account's risk
+    reasons new since the previous scoring (else all of them). Empty without a previous scoring.
+    """
+    frame = _accounts(inputs)
+    rising = frame[frame["probability_change"] > 0].sort_values(["probability_change", "account_id"],
+                                                                 ascending=[False, True], kind="stable")
+    listed = rising.head(config.rising_fast)[RISING_COLUMNS].reset_index(drop=True)
+    now_reasons, then_reasons = _risk_reasons(inputs.drivers), _risk_reasons(inputs.previous_drivers)
+    listed["why"] = [_new_reasons(a, now_reasons, then_reasons) for a in listed["account_id"]]
+    return _plain_text(listed, ["account", "segment", "previous_tier"])
 
 
 def _mrr_at_risk(scores: pd.DataFrame) -> float:
@@ -108,13 +147,17 @@ def build_tier_changes(inputs: ReportInputs) -> tuple[list[dict], list[dict]]:
     now_reasons, then_reasons = _risk_reasons(inputs.drivers), _risk_reasons(inputs.previous_drivers)
     entered = []
     for row in frame[(frame["risk_tier"] == top) & (frame["previous_tier"] != top)].itertuples():
-        new = [r for f, r in now_reasons.get(row.account_id, {}).items()
-               if f not in then_reasons.get(row.account_id, {})]
         entered.append({"account": row.account, "account_id": row.account_id, "mrr": row.mrr,
                         "before": row.previous_probability, "now": row.churn_probability,
                         "was": row.previous_tier if isinstance(row.previous_tier, str) else "not scored",
-                        "why": new or list(now_reasons.get(row.account_id, {}).values())})
+                        "why": _new_reasons(row.account_id, now_reasons, then_reasons)})
     return entered, _left_top_tier(inputs, frame, previous, now_reasons, then_reasons)
+
+
+def _new_reasons(account_id: str, now_reasons: dict, then_reasons: dict) -> list[str]:
+    """The account's risk reasons that are new since the previous scoring (else all of them), each sentence once."""
+    now, then = now_reasons.get(account_id, {}), then_reasons.get(account_id, {})
+    return list(dict.fromkeys([r for f, r in now.items() if f not in then] or now.values()))
 
 
 def _left_top_tier(inputs: ReportInputs, frame: pd.DataFrame, previous: pd.DataFrame, now_reasons: dict,

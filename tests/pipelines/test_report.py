@@ -1,15 +1,18 @@
 """The managers' report end to end: simulate → train → score two as-ofs through the CLI → report, opened in a real
-headless Chromium (screenshot, console, DOM), plus the params errors of playbook rules."""
+headless Chromium (screenshot, console, DOM), plus the params errors of playbook rules; and the history columns
+the two scorings wrote (consistent with each other, the same on a re-run, rebuilt after an upgrade)."""
 
 from __future__ import annotations
 
 import io
 import re
+import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,7 +23,7 @@ from pipelines.config import ParamsError, load_params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.report_run import run_report
-from tests.e2e import SMALL, WAREHOUSE, write_params
+from tests.e2e import SMALL, WAREHOUSE, churn, write_params
 from tests.e2e import query as query_warehouse
 from tests.serving.test_report import external_urls, parse_report
 
@@ -46,7 +49,8 @@ def report(make_project) -> dict:
     start = time.perf_counter()
     path = run_report(load_params(root / "params.yaml"), Progress(Console(file=io.StringIO())),
                       reports_dir=root / "reports").html
-    return {"root": root, "path": path, "seconds": time.perf_counter() - start, "html": path.read_text()}
+    return {"root": root, "path": path, "seconds": time.perf_counter() - start, "html": path.read_text(),
+            "project": project}
 
 
 def query(root: Path, sql: str) -> pd.DataFrame:
@@ -66,6 +70,12 @@ def chromium(url: str, *args: str) -> subprocess.CompletedProcess:
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args, url],
             capture_output=True, text=True, timeout=180, check=False)
+
+
+def rising_rows(html: str) -> list[str]:
+    """The accounts of the page's "Rising fast" table, in order."""
+    section = html.split('id="rising-fast"', 1)[1].split("</table>", 1)[0]
+    return re.findall(r'<tr data-account="([^"]+)"', section)
 
 
 def console_messages(stderr: str) -> list[str]:
@@ -129,6 +139,7 @@ def test_chromium_renders_the_report_without_console_errors(report):
     dom = chromium(url, "--dump-dom")
     assert console_messages(dom.stderr) == []
     assert parse_report(dom.stdout).rows == expected_at_risk(root)
+    assert rising_rows(dom.stdout) == rising_rows(report["html"]) and len(rising_rows(dom.stdout)) == 10
 
 
 @pytest.mark.slow
@@ -139,6 +150,77 @@ def test_the_at_risk_table_sorts_in_the_browser(report):
     assert console_messages(dom.stderr) == []
     by_probability = exported.sort_values(["churn_probability"], kind="stable").account_id.tolist()
     assert parse_report(dom.stdout).rows == by_probability
+
+
+HISTORY = ["previous_as_of", "previous_probability", "previous_tier", "probability_change", "tier_since",
+           "days_in_tier"]
+
+
+def scores_of(root: Path, as_of: str, warehouse: str = WAREHOUSE) -> pd.DataFrame:
+    frame = query_warehouse(root / warehouse, f"SELECT * FROM churn_scores WHERE as_of = DATE '{as_of}'")
+    return frame.set_index("account_id").sort_index()
+
+
+@pytest.mark.slow
+def test_two_scorings_write_consistent_history_columns(report):
+    root = report["root"]
+    before, now = scores_of(root, PREVIOUS), scores_of(root, LATEST)
+    assert before.previous_as_of.isna().all()                           # the first scoring of this warehouse
+    assert (before.tier_since == pd.Timestamp(PREVIOUS)).all() and (before.days_in_tier == 0).all()
+    assert (now.previous_as_of == pd.Timestamp(PREVIOUS)).all()
+    both = now.index.intersection(before.index)
+    new = now.index.difference(before.index)
+    assert len(both) > 100 and len(new) > 0                             # accounts kept and accounts new
+    pd.testing.assert_series_equal(now.loc[both, "previous_probability"], before.loc[both, "churn_probability"],
+                                   check_names=False)
+    assert (now.loc[both, "previous_tier"] == before.loc[both, "risk_tier"]).all()
+    np.testing.assert_allclose(now.loc[both, "probability_change"],
+                               now.loc[both, "churn_probability"] - before.loc[both, "churn_probability"], atol=1e-12)
+    assert now.loc[new, ["previous_probability", "previous_tier", "probability_change"]].isna().all().all()
+    kept = now.index.isin(both) & (now.previous_tier == now.risk_tier)
+    assert kept.sum() > 0 and (~kept).sum() > 0                          # tiers kept and tiers changed
+    assert (now.tier_since[kept] == pd.Timestamp(PREVIOUS)).all() and (now.days_in_tier[kept] == 30).all()
+    assert (now.tier_since[~kept] == pd.Timestamp(LATEST)).all() and (now.days_in_tier[~kept] == 0).all()
+
+
+@pytest.mark.slow
+def test_the_rising_fast_table_lists_the_largest_rises_the_scorer_wrote(report):
+    rising = query(report["root"], f"""SELECT account_id FROM churn_scores WHERE as_of = DATE '{LATEST}'
+                                       AND probability_change > 0 ORDER BY probability_change DESC, account_id
+                                       LIMIT 10""").account_id.tolist()
+    assert len(rising) == 10 and rising_rows(report["html"]) == rising
+
+
+@pytest.mark.slow
+def test_scoring_the_same_as_of_again_writes_the_same_history(report):
+    root = report["root"]
+    first = scores_of(root, LATEST)
+    report["project"].churn("score")
+    again = scores_of(root, LATEST)
+    pd.testing.assert_frame_equal(again.drop(columns="scored_at"), first.drop(columns="scored_at"))
+    assert again[HISTORY].notna().any().all()
+
+
+@pytest.mark.slow
+def test_scoring_over_a_table_written_by_an_older_version_adds_the_columns_and_rebuilds_the_tier_run(report):
+    """The same warehouse as an older version left it (no history columns, only the previous scoring): the next
+    `churn score` migrates both tables and gives the history a fresh scoring gives."""
+    project, root = report["project"], report["root"]
+    upgraded = project.variant("upgraded.yaml", {"warehouse": {"url": f"duckdb://{root}/upgraded.duckdb"}})
+    copy = Path(shutil.copyfile(root / WAREHOUSE, root / "upgraded.duckdb"))
+    with duckdb.connect(str(copy)) as con:
+        con.execute(f"DELETE FROM churn_scores WHERE as_of = DATE '{LATEST}'")
+        con.execute(f"DELETE FROM churn_score_drivers WHERE as_of = DATE '{LATEST}'")
+        for column in HISTORY:
+            con.execute(f"ALTER TABLE churn_scores DROP COLUMN {column}")
+        con.execute("ALTER TABLE churn_score_drivers DROP COLUMN probability_points")
+    output = churn(upgraded, "score")
+    assert f"against {PREVIOUS}" in output
+    now, fresh = scores_of(root, LATEST, "upgraded.duckdb"), scores_of(root, LATEST)
+    pd.testing.assert_frame_equal(now[HISTORY], fresh[HISTORY])
+    assert scores_of(root, PREVIOUS, "upgraded.duckdb")[HISTORY].isna().all().all()   # older rows keep nulls
+    drivers = query_warehouse(copy, "SELECT * FROM churn_score_drivers")
+    assert drivers.probability_points.isna().any() and drivers.probability_points.notna().any()
 
 
 @pytest.mark.slow

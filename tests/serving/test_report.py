@@ -18,7 +18,7 @@ from serving.report.accounts import build_waterfall
 from serving.report.exports import at_risk_csv, at_risk_markdown
 from serving.report.inputs import ModelFacts, Portfolio, ReportInputs
 from serving.report.render import render_manager_report
-from serving.report.tables import build_at_risk, build_headline, build_tier_changes
+from serving.report.tables import build_at_risk, build_headline, build_rising_fast, build_tier_changes
 from training.calibrate import Calibrator
 
 SPECS = {s.name: s for s in expand_catalog(CATALOG, {"each": [30], "trend": [30], "support": [90],
@@ -119,8 +119,11 @@ def test_the_at_risk_list_is_the_top_tier_by_expected_mrr_loss(inputs):
     assert at_risk.account_id.tolist() == ["a2", "a1", "a3"]          # 800, 600, 50 expected MRR loss
     assert at_risk.expected_mrr_loss.tolist() == pytest.approx([800, 600, 50])
     assert at_risk.account.tolist() == ["Globex", "Acme | Co", "a3"]  # no name: the id stands in
-    assert at_risk.probability_change.tolist()[:2] == pytest.approx([20.0, 10.0])
+    assert at_risk.probability_change.tolist()[:2] == pytest.approx([0.2, 0.1])   # probability units
     assert np.isnan(at_risk.probability_change[2])                     # not scored last time
+    assert at_risk.previous_tier.tolist() == ["medium", "high", None]
+    # No tier_since in these rows (written before it existed): the run counts from the previous scoring.
+    assert at_risk.days_in_tier.tolist() == [0, 30, 0]
     assert at_risk.csm_owner.isna().all()                              # the warehouse has no CSM owners
     assert build_at_risk(inputs, ReportConfig(at_risk_tiers=["high", "medium"], max_accounts=2)).account_id.tolist() \
         == ["a2", "a1"]
@@ -146,6 +149,41 @@ def test_what_changed_names_who_entered_and_left_the_top_tier_and_why(inputs):
                               "Now helping: Renewal due in 200 days"]
 
 
+def test_rising_fast_lists_the_largest_rises_since_the_previous_scoring(inputs):
+    rising = build_rising_fast(inputs, ReportConfig())
+    # a2 +20 pp, a1 +10 pp; a5 did not move, a4 and a6 fell, a3 was not scored before.
+    assert rising.account_id.tolist() == ["a2", "a1"]
+    assert rising.probability_change.tolist() == pytest.approx([0.2, 0.1])
+    assert rising.previous_probability.tolist() == pytest.approx([0.2, 0.5])
+    assert list(zip(rising.previous_tier, rising.risk_tier, strict=True)) == [("medium", "high"), ("high", "high")]
+    # Why: the risk reasons new since the previous scoring (a2's ticket driver was there already).
+    assert rising.why.tolist() == [["2 active users in the last 30 days"], ["1 active user in the last 30 days"]]
+    assert build_rising_fast(inputs, ReportConfig(rising_fast=1)).account_id.tolist() == ["a2"]
+    # The tier run written with the rows wins over the one counted from the previous scoring.
+    inputs.scores["tier_since"] = [date(2025, 1, 1), NOW, NOW, NOW, date(2024, 5, 1), NOW]
+    rising = build_rising_fast(inputs, ReportConfig())
+    assert rising.days_in_tier.tolist() == [0, 120] and rising.tier_since.tolist() == [NOW, date(2025, 1, 1)]
+    inputs.previous_as_of, inputs.previous_scores = None, None
+    assert build_rising_fast(inputs, ReportConfig()).empty
+
+
+def _rising_rows(html: str) -> list[str]:
+    section = html.split('id="rising-fast"', 1)[1].split("</table>", 1)[0]
+    return re.findall(r'<tr data-account="([^"]+)"', section)
+
+
+def test_the_page_shows_rising_fast_beside_the_tier_movements_escaped(inputs):
+    inputs.attributes.loc[inputs.attributes.account_id == "a2", "name"] = "<img src=x onerror=alert(1)>"
+    html = render_manager_report(inputs, ReportConfig())
+    assert _rising_rows(html) == ["a2", "a1"]
+    section = html.split('id="rising-fast"', 1)[1].split("</table>", 1)[0]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in section and "<img src=x" not in html
+    assert "20.0% → <b>40.0%</b>" in section and "+20.0 pp" in section and "0 days" in section
+    assert html.index('id="rising-fast"') < html.index("Entered the high tier") < html.index('id="drivers"')
+    inputs.previous_as_of, inputs.previous_scores, inputs.previous_drivers = None, None, None
+    assert _rising_rows(render_manager_report(inputs, ReportConfig())) == []
+
+
 def test_the_exports_hold_the_same_rows(inputs):
     at_risk = build_at_risk(inputs, ReportConfig())
     csv = pd.read_csv(io.StringIO(at_risk_csv(at_risk)))
@@ -154,12 +192,18 @@ def test_the_exports_hold_the_same_rows(inputs):
     markdown = at_risk_markdown(at_risk, NOW).splitlines()
     assert markdown[0] == "# Accounts at risk as of 2025-05-01"
     assert markdown[4] == ("| 1 | Globex | Enterprise | – | 2,000 | 40.0% | +20.0 pp | 800 | high | "
-                           "renews in 200 days (annual) | 2 active users in the last 30 days; 3 high-priority tickets "
-                           "open | Escalate the open tickets | Support | 2025-05-15 |")
+                           "2 active users in the last 30 days; 3 high-priority tickets open | Escalate the open "
+                           "tickets | Support | 20.0% | medium | 2025-05-01 | 0 days | renews in 200 days (annual) | "
+                           "2025-05-15 |")
     assert "renews in 18 days (annual)" in markdown[3 + csv.account_id.tolist().index("a1") + 1]
     assert csv.renewal.tolist() == ["renews in 200 days (annual)", "renews in 18 days (annual)",
                                     "renewal date unknown"]
     assert "Acme \\| Co" in markdown[5] and len(markdown) == 7
+    assert "| 50.0% | high | 2025-04-01 | 30 days | renews in 18 days (annual) | 2025-05-10 |" in markdown[5]
+    assert csv.columns.tolist()[-8:] == ["previous_probability", "previous_tier", "tier_since", "days_in_tier",
+                                         "days_to_renewal", "renewal", "urgency", "due_by"]
+    assert csv.probability_change.tolist()[:2] == pytest.approx([0.2, 0.1])
+    assert csv.tier_since.tolist() == ["2025-05-01", "2025-04-01", "2025-05-01"]
 
 
 def test_the_waterfall_runs_exactly_from_the_average_account_to_the_probability(inputs):

@@ -8,7 +8,7 @@ import ibis
 import pandas as pd
 import pytest
 
-from serving.writeback import SCORES_SCHEMA, replace_as_of_rows, write_kpis, write_scores
+from serving.writeback import DRIVERS_SCHEMA, SCORES_SCHEMA, replace_as_of_rows, write_kpis, write_scores
 
 
 def _scores(as_of: str, accounts: list[str], probability: float) -> pd.DataFrame:
@@ -16,8 +16,10 @@ def _scores(as_of: str, accounts: list[str], probability: float) -> pd.DataFrame
         "account_id": accounts, "as_of": pd.Timestamp(as_of), "churn_probability": probability, "risk_tier": "low",
         "risk_rank": range(1, len(accounts) + 1), "health_score": None, "mrr": 10.0, "top_reasons": "r",
         "recommended_action": None, "owner_role": None, "urgency": None, "due_by": None, "renewal_date": None,
-        "days_to_renewal": None, "billing_period_months": None, "model_name": "m", "model_version": "1",
-        "scored_at": pd.Timestamp("2024-05-01"),
+        "days_to_renewal": None, "billing_period_months": None, "previous_as_of": None,
+        "previous_probability": None, "previous_tier": None, "probability_change": None,
+        "tier_since": pd.Timestamp(as_of), "days_in_tier": 0,
+        "model_name": "m", "model_version": "1", "scored_at": pd.Timestamp("2024-05-01"),
     })
 
 
@@ -101,3 +103,80 @@ def test_a_failed_kpi_write_leaves_the_table_and_view_as_they_were(duckdb_con):
         write_kpis(duckdb_con, _kpis([("2024-03-01", "all", "mrr", 1.0)]), before_commit=fail)
     pd.testing.assert_frame_equal(_kpi_rows(duckdb_con), before)
     pd.testing.assert_frame_equal(_kpi_rows(duckdb_con, "churn_kpis_latest"), latest)
+
+
+# What churn_scores and churn_score_drivers held before the history columns (and probability_points) existed.
+OLD_SCORE_COLUMNS = ["account_id", "as_of", "churn_probability", "risk_tier", "risk_rank", "health_score", "mrr",
+                     "top_reasons", "recommended_action", "owner_role", "model_name", "model_version", "scored_at"]
+OLD_DRIVER_COLUMNS = ["account_id", "as_of", "rank", "feature", "value", "contribution", "direction", "reason"]
+
+
+def _older_tables(con) -> None:
+    """churn_scores and churn_score_drivers as an older version wrote them, with one as-of of rows."""
+    old_scores = ibis.schema({c: SCORES_SCHEMA[c] for c in OLD_SCORE_COLUMNS})
+    old_drivers = ibis.schema({c: DRIVERS_SCHEMA[c] for c in OLD_DRIVER_COLUMNS})
+    con.create_table("churn_scores", ibis.memtable(_scores("2024-04-01", ["a", "b"], 0.2)[OLD_SCORE_COLUMNS].assign(
+        as_of=date(2024, 4, 1)), schema=old_scores))
+    con.create_table("churn_score_drivers", ibis.memtable(_drivers("2024-04-01", ["a"])[OLD_DRIVER_COLUMNS].assign(
+        as_of=date(2024, 4, 1)), schema=old_drivers))
+    con.raw_sql("CREATE VIEW churn_scores_latest AS SELECT * FROM churn_scores")
+
+
+def test_tables_written_by_an_older_version_gain_the_new_columns_when_scores_are_published(duckdb_con):
+    _older_tables(duckdb_con)
+    scores = _scores("2024-05-01", ["a", "c"], 0.3).assign(
+        previous_as_of=pd.Timestamp("2024-04-01"), previous_probability=[0.2, None], previous_tier=["low", None],
+        probability_change=[0.1, None], tier_since=pd.to_datetime(["2024-04-01", "2024-05-01"]), days_in_tier=[30, 0])
+    write_scores(duckdb_con, scores, _drivers("2024-05-01", ["a"]), [date(2024, 5, 1)])
+    assert list(duckdb_con.table("churn_scores").columns) == OLD_SCORE_COLUMNS + [
+        c for c in SCORES_SCHEMA.names if c not in OLD_SCORE_COLUMNS]
+    assert "probability_points" in duckdb_con.table("churn_score_drivers").columns
+    rows = _rows(duckdb_con, "churn_scores")
+    older, newer = rows[rows.as_of == pd.Timestamp("2024-04-01")], rows[rows.as_of == pd.Timestamp("2024-05-01")]
+    assert len(older) == 2 and older[["previous_as_of", "tier_since", "days_in_tier"]].isna().all().all()
+    assert newer.days_in_tier.tolist() == [30, 0] and newer.previous_tier.tolist()[0] == "low"
+    assert newer.probability_change.tolist()[0] == pytest.approx(0.1)
+    latest = duckdb_con.table("churn_scores_latest").execute()
+    assert sorted(latest.account_id) == ["a", "c"] and latest.tier_since.notna().all()
+    # Published again (a re-run of the same as-of): nothing more to add, the same rows.
+    write_scores(duckdb_con, scores, _drivers("2024-05-01", ["a"]), [date(2024, 5, 1)])
+    pd.testing.assert_frame_equal(_rows(duckdb_con, "churn_scores"), rows)
+
+
+def test_any_column_the_schema_has_and_the_table_lacks_is_added(duckdb_con):
+    """Generic: a column added to a schema later (here one this version does not know) is added the same way."""
+    write_scores(duckdb_con, _scores("2024-04-01", ["a"], 0.2), _drivers("2024-04-01", ["a"]), [date(2024, 4, 1)])
+    wider = ibis.schema(dict(SCORES_SCHEMA.items()) | {"renewal_date": "date", "urgency": "string"})
+    scores = _scores("2024-05-01", ["a"], 0.3).assign(renewal_date=pd.Timestamp("2024-09-01"), urgency="now")
+    replace_as_of_rows(duckdb_con, {"churn_scores": (scores, wider)}, [date(2024, 5, 1)], add_missing=True)
+    rows = _rows(duckdb_con, "churn_scores")
+    assert rows.urgency.tolist()[0] is None or pd.isna(rows.urgency.tolist()[0])
+    assert rows.urgency.tolist()[1] == "now" and rows.renewal_date.tolist()[1] == pd.Timestamp("2024-09-01")
+
+
+def test_a_failed_publish_leaves_an_older_table_without_the_new_columns(duckdb_con):
+    _older_tables(duckdb_con)
+
+    def fail():
+        raise RuntimeError("killed before the commit")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        write_scores(duckdb_con, _scores("2024-05-01", ["a"], 0.3), _drivers("2024-05-01", ["a"]),
+                     [date(2024, 5, 1)], before_commit=fail)
+    assert list(duckdb_con.table("churn_scores").columns) == OLD_SCORE_COLUMNS
+    assert list(duckdb_con.table("churn_score_drivers").columns) == OLD_DRIVER_COLUMNS
+    assert len(duckdb_con.table("churn_scores").execute()) == 2
+
+
+def test_a_table_lacking_its_row_keys_or_holding_a_column_of_another_type_is_refused(duckdb_con):
+    duckdb_con.create_table("churn_scores", schema=ibis.schema({"account_id": "string",
+                                                                "churn_probability": "float64"}))
+    with pytest.raises(ValueError, match=r"table churn_scores: exists without column\(s\) as_of \("):
+        write_scores(duckdb_con, _scores("2024-04-01", ["a"], 0.1), _drivers("2024-04-01", ["a"]), [date(2024, 4, 1)])
+    duckdb_con.create_table("churn_scores", schema=ibis.schema({"account_id": "string", "as_of": "date",
+                                                                "churn_probability": "string"}), overwrite=True)
+    with pytest.raises(ValueError, match="table churn_scores: column churn_probability is string, expected float64"):
+        write_scores(duckdb_con, _scores("2024-04-01", ["a"], 0.1), _drivers("2024-04-01", ["a"]), [date(2024, 4, 1)])
+    assert list(duckdb_con.table("churn_scores").columns) == ["account_id", "as_of", "churn_probability"]
+    assert "churn_score_drivers" not in duckdb_con.list_tables() or duckdb_con.table(
+        "churn_score_drivers").count().execute() == 0
