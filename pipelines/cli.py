@@ -248,6 +248,11 @@ def _print_training(result: TrainResult) -> None:
                       f"{m['top_decile_lift']:>10.2f}{m['recall_at_capacity']:>12.2f}")
     if oracle:
         console.print(f"  {'oracle (simulation)':<22}{oracle:>9.3f}")
+    if result.reasons is not None:
+        churners, top = result.reasons.churners, result.reasons.top_tier
+        console.print(f"  reason accuracy (simulated causes): top-tier churners {churners['model']:.2f} "
+                      f"(chance {churners['random']:.2f}, largest feature {churners['largest_feature']:.2f}; "
+                      f"{result.reasons.churners_rows} accounts), all top-tier {top['model']:.2f}")
     if result.backtest is not None:
         for row in result.backtest.itertuples():
             console.print(f"  backtest {row.contender:<21} ROC-AUC {row.roc_auc_mean:.3f} ± {row.roc_auc_std:.3f}"

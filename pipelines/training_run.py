@@ -28,6 +28,8 @@ from pipelines.validation.validate import run_validate, validate_feature_table
 from pipelines.warehouse import open_warehouse
 from serving.drift import reference_distribution
 from serving.explain import BENCHMARKS_ARTIFACT, compute_benchmarks
+from serving.reason_accuracy import ReasonAccuracy, reason_accuracy
+from serving.score import assign_tiers
 from training.dataset import split_out_of_time
 from training.errors import ChampionFilesMissing
 from training.experiment import (
@@ -71,6 +73,7 @@ class TrainResult:
     churn_rate: float
     report_path: Path
     backtest: pd.DataFrame | None
+    reasons: ReasonAccuracy | None = None
 
 
 @dataclass(frozen=True)
@@ -87,13 +90,15 @@ class TrainingData:
 @dataclass(frozen=True)
 class TrainingOutcome:
     """What a training run produced before it is published: the experiment, the backtest (per-fold table and
-    summary) if asked for, the oracle's ROC-AUC, the current champion and the promotion decision."""
+    summary) if asked for, the oracle's ROC-AUC, the current champion, the promotion decision and, on a warehouse that
+    records its churn causes, the reasons' accuracy."""
 
     experiment: Experiment
     backtest: tuple[pd.DataFrame, pd.DataFrame] | None
     oracle: float | None
     champion: RegisteredModel | None
     decision: dict
+    reasons: ReasonAccuracy | None = None
 
 
 def oracle_roc_auc(truth: pd.DataFrame | None, valid: pd.DataFrame, horizon_days: int) -> float | None:
@@ -107,6 +112,27 @@ def oracle_roc_auc(truth: pd.DataFrame | None, valid: pd.DataFrame, horizon_days
                          renewal_at=pd.to_datetime(truth["renewal_at"]))
     oracle = compute_oracle_probabilities(truth, valid[["account_id", "as_of"]], horizon_days)
     return float(roc_auc_score(valid["label"], oracle))
+
+
+def check_reasons(truth: pd.DataFrame | None, experiment: Experiment, params: Params,
+                  specs: dict[str, FeatureSpec]) -> ReasonAccuracy | None:
+    """Reason accuracy on the validation rows when the warehouse records its true churn causes (a simulated one):
+    the top tier is drawn as scoring draws it (`scoring.tiers` or `scoring.capacity`)."""
+    if truth is None or "cause" not in truth.columns:
+        return None
+    from pipelines.synthetic.oracle import CAUSE_GROUPS, true_causes
+
+    split = experiment.split
+    valid = split.valid.reset_index(drop=True)
+    truth = truth.assign(account_id=truth["account_id"].astype(str), renewal_at=pd.to_datetime(truth["renewal_at"]))
+    causes = true_causes(truth, valid[["account_id", "as_of"]], params.label.horizon_days)
+    groups = np.array([CAUSE_GROUPS.get(c) for c in causes], dtype=object)
+    probability = experiment.predictions[MODEL]
+    ranks = pd.Series(probability).groupby(valid["as_of"].to_numpy()).rank(method="first", ascending=False)
+    tiers = assign_tiers(probability, params.scoring, ranks.to_numpy())
+    model = experiment.model
+    contributions = pd.DataFrame(model.contributions(valid), columns=[*model.features, "bias"])
+    return reason_accuracy(contributions, valid, split.train, specs, tiers == params.scoring.tier_names[0], groups)
 
 
 def _champion_metrics(params: Params, split, progress: Progress):
@@ -164,13 +190,15 @@ def _backtest(params: Params, frame, features, folds: int, progress: Progress):
     return table, summary
 
 
-def _metrics_to_log(experiment, oracle, backtest) -> dict[str, float]:
+def _metrics_to_log(experiment, oracle, backtest, reasons: ReasonAccuracy | None = None) -> dict[str, float]:
     logged = {f"valid_{name}_{k}": v for name, m in experiment.metrics.items() for k, v in m.items()}
     logged |= {f"valid_{k}": v for k, v in experiment.metrics[MODEL].items()}  # the model's, unprefixed too
     logged |= {"train_rows": float(len(experiment.split.train)),
                "train_churn_rate": float(experiment.split.train.label.mean())}
     if oracle is not None:
         logged["valid_oracle_roc_auc"] = oracle
+    if reasons is not None:
+        logged |= {f"valid_{k}": v for k, v in reasons.metrics().items() if not np.isnan(v)}
     if backtest is not None:
         for row in backtest[1].itertuples():
             logged |= {f"backtest_{row.contender}_{k}": float(getattr(row, k)) for k in backtest[1].columns[1:]}
@@ -203,15 +231,18 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
     backtested = _backtest(params, data.frame, feature_set.names, backtest, progress)
     with progress.stage("evaluate") as info:
         oracle = oracle_roc_auc(data.truth, split.valid, params.label.horizon_days)
+        reasons = check_reasons(data.truth, experiment, params, catalog_specs(params))
         champion, champion_metrics, unavailable = _champion_metrics(params, split, progress)
         m = experiment.metrics
         info["detail"] = (f"ROC-AUC {m[MODEL]['roc_auc']:.3f} (health score {m['health_score']['roc_auc']:.3f}, "
                           f"logistic {m['logistic_regression']['roc_auc']:.3f}"
-                          + (f", oracle {oracle:.3f})" if oracle is not None else ")"))
+                          + (f", oracle {oracle:.3f})" if oracle is not None else ")")
+                          + (f"; reason accuracy {reasons.churners['model']:.2f} on {reasons.churners_rows} "
+                             "top-tier churners" if reasons is not None else ""))
     decision = decide_promotion(experiment.metrics[MODEL], champion_metrics, params.model.promotion,
                                 force_promote, unavailable)
-    return _publish(params, progress, data, TrainingOutcome(experiment, backtested, oracle, champion, decision),
-                    reports_dir)
+    outcome = TrainingOutcome(experiment, backtested, oracle, champion, decision, reasons)
+    return _publish(params, progress, data, outcome, reports_dir)
 
 
 def _run_facts(params: Params, data: TrainingData, outcome: TrainingOutcome) -> RunFacts:
@@ -219,6 +250,7 @@ def _run_facts(params: Params, data: TrainingData, outcome: TrainingOutcome) -> 
     return RunFacts(model_name=params.mlflow.model_name, version="(pending)", run_id="(pending)",
                     trained_at=f"{datetime.now():%Y-%m-%d %H:%M}", git_commit=git_commit(),
                     capacity=params.evaluation.capacity, decision=outcome.decision, oracle=outcome.oracle,
+                    reasons=outcome.reasons,
                     left_out=", ".join(data.feature_set.left_out),
                     segments={s: valid[s].to_numpy() for s in params.evaluation.segments if s in valid.columns})
 
@@ -227,7 +259,8 @@ def _run_record(params: Params, data: TrainingData, outcome: TrainingOutcome, fa
                 specs: dict[str, FeatureSpec], plots: dict[str, bytes]) -> RunRecord:
     experiment, backtested, names = outcome.experiment, outcome.backtest, data.feature_set.names
     return RunRecord(
-        params=_run_params(params, data.data_end), metrics=_metrics_to_log(experiment, outcome.oracle, backtested),
+        params=_run_params(params, data.data_end), metrics=_metrics_to_log(experiment, outcome.oracle, backtested,
+                                                                              outcome.reasons),
         tags={"git_commit": facts.git_commit, **experiment.split.window, "features": ",".join(names),
               "features_left_out": facts.left_out or "none", "calibration": experiment.model.calibrator.method},
         json_artifacts={"features.json": {"features": names, "left_out": data.feature_set.left_out},
@@ -268,4 +301,5 @@ def _publish(params: Params, progress: Progress, data: TrainingData, outcome: Tr
         metrics=experiment.metrics[MODEL], baselines={k: v for k, v in experiment.metrics.items() if k != MODEL},
         oracle_roc_auc=outcome.oracle, run_id=run.run_id, version=run.version, decision=decision,
         features=data.feature_set.names, rows=len(data.frame), accounts=int(data.frame["account_id"].nunique()),
-        churn_rate=float(experiment.split.train.label.mean()), report_path=report_path, backtest=summary)
+        churn_rate=float(experiment.split.train.label.mean()), report_path=report_path, backtest=summary,
+        reasons=outcome.reasons)

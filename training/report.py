@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import jinja2
 import numpy as np
@@ -17,6 +18,9 @@ from training.plots import plot_calibration, plot_gains, plot_precision_recall, 
 
 METRIC_NAMES = ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "top_decile_lift", "top_decile_capture",
                 "recall_at_capacity", "precision_at_capacity", "mrr_captured_at_capacity")
+if TYPE_CHECKING:
+    from serving.reason_accuracy import ReasonAccuracy
+
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("training", "templates"), autoescape=True,
                           undefined=jinja2.StrictUndefined)
 
@@ -33,6 +37,7 @@ class RunFacts:
     capacity: int
     decision: dict
     oracle: float | None = None
+    reasons: ReasonAccuracy | None = None  # on a warehouse that records its churn causes (a simulated one)
     left_out: str = ""
     segments: dict[str, np.ndarray] = field(default_factory=dict)
 

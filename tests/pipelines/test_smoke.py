@@ -42,8 +42,11 @@ def test_simulate_train_score_end_to_end(trained):
     again = project.query("SELECT * FROM churn_scores")
     pd.testing.assert_frame_equal(again.drop(columns="scored_at"), scores.drop(columns="scored_at"))
     assert len(project.query("SELECT * FROM churn_scores_latest")) == len(scores)
-    drivers = project.query("SELECT account_id, as_of, rank, COUNT(*) AS n FROM churn_score_drivers GROUP BY ALL")
-    assert drivers.n.max() == 1
+    # A re-run replaces the drivers: one row per account and feature, each cause rank once.
+    drivers = project.query("SELECT account_id, as_of, feature, rank, role FROM churn_score_drivers")
+    assert not drivers.duplicated(["account_id", "as_of", "feature"]).any()
+    assert not drivers.dropna(subset=["rank"]).duplicated(["account_id", "as_of", "rank"]).any()
+    assert set(drivers.role) == {"cause", "context"} and drivers[drivers.role == "context"]["rank"].isna().all()
 
 
 def test_retraining_the_same_data_reproduces_metrics_and_keeps_the_champion(trained):
