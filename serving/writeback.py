@@ -81,15 +81,38 @@ def _run_atomically(con: ibis.BaseBackend, statements: list[str], before_commit=
             before_commit()
 
 
-def _ensure_table(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> None:
+def _kind(dtype: ibis.DataType) -> str:
+    """The type's kind, without the width, precision or length an engine picks (PostgreSQL stores int8 as a
+    smallint, DuckDB a timestamp as timestamp(6))."""
+    kinds = ("boolean", "integer", "floating", "decimal", "string", "date", "timestamp")
+    return next((k for k in kinds if getattr(dtype, f"is_{k}")()), str(dtype.copy(nullable=True)))
+
+
+def describe_schema_problems(con: ibis.BaseBackend, name: str, schema: ibis.Schema,
+                             writing: bool = True) -> list[str]:
+    """What keeps the existing table `name` from holding rows of `schema`: the columns it lacks, those of another
+    type and, when `writing`, its own columns that refuse NULL (an insert of `schema`'s columns would fail on them).
+    [] when the table does not exist or fits."""
     if name not in con.list_tables():
-        con.create_table(name, schema=schema)
-        return
+        return []
     existing = con.table(name).schema()
     lacking = [c for c in schema.names if c not in existing]
-    if lacking:
-        raise ValueError(f"table {name}: exists without column(s) {', '.join(lacking)} "
-                         f"(written by an older version; drop or migrate it)")
+    problems = [f"lacks column(s) {', '.join(lacking)}"] if lacking else []
+    problems += [f"column {c} is {_kind(existing[c])}, not {_kind(schema[c])}"
+                 for c in schema.names if c in existing and _kind(existing[c]) != _kind(schema[c])]
+    if writing:
+        problems += [f"column {c} (not ours) refuses NULL" for c, dtype in existing.items()
+                     if c not in schema and not dtype.nullable]
+    return problems
+
+
+def _ensure_table(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> None:
+    problems = describe_schema_problems(con, name, schema)
+    if problems:
+        raise ValueError(f"table {name}: {'; '.join(problems)} (written by another version or tool; drop or "
+                         f"migrate it)")
+    if name not in con.list_tables():
+        con.create_table(name, schema=schema)
 
 
 def replace_as_of_rows(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFrame, ibis.Schema]],

@@ -8,7 +8,14 @@ import ibis
 import pandas as pd
 import pytest
 
-from serving.writeback import SCORES_SCHEMA, replace_as_of_rows, write_kpis, write_scores
+from serving.writeback import (
+    KPIS_SCHEMA,
+    SCORES_SCHEMA,
+    describe_schema_problems,
+    replace_as_of_rows,
+    write_kpis,
+    write_scores,
+)
 
 
 def _scores(as_of: str, accounts: list[str], probability: float) -> pd.DataFrame:
@@ -57,7 +64,7 @@ def test_a_failed_write_leaves_every_table_as_it_was(duckdb_con):
 
 def test_an_older_table_without_new_columns_is_a_clear_error(duckdb_con):
     duckdb_con.create_table("churn_scores", schema=ibis.schema({"account_id": "string", "as_of": "date"}))
-    with pytest.raises(ValueError, match="churn_scores: exists without column"):
+    with pytest.raises(ValueError, match="churn_scores: lacks column"):
         replace_as_of_rows(duckdb_con, {"churn_scores": (_scores("2024-04-01", ["a"], 0.1), SCORES_SCHEMA)},
                            [date(2024, 4, 1)])
 
@@ -100,3 +107,26 @@ def test_a_failed_kpi_write_leaves_the_table_and_view_as_they_were(duckdb_con):
         write_kpis(duckdb_con, _kpis([("2024-03-01", "all", "mrr", 1.0)]), before_commit=fail)
     pd.testing.assert_frame_equal(_kpi_rows(duckdb_con), before)
     pd.testing.assert_frame_equal(_kpi_rows(duckdb_con, "churn_kpis_latest"), latest)
+
+
+def test_a_kpi_table_of_another_shape_is_named_whole_and_left_as_it_was(duckdb_con):
+    """Every reason an existing churn_kpis cannot take the rows, in one message; the table is not touched."""
+    duckdb_con.raw_sql("CREATE TABLE churn_kpis (month VARCHAR, segment VARCHAR, kpi VARCHAR, value VARCHAR, "
+                       "computed_at TIMESTAMP NOT NULL, note VARCHAR)")
+    duckdb_con.raw_sql("INSERT INTO churn_kpis VALUES ('2024-01', 'all', 'mrr', 'lots', TIMESTAMP '2024-02-01', "
+                       "NULL)")
+    assert describe_schema_problems(duckdb_con, "churn_kpis", KPIS_SCHEMA) == [
+        "lacks column(s) numerator, denominator", "column month is string, not date",
+        "column value is string, not floating", "column computed_at (not ours) refuses NULL"]
+    with pytest.raises(ValueError, match=r"^table churn_kpis: lacks column\(s\) numerator, denominator; column month "
+                                         r"is string, not date; .*refuses NULL \(written by another version"):
+        write_kpis(duckdb_con, _kpis(KPI_ROWS))
+    assert duckdb_con.table("churn_kpis").execute().value.tolist() == ["lots"]
+
+
+def test_engine_widths_are_not_a_different_shape(duckdb_con):
+    # DuckDB reads a TIMESTAMP back as timestamp(6), PostgreSQL stores int8 as a smallint: the same kind.
+    duckdb_con.raw_sql("CREATE TABLE t (as_of DATE, scored_at TIMESTAMP, label SMALLINT, mrr DECIMAL(18, 2))")
+    wanted = ibis.schema({"as_of": "date", "scored_at": "timestamp", "label": "int8", "mrr": "decimal(38, 6)"})
+    assert describe_schema_problems(duckdb_con, "t", wanted) == []
+    assert describe_schema_problems(duckdb_con, "absent", wanted) == []
