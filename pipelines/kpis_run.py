@@ -6,19 +6,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 import ibis.expr.types as ir
 import pandas as pd
 
-from features.kpis.months import ALL, COLUMNS, KpiMonths, build_kpi_months
+from features.kpis.months import ALL, COLUMNS, KpiMonths, build_kpi_months, count_reserved_segments
 from features.kpis.revenue import compute_boundary_states
 from features.kpis.table import KpiInputs, KpiSet, build_kpi_inputs, compute_kpi_table
+from features.sources import load_sources
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
-from pipelines.warehouse import Warehouse, open_warehouse, open_writer
-from serving.writeback import KPIS_TABLE, write_kpis
+from pipelines.validation.validate import run_validate
+from pipelines.warehouse import Warehouse, connect_warehouse, open_warehouse, open_writer
+from serving.writeback import KPIS_LATEST_VIEW, KPIS_SCHEMA, KPIS_TABLE, describe_schema_problems, write_kpis
 
 # The KPIs the run's last line and the demo's summary quote, for all accounts.
 HEADLINE = ("mrr", "logo_churn_rate", "net_revenue_retention", "nps")
@@ -97,14 +99,62 @@ def _notes(progress: Progress, kpi_set: KpiSet, months: KpiMonths) -> None:
                       f"(label.grace_days after the month)")
 
 
+def _problems_before_computing(params: Params) -> list[str]:
+    """What would make the KPIs wrong or their write fail, found before the work: an account segment named like
+    all accounts together, and a churn_kpis table that cannot take the rows."""
+    con = connect_warehouse(params.warehouse.url, params.warehouse.threads, read_only=True)
+    try:
+        sources = load_sources(con, params.sources)
+        reserved = count_reserved_segments(sources, params.kpis.segment_by)
+        shape = describe_schema_problems(con, KPIS_TABLE, KPIS_SCHEMA)
+    finally:
+        con.disconnect()
+    problems = [f"accounts.{params.kpis.segment_by}: {reserved:,} account(s) have the segment '{ALL}', the name "
+                f"{KPIS_TABLE} gives all accounts together (rule: no segment is named '{ALL}'); rename it in the "
+                f"warehouse, or set kpis.segment_by to another column or null"] if reserved else []
+    if shape:
+        problems.append(f"table {KPIS_TABLE}: {'; '.join(shape)} (written by another version or tool; drop it and "
+                        f"`churn kpis` creates it again)")
+    return problems
+
+
+def _check_inputs(params: Params, progress: Progress) -> None:
+    """Validate the sources and check the segments and churn_kpis; raise every problem found in one message."""
+    validation = run_validate(params, params.validation, progress, datetime.now())
+    problems = _problems_before_computing(params)
+    try:
+        validation.raise_for_errors()
+    except StageError as exc:
+        problems.insert(0, str(exc))
+    if problems:
+        raise StageError("\n".join(problems))
+
+
+def _publish(params: Params, frame: pd.DataFrame) -> None:
+    with open_writer(params) as con:
+        try:
+            write_kpis(con, frame)
+        except Exception as exc:  # the engine refused (e.g. a table where the view goes): rolled back, one line
+            message = str(exc).strip().splitlines()[0]
+            raise StageError(f"table {KPIS_TABLE} and view {KPIS_LATEST_VIEW} not replaced, nothing written: "
+                             f"{message}") from None
+
+
 def run_kpis(params: Params, progress: Progress) -> KpisResult:
-    """Compute every KPI the warehouse allows for each complete month and segment and replace churn_kpis."""
+    """Validate the sources, compute every KPI the warehouse allows for each complete month and segment and
+    replace churn_kpis.
+
+    Raises:
+        StageError: the sources fail validation, an account segment is named `all`, or churn_kpis cannot take
+            the rows (every such problem in one message); nothing is written then.
+    """
+    _check_inputs(params, progress)
     with open_warehouse(params, progress, read_only=True) as wh:
         frame, kpi_set, months = compute_kpi_frame(params, wh, progress)
     _notes(progress, kpi_set, months)
-    with progress.stage(f"write {KPIS_TABLE}") as info, open_writer(params) as con:
-        write_kpis(con, frame)
-        info["detail"] = f"{len(frame):,} rows, view {KPIS_TABLE}_latest"
+    with progress.stage(f"write {KPIS_TABLE}") as info:
+        _publish(params, frame)
+        info["detail"] = f"{len(frame):,} rows, view {KPIS_LATEST_VIEW}"
     return KpisResult(rows=len(frame), months=list(months.months), segments=sorted(frame["segment"].unique()),
                       kpis=kpi_set.names, left_out=kpi_set.left_out, pending=months.pending(),
                       headline=_headline(frame))

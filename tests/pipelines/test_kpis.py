@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from features.kpis.definitions import KPIS, expand_kpis, kpis_markdown
-from pipelines.cli import app
+from tests import e2e
 from tests.features.kpi_warehouse import FEATURES, KPI_CONFIG, LABEL, expected_all, kpi_tables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,9 +29,20 @@ def _params(root: Path, **sections) -> Path:
 
 
 def churn(params: Path, *args: str, code: int = 0) -> str:
-    result = CliRunner().invoke(app, ["--params", str(params), *args])
-    assert result.exit_code == code, result.output + repr(result.exception)
-    return result.output
+    """`churn` run from the project folder (the validation page lands there), an error through an expected error."""
+    return e2e.churn(params, *args, expect=code)
+
+
+def errors(output: str) -> list[str]:
+    """The lines of the error message (the first starts with `error:`)."""
+    lines = output.rstrip("\n").splitlines()
+    return lines[next(i for i, line in enumerate(lines) if line.startswith("error: ")):]
+
+
+def execute(root: Path, *statements: str) -> None:
+    with duckdb.connect(str(root / "warehouse.duckdb")) as con:
+        for statement in statements:
+            con.execute(statement)
 
 
 def query(root: Path, sql: str) -> pd.DataFrame:
@@ -103,6 +113,50 @@ def test_data_without_a_complete_month_is_one_line(tmp_path):
     output = churn(_params(tmp_path, sources={}), "kpis", code=1)
     assert output.strip().splitlines() [-1] == ("error: kpis: the data (2024-01-02 to 2024-01-10) holds no complete "
                                                 "calendar month")
+
+
+def test_invalid_sources_and_a_segment_named_all_are_named_in_one_run_and_nothing_is_written(tmp_path):
+    """NaN MRR crashed the cast to decimal with a traceback, negative MRR gave negative MRR KPIs, and accounts of a
+    segment named `all` were counted twice in the rows of all accounts."""
+    params = _hand_warehouse(tmp_path)
+    churn(params, "kpis")
+    before = query(tmp_path, "SELECT * FROM churn_kpis ORDER BY ALL")
+    execute(tmp_path, "UPDATE subscriptions SET mrr = 'nan'::DOUBLE WHERE account_id = 'steady'",
+            "UPDATE subscriptions SET mrr = -60 WHERE account_id = 'gone'",
+            "UPDATE accounts SET segment = 'all' WHERE account_id IN ('upgrade', 'quick')")
+    lines = errors(churn(params, "kpis", code=1))
+    assert len(lines) == 2
+    assert lines[0].startswith("error: validation: 2 error-level failure(s): subscriptions.mrr finite")
+    assert "subscriptions.mrr non_negative (≥ 0) fails on 2: -60 (×2)" in lines[0]
+    assert lines[1] == ("accounts.segment: 2 account(s) have the segment 'all', the name churn_kpis gives all "
+                        "accounts together (rule: no segment is named 'all'); rename it in the warehouse, or set "
+                        "kpis.segment_by to another column or null")
+    pd.testing.assert_frame_equal(query(tmp_path, "SELECT * FROM churn_kpis ORDER BY ALL"), before)
+
+
+def test_a_churn_kpis_of_another_shape_is_named_before_the_work_and_kept(tmp_path):
+    params = _hand_warehouse(tmp_path)
+    execute(tmp_path, "CREATE TABLE churn_kpis (month DATE, segment VARCHAR, kpi VARCHAR, value VARCHAR)",
+            "INSERT INTO churn_kpis VALUES (DATE '2023-01-01', 'all', 'mrr', '5')")
+    output = churn(params, "kpis", code=1)
+    assert errors(output) == ["error: table churn_kpis: lacks column(s) numerator, denominator; column value is "
+                              "string, not floating (written by another version or tool; drop it and `churn kpis` "
+                              "creates it again)"]
+    assert "✓ kpis" not in output    # found before the KPIs are computed
+    assert query(tmp_path, "SELECT * FROM churn_kpis").value.tolist() == ["5"]
+
+
+def test_a_table_where_the_latest_view_goes_is_one_line_and_nothing_is_written(tmp_path):
+    params = _hand_warehouse(tmp_path)
+    churn(params, "kpis")
+    before = query(tmp_path, "SELECT * FROM churn_kpis ORDER BY ALL")
+    execute(tmp_path, "DROP VIEW churn_kpis_latest", "CREATE TABLE churn_kpis_latest (kpi VARCHAR)",
+            "UPDATE surveys SET score = 10 WHERE response_id = 'r2'")   # a new run would change the NPS
+    lines = errors(churn(params, "kpis", code=1))
+    assert len(lines) == 1
+    assert lines[0].startswith("error: table churn_kpis and view churn_kpis_latest not replaced, nothing written: ")
+    assert "churn_kpis_latest" in lines[0].split("nothing written: ")[1]
+    pd.testing.assert_frame_equal(query(tmp_path, "SELECT * FROM churn_kpis ORDER BY ALL"), before)
 
 
 # --- on a simulated warehouse ------------------------------------------------------------------------------------
