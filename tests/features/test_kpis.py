@@ -17,6 +17,7 @@ from features.kpis.revenue import MOVEMENTS
 from features.kpis.table import build_kpi_inputs, compute_kpi_table, select_kpis
 from features.snapshots import find_data_bounds
 from features.sources import load_sources
+from tests.conftest import ts
 from tests.features.kpi_warehouse import (
     FEATURES,
     KPI_CONFIG,
@@ -181,6 +182,24 @@ def test_a_blank_segment_is_unknown_and_the_reserved_one_is_counted(load_tables,
     frames["accounts"].loc[frames["accounts"].account_id.isin(["quick", "newbie"]), "segment"] = "all"
     assert count_reserved_segments(load_sources(load_tables(**frames), {}), "segment") == 2
     assert count_reserved_segments(sources, None) == 0
+
+
+def test_a_month_with_no_account_active_on_its_first_has_zero_denominators_not_empty_ones(load_tables):
+    """The first paying account starts mid-March: no account is active on 1 March. Every ratio of that month has
+    an empty value over a denominator of 0 (the rule of docs/KPIS.md), not an empty denominator, and no NaN."""
+    frames = {
+        "accounts": pd.DataFrame({"account_id": ["a"], "created_at": ts("2023-01-01")}),
+        "subscriptions": pd.DataFrame({"account_id": ["a"], "start_at": ts("2023-03-15"), "end_at": ts(None),
+                                       "mrr": [100.0]}),
+        "events": pd.DataFrame({"account_id": ["a", "a"], "event_at": ts("2023-02-01", "2023-06-30"),
+                                "event_name": ["login", "login"]}),
+    }
+    out, _ = compute_kpis(load_tables(**frames))
+    march = rows_of(out[out.month == "2023-03-01"], "all")
+    for kpi in ("logo_churn_rate", "revenue_churn_rate", "gross_revenue_retention", "net_revenue_retention"):
+        assert march[("2023-03-01", kpi)] == (None, 0.0, 0.0), kpi
+    assert march[("2023-03-01", "new_mrr")] == (100.0, 100.0, None)
+    assert not out[["value", "numerator", "denominator"]].isin([math.inf, -math.inf]).any().any()
 
 
 def test_a_change_after_a_months_end_changes_none_of_its_non_churn_kpis(load_tables, computed):
