@@ -26,9 +26,15 @@ from serving.writeback import KPIS_LATEST_VIEW, KPIS_SCHEMA, KPIS_TABLE, describ
 HEADLINE = ("mrr", "logo_churn_rate", "net_revenue_retention", "nps")
 
 
+# Segments named in the run's line; the others are counted.
+SHOWN_SEGMENTS = 8
+SEGMENT_WIDTH = 40
+
+
 @dataclass(frozen=True)
 class KpisResult:
-    """What `run_kpis` wrote: rows, months, segments, the KPIs and those left out, and the headline values."""
+    """What `run_kpis` wrote: rows, months, segments, the KPIs with rows, those left out (a source or setting
+    missing) and those computed without a row (nothing to count), and the headline values."""
 
     rows: int
     months: list[date]
@@ -38,6 +44,7 @@ class KpisResult:
     pending: list[tuple[date, date]]
     headline: dict[str, tuple[date, float]] = field(default_factory=dict)
     table: str = KPIS_TABLE
+    empty: list[str] = field(default_factory=list)
 
 
 @contextmanager
@@ -70,15 +77,26 @@ def compute_kpi_frame(params: Params, wh: Warehouse, progress: Progress) -> tupl
     return frame, kpi_set, months
 
 
+def show_segment(segment: str) -> str:
+    """A segment value for the terminal: as a Python literal when it holds a line break or an escape sequence (so
+    the data never drives the terminal), clipped to SEGMENT_WIDTH characters."""
+    text = segment if segment.isprintable() else repr(segment)
+    return text if len(text) <= SEGMENT_WIDTH else text[:SEGMENT_WIDTH - 1] + "…"
+
+
 def describe_headline(result: KpisResult) -> str:
-    """The run in one line: size of the table and the newest headline values for all accounts."""
+    """The run in one line: size of the table, its first segments, and the newest headline values for all
+    accounts."""
     from features.kpis.definitions import KPIS, format_kpi
 
     specs = {s.name: s for s in KPIS}
     values = ", ".join(f"{specs[name].title} {format_kpi(specs[name], value)} ({month:%Y-%m})"
                        for name, (month, value) in result.headline.items())
-    return (f"{result.table}: {len(result.kpis)} KPIs, {len(result.months)} months × {len(result.segments)} "
-            f"segments ({', '.join(result.segments)}); latest {values or 'none'}")
+    shown = [show_segment(s) for s in result.segments[:SHOWN_SEGMENTS]]
+    if len(result.segments) > SHOWN_SEGMENTS:
+        shown.append(f"and {len(result.segments) - SHOWN_SEGMENTS:,} more")
+    return (f"{result.table}: {len(result.kpis)} KPIs, {len(result.months)} months × {len(result.segments):,} "
+            f"segments ({', '.join(shown)}); latest {values or 'none'}")
 
 
 def _headline(frame: pd.DataFrame) -> dict[str, tuple[date, float]]:
@@ -87,7 +105,25 @@ def _headline(frame: pd.DataFrame) -> dict[str, tuple[date, float]]:
     return {kpi: (newest.at[kpi, "month"], float(newest.at[kpi, "value"])) for kpi in HEADLINE if kpi in newest.index}
 
 
-def _notes(progress: Progress, kpi_set: KpiSet, months: KpiMonths) -> None:
+def _empty_notes(kpi_set: KpiSet, written: set[str], months: KpiMonths) -> list[str]:
+    """Say which KPIs got no row: the curve days longer than the data, then any other."""
+    span = (months.data_end - months.data_start).days
+    empty = [s for s in kpi_set.specs if s.name not in written]
+    unseen = [s for s in empty if s.day is not None and s.day > span]
+    notes = []
+    if unseen:
+        days = ", ".join(str(d) for d in sorted({s.day for s in unseen}))
+        notes.append(f"kpis.ttv_days: no sign-up is observed for {days} days (the data spans {span}): "
+                     f"{', '.join(s.name for s in unseen)} have no rows")
+    others = [s.name for s in empty if s not in unseen]
+    if others:
+        notes.append(f"no rows (nothing to count in any month): {', '.join(others)}")
+    return notes
+
+
+def _notes(progress: Progress, kpi_set: KpiSet, months: KpiMonths, written: set[str]) -> None:
+    for note in _empty_notes(kpi_set, written, months):
+        progress.note(note)
     if kpi_set.left_out:
         needs: dict[tuple[str, ...], list[str]] = {}
         for name, lacking in kpi_set.left_out.items():
@@ -151,10 +187,12 @@ def run_kpis(params: Params, progress: Progress) -> KpisResult:
     _check_inputs(params, progress)
     with open_warehouse(params, progress, read_only=True) as wh:
         frame, kpi_set, months = compute_kpi_frame(params, wh, progress)
-    _notes(progress, kpi_set, months)
+    written = set(frame["kpi"])
+    _notes(progress, kpi_set, months, written)
     with progress.stage(f"write {KPIS_TABLE}") as info:
         _publish(params, frame)
         info["detail"] = f"{len(frame):,} rows, view {KPIS_LATEST_VIEW}"
     return KpisResult(rows=len(frame), months=list(months.months), segments=sorted(frame["segment"].unique()),
-                      kpis=kpi_set.names, left_out=kpi_set.left_out, pending=months.pending(),
-                      headline=_headline(frame))
+                      kpis=[n for n in kpi_set.names if n in written], left_out=kpi_set.left_out,
+                      pending=months.pending(), headline=_headline(frame),
+                      empty=[n for n in kpi_set.names if n not in written])

@@ -159,6 +159,37 @@ def test_a_table_where_the_latest_view_goes_is_one_line_and_nothing_is_written(t
     pd.testing.assert_frame_equal(query(tmp_path, "SELECT * FROM churn_kpis ORDER BY ALL"), before)
 
 
+HOSTILE = ["<script>alert(1)</script>", "=HYPERLINK(\"http://evil.example\")", "Line\nbreak",
+           "\x1b[2J\x1b]8;;http://evil.example\x07click", "L" + "o" * 5000 + "ng"]
+
+
+def test_the_run_line_counts_what_was_written_and_shows_hostile_segments_as_short_text(tmp_path):
+    """Segment values are data: a newline broke the run's one line, an escape sequence drove the terminal (clear
+    screen, hyperlink), a 5,000-character name and hundreds of segments made one enormous line. The KPIs counted were
+    those asked for, not those the table holds, and a day of the curve no sign-up was observed for went unsaid."""
+    params = _hand_warehouse(tmp_path)
+    settings = yaml.safe_load(params.read_text())
+    settings["kpis"]["ttv_days"] = [7, 30, 60, 3000]
+    params.write_text(yaml.safe_dump(settings))
+    names = HOSTILE + [f"S{i:02d}" for i in range(20)]
+    accounts = query(tmp_path, "SELECT account_id FROM accounts ORDER BY account_id").account_id.tolist()
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        for account, name in zip(accounts, names, strict=False):
+            con.execute("UPDATE accounts SET segment = ? WHERE account_id = ?", [name, account])
+    output = churn(params, "kpis")
+    assert "\x1b" not in output
+    line = output.rstrip("\n").splitlines()[-1]
+    # 49 asked for: 33 + 4 curves × 4 days; no rows for day 3000, the slowest quarter and no first value (see below)
+    assert line.startswith("churn_kpis: 43 KPIs, 14 months × 12 segments (")
+    assert "'\\x1b[2J\\x1b]8;;http://evil.example\\x07…" in line and "'Line\\nbreak'" in line
+    assert "Looooo" in line and "o" * 60 not in line and ", and 4 more)" in line and len(line) < 600
+    notes = [n for n in output.splitlines() if n.startswith("  ! ")]
+    assert ("  ! kpis.ttv_days: no sign-up is observed for 3000 days (the data spans 424): first_value_by_day_3000, "
+            "onboarded_by_day_3000, trial_converted_by_day_3000, expanded_by_day_3000 have no rows") in notes
+    assert "  ! no rows (nothing to count in any month): churn_rate_ttv_q4, churn_rate_ttv_none" in notes
+    assert len(set(query(tmp_path, "SELECT DISTINCT kpi FROM churn_kpis").kpi)) == 43
+
+
 # --- on a simulated warehouse ------------------------------------------------------------------------------------
 
 SIMULATION = {"accounts": 600, "months": 18, "seed": 5, "start": "2024-01-01"}
