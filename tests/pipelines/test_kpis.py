@@ -103,6 +103,18 @@ def test_kpis_list_and_markdown_come_from_the_definitions(tmp_path):
     assert out.read_text() == kpis_markdown(specs)
 
 
+@pytest.mark.parametrize("command", ["kpis", "features"])
+def test_a_markdown_path_that_cannot_be_written_is_one_line(tmp_path, command):
+    params = _params(tmp_path)
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_folder").mkdir()
+    for path, reason in ((tmp_path / "a_folder", "Is a directory"), (tmp_path / "a_file" / "KPIS.md", "File exists"),
+                         (Path("/proc/none/KPIS.md"), "No such file or directory")):
+        lines = errors(churn(params, command, "--markdown", str(path), code=1))
+        assert len(lines) == 1 and lines[0].startswith("error: --markdown: cannot write ") and reason in lines[0]
+    assert (tmp_path / "a_file").read_text() == "x" and list((tmp_path / "a_folder").iterdir()) == []
+
+
 def test_data_without_a_complete_month_is_one_line(tmp_path):
     frames = kpi_tables()
     frames["events"] = frames["events"][frames["events"].event_at.between("2024-01-02", "2024-01-20")]
