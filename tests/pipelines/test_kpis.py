@@ -202,6 +202,16 @@ def test_the_run_line_counts_what_was_written_and_shows_hostile_segments_as_shor
     assert len(set(query(tmp_path, "SELECT DISTINCT kpi FROM churn_kpis").kpi)) == 43
 
 
+def test_a_first_value_target_for_a_segment_no_account_has_is_said(tmp_path):
+    params = _hand_warehouse(tmp_path)
+    settings = yaml.safe_load(params.read_text())
+    settings["features"]["ttv_targets"] = {"SMB": 14, "Ent": 45, "*": 30}    # the segment is ENT
+    params.write_text(yaml.safe_dump(settings))
+    output = churn(params, "features", "--as-of", "2024-03-01")
+    assert ("  ! features.ttv_targets: no account has the segment 'Ent' (accounts.segment, compared exactly): that "
+            "target applies to no one") in output.splitlines()
+
+
 # --- on a simulated warehouse ------------------------------------------------------------------------------------
 
 SIMULATION = {"accounts": 600, "months": 18, "seed": 5, "start": "2024-01-01"}
