@@ -115,7 +115,8 @@ def _empty_notes(kpi_set: KpiSet, written: set[str], months: KpiMonths) -> list[
         days = ", ".join(str(d) for d in sorted({s.day for s in unseen}))
         notes.append(f"kpis.ttv_days: no sign-up is observed for {days} days (the data spans {span}): "
                      f"{', '.join(s.name for s in unseen)} have no rows")
-    others = [s.name for s in empty if s not in unseen]
+    # Before any month settles, the churn KPIs are pending (said below), not empty.
+    others = [s.name for s in empty if s not in unseen and (months.settled or not s.settles)]
     if others:
         notes.append(f"no rows (nothing to count in any month): {', '.join(others)}")
     return notes

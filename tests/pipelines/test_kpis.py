@@ -127,6 +127,25 @@ def test_data_without_a_complete_month_is_one_line(tmp_path):
                                                 "calendar month")
 
 
+def test_a_single_month_has_its_kpis_and_churn_pending_not_empty(tmp_path):
+    frames = kpi_tables()
+    # The events end on 4 March 2023: February 2023 is the only complete month, and its churn is not known yet.
+    events = frames["events"]
+    last = events.iloc[:1].assign(event_at=pd.Timestamp("2023-03-04 09:00")).astype(events.dtypes)
+    frames["events"] = pd.concat([events[events.event_at < "2023-03-01"], last], ignore_index=True)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        for name, frame in frames.items():
+            con.register("frame", frame)
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+    output = churn(_params(tmp_path, sources={}, label={"horizon_days": 90, "grace_days": 10}), "kpis")
+    notes = [line for line in output.splitlines() if line.startswith("  ! ")]
+    assert "  ! churn and retention for 2023-02 pending: known from 2023-03-11 (label.grace_days after the month)" \
+        in notes
+    assert not any("logo_churn_rate" in note for note in notes)       # pending, not "no rows"
+    assert set(query(tmp_path, "SELECT DISTINCT month FROM churn_kpis").month.astype(str)) == {"2023-02-01"}
+    assert "churn_kpis: " in output.splitlines()[-1] and "1 months × " in output.splitlines()[-1]
+
+
 def test_invalid_sources_and_a_segment_named_all_are_named_in_one_run_and_nothing_is_written(tmp_path):
     """NaN MRR crashed the cast to decimal with a traceback, negative MRR gave negative MRR KPIs, and accounts of a
     segment named `all` were counted twice in the rows of all accounts."""
