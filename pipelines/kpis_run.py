@@ -187,6 +187,10 @@ def run_kpis(params: Params, progress: Progress) -> KpisResult:
     """
     _check_inputs(params, progress)
     with open_warehouse(params, progress, read_only=True) as wh:
+        segment_by = params.kpis.segment_by
+        if segment_by is not None and not wh.sources.has("accounts", segment_by):
+            progress.note(f"kpis.segment_by: accounts.{segment_by} is not in the warehouse, so the KPIs are for "
+                          f"all accounts only")
         frame, kpi_set, months = compute_kpi_frame(params, wh, progress)
     written = set(frame["kpi"])
     _notes(progress, kpi_set, months, written)

@@ -93,6 +93,17 @@ def test_a_warehouse_without_surveys_or_tickets_leaves_their_kpis_out_and_says_s
     assert {"mrr", "logo_churn_rate", "stickiness", "first_value_by_day_7"} <= kpis
 
 
+def test_a_breakdown_column_the_warehouse_lacks_is_said_and_all_accounts_are_reported(tmp_path):
+    params = _hand_warehouse(tmp_path)
+    settings = yaml.safe_load(params.read_text())
+    settings["kpis"]["segment_by"] = "region"                  # a contract column the hand warehouse does not have
+    params.write_text(yaml.safe_dump(settings))
+    output = churn(params, "kpis")
+    assert ("  ! kpis.segment_by: accounts.region is not in the warehouse, so the KPIs are for all accounts only"
+            in output.splitlines())
+    assert set(query(tmp_path, "SELECT DISTINCT segment FROM churn_kpis").segment) == {"all"}
+
+
 def test_kpis_list_and_markdown_come_from_the_definitions(tmp_path):
     params = _params(tmp_path)
     listed = churn(params, "kpis", "--list")
