@@ -8,7 +8,11 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+
+# The longest day count a time-to-value target or curve day may be: ten years (a longer one is a typo, and no
+# sign-up is observed that long).
+MAX_DAYS = 3650
 
 
 class FeatureConfig(BaseModel):
@@ -27,14 +31,15 @@ class FeatureConfig(BaseModel):
     support_window_days: int = Field(default=90, gt=0)
     survey_window_days: int = Field(default=180, gt=0)
     # Days from sign-up by which an account of each segment should reach first value; "*" for any other segment.
-    ttv_targets: dict[str, int] = Field(default_factory=dict)
+    # Strict: YAML reads yes/no/true as booleans, which a lax int would take as 1 and 0.
+    ttv_targets: dict[str, StrictInt] = Field(default_factory=dict)
 
     @field_validator("ttv_targets")
     @classmethod
     def _positive_targets(cls, value: dict[str, int]) -> dict[str, int]:
-        wrong = [segment for segment, days in value.items() if days <= 0]
+        wrong = [segment for segment, days in value.items() if not 1 <= days <= MAX_DAYS]
         if wrong:
-            raise ValueError(f"targets must be positive day counts (not for {', '.join(wrong)})")
+            raise ValueError(f"targets must be day counts from 1 to {MAX_DAYS} (not for {', '.join(wrong)})")
         return value
 
     @field_validator("windows")

@@ -157,3 +157,14 @@ def compute_value_features(sources: Sources, grid: ir.Table, config: FeatureConf
     values = _value_columns(j, config)
     specs = producible(VALUE, config.windows_by_kind(), sources.missing)
     return j.select("account_id", "as_of", **{s.name: values[s.name] for s in specs})
+
+
+def find_unmatched_targets(sources: Sources, config: FeatureConfig) -> list[str]:
+    """The segments of `features.ttv_targets` (other than '*') that no account has: a target that applies to no one,
+    usually a misspelt segment (the comparison is exact, case and spaces included)."""
+    named = [segment for segment in config.ttv_targets if segment != "*"]
+    if not named or not sources.has("accounts", "segment"):
+        return []
+    accounts = sources["accounts"]
+    found = accounts.filter(accounts.segment.isin(named)).select("segment").distinct().execute()["segment"]
+    return [segment for segment in named if segment not in set(found)]

@@ -71,6 +71,20 @@ def _params(ctx: typer.Context):
     return params
 
 
+def _write_markdown(path: Path, text: str) -> None:
+    """Write a generated document whole; a path that cannot be written is one line naming the option."""
+    from pipelines.errors import StageError
+    from pipelines.files import write_files
+
+    if path.is_dir():
+        raise StageError(f"--markdown: cannot write {path}: Is a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StageError(f"--markdown: cannot write {path}: {exc.strerror or exc}") from None
+    write_files({path: text}, "--markdown")
+
+
 def _progress():
     from pipelines.progress import Progress
 
@@ -122,8 +136,7 @@ def features(ctx: typer.Context,
 
             specs = catalog_specs(params)
             if markdown:
-                markdown.parent.mkdir(parents=True, exist_ok=True)
-                markdown.write_text(catalog_markdown(list(specs.values())))
+                _write_markdown(markdown, catalog_markdown(list(specs.values())))
                 console.print(f"wrote {len(specs)} features to {markdown}")
             else:
                 for spec in specs.values():
@@ -148,8 +161,7 @@ def kpis(ctx: typer.Context,
 
             specs = expand_kpis(KPIS, params.kpis.ttv_days)
             if markdown:
-                markdown.parent.mkdir(parents=True, exist_ok=True)
-                markdown.write_text(kpis_markdown(specs))
+                _write_markdown(markdown, kpis_markdown(specs))
                 console.print(f"wrote {len(specs)} KPIs to {markdown}")
             else:
                 for spec in specs:

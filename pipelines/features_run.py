@@ -11,6 +11,7 @@ import pandas as pd
 
 from features.feature_table import FeatureSet, catalog_for, compute_feature_table
 from features.snapshots import build_as_of_dates, build_snapshots, latest_as_of
+from features.value import find_unmatched_targets
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
@@ -67,6 +68,11 @@ def _features_on_grid(params: Params, wh: Warehouse, grid: ibis.Table, counts: p
     if feature_set.left_out:
         progress.note("features left out: " + ", ".join(
             f"{name} (needs {', '.join(needs)})" for name, needs in feature_set.left_out.items()))
+    if "onboarding_overdue_days" in feature_set.names:
+        unmatched = find_unmatched_targets(wh.sources, params.features)
+        if unmatched:
+            progress.note(f"features.ttv_targets: no account has the segment {', '.join(map(repr, unmatched))} "
+                          f"(accounts.segment, compared exactly): that target applies to no one")
     return frame, feature_set
 
 

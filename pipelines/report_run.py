@@ -24,7 +24,7 @@ from serving.report.exports import at_risk_csv, at_risk_markdown
 from serving.report.inputs import ModelFacts, Portfolio, ReportInputs
 from serving.report.render import render_manager_report
 from serving.report.tables import build_at_risk
-from serving.writeback import DRIVERS_SCHEMA, KPIS_TABLE, SCORES_SCHEMA
+from serving.writeback import DRIVERS_SCHEMA, KPIS_SCHEMA, KPIS_TABLE, SCORES_SCHEMA, describe_schema_problems
 
 SCORES, DRIVERS = "churn_scores", "churn_score_drivers"
 
@@ -142,10 +142,24 @@ def _portfolio(params: Params, wh, model, as_of: date, scores: pd.DataFrame, pro
 
 
 def _read_kpis(con: ibis.BaseBackend) -> pd.DataFrame | None:
-    """The rows of churn_kpis, or None when `churn kpis` has not written it."""
+    """The rows of churn_kpis, or None when `churn kpis` has not written it.
+
+    Raises:
+        StageError: the table has another shape, or repeats a (month, segment, kpi); `churn kpis` never writes
+            either, so another version or tool did.
+    """
     if KPIS_TABLE not in con.list_tables():
         return None
-    return con.table(KPIS_TABLE).execute()
+    problems = describe_schema_problems(con, KPIS_TABLE, KPIS_SCHEMA, writing=False)
+    if problems:
+        raise StageError(f"table {KPIS_TABLE}: {'; '.join(problems)} (written by another version or tool; drop it "
+                         f"and run `churn kpis`)")
+    frame = con.table(KPIS_TABLE).select(*KPIS_SCHEMA.names).execute()
+    repeated = int(frame.duplicated(["month", "segment", "kpi"]).sum())
+    if repeated:
+        raise StageError(f"table {KPIS_TABLE}: {repeated:,} row(s) repeat a month, segment and kpi (rule: one row "
+                         f"each; run `churn kpis` to write it again)")
+    return frame
 
 
 def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInputs:

@@ -93,12 +93,13 @@ def _run_atomically(con: ibis.BaseBackend, statements: list[str], before_commit=
 # The columns that say which rows a table holds: a table lacking one was not written by any version of this
 # project, so it is refused rather than migrated.
 ROW_KEYS = ("account_id", "as_of")
-_KINDS = ("string", "boolean", "date", "timestamp", "numeric")
 
 
-def _kind(dtype) -> str:
-    """The kind of a column's type (text, boolean, date, timestamp, number), which a migration keeps."""
-    return next((kind for kind in _KINDS if getattr(dtype, f"is_{kind}")()), str(dtype))
+def _kind(dtype: ibis.DataType) -> str:
+    """The type's kind, without the width, precision or length an engine picks (PostgreSQL stores int8 as a
+    smallint, DuckDB a timestamp as timestamp(6))."""
+    kinds = ("boolean", "integer", "floating", "decimal", "string", "date", "timestamp")
+    return next((k for k in kinds if getattr(dtype, f"is_{k}")()), str(dtype.copy(nullable=True)))
 
 
 def _add_column_statements(con: ibis.BaseBackend, name: str, schema: ibis.Schema, columns: list[str]) -> list[str]:
@@ -108,28 +109,40 @@ def _add_column_statements(con: ibis.BaseBackend, name: str, schema: ibis.Schema
     return [f"ALTER TABLE {_quote(con, name)} ADD COLUMN IF NOT EXISTS {_quote(con, c)} {types[c]}" for c in columns]
 
 
+def describe_schema_problems(con: ibis.BaseBackend, name: str, schema: ibis.Schema,
+                             writing: bool = True, add_missing: bool = False) -> list[str]:
+    """What keeps the existing table `name` from holding rows of `schema`: the columns it lacks (with
+    `add_missing`, only row keys: the others get added), those of another type and, when `writing`, its own columns
+    that refuse NULL (an insert of `schema`'s columns would fail on them). [] when the table does not exist or fits."""
+    if name not in con.list_tables():
+        return []
+    existing = con.table(name).schema()
+    lacking = [c for c in schema.names if c not in existing and (not add_missing or c in ROW_KEYS)]
+    problems = [f"lacks column(s) {', '.join(lacking)}"] if lacking else []
+    problems += [f"column {c} is {_kind(existing[c])}, not {_kind(schema[c])}"
+                 for c in schema.names if c in existing and _kind(existing[c]) != _kind(schema[c])]
+    if writing:
+        problems += [f"column {c} (not ours) refuses NULL" for c, dtype in existing.items()
+                     if c not in schema and not dtype.nullable]
+    return problems
+
+
 def _ensure_table(con: ibis.BaseBackend, name: str, schema: ibis.Schema, add_missing: bool = False) -> list[str]:
     """Create table `name` on first use; return the statements that bring an existing one up to `schema`.
 
     With `add_missing`, the columns of `schema` an existing table lacks are added as nullable (its older rows keep
-    nulls there); without it, or for a row key (ROW_KEYS), a lacking column is a ValueError naming it. A column the
-    table holds with another kind of type (text where a number belongs, ...) is a ValueError either way.
+    nulls there); without it, or for a row key (ROW_KEYS), a lacking column is a ValueError naming it, like a column
+    of another kind of type or a NOT NULL column of its own.
     """
+    problems = describe_schema_problems(con, name, schema, add_missing=add_missing)
+    if problems:
+        raise ValueError(f"table {name}: {'; '.join(problems)} (written by another version or tool; drop or "
+                         f"migrate it)")
     if name not in con.list_tables():
         con.create_table(name, schema=schema)
         return []
     existing = con.table(name).schema()
-    clashing = [f"{c} is {existing[c]}, expected {schema[c]}" for c in schema.names
-                if c in existing and _kind(existing[c]) != _kind(schema[c])]
-    if clashing:
-        raise ValueError(f"table {name}: column {'; column '.join(clashing)} (written by another tool or version; "
-                         "drop or migrate it)")
-    lacking = [c for c in schema.names if c not in existing]
-    keys = [c for c in lacking if c in ROW_KEYS]
-    if lacking and (keys or not add_missing):
-        raise ValueError(f"table {name}: exists without column(s) {', '.join(keys if add_missing else lacking)} "
-                         f"(written by an older version; drop or migrate it)")
-    return _add_column_statements(con, name, schema, lacking)
+    return _add_column_statements(con, name, schema, [c for c in schema.names if c not in existing])
 
 
 def replace_as_of_rows(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFrame, ibis.Schema]],

@@ -5,8 +5,9 @@ Import-light on purpose (pydantic and the contract only): loading params.yaml mu
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
 
+from features.config import MAX_DAYS
 from features.contract import CONTRACT
 
 # The account columns KPIs may be broken down by: descriptive attributes, not keys, names or dates.
@@ -20,15 +21,18 @@ class KpiConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    gross_margin: float = Field(default=0.8, gt=0, le=1)
-    ttv_days: list[int] = Field(default=[7, 14, 30, 60, 90], min_length=1)
+    # Strict: YAML reads yes/no/true as booleans, which a lax float or int would take as 1 and 0.
+    gross_margin: StrictFloat = Field(default=0.8, gt=0, le=1)
+    ttv_days: list[StrictInt] = Field(default=[7, 14, 30, 60, 90], min_length=1)
     segment_by: str | None = "segment"
 
     @field_validator("ttv_days")
     @classmethod
     def _positive_sorted(cls, value: list[int]) -> list[int]:
-        if any(d <= 0 for d in value) or len(set(value)) != len(value):
-            raise ValueError("ttv_days must be distinct positive day counts")
+        wrong = [f"not {d}" for d in value if not 1 <= d <= MAX_DAYS]
+        wrong += [f"{d} repeated" for d in sorted(set(value)) if value.count(d) > 1]
+        if wrong:
+            raise ValueError(f"ttv_days must be distinct day counts from 1 to {MAX_DAYS} ({', '.join(wrong)})")
         return sorted(value)
 
     @field_validator("segment_by")

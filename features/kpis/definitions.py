@@ -251,9 +251,9 @@ RULES = """\
   rows on either day (a lapse shorter than the grace period) counts with no MRR that day.
 - **A month reads only what exists by its end** (rows in force at its end, responses, tickets resolved and events
   in it); only churn looks `label.grace_days` further, to see renewals.
-- **Segments**: every KPI is computed for each value of the accounts column `kpis.segment_by` (empty values as
-  `unknown`) and for all accounts together, as segment `all` (computed over the accounts, not averaged over the
-  segments). Without the column, for `all` only.
+- **Segments**: every KPI is computed for each value of the accounts column `kpis.segment_by` (empty or blank
+  values as `unknown`) and for all accounts together, as segment `all` (computed over the accounts, not averaged
+  over the segments), so no account's segment may be `all`. Without the column, for `all` only.
 - **Columns of `churn_kpis`**: month (the calendar month, or the sign-up month for cohort KPIs), segment, kpi,
   value, numerator, denominator. For "A ÷ B", numerator is A and denominator is B; for a total, numerator is the
   total and denominator is empty; for a median, denominator is the number of values. A value is empty when its

@@ -100,13 +100,21 @@ def boundary_table(months: KpiMonths) -> ir.Table:
 
 
 def account_segments(sources: Sources, segment_by: str | None) -> ir.Table | None:
-    """(account_id, segment) from the accounts column `segment_by` (empty → `unknown`); None without it."""
+    """(account_id, segment) from the accounts column `segment_by` (empty or blank → `unknown`); None without it."""
     if segment_by is None or not sources.has("accounts", segment_by):
         return None
     accounts = sources["accounts"]
     segment = accounts[segment_by].cast("string")
-    segment = ibis.ifelse(segment.isnull() | (segment == ""), UNKNOWN, segment)
+    segment = ibis.ifelse(segment.isnull() | (segment.strip() == ""), UNKNOWN, segment)
     return accounts.select("account_id", segment=segment)
+
+
+def count_reserved_segments(sources: Sources, segment_by: str | None) -> int:
+    """How many accounts have the segment `all` in `segment_by`: their rows would add into every account's."""
+    if segment_by is None or not sources.has("accounts", segment_by):
+        return 0
+    accounts = sources["accounts"]
+    return int(accounts.filter(accounts[segment_by].cast("string") == ALL).count().execute())
 
 
 def by_segment(rows: ir.Table, segments: ir.Table | None) -> ir.Table:

@@ -115,9 +115,11 @@ def _movements(j: ir.Table) -> dict[str, ir.Value]:
 
 def _movement_totals(account_months: ir.Table, segments: ir.Table | None) -> ir.Table:
     rows = by_segment(account_months, segments)
+    # A month whose accounts all started after its 1st opens with 0 MRR, not NULL: the ratios over it get a
+    # denominator of 0 (and an empty value) like every other.
     return rows.group_by(["month", "segment"]).aggregate(
         active=rows.count(where=rows.active), churned=rows.count(where=rows.churned),
-        opening=rows.opening.sum(where=rows.active), **{m: rows[m].sum() for m in MOVEMENTS})
+        opening=rows.opening.sum(where=rows.active).fill_null(_ZERO), **{m: rows[m].sum() for m in MOVEMENTS})
 
 
 def _churn_kpis(t: ir.Table) -> list[ir.Table]:

@@ -98,7 +98,8 @@ def plot_ttv_curves(kpis: pd.DataFrame, days: list[int]) -> bytes | None:
                 ax.plot(curve.index, curve.to_numpy(dtype=float), marker="o", markersize=3, color=colour,
                         label=cohort.strftime("%b %Y"))
             ax.set_title(MILESTONE_TITLES[stem], fontsize="small")
-            ax.set_xticks(days)
+            # Only the days some cohort was observed for: a day longer than the data has no point to draw.
+            ax.set_xticks([d for d in days if any(d in curve.index for curve in cohorts.values())])
             ax.set_xlabel("days", fontsize="x-small")
             ax.tick_params(labelsize="x-small")
             ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))

@@ -26,6 +26,11 @@ BY_SEGMENT = ("mrr", "active_accounts", "arpu", "logo_churn_rate_12m", "net_reve
 QUARTILES = {"churn_rate_ttv_q1": "fastest quarter", "churn_rate_ttv_q2": "second", "churn_rate_ttv_q3": "third",
              "churn_rate_ttv_q4": "slowest quarter", "churn_rate_ttv_none": "no first value yet"}
 TREND_MONTHS = 12
+# Segments listed in the section's tables (the largest by active accounts) and the characters of a name shown in
+# a cell (the whole name is the cell's tooltip): a breakdown column with hundreds of values, or a name thousands of
+# characters long, would otherwise bury the numbers.
+MAX_SEGMENTS = 30
+SEGMENT_CHARS = 40
 
 
 def kpi_specs(days: list[int]) -> dict[str, KpiSpec]:
@@ -77,40 +82,60 @@ def build_kpi_comparison(kpis: pd.DataFrame, specs: dict[str, KpiSpec]) -> list[
     return out
 
 
-def build_segment_table(kpis: pd.DataFrame, specs: dict[str, KpiSpec]) -> tuple[list[dict], list[dict]]:
-    """(columns, rows): for each segment (all accounts last), the BY_SEGMENT KPIs at their latest month."""
+def list_segments(kpis: pd.DataFrame, limit: int = MAX_SEGMENTS) -> list[str]:
+    """The segments the tables list, by name: the `limit` largest by active accounts in their latest month."""
+    segments = [s for s in kpis["segment"].unique() if s != ALL]
+    active = kpis[kpis["kpi"] == "active_accounts"].sort_values("month").groupby("segment")["value"].last()
+    largest = sorted(segments, key=lambda s: (-active.get(s, 0.0), s))[:limit]
+    return sorted(largest)
+
+
+def _segment_cell(segment: str) -> dict:
+    """The segment's name as a table cell shows it (clipped) and whole (its tooltip)."""
+    name = "All accounts" if segment == ALL else segment
+    shown = name if len(name) <= SEGMENT_CHARS else name[:SEGMENT_CHARS - 1] + "…"
+    return {"segment": name, "shown": shown}
+
+
+def build_segment_table(kpis: pd.DataFrame, specs: dict[str, KpiSpec],
+                        segments: list[str] | None = None) -> tuple[list[dict], list[dict]]:
+    """(columns, rows): for each segment (default `list_segments`; all accounts last), the BY_SEGMENT KPIs at their
+    latest month."""
     columns = [{"name": n, "title": specs[n].title, "month": kpis[kpis["kpi"] == n]["month"].max()}
                for n in BY_SEGMENT if n in specs and (kpis["kpi"] == n).any()]
-    segments = sorted(s for s in kpis["segment"].unique() if s != ALL) + [ALL]
     rows = []
-    for segment in segments:
+    for segment in (list_segments(kpis) if segments is None else segments) + [ALL]:
         values = []
         for column in columns:
             series = _series(kpis, column["name"], segment)
             values.append(format_kpi(specs[column["name"]], series.get(column["month"])))
-        rows.append({"segment": "All accounts" if segment == ALL else segment, "values": values})
+        rows.append(_segment_cell(segment) | {"values": values})
     return columns, rows
 
 
-def build_quartile_table(kpis: pd.DataFrame) -> tuple[pd.Timestamp | None, list[dict]]:
-    """(month, rows): churn by quartile of days to first value in the latest month that has it, per segment."""
+def build_quartile_table(kpis: pd.DataFrame,
+                         segments: list[str] | None = None) -> tuple[pd.Timestamp | None, list[dict]]:
+    """(month, rows): churn by quartile of days to first value in the latest month that has it, per segment
+    (default `list_segments`) that has it."""
     part = kpis[kpis["kpi"].isin(QUARTILES)]
     if part.empty:
         return None, []
     month = part["month"].max()
     part = part[part["month"] == month]
     rows = []
-    for segment in sorted(s for s in part["segment"].unique() if s != ALL) + [ALL]:
+    for segment in [s for s in (list_segments(kpis) if segments is None else segments)
+                    if s in set(part["segment"])] + [ALL]:
         cells = part[part["segment"] == segment].set_index("kpi")
-        rows.append({"segment": "All accounts" if segment == ALL else segment,
-                     "cells": [_rate_cell(cells, name) for name in QUARTILES]})
+        rows.append(_segment_cell(segment) | {"cells": [_rate_cell(cells, name) for name in QUARTILES]})
     return month, rows
 
 
 def _rate_cell(cells: pd.DataFrame, name: str) -> str:
     if name not in cells.index or pd.isna(cells.at[name, "value"]):
         return "–"
-    return f"{cells.at[name, 'value']:.1%} ({int(cells.at[name, 'denominator']):,})"
+    counted = cells.at[name, "denominator"]
+    rate = f"{cells.at[name, 'value']:.1%}"
+    return rate if pd.isna(counted) else f"{rate} ({int(counted):,})"
 
 
 def trend_series(kpis: pd.DataFrame, months: int = TREND_MONTHS) -> dict[str, pd.Series]:
@@ -135,6 +160,7 @@ class KpiSection:
     quartile_rows: list[dict] = field(default_factory=list)
     latest_month: pd.Timestamp | None = None
     settled_month: pd.Timestamp | None = None
+    segments_hidden: int = 0
 
 
 def build_kpi_section(kpis: pd.DataFrame | None, specs: dict[str, KpiSpec], as_of: date) -> KpiSection:
@@ -142,10 +168,14 @@ def build_kpi_section(kpis: pd.DataFrame | None, specs: dict[str, KpiSpec], as_o
     kpis = kpis_until(kpis, as_of) if kpis is not None else None
     if kpis is None or kpis.empty:
         return KpiSection(available=False)
-    columns, rows = build_segment_table(kpis, specs)
-    quartile_month, quartile_rows = build_quartile_table(kpis)
+    segments = list_segments(kpis)
+    columns, rows = build_segment_table(kpis, specs, segments)
+    quartile_month, quartile_rows = build_quartile_table(kpis, segments)
     settled = kpis[kpis["kpi"] == "logo_churn_rate"]["month"]
+    # The newest complete month is MRR's; a table without MRR rows (nothing active at any month's end) has others.
+    mrr = kpis[kpis["kpi"] == "mrr"]["month"]
     return KpiSection(available=True, comparison=build_kpi_comparison(kpis, specs), segment_columns=columns,
                       segment_rows=rows, quartile_month=quartile_month, quartile_rows=quartile_rows,
-                      latest_month=kpis[kpis["kpi"] == "mrr"]["month"].max(),
-                      settled_month=settled.max() if len(settled) else None)
+                      latest_month=mrr.max() if len(mrr) else kpis["month"].max(),
+                      settled_month=settled.max() if len(settled) else None,
+                      segments_hidden=kpis.loc[kpis["segment"] != ALL, "segment"].nunique() - len(segments))

@@ -12,11 +12,12 @@ import pytest
 
 from features.config import SnapshotConfig, SourceTable
 from features.kpis.definitions import KPIS
-from features.kpis.months import build_kpi_months
+from features.kpis.months import build_kpi_months, count_reserved_segments
 from features.kpis.revenue import MOVEMENTS
 from features.kpis.table import build_kpi_inputs, compute_kpi_table, select_kpis
 from features.snapshots import find_data_bounds
 from features.sources import load_sources
+from tests.conftest import ts
 from tests.features.kpi_warehouse import (
     FEATURES,
     KPI_CONFIG,
@@ -160,6 +161,45 @@ def test_without_the_segment_column_only_all_accounts_are_reported(load_tables, 
     out, _ = compute_kpis(load_tables(**frames))
     assert set(out.segment) == {"all"}
     pd.testing.assert_frame_equal(out, frame[frame.segment == "all"].reset_index(drop=True))
+
+
+def test_a_blank_segment_is_unknown_and_the_reserved_one_is_counted(load_tables, computed):
+    """Blank and empty segments join the accounts without one (`unknown`) instead of a segment that reads as
+    nothing; an account segment named `all` is counted, so the stage can refuse it."""
+    frame, _ = computed
+    frames = kpi_tables()
+    blank = {"annual": None, "steady": "", "upgrade": "  "}
+    frames["accounts"]["segment"] = [blank.get(a, s) for a, s in zip(frames["accounts"].account_id,
+                                                                      frames["accounts"].segment, strict=True)]
+    out, _ = compute_kpis(load_tables(**frames))
+    assert set(out.segment) == {"all", "ENT", "SMB", "unknown"}
+    mrr = out[(out.kpi == "mrr") & (out.month == "2024-03-01")].set_index("segment").value
+    # unknown at the end of March: annual 250 + steady 150 + upgrade 300
+    assert mrr["unknown"] == 700.0 and mrr["all"] == frame[(frame.kpi == "mrr") & (frame.month == "2024-03-01")
+                                                           & (frame.segment == "all")].value.iloc[0]
+    sources = load_sources(load_tables(**frames), {})
+    assert count_reserved_segments(sources, "segment") == 0
+    frames["accounts"].loc[frames["accounts"].account_id.isin(["quick", "newbie"]), "segment"] = "all"
+    assert count_reserved_segments(load_sources(load_tables(**frames), {}), "segment") == 2
+    assert count_reserved_segments(sources, None) == 0
+
+
+def test_a_month_with_no_account_active_on_its_first_has_zero_denominators_not_empty_ones(load_tables):
+    """The first paying account starts mid-March: no account is active on 1 March. Every ratio of that month has
+    an empty value over a denominator of 0 (the rule of docs/KPIS.md), not an empty denominator, and no NaN."""
+    frames = {
+        "accounts": pd.DataFrame({"account_id": ["a"], "created_at": ts("2023-01-01")}),
+        "subscriptions": pd.DataFrame({"account_id": ["a"], "start_at": ts("2023-03-15"), "end_at": ts(None),
+                                       "mrr": [100.0]}),
+        "events": pd.DataFrame({"account_id": ["a", "a"], "event_at": ts("2023-02-01", "2023-06-30"),
+                                "event_name": ["login", "login"]}),
+    }
+    out, _ = compute_kpis(load_tables(**frames))
+    march = rows_of(out[out.month == "2023-03-01"], "all")
+    for kpi in ("logo_churn_rate", "revenue_churn_rate", "gross_revenue_retention", "net_revenue_retention"):
+        assert march[("2023-03-01", kpi)] == (None, 0.0, 0.0), kpi
+    assert march[("2023-03-01", "new_mrr")] == (100.0, 100.0, None)
+    assert not out[["value", "numerator", "denominator"]].isin([math.inf, -math.inf]).any().any()
 
 
 def test_a_change_after_a_months_end_changes_none_of_its_non_churn_kpis(load_tables, computed):

@@ -10,7 +10,7 @@ import pytest
 
 from features.config import FeatureConfig, SourceTable
 from features.sources import load_sources
-from features.value import compute_value_features
+from features.value import compute_value_features, find_unmatched_targets
 from tests.conftest import ts
 
 AS_OF, EARLIER = "2024-03-01", "2023-01-20"  # 2024 is a leap year: 2024-02 has 29 days
@@ -238,3 +238,14 @@ def test_onboarding_overdue_days_without_a_target_or_value_events_is_empty(load_
 
 def test_onboarding_overdue_days_needs_the_segment_column(load_tables):
     assert _overdue(load_tables(**_overdue_tables(segment=False))) is None
+
+
+def test_targets_of_segments_no_account_has_are_found(load_tables):
+    """A misspelt segment in features.ttv_targets silently applied to no one (its accounts fell to '*' or none)."""
+    sources = load_sources(load_tables(**_overdue_tables()), {})
+    config = TARGETS.model_copy(update={"ttv_targets": {"SMB": 14, "Smb": 10, "Enterprise ": 45, "*": 30}})
+    assert find_unmatched_targets(sources, config) == ["Smb", "Enterprise "]
+    assert find_unmatched_targets(sources, TARGETS) == []
+    assert find_unmatched_targets(sources, TARGETS.model_copy(update={"ttv_targets": {"*": 30}})) == []
+    no_segment = load_sources(load_tables(**_overdue_tables(segment=False)), {})
+    assert find_unmatched_targets(no_segment, config) == []

@@ -73,11 +73,24 @@ def test_credentials_never_appear_in_warehouse_errors():
     ({"evaluation": {"health_score": [{"feature": "logins_per_moon", "weight": 1, "good": 1, "bad": 0}]}},
      r"evaluation\.health_score: unknown feature\(s\) logins_per_moon"),
     ({"kpis": {"gross_margin": 1.5}}, r"kpis\.gross_margin: Input should be less than or equal to 1"),
-    ({"kpis": {"ttv_days": [30, 0]}}, r"kpis\.ttv_days: Value error, ttv_days must be distinct positive day counts"),
+    ({"kpis": {"ttv_days": [30, 0]}}, r"kpis\.ttv_days: Value error, ttv_days must be distinct day counts from 1 to "
+                                      r"3650 \(not 0\)"),
+    ({"kpis": {"ttv_days": [30, 7, 30]}}, r"kpis\.ttv_days: Value error, ttv_days must be distinct day counts .*"
+                                          r"\(30 repeated\)"),
     ({"kpis": {"segment_by": "name"}}, r"kpis\.segment_by: Value error, 'name' is not an accounts column to break "
                                        r"KPIs down by \(choose from segment, industry, region, csm_owner"),
-    ({"features": {"ttv_targets": {"SMB": 0}}}, r"features\.ttv_targets: Value error, targets must be positive "
-                                                r"day counts \(not for SMB\)"),
+    ({"features": {"ttv_targets": {"SMB": 0}}}, r"features\.ttv_targets: Value error, targets must be day counts "
+                                                r"from 1 to 3650 \(not for SMB\)"),
+    # YAML reads yes/no/true as booleans, which pydantic would otherwise take as 1 and 0.
+    ({"kpis": {"gross_margin": True}}, r"kpis\.gross_margin: Input should be a valid number"),
+    ({"kpis": {"ttv_days": [7, True]}}, r"kpis\.ttv_days\.1: Input should be a valid integer"),
+    ({"features": {"ttv_targets": {"SMB": True}}}, r"features\.ttv_targets\.SMB: Input should be a valid integer"),
+    # A day count past ten years is a typo: no cohort is observed that long (and 10**20 overflows the engines).
+    ({"kpis": {"ttv_days": [7, 100000]}}, r"kpis\.ttv_days: Value error, ttv_days must be distinct day counts from 1 "
+                                          r"to 3650 \(not 100000\)"),
+    ({"kpis": {"ttv_days": [7, 10**20]}}, r"kpis\.ttv_days: Value error, .*\(not 100000000000000000000\)"),
+    ({"features": {"ttv_targets": {"SMB": 100000}}}, r"features\.ttv_targets: Value error, targets must be day "
+                                                     r"counts from 1 to 3650 \(not for SMB\)"),
 ])
 def test_a_bad_value_is_one_line_naming_its_key(tmp_path, params, message):
     with pytest.raises(ParamsError, match=message) as error:

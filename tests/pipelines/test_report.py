@@ -230,6 +230,41 @@ def test_reporting_an_as_of_that_was_not_scored_names_the_scored_dates(report):
                    as_of=pd.Timestamp("2025-03-01").date(), reports_dir=report["root"] / "reports")
 
 
+@pytest.mark.slow
+def test_the_kpi_section_from_churn_kpis_as_it_may_be_found(report, tmp_path):
+    """Empty or one month: the report says so or shows it. Another shape or repeated rows (never written by
+    `churn kpis`): one line naming the table and the rule, exit 1, no report written."""
+    for name in (WAREHOUSE, "mlruns.db"):
+        shutil.copyfile(report["root"] / name, tmp_path / name)
+    params = write_params(tmp_path, OVERRIDES)
+    html = tmp_path / "reports" / f"churn_report_{LATEST}.html"
+    columns = "month DATE, segment VARCHAR, kpi VARCHAR, value DOUBLE, numerator DOUBLE, denominator DOUBLE"
+    cases = [
+        ([f"CREATE TABLE churn_kpis ({columns})"], "No KPIs in the warehouse yet"),
+        (["INSERT INTO churn_kpis VALUES (DATE '2025-04-01', 'all', 'mrr', 1234, 1234, NULL)"], "April 2025"),
+        (["DELETE FROM churn_kpis", "ALTER TABLE churn_kpis ALTER value TYPE VARCHAR",
+          "INSERT INTO churn_kpis VALUES (DATE '2025-04-01', 'all', 'mrr', 'many', 1, NULL)"],
+         "error: table churn_kpis: column value is string, not floating (written by another version or tool; drop "
+         "it and run `churn kpis`)"),
+        (["DROP TABLE churn_kpis", f"CREATE TABLE churn_kpis ({columns})",
+          "INSERT INTO churn_kpis VALUES (DATE '2025-04-01', 'all', 'mrr', 1, 1, NULL), "
+          "(DATE '2025-04-01', 'all', 'mrr', 2, 2, NULL)"],
+         "error: table churn_kpis: 1 row(s) repeat a month, segment and kpi (rule: one row each; run `churn kpis` "
+         "to write it again)"),
+    ]
+    for statements, said in cases:
+        with duckdb.connect(str(tmp_path / WAREHOUSE)) as con:
+            for statement in statements:
+                con.execute(statement)
+        html.unlink(missing_ok=True)
+        if said.startswith("error: "):
+            assert churn(params, "report", expect=1).rstrip().splitlines()[-1] == said
+            assert not html.exists()
+        else:
+            churn(params, "report")
+            assert said in html.read_text()
+
+
 def test_an_invalid_playbook_rule_in_params_is_a_clear_error(tmp_path):
     path = write_params(tmp_path, OVERRIDES | {"scoring.playbooks": {"rules": [
         {"tier": "high", "group": "*", "action": "Executive sponsor call", "owner_role": "CS manager"},

@@ -4,6 +4,7 @@ time-to-first-value quartile, the trend and time-to-value plots, and the page wi
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 from datetime import date
@@ -83,7 +84,7 @@ def test_segments_and_churn_by_time_to_first_value(kpis):
     # gone and quick churned; steady, upgrade, gone, quick and newbie were active on 21 firsts since March 2023
     assert smb["MRR"] == "590" and smb["Logo churn rate, 12-month average"] == "9.5%"
     assert section.quartile_month == pd.Timestamp("2024-02-01")
-    assert section.quartile_rows[-1] == {"segment": "All accounts",
+    assert section.quartile_rows[-1] == {"segment": "All accounts", "shown": "All accounts",
                                          "cells": ["100.0% (1)", "0.0% (1)", "0.0% (1)", "–", "–"]}
 
 
@@ -141,3 +142,104 @@ def test_chromium_renders_the_section_without_console_errors(kpis, tmp_path):
     table = _KpiTable()
     table.feed(run.stdout)
     assert len(table.kpis) == 23
+
+
+# --- odd and hostile tables ---------------------------------------------------------------------------------------
+
+HOSTILE = {"ENT": '"><img src=x onerror=alert(1)>', "SMB": "<script>alert(1)</script>" + "x" * 5000,
+           "unknown": "=HYPERLINK(\"http://evil.example\")\n**bold** [link](http://evil.example)"}
+
+
+class _Segments(HTMLParser):
+    """The segment cells of the section's tables: (text, title), and every element the page opens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[tuple[str, str | None]] = []
+        self.tags: set[str] = set()
+        self._title: str | None = None
+        self._in = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.add(tag)
+        self._in = tag == "td" and attrs.get("class") == "seg"
+        self._title = attrs.get("title")
+
+    def handle_data(self, data):
+        if self._in:
+            self.cells.append((data, self._title))
+            self._in = False
+
+
+def _renamed(kpis: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    return kpis.assign(segment=kpis.segment.map(lambda s: names.get(s, s)))
+
+
+def test_hostile_segment_names_are_text_clipped_in_the_cell_and_whole_in_its_title(kpis):
+    html = render_manager_report(_inputs(_renamed(kpis, HOSTILE)), ReportConfig())
+    page = _Segments()
+    page.feed(html[html.index('id="kpis"'):html.index('id="quality"')])
+    assert "script" not in page.tags and "img" in page.tags          # the charts' <img>s, not the segment's
+    cells = dict(page.cells)
+    longest = next(text for text in cells if text.startswith("<script>"))
+    assert len(longest) == 40 and longest.endswith("…")
+    assert cells[longest] == HOSTILE["SMB"]                          # the whole name, as an attribute's text
+    assert cells['"><img src=x onerror=alert(1)>'] == HOSTILE["ENT"]
+    assert [text for text, _ in page.cells].count("All accounts") == 2
+
+
+def test_many_segments_list_the_largest_and_say_how_many_more(kpis):
+    """Hundreds of segments made tables hundreds of rows long; the largest 30 by active accounts are listed."""
+    smb = kpis[kpis.segment == "SMB"]
+    many = [smb.assign(segment=f"S{i:03d}", value=smb.value * (1 + i)) for i in range(40)]
+    section = build_kpi_section(pd.concat([kpis[kpis.segment == "all"], *many]), SPECS, AS_OF)
+    shown = [r["segment"] for r in section.segment_rows]
+    assert shown == [f"S{i:03d}" for i in range(10, 40)] + ["All accounts"]
+    assert section.segments_hidden == 10
+    assert [r["segment"] for r in section.quartile_rows] == shown
+    html = render_manager_report(_inputs(pd.concat([kpis[kpis.segment == "all"], *many])), ReportConfig())
+    assert "10 smaller segments (by active accounts) are not listed; churn_kpis has them all" in html
+
+
+def test_a_table_without_mrr_or_quartile_counts_still_renders(kpis):
+    """A churn_kpis without MRR rows (nothing active at any month's end) crashed on the missing latest month; a
+    quartile row without its count on int(None)."""
+    no_mrr = kpis[~kpis.kpi.isin(["mrr"])]
+    section = build_kpi_section(no_mrr, SPECS, AS_OF)
+    assert section.latest_month == pd.Timestamp("2024-03-01")
+    quartiles = kpis.assign(denominator=kpis.denominator.where(~kpis.kpi.str.startswith("churn_rate_ttv"), None))
+    assert build_kpi_section(quartiles, SPECS, AS_OF).quartile_rows[-1]["cells"][:2] == ["100.0%", "0.0%"]
+    only_nps = kpis[kpis.kpi == "nps"]
+    for frame in (no_mrr, quartiles, only_nps):
+        assert "Portfolio KPIs" in render_manager_report(_inputs(frame), ReportConfig())
+
+
+def test_curve_days_no_cohort_reached_leave_the_plot_as_it_was(kpis):
+    """A kpis.ttv_days day longer than the data has no rows; its tick stretched the axis and flattened the curves."""
+    kpis = kpis_until(kpis, AS_OF)
+    assert plot_ttv_curves(kpis, [7, 30, 60, 3000]) == plot_ttv_curves(kpis, [7, 30, 60])
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found: apt-get install chromium (CI installs it)")
+def test_chromium_lays_a_long_segment_name_out_within_the_page(kpis, tmp_path):
+    """A 5,000-character segment name made the segment table thousands of pixels wide, pushing its numbers out of
+    sight; the page measures its tables after layout and writes the widths into the DOM Chromium dumps."""
+    html = render_manager_report(_inputs(_renamed(kpis, HOSTILE)), ReportConfig())
+    probe = ("<script>document.body.dataset.widths = [...document.querySelectorAll("
+             "'#kpi-table, #kpi-segments, #kpi-quartiles')]"
+             ".map(t => t.scrollWidth + '/' + t.parentElement.clientWidth).join(' ')</script></body>")
+    path = tmp_path / "report.html"
+    path.write_text(html.replace("</body>", probe))
+    with tempfile.TemporaryDirectory() as profile:
+        run = subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                              "--disable-background-networking", f"--user-data-dir={profile}", "--window-size=1366,900",
+                              "--enable-logging=stderr", "--v=0", "--dump-dom", path.as_uri()],
+                             capture_output=True, text=True, timeout=180, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert [line for line in run.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line] == []
+    widths = re.search(r'data-widths="([^"]*)"', run.stdout).group(1).split()
+    assert len(widths) == 3                                  # the KPI table, by segment, churn by TTV quartile
+    for pair in widths:
+        table, card = (int(x) for x in pair.split("/"))
+        assert table <= card + 1, widths

@@ -8,7 +8,15 @@ import ibis
 import pandas as pd
 import pytest
 
-from serving.writeback import DRIVERS_SCHEMA, SCORES_SCHEMA, replace_as_of_rows, write_kpis, write_scores
+from serving.writeback import (
+    DRIVERS_SCHEMA,
+    KPIS_SCHEMA,
+    SCORES_SCHEMA,
+    describe_schema_problems,
+    replace_as_of_rows,
+    write_kpis,
+    write_scores,
+)
 
 
 def _scores(as_of: str, accounts: list[str], probability: float) -> pd.DataFrame:
@@ -60,7 +68,7 @@ def test_a_failed_write_leaves_every_table_as_it_was(duckdb_con):
 
 def test_an_older_table_without_new_columns_is_a_clear_error(duckdb_con):
     duckdb_con.create_table("churn_scores", schema=ibis.schema({"account_id": "string", "as_of": "date"}))
-    with pytest.raises(ValueError, match="churn_scores: exists without column"):
+    with pytest.raises(ValueError, match="churn_scores: lacks column"):
         replace_as_of_rows(duckdb_con, {"churn_scores": (_scores("2024-04-01", ["a"], 0.1), SCORES_SCHEMA)},
                            [date(2024, 4, 1)])
 
@@ -171,12 +179,35 @@ def test_a_failed_publish_leaves_an_older_table_without_the_new_columns(duckdb_c
 def test_a_table_lacking_its_row_keys_or_holding_a_column_of_another_type_is_refused(duckdb_con):
     duckdb_con.create_table("churn_scores", schema=ibis.schema({"account_id": "string",
                                                                 "churn_probability": "float64"}))
-    with pytest.raises(ValueError, match=r"table churn_scores: exists without column\(s\) as_of \("):
+    with pytest.raises(ValueError, match=r"table churn_scores: lacks column\(s\) as_of \("):
         write_scores(duckdb_con, _scores("2024-04-01", ["a"], 0.1), _drivers("2024-04-01", ["a"]), [date(2024, 4, 1)])
     duckdb_con.create_table("churn_scores", schema=ibis.schema({"account_id": "string", "as_of": "date",
                                                                 "churn_probability": "string"}), overwrite=True)
-    with pytest.raises(ValueError, match="table churn_scores: column churn_probability is string, expected float64"):
+    with pytest.raises(ValueError, match="table churn_scores: column churn_probability is string, not floating"):
         write_scores(duckdb_con, _scores("2024-04-01", ["a"], 0.1), _drivers("2024-04-01", ["a"]), [date(2024, 4, 1)])
     assert list(duckdb_con.table("churn_scores").columns) == ["account_id", "as_of", "churn_probability"]
     assert "churn_score_drivers" not in duckdb_con.list_tables() or duckdb_con.table(
         "churn_score_drivers").count().execute() == 0
+
+
+def test_a_kpi_table_of_another_shape_is_named_whole_and_left_as_it_was(duckdb_con):
+    """Every reason an existing churn_kpis cannot take the rows, in one message; the table is not touched."""
+    duckdb_con.raw_sql("CREATE TABLE churn_kpis (month VARCHAR, segment VARCHAR, kpi VARCHAR, value VARCHAR, "
+                       "computed_at TIMESTAMP NOT NULL, note VARCHAR)")
+    duckdb_con.raw_sql("INSERT INTO churn_kpis VALUES ('2024-01', 'all', 'mrr', 'lots', TIMESTAMP '2024-02-01', "
+                       "NULL)")
+    assert describe_schema_problems(duckdb_con, "churn_kpis", KPIS_SCHEMA) == [
+        "lacks column(s) numerator, denominator", "column month is string, not date",
+        "column value is string, not floating", "column computed_at (not ours) refuses NULL"]
+    with pytest.raises(ValueError, match=r"^table churn_kpis: lacks column\(s\) numerator, denominator; column month "
+                                         r"is string, not date; .*refuses NULL \(written by another version"):
+        write_kpis(duckdb_con, _kpis(KPI_ROWS))
+    assert duckdb_con.table("churn_kpis").execute().value.tolist() == ["lots"]
+
+
+def test_engine_widths_are_not_a_different_shape(duckdb_con):
+    # DuckDB reads a TIMESTAMP back as timestamp(6), PostgreSQL stores int8 as a smallint: the same kind.
+    duckdb_con.raw_sql("CREATE TABLE t (as_of DATE, scored_at TIMESTAMP, label SMALLINT, mrr DECIMAL(18, 2))")
+    wanted = ibis.schema({"as_of": "date", "scored_at": "timestamp", "label": "int8", "mrr": "decimal(38, 6)"})
+    assert describe_schema_problems(duckdb_con, "t", wanted) == []
+    assert describe_schema_problems(duckdb_con, "absent", wanted) == []
