@@ -40,6 +40,8 @@ def _accounts(inputs: ReportInputs) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = None
     frame["days_to_renewal"] = pd.to_numeric(frame["days_to_renewal"], errors="coerce").astype(float)
+    due = pd.to_datetime(frame["due_by"])  # a DATE column reads back as a timestamp
+    frame["due_by"] = due.dt.date.astype(object).where(due.notna(), None)
     frame["renewal"] = [format_renewal(d, p) for d, p in zip(frame["days_to_renewal"],
                                                              frame["billing_period_months"], strict=True)]
     return frame.sort_values(["expected_mrr_loss", "account_id"], ascending=[False, True], kind="stable")
