@@ -67,6 +67,6 @@ def at_risk_markdown(at_risk: pd.DataFrame, as_of: date) -> str:
                                  cell(r.risk_tier), cell(r.top_reasons), cell(r.recommended_action),
                                  cell(r.owner_role), format_percent(r.previous_probability, 1),
                                  cell(r.previous_tier), format_day(r.tier_since), format_days(r.days_in_tier),
-                                 cell(r.renewal), format_day(r.due_by), ""]).strip())
+                                 cell(r.renewal), cell(r.due_by), ""]).strip())
     return "\n".join(lines) + "\n"
 
