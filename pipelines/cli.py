@@ -184,8 +184,10 @@ def score(ctx: typer.Context,
 
     with _expected_errors():
         result = run_score(_params(ctx), _progress(), _date(as_of), allow_drift)
+        held = (f"; {result.held_out:,} of the {result.assigned:,} accounts in a playbook held out"
+                if result.assigned else "")
         console.print(f"scored {result.accounts:,} accounts as of {result.as_of} with model "
-                      f"v{result.model_version}; MRR at risk {result.mrr_at_risk:,.0f}")
+                      f"v{result.model_version}; MRR at risk {result.mrr_at_risk:,.0f}{held}")
 
 
 @app.command()

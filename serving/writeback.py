@@ -14,6 +14,9 @@ SCORES_SCHEMA = ibis.schema({
     "account_id": "string", "as_of": "date", "churn_probability": "float64", "risk_tier": "string",
     "risk_rank": "int64", "health_score": "float64", "mrr": "float64", "top_reasons": "string",
     "recommended_action": "string", "owner_role": "string", "urgency": "string", "due_by": "date",
+    # The playbook (rule id) that matched the account and its arm in the holdout experiment (serving/experiments.py):
+    # treatment, holdout (no action on purpose), or null (no playbook, or experiments off).
+    "playbook": "string", "arm": "string",
     "renewal_date": "date", "days_to_renewal": "int64", "billing_period_months": "int64",
     # Risk over time (serving/history.py): the scoring before this as-of and how long the account is in its tier.
     "previous_as_of": "date", "previous_probability": "float64", "previous_tier": "string",
@@ -30,6 +33,11 @@ DRIVERS_SCHEMA = ibis.schema({
     "contribution": "float64", "probability_points": "float64", "direction": "string", "reason": "string",
 })
 LATEST_VIEW = "churn_scores_latest"
+# One row per account, as-of and playbook for the accounts a playbook matched while experiments were on: the arm
+# the account was assigned (serving/experiments.py), written in the same transaction as the scores.
+ASSIGNMENTS_TABLE = "churn_playbook_assignments"
+ASSIGNMENTS_SCHEMA = ibis.schema({"account_id": "string", "as_of": "date", "playbook": "string", "arm": "string",
+                                 "assigned_at": "timestamp"})
 KPIS_SCHEMA = ibis.schema({
     "month": "date", "segment": "string", "kpi": "string", "value": "float64", "numerator": "float64",
     "denominator": "float64",
@@ -187,15 +195,25 @@ def write_kpis(con: ibis.BaseBackend, kpis: pd.DataFrame, before_commit=None) ->
 
 
 def write_scores(con: ibis.BaseBackend, scores: pd.DataFrame, drivers: pd.DataFrame,
-                 as_ofs: list[date], before_commit=None) -> None:
-    """Publish churn_scores and churn_score_drivers for `as_ofs` atomically, and the latest-scores view.
+                 as_ofs: list[date], before_commit=None, assignments: pd.DataFrame | None = None) -> None:
+    """Publish churn_scores, churn_score_drivers and churn_playbook_assignments for `as_ofs` atomically, and the
+    latest-scores view.
 
     Tables written by an older version gain the columns they lack (nullable: their older rows keep nulls) in the
     same transaction, so a failed publish leaves them as they were, columns included.
+
+    Args:
+        assignments: the as-ofs' experiment arms (ASSIGNMENTS_SCHEMA), or None when experiments are off: then the
+            assignment table is not created, and an existing one loses its rows of `as_ofs` (the scores replacing
+            them carry no arm).
     """
-    replace_as_of_rows(con, {"churn_scores": (scores, SCORES_SCHEMA),
-                             "churn_score_drivers": (drivers, DRIVERS_SCHEMA)},
-                       as_ofs, latest_view_of="churn_scores", before_commit=before_commit, add_missing=True)
+    tables = {"churn_scores": (scores, SCORES_SCHEMA), "churn_score_drivers": (drivers, DRIVERS_SCHEMA)}
+    if assignments is None and ASSIGNMENTS_TABLE in con.list_tables():
+        assignments = pd.DataFrame(columns=ASSIGNMENTS_SCHEMA.names)
+    if assignments is not None:
+        tables[ASSIGNMENTS_TABLE] = (assignments, ASSIGNMENTS_SCHEMA)
+    replace_as_of_rows(con, tables, as_ofs, latest_view_of="churn_scores", before_commit=before_commit,
+                       add_missing=True)
 
 
 def add_missing_columns(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> list[str]:

@@ -19,6 +19,7 @@ import ibis.expr.types as ir
 from features.catalog import CATALOG
 from features.contract import CONTRACT, TableSpec
 from pipelines.validation.config import FEATURES_TABLE, SCORES_TABLE
+from serving.experiments import ARMS
 from serving.writeback import SCORES_SCHEMA
 
 # Keys of the source tables; the other tables have none.
@@ -308,4 +309,6 @@ def score_checks(columns: list[str], tiers: list[str]) -> list[Check]:
         checks.append(_between(table, "mrr", "non_negative", 0, None))
     if "risk_tier" in columns:
         checks.append(_allowed(table, "risk_tier", tuple(tiers)))
+    if "arm" in columns:
+        checks.append(_allowed(table, "arm", ARMS))
     return checks
