@@ -270,6 +270,21 @@ class ScoringConfig(BaseModel):
         return [*ordered, self.lowest_tier]
 
 
+class OutcomesConfig(BaseModel):
+    """The `outcomes:` section: how `churn outcomes` judges the playbooks against their holdout (serving/effects.py).
+
+    Attributes:
+        confidence: coverage of the effect intervals (0.95: 95% intervals); the verdict reads them.
+        min_arm_accounts: a comparison with fewer treated or held-back accounts than this says `no evidence`,
+            whatever its interval.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    confidence: float = Field(default=0.95, ge=0.5, lt=1)
+    min_arm_accounts: int = Field(default=20, ge=1)
+
+
 class DriftConfig(BaseModel):
     """The `scoring.drift:` section: thresholds of the drift guard (see serving/drift.py for what each check measures).
 
