@@ -100,9 +100,10 @@ def merge_assignments(scoring: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataF
     columns = ["account_id", "as_of", "playbook", "arm"]
     mine = scoring[columns].assign(arm_source=SCORING)
     theirs = recorded.sort_values("done_at", kind="stable")[columns].assign(arm_source=CS_ACTIONS)
-    both = pd.concat([frame for frame in (mine, theirs) if not frame.empty], ignore_index=True)
-    if both.empty:
+    parts = [frame for frame in (mine, theirs) if not frame.empty]
+    if not parts:
         return pd.DataFrame(columns=[*columns, "arm_source"])
+    both = pd.concat(parts, ignore_index=True)
     both["as_of"] = [_day(d) for d in both["as_of"]]
     both["account_id"] = both["account_id"].astype(str)
     return both.drop_duplicates(["account_id", "as_of"]).reset_index(drop=True)
