@@ -10,7 +10,7 @@ PARAMS ?= params.yaml
 # Test files run in parallel, one worker per core (a file's tests stay together and share its fixtures).
 TEST_WORKERS ?= auto
 
-.PHONY: help setup demo simulate validate features kpis train score report docs test bench lint clean
+.PHONY: help setup demo simulate validate features kpis train score outcomes report docs test bench lint clean
 
 ## help: list the targets
 help:
@@ -57,6 +57,10 @@ train: $(STAMP)
 ## score: score the latest as-of with the champion and write churn_scores
 score: $(STAMP)
 	$(CHURN) --params $(PARAMS) score
+
+## outcomes: judge the scorings whose horizon has passed: outcomes, model in the wild, playbook effects, missed churns
+outcomes: $(STAMP)
+	$(CHURN) --params $(PARAMS) outcomes
 
 ## report: write the CS managers' report for the newest scored as-of (reports/churn_report_<as_of>.html + .md/.csv)
 report: $(STAMP)

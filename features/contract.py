@@ -16,11 +16,19 @@ class ColumnSpec:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """One canonical table of the contract."""
+    """One canonical table of the contract.
+
+    Attributes:
+        read_by_features: False for a table no feature or label may read (cs_actions: what the CS team did is an
+            outcome of the scores, and would leak the experiment into the model); its absence switches nothing off.
+        one_of: optional columns of which the table needs at least one (cs_actions: playbook or action).
+    """
 
     name: str
     required: bool
     columns: tuple[ColumnSpec, ...]
+    read_by_features: bool = True
+    one_of: tuple[str, ...] = ()
 
     def column(self, name: str) -> ColumnSpec:
         return next(c for c in self.columns if c.name == name)
@@ -57,5 +65,10 @@ CONTRACT: dict[str, TableSpec] = {
             "response_id:string, account_id:string, responded_at:timestamp, survey_type:string, "
             "score:float64, [user_id:string]")),
         TableSpec("milestones", False, _cols("account_id:string, milestone:string, achieved_at:timestamp")),
+        TableSpec("cs_actions", False, _cols(
+            "account_id:string, done_at:timestamp, [playbook:string], [action:string], [owner:string], "
+            "[arm:string]"), read_by_features=False, one_of=("playbook", "action")),
     )
 }
+# Tables only `churn outcomes` reads: never a feature or a label (tests/features/test_no_leak.py proves it).
+OUTCOME_ONLY = tuple(name for name, spec in CONTRACT.items() if not spec.read_by_features)

@@ -10,6 +10,7 @@ import ibis.expr.types as ir
 from features.catalog import CATALOG, FeatureSpec, expand_catalog, missing_needs
 from features.commercial import compute_commercial_features, compute_subscription_state
 from features.config import FeatureConfig
+from features.contract import OUTCOME_ONLY
 from features.engagement import build_event_rollups, compute_engagement_features
 from features.sources import Sources
 from features.support import compute_support_features
@@ -63,6 +64,8 @@ def compute_feature_table(sources: Sources, grid: ir.Table, as_of_dates: list[da
         grid: (account_id, as_of[, label]) rows; as_of is a midnight timestamp among `as_of_dates`.
         as_of_dates: the distinct as-of dates of the grid; they bound the event span scanned.
     """
+    # What the CS team did (cs_actions) follows from the scores and their experiment: no feature may see it.
+    sources = sources.without(*OUTCOME_ONLY)
     feature_set = select_features(config, sources.missing)
     keys = grid.select("account_id", "as_of")
     rollups = build_event_rollups(sources, config, as_of_dates)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
 from features.config import LabelConfig, SnapshotConfig
+from features.contract import OUTCOME_ONLY
 from features.sources import ContractError, Sources
 
 # Stands in for an open end (NULL end_at) in comparisons; far enough that adding a grace period cannot overflow.
@@ -99,6 +100,19 @@ def build_snapshots(sources: Sources, as_of_dates: list[date], label: LabelConfi
     Args:
         include_trials: count accounts covered only by trial rows (`is_trial`) as active.
     """
+    labelled = build_labelled_population(sources, as_of_dates, label, data_end, include_trials)
+    return labelled.select("account_id", "as_of", "label")
+
+
+def build_labelled_population(sources: Sources, as_of_dates: list[date], label: LabelConfig,
+                              data_end: datetime, include_trials: bool = False) -> ir.Table:
+    """Return (account_id, as_of, label, churn_at): the rows and labels of `build_snapshots`, with the churn date
+    that made a label 1 (the first churn in the horizon; NULL when the label is 0 or NULL).
+
+    Training learns from `label`; `churn outcomes` reads the same label and its date for the scorings whose horizon
+    and grace have passed, so "what really happened" is exactly what the model was trained to predict.
+    """
+    sources = sources.without(*OUTCOME_ONLY)   # labels come from subscriptions only, never from what CS did
     subs = sources["subscriptions"]
     if not include_trials and "is_trial" in subs.columns:
         subs = subs.filter(~subs.is_trial.fill_null(False))
@@ -111,11 +125,21 @@ def build_snapshots(sources: Sources, as_of_dates: list[date], label: LabelConfi
     hits = population.join(churn, [population.account_id == churn.account_id,
                                    churn.churn_at > population.as_of,
                                    churn.churn_at <= population.as_of + horizon])
-    churned = hits.select("account_id", "as_of").distinct().mutate(churned=ibis.literal(1, "int8"))
+    churned = hits.group_by(["account_id", "as_of"]).aggregate(churn_at=hits.churn_at.min()).mutate(
+        churned=ibis.literal(1, "int8"))
     labelled = population.left_join(churned, ["account_id", "as_of"]).select(
-        population.account_id, population.as_of, churned=churned.churned)
+        population.account_id, population.as_of, churned=churned.churned, churn_at=churned.churn_at)
     known = labelled.as_of + horizon + ibis.interval(days=label.grace_days) <= ibis.literal(data_end)
     return labelled.select(
         "account_id", "as_of",
         label=ibis.ifelse(known, labelled.churned.fill_null(0), ibis.null("int8")).cast("int8"),
+        churn_at=ibis.ifelse(known, labelled.churn_at, ibis.null(labelled.churn_at.type())),
     )
+
+
+def is_matured(as_of: date, label: LabelConfig, data_end: datetime) -> bool:
+    """Whether the outcome at `as_of` is known: its horizon plus grace ends by the data end (as labels need)."""
+    if data_end.tzinfo is not None:   # compared in UTC, as the engine compares an as-of with aware timestamps
+        data_end = data_end.astimezone(UTC).replace(tzinfo=None)
+    return datetime.combine(as_of, datetime.min.time()) + timedelta(
+        days=label.horizon_days + label.grace_days) <= data_end

@@ -47,12 +47,17 @@ class Sources:
     def __getitem__(self, table: str) -> ir.Table:
         return self.tables[table]
 
+    def without(self, *names: str) -> Sources:
+        """The same sources without the tables `names` (not listed as missing: they are withheld, not absent)."""
+        return Sources(tables={k: v for k, v in self.tables.items() if k not in names}, missing=list(self.missing))
+
 
 def load_sources(con: ibis.BaseBackend, sources: SourcesConfig) -> Sources:
     """Resolve every contract table through the mapping into canonical Ibis expressions.
 
     A table left out of `sources` is looked up under its canonical name; an optional table that is
-    absent, or mapped to null, is switched off and listed in `missing`, as is an absent optional column.
+    absent, or mapped to null, is switched off and listed in `missing`, as is an absent optional column (tables no
+    feature reads, such as cs_actions, are not listed: their absence switches no feature off).
 
     Raises:
         ContractError: a required table or column is absent, or a mapped table or column does not exist; the
@@ -80,11 +85,11 @@ def load_sources(con: ibis.BaseBackend, sources: SourcesConfig) -> Sources:
             if spec.required:
                 problems.append(f"table {name}: required by the contract but not found in the warehouse "
                                 f"(map it under sources.{name})")
-            else:
+            elif spec.read_by_features:
                 missing.append(name)
             continue
         tables[name], absent, wrong = _canonical_columns(name, raw, spec, source)
-        missing.extend(absent)
+        missing.extend(absent if spec.read_by_features else [])
         problems.extend(wrong)
     if problems:
         if absent_optional:
@@ -148,6 +153,9 @@ def _canonical_columns(name: str, raw: ir.Table, spec: TableSpec, source: Source
                 absent.append(f"{name}.{column.name}")
             continue
         selected[column.name] = _cast(raw[actual], column.dtype)
+    if spec.one_of and not set(spec.one_of) & set(selected):
+        problems.append(f"table {name}: needs a column {' or '.join(spec.one_of)} (map one under "
+                        + " or ".join(f"sources.{name}.columns.{c}" for c in spec.one_of) + ")")
     return raw.select(**selected), absent, problems
 
 

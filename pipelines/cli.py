@@ -40,7 +40,7 @@ AS_OF_HELP = "As-of date (YYYY-MM-DD); features read only data strictly before i
 @app.callback()
 def main(ctx: typer.Context,
          params: Path = typer.Option(Path("params.yaml"), "--params", help="Path to params.yaml.")) -> None:
-    """Churn prediction: simulate, validate, features, kpis, train, score, report, demo, bench."""
+    """Churn prediction: simulate, validate, features, kpis, train, score, outcomes, report, demo, bench."""
     ctx.obj = params
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -196,8 +196,33 @@ def score(ctx: typer.Context,
 
     with _expected_errors():
         result = run_score(_params(ctx), _progress(), _date(as_of), allow_drift)
+        held = (f"; {result.held_out:,} of the {result.assigned:,} accounts in a playbook held out"
+                if result.assigned else "")
         console.print(f"scored {result.accounts:,} accounts as of {result.as_of} with model "
-                      f"v{result.model_version}; MRR at risk {result.mrr_at_risk:,.0f}")
+                      f"v{result.model_version}; MRR at risk {result.mrr_at_risk:,.0f}{held}")
+
+
+@app.command()
+def outcomes(ctx: typer.Context) -> None:
+    """For every scoring whose horizon plus grace has passed: what happened, how the model did in the wild, which
+    playbooks reduced churn against their holdout, which churns were missed. Replaces churn_outcomes,
+    churn_model_performance, churn_playbook_effects and churn_missed in one transaction; names pending scorings."""
+    from pipelines.outcomes_run import describe_effects, run_outcomes
+
+    with _expected_errors():
+        result = run_outcomes(_params(ctx), _progress())
+    if not result.matured:
+        console.print("no scoring has matured yet: nothing to judge (see the pending scorings above)")
+        return
+    console.print(f"judged {len(result.matured)} scoring(s), {result.matured[0]} to {result.matured[-1]}; "
+                  f"{result.churns:,} churns seen by the scorings, {result.missed:,} of them never flagged")
+    for row in result.performance.itertuples():
+        console.print(f"  {row.as_of}  model v{row.model_version}  ROC-AUC {row.roc_auc:.3f} in the wild vs "
+                      f"{row.validation_roc_auc:.3f} in validation, recall@{row.capacity} "
+                      f"{row.recall_at_capacity:.2f}, churn {row.churn_rate:.1%}")
+    console.print(f"playbook effects (intent to treat, all matured scorings, {result.confidence:.0%} intervals):")
+    for line in describe_effects(result) or ["no playbook has treated and held-back accounts yet"]:
+        console.print(f"  {line}")
 
 
 @app.command()

@@ -15,7 +15,7 @@ from features.kpis.config import KpiConfig
 from pipelines.bench.config import BenchConfig
 from pipelines.urls import fill_references, find_literal_secrets
 from pipelines.validation.config import ValidationConfig
-from serving.config import DriftConfig, ReportConfig, ScoringConfig
+from serving.config import DriftConfig, OutcomesConfig, ReportConfig, ScoringConfig
 from training.config import EvaluationConfig, ModelConfig, RegistryConfig
 
 WAREHOUSE_URL_ENV = "CHURN_WAREHOUSE_URL"
@@ -66,6 +66,7 @@ class Params(BaseModel):
     evaluation: EvaluationConfig = EvaluationConfig()
     mlflow: RegistryConfig = RegistryConfig()
     scoring: ScoringSection = ScoringSection()
+    outcomes: OutcomesConfig = OutcomesConfig()
     report: ReportConfig = ReportConfig()
     kpis: KpiConfig = KpiConfig()
     simulate: SimulateConfig = SimulateConfig()

@@ -21,6 +21,7 @@ from pipelines.progress import Progress
 from pipelines.validation.validate import run_validate, validate_feature_table, validate_scores
 from pipelines.warehouse import Warehouse, open_warehouse, open_writer
 from serving.drift import compare_mrr, compute_drift, stop_reasons, summarise_drift
+from serving.experiments import HOLDOUT, assignment_rows
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks
 from serving.history import chain_history
 from serving.score import ScoredModel, ScoringContext, score_accounts
@@ -36,14 +37,17 @@ from training.registry import RegisteredModel, load_model_version, store_exists
 
 @dataclass(frozen=True)
 class ScoreResult:
-    """What `run_score` published: the as-of, how many accounts (in all and per tier), the model version, and the
-    MRR at risk (the sum of probability × MRR)."""
+    """What `run_score` published: the as-of, how many accounts (in all and per tier), the model version, the
+    MRR at risk (the sum of probability × MRR), and how many accounts got an experiment arm and how many of them
+    are held back."""
 
     as_of: date
     accounts: int
     tiers: dict[str, int]
     model_version: str
     mrr_at_risk: float
+    assigned: int = 0
+    held_out: int = 0
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,14 @@ def _describe_history(scores: pd.DataFrame) -> str:
             f"{int(scores['previous_tier'].isna().sum()):,} not scored then")
 
 
+def _describe_experiment(assignments: pd.DataFrame | None) -> str:
+    if assignments is None:
+        return "experiments off"
+    held = int((assignments["arm"] == HOLDOUT).sum())
+    return (f"churn_playbook_assignments {len(assignments):,} rows ({held:,} held out, "
+            f"{assignments['playbook'].nunique()} playbooks)")
+
+
 def run_score(params: Params, progress: Progress, as_of: date | None = None,
               allow_drift: bool = False) -> ScoreResult:
     """Score every account active at `as_of` (default: the latest the data supports) and publish the scores."""
@@ -187,10 +199,13 @@ def run_score(params: Params, progress: Progress, as_of: date | None = None,
         _record_drift(con, drift, batch)
         _stop_on_drift(drift, allow_drift, progress)
         validate_scores(scores, params.scoring.tier_names, params.validation).raise_for_errors()
+        assignments = (assignment_rows(scores, scores["scored_at"].iloc[0]) if params.scoring.experiments.enabled
+                       else None)
         with progress.stage("write back") as info:
-            write_scores(con, scores, drivers, [as_of])
-            info["detail"] = (f"churn_scores {len(scores):,} rows, churn_score_drivers {len(drivers):,} rows; "
-                              + _describe_history(scores))
+            write_scores(con, scores, drivers, [as_of], assignments=assignments)
+            info["detail"] = (f"churn_scores {len(scores):,} rows, churn_score_drivers {len(drivers):,} rows, "
+                              f"{_describe_experiment(assignments)}; " + _describe_history(scores))
     tiers = scores["risk_tier"].value_counts().to_dict()
     return ScoreResult(as_of=as_of, accounts=len(scores), tiers=tiers, model_version=champion.version,
-                       mrr_at_risk=float((scores.churn_probability * scores.mrr).sum()))
+                       mrr_at_risk=float((scores.churn_probability * scores.mrr).sum()),
+                       assigned=int(scores["arm"].notna().sum()), held_out=int((scores["arm"] == HOLDOUT).sum()))

@@ -5,6 +5,8 @@ Import-light on purpose (pydantic only): loading params.yaml must not import an 
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -18,12 +20,14 @@ ANY_GROUP = "*"
 
 _RULE_KEYS = ("tier", "group", "action", "owner_role")
 _URGENT_KEYS = ("urgent_action", "urgent_owner_role")  # optional: the variant for a renewal within urgent_days
+_NAME_KEY = "name"  # optional: the playbook's id in the experiment tables (default: tier/group)
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class PlaybookRule(BaseModel):
     """One rule: accounts in `tier` whose risk is driven most by `group` get `action`, owned by `owner_role`; when
     the renewal is within `urgent_days`, `urgent_action` and `urgent_owner_role` instead (each defaults to the
-    routine one)."""
+    routine one). The rule is a playbook; `name` is its id (see `playbook`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -33,6 +37,17 @@ class PlaybookRule(BaseModel):
     owner_role: str
     urgent_action: str | None = None
     urgent_owner_role: str | None = None
+    name: str | None = None
+
+    @property
+    def playbook(self) -> str:
+        """The playbook's stable id: `name` when given, else `tier/group` (e.g. `high/support`, `high/*`).
+
+        It keys the holdout assignment (serving/experiments.py) and the effects read back later, so renaming a rule,
+        or changing the tier or group of an unnamed one, starts a new playbook with fresh arms. Routine and urgent
+        variants are one playbook.
+        """
+        return self.name or f"{self.tier}/{self.group}"
 
     def pick(self, urgent: bool) -> tuple[str, str]:
         """(action, owner role) for a routine or an urgent account."""
@@ -51,10 +66,13 @@ def _check_raw_rule(index: int, raw) -> None:
     name = _describe(index, raw)
     if not isinstance(raw, dict):
         raise ValueError(f"{name}: expected a mapping with keys {', '.join(_RULE_KEYS)}, got {raw!r}")
-    unknown = sorted(set(raw) - set(_RULE_KEYS) - set(_URGENT_KEYS))
+    unknown = sorted(set(raw) - set(_RULE_KEYS) - set(_URGENT_KEYS) - {_NAME_KEY})
     if unknown:
         raise ValueError(f"{name}: unknown key(s) {', '.join(unknown)} "
-                         f"(allowed: {', '.join(_RULE_KEYS + _URGENT_KEYS)})")
+                         f"(allowed: {', '.join(_RULE_KEYS + _URGENT_KEYS + (_NAME_KEY,))})")
+    if _NAME_KEY in raw and not (isinstance(raw[_NAME_KEY], str) and _NAME.match(raw[_NAME_KEY])):
+        raise ValueError(f"{name}: `name:` {raw[_NAME_KEY]!r} must be 1-64 letters, digits, _ or - (it is the "
+                         "playbook's id in churn_playbook_assignments)")
     for key in _RULE_KEYS:
         if not isinstance(raw.get(key), str) or not raw[key].strip():
             what = {"action": "no action", "owner_role": "no owner_role"}.get(key, f"no {key}")
@@ -95,11 +113,17 @@ class PlaybookConfig(BaseModel):
     @model_validator(mode="after")
     def _no_duplicates(self) -> PlaybookConfig:
         seen: dict[tuple[str, str], int] = {}
+        names: dict[str, int] = {}
         for index, rule in enumerate(self.rules, start=1):
             key = (rule.tier, rule.group)
             if key in seen:
                 raise ValueError(f"rule {index} (tier {rule.tier!r}, group {rule.group!r}) repeats rule {seen[key]}")
             seen[key] = index
+            if rule.name in names:
+                raise ValueError(f"rule {index} (tier {rule.tier!r}, group {rule.group!r}): name {rule.name!r} is "
+                                 f"also rule {names[rule.name]}'s (each playbook needs its own name)")
+            if rule.name:
+                names[rule.name] = index
         return self
 
     def check_tiers(self, tiers: list[str]) -> None:
@@ -128,47 +152,77 @@ class PlaybookConfig(BaseModel):
 
 
 DEFAULT_RULES = [
-    {"tier": "high", "group": "engagement", "owner_role": "CSM",
+    {"tier": "high", "group": "engagement", "name": "adoption_workshop", "owner_role": "CSM",
      "action": "Adoption workshop with the account's users; agree usage goals for the next 30 days",
      "urgent_owner_role": "CSM and account executive",
      "urgent_action": "Before the renewal: adoption review with the decision maker; agree usage goals in the renewal"},
-    {"tier": "high", "group": "value", "owner_role": "Onboarding specialist",
+    {"tier": "high", "group": "value", "name": "onboarding_review", "owner_role": "Onboarding specialist",
      "action": "Onboarding review: finish the missing milestones and book a first-value session",
      "urgent_owner_role": "Onboarding specialist and account executive",
      "urgent_action": "Before the renewal: first-value session with the decision maker; finish onboarding"},
-    {"tier": "high", "group": "support", "owner_role": "Support lead",
+    {"tier": "high", "group": "support", "name": "ticket_escalation", "owner_role": "Support lead",
      "action": "Escalate the open tickets and call the account about their resolution",
      "urgent_owner_role": "Support lead and account executive",
      "urgent_action": "Before the renewal: escalate the open tickets and call the decision maker about them"},
-    {"tier": "high", "group": "voice", "owner_role": "CS manager",
+    {"tier": "high", "group": "voice", "name": "recovery_plan_call", "owner_role": "CS manager",
      "action": "Executive sponsor call: hear the feedback and agree a recovery plan",
      "urgent_owner_role": "CS manager and account executive",
      "urgent_action": "Before the renewal: executive sponsor call on the feedback and a recovery plan"},
-    {"tier": "high", "group": "commercial", "owner_role": "Account executive",
+    {"tier": "high", "group": "commercial", "name": "commercial_review", "owner_role": "Account executive",
      "action": "Commercial review: understand the contraction and agree the right plan and seats",
      "urgent_action": "Renewal negotiation: review plan, seats and price with the decision maker"},
-    {"tier": "high", "group": ANY_GROUP, "owner_role": "CS manager",
+    {"tier": "high", "group": ANY_GROUP, "name": "sponsor_call", "owner_role": "CS manager",
      "action": "Executive sponsor call to understand the risk and agree next steps",
      "urgent_owner_role": "CS manager and account executive",
      "urgent_action": "Before the renewal: executive sponsor call to understand the risk"},
-    {"tier": "medium", "group": "engagement", "owner_role": "CSM",
+    {"tier": "medium", "group": "engagement", "name": "adoption_nudge", "owner_role": "CSM",
      "action": "Adoption nudge: usage tips and an invitation to office hours"},
-    {"tier": "medium", "group": "value", "owner_role": "CSM",
+    {"tier": "medium", "group": "value", "name": "setup_session", "owner_role": "CSM",
      "action": "Check onboarding progress and offer a setup session"},
-    {"tier": "medium", "group": "support", "owner_role": "Support",
+    {"tier": "medium", "group": "support", "name": "ticket_follow_up", "owner_role": "Support",
      "action": "Follow up on recent tickets and confirm they are solved"},
-    {"tier": "medium", "group": "voice", "owner_role": "CSM",
+    {"tier": "medium", "group": "voice", "name": "feedback_follow_up", "owner_role": "CSM",
      "action": "Follow up on the latest survey feedback"},
-    {"tier": "medium", "group": "commercial", "owner_role": "Account executive",
+    {"tier": "medium", "group": "commercial", "name": "plan_fit_check", "owner_role": "Account executive",
      "action": "Check in on the recent contraction and the plan's fit"},
-    {"tier": "medium", "group": ANY_GROUP, "owner_role": "CSM",
+    {"tier": "medium", "group": ANY_GROUP, "name": "health_check", "owner_role": "CSM",
      "action": "Health check at the next touchpoint",
      "urgent_action": "Health check before the renewal"},
 ]
 
 
+class ExperimentConfig(BaseModel):
+    """The `scoring.experiments:` section: the random holdout each playbook keeps, so that `churn outcomes` can
+    later compare the accounts that got its action with those held back (serving/experiments.py).
+
+    Attributes:
+        enabled: assign an arm (treatment or holdout) to every account a playbook rule matches, from `start` on;
+            False: no assignments, `arm` stays empty and every matched account gets its action.
+        holdout_share: the share of each playbook's accounts held back (no action), strictly between 0 and 1.
+        salt: text mixed into the hash, so that another deployment (or a restart under a new salt) draws other
+            holdouts; it is not a secret.
+        start: the experiment's start date: part of the hash (a new start draws every arm afresh), and scorings of
+            as-ofs before it assign no arms.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    holdout_share: float = Field(default=0.1, gt=0, lt=1)
+    salt: str = Field(default="churn", min_length=1, max_length=200)
+    start: date | None = None
+
+    @model_validator(mode="after")
+    def _start_when_enabled(self) -> ExperimentConfig:
+        if self.enabled and self.start is None:
+            raise ValueError("start: give the experiment's start date (YYYY-MM-DD) when enabled (it is part of "
+                             "the holdout hash)")
+        return self
+
+
 class ScoringConfig(BaseModel):
-    """The `scoring:` section: reasons per account, risk tiers (by probability or by capacity) and playbooks."""
+    """The `scoring:` section: reasons per account, risk tiers (by probability or by capacity), playbooks and the
+    holdout experiment on them."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -179,6 +233,7 @@ class ScoringConfig(BaseModel):
     capacity: dict[str, int] = Field(default_factory=lambda: {"high": 50, "medium": 200})
     lowest_tier: str = "low"
     playbooks: PlaybookConfig = PlaybookConfig()
+    experiments: ExperimentConfig = ExperimentConfig()
 
     @field_validator("tiers")
     @classmethod
@@ -213,6 +268,21 @@ class ScoringConfig(BaseModel):
         else:
             ordered = sorted(self.capacity, key=lambda name: self.capacity[name])
         return [*ordered, self.lowest_tier]
+
+
+class OutcomesConfig(BaseModel):
+    """The `outcomes:` section: how `churn outcomes` judges the playbooks against their holdout (serving/effects.py).
+
+    Attributes:
+        confidence: coverage of the effect intervals (0.95: 95% intervals); the verdict reads them.
+        min_arm_accounts: a comparison with fewer treated or held-back accounts than this says `no evidence`,
+            whatever its interval.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    confidence: float = Field(default=0.95, ge=0.5, lt=1)
+    min_arm_accounts: int = Field(default=20, ge=1)
 
 
 class DriftConfig(BaseModel):

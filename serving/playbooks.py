@@ -43,8 +43,8 @@ def dominant_groups(contributions: pd.DataFrame, specs: dict[str, FeatureSpec]) 
 
 def recommend_actions(tiers: np.ndarray, groups: np.ndarray, days_to_renewal: np.ndarray,
                       as_ofs: np.ndarray, config: PlaybookConfig) -> pd.DataFrame:
-    """Return recommended_action, owner_role, urgency and due_by for each account (None where no rule covers its
-    tier).
+    """Return recommended_action, owner_role, urgency, due_by and playbook (the matched rule's id) for each account
+    (None where no rule covers its tier).
 
     An account is urgent when its renewal is within `config.urgent_days` of the as-of (unknown renewal: routine).
     Its action is due `config.due_days` after the as-of, or halfway to the renewal when that comes first, so the
@@ -69,4 +69,5 @@ def recommend_actions(tiers: np.ndarray, groups: np.ndarray, days_to_renewal: np
                                                                                               strict=True)],
                              dtype=object),
         "due_by": pd.Series(due, dtype=object),
+        "playbook": pd.Series([rule.playbook if rule else None for rule in found], dtype=object),
     })

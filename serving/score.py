@@ -12,6 +12,7 @@ import pandas as pd
 
 from features.catalog import FeatureSpec
 from serving.config import ScoringConfig
+from serving.experiments import assign_arms, hold_out_actions
 from serving.explain import (
     RAISES,
     Benchmarks,
@@ -142,6 +143,9 @@ def score_accounts(scored: ScoredModel, table: pd.DataFrame, context: ScoringCon
                    scored_at: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every row of the feature table; return (churn_scores rows, churn_score_drivers rows).
 
+    Each account a playbook matches carries the playbook's id and, with `config.experiments` enabled, its arm
+    (serving/experiments.py): held-back accounts get no action, owner, urgency or due date.
+
     Args:
         table: feature table rows (account_id, as_of, mrr, features) for one or more as-of dates.
         context: the catalog, scoring config, health score components, benchmarks and account attributes.
@@ -159,6 +163,9 @@ def score_accounts(scored: ScoredModel, table: pd.DataFrame, context: ScoringCon
     timing = renewal_timing(table)
     actions = recommend_actions(tiers, dominant_groups(contributions, context.specs), timing["days_to_renewal"],
                                 as_ofs.to_numpy(), context.config.playbooks)
+    arms = assign_arms(table["account_id"].astype(str).to_numpy(), actions["playbook"].to_numpy(),
+                       as_ofs.to_numpy(), context.config.experiments)
+    actions = hold_out_actions(actions, arms)
     scores = pd.DataFrame({
         "account_id": table["account_id"].astype(str),
         "as_of": as_ofs,
@@ -172,6 +179,8 @@ def score_accounts(scored: ScoredModel, table: pd.DataFrame, context: ScoringCon
         "owner_role": actions["owner_role"].to_numpy(),
         "urgency": actions["urgency"].to_numpy(),
         "due_by": actions["due_by"].to_numpy(),
+        "playbook": actions["playbook"].to_numpy(),
+        "arm": arms,
         **{column: timing[column].to_numpy() for column in timing.columns},
         "model_name": scored.name,
         "model_version": scored.version,

@@ -14,6 +14,9 @@ SCORES_SCHEMA = ibis.schema({
     "account_id": "string", "as_of": "date", "churn_probability": "float64", "risk_tier": "string",
     "risk_rank": "int64", "health_score": "float64", "mrr": "float64", "top_reasons": "string",
     "recommended_action": "string", "owner_role": "string", "urgency": "string", "due_by": "date",
+    # The playbook (rule id) that matched the account and its arm in the holdout experiment (serving/experiments.py):
+    # treatment, holdout (no action on purpose), or null (no playbook, or experiments off).
+    "playbook": "string", "arm": "string",
     "renewal_date": "date", "days_to_renewal": "int64", "billing_period_months": "int64",
     # Risk over time (serving/history.py): the scoring before this as-of and how long the account is in its tier.
     "previous_as_of": "date", "previous_probability": "float64", "previous_tier": "string",
@@ -30,11 +33,53 @@ DRIVERS_SCHEMA = ibis.schema({
     "contribution": "float64", "probability_points": "float64", "direction": "string", "reason": "string",
 })
 LATEST_VIEW = "churn_scores_latest"
+# One row per account, as-of and playbook for the accounts a playbook matched while experiments were on: the arm
+# the account was assigned (serving/experiments.py), written in the same transaction as the scores.
+ASSIGNMENTS_TABLE = "churn_playbook_assignments"
+ASSIGNMENTS_SCHEMA = ibis.schema({"account_id": "string", "as_of": "date", "playbook": "string", "arm": "string",
+                                 "assigned_at": "timestamp"})
 KPIS_SCHEMA = ibis.schema({
     "month": "date", "segment": "string", "kpi": "string", "value": "float64", "numerator": "float64",
     "denominator": "float64",
 })
 KPIS_TABLE, KPIS_LATEST_VIEW = "churn_kpis", "churn_kpis_latest"
+
+# What `churn outcomes` writes for the matured scorings (serving/outcomes.py, serving/effects.py): every table is
+# recomputed from the scores and the warehouse at each run and replaced whole, all four in one transaction.
+OUTCOMES_TABLE, PERFORMANCE_TABLE = "churn_outcomes", "churn_model_performance"
+EFFECTS_TABLE, MISSED_TABLE = "churn_playbook_effects", "churn_missed"
+_COMPUTED_AT = {"computed_at": "timestamp"}
+OUTCOMES_SCHEMA = ibis.schema({
+    "account_id": "string", "as_of": "date", "churn_probability": "float64", "risk_tier": "string",
+    "playbook": "string", "arm": "string", "arm_source": "string", "action_done": "boolean", "churned": "int64",
+    "churned_mrr": "float64", "churn_date": "date", "mrr": "float64", "top_reasons": "string",
+    "model_name": "string", "model_version": "string", **_COMPUTED_AT,
+})
+PERFORMANCE_SCHEMA = ibis.schema({
+    "as_of": "date", "model_name": "string", "model_version": "string", "accounts": "int64", "churned": "int64",
+    "churn_rate": "float64", "mean_probability": "float64", "roc_auc": "float64", "pr_auc": "float64",
+    "brier": "float64", "ece": "float64", "top_decile_lift": "float64", "recall_at_capacity": "float64",
+    "precision_at_capacity": "float64", "mrr_captured_at_capacity": "float64", "capacity": "int64",
+    "calibration_by_tier": "string", "validation_roc_auc": "float64", "validation_pr_auc": "float64",
+    "validation_brier": "float64", "validation_top_decile_lift": "float64",
+    "validation_recall_at_capacity": "float64", "roc_auc_change": "float64", **_COMPUTED_AT,
+})
+EFFECTS_SCHEMA = ibis.schema({
+    "analysis": "string", "playbook": "string", "tier": "string", "window": "string", "window_start": "date",
+    "window_end": "date", "treated": "int64", "holdout": "int64", "treated_churned": "int64",
+    "holdout_churned": "int64", "treated_churn_rate": "float64", "holdout_churn_rate": "float64",
+    "absolute_difference": "float64", "absolute_low": "float64", "absolute_high": "float64",
+    "relative_difference": "float64", "relative_low": "float64", "relative_high": "float64", "p_value": "float64",
+    "mrr_retained_per_treated": "float64", "mrr_retained_low": "float64", "mrr_retained_high": "float64",
+    "mrr_retained_total": "float64", "verdict": "string", "caveat": "string", **_COMPUTED_AT,
+})
+MISSED_SCHEMA = ibis.schema({
+    "account_id": "string", "churn_date": "date", "churned_mrr": "float64", "missed": "boolean",
+    "scorings": "int64", "last_as_of": "date", "last_tier": "string", "last_probability": "float64",
+    "top_reasons": "string", "first_flagged_as_of": "date", "lead_days": "int64", **_COMPUTED_AT,
+})
+OUTCOME_SCHEMAS = {OUTCOMES_TABLE: OUTCOMES_SCHEMA, PERFORMANCE_TABLE: PERFORMANCE_SCHEMA,
+                   EFFECTS_TABLE: EFFECTS_SCHEMA, MISSED_TABLE: MISSED_SCHEMA}
 
 
 def _quote(con: ibis.BaseBackend, name: str) -> str:
@@ -176,13 +221,25 @@ def replace_table(con: ibis.BaseBackend, name: str, frame: pd.DataFrame, schema:
     The table is created on first use. A failure at any point leaves the table and views as they were; writing the
     same frame twice leaves the same rows. `before_commit` is called inside the transaction, before the commit.
     """
-    _ensure_table(con, name, schema)
-    stage = _stage(con, name, frame, schema)
-    target = _quote(con, name)
-    columns = ", ".join(_quote(con, c) for c in schema.names)
-    statements = [f"LOCK TABLE {target} IN EXCLUSIVE MODE"] if con.name == "postgres" else []
-    statements += [f"DELETE FROM {target}",
-                   f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {_quote(con, stage)}"]
+    replace_tables(con, {name: (frame, schema)}, views, before_commit)
+
+
+def replace_tables(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFrame, ibis.Schema]],
+                   views: dict[str, str] | None = None, before_commit=None, add_missing: bool = False) -> None:
+    """Replace every row of each table with its frame and (re)define `views`, all in one transaction.
+
+    Tables are created on first use; with `add_missing`, one written by an older version gains the columns it lacks
+    (see `_ensure_table`). A failure at any point leaves every table and view as it was.
+    """
+    statements = []
+    for name, (frame, schema) in tables.items():
+        migrate = _ensure_table(con, name, schema, add_missing)
+        stage = _stage(con, name, frame, schema)
+        target = _quote(con, name)
+        columns = ", ".join(_quote(con, c) for c in schema.names)
+        statements += migrate + ([f"LOCK TABLE {target} IN EXCLUSIVE MODE"] if con.name == "postgres" else [])
+        statements += [f"DELETE FROM {target}",
+                       f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {_quote(con, stage)}"]
     statements += [f"CREATE OR REPLACE VIEW {_quote(con, view)} AS {sql}" for view, sql in (views or {}).items()]
     _run_atomically(con, statements, before_commit)
 
@@ -200,15 +257,35 @@ def write_kpis(con: ibis.BaseBackend, kpis: pd.DataFrame, before_commit=None) ->
 
 
 def write_scores(con: ibis.BaseBackend, scores: pd.DataFrame, drivers: pd.DataFrame,
-                 as_ofs: list[date], before_commit=None) -> None:
-    """Publish churn_scores and churn_score_drivers for `as_ofs` atomically, and the latest-scores view.
+                 as_ofs: list[date], before_commit=None, assignments: pd.DataFrame | None = None) -> None:
+    """Publish churn_scores, churn_score_drivers and churn_playbook_assignments for `as_ofs` atomically, and the
+    latest-scores view.
 
     Tables written by an older version gain the columns they lack (nullable: their older rows keep nulls) in the
     same transaction, so a failed publish leaves them as they were, columns included.
+
+    Args:
+        assignments: the as-ofs' experiment arms (ASSIGNMENTS_SCHEMA), or None when experiments are off: then the
+            assignment table is not created, and an existing one loses its rows of `as_ofs` (the scores replacing
+            them carry no arm).
     """
-    replace_as_of_rows(con, {"churn_scores": (scores, SCORES_SCHEMA),
-                             "churn_score_drivers": (drivers, DRIVERS_SCHEMA)},
-                       as_ofs, latest_view_of="churn_scores", before_commit=before_commit, add_missing=True)
+    tables = {"churn_scores": (scores, SCORES_SCHEMA), "churn_score_drivers": (drivers, DRIVERS_SCHEMA)}
+    if assignments is None and ASSIGNMENTS_TABLE in con.list_tables():
+        assignments = pd.DataFrame(columns=ASSIGNMENTS_SCHEMA.names)
+    if assignments is not None:
+        tables[ASSIGNMENTS_TABLE] = (assignments, ASSIGNMENTS_SCHEMA)
+    replace_as_of_rows(con, tables, as_ofs, latest_view_of="churn_scores", before_commit=before_commit,
+                       add_missing=True)
+
+
+def write_outcomes(con: ibis.BaseBackend, tables: dict[str, pd.DataFrame], before_commit=None) -> None:
+    """Publish churn_outcomes, churn_model_performance, churn_playbook_effects and churn_missed (OUTCOME_SCHEMAS),
+    each replaced whole, in one transaction: a failed or killed run leaves all four as they were."""
+    lacking = sorted(set(OUTCOME_SCHEMAS) - set(tables))
+    if lacking:
+        raise ValueError(f"write_outcomes: no frame for {', '.join(lacking)}")
+    replace_tables(con, {name: (tables[name], schema) for name, schema in OUTCOME_SCHEMAS.items()},
+                   before_commit=before_commit, add_missing=True)
 
 
 def add_missing_columns(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> list[str]:

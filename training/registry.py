@@ -234,3 +234,30 @@ def record_decision(run_id: str, decision: dict, text_artifacts: dict[str, str] 
     client.set_tag(run_id, "promotion", "promoted" if decision["promoted"] else "kept")
     client.set_tag(run_id, "promotion_reason", decision["reason"])
     client.log_text(run_id, json.dumps(decision, indent=2, default=str), "promotion.json")
+
+
+def read_validation_metrics(config: RegistryConfig, models: list[tuple[str, str]],
+                            metrics: list[str]) -> dict[tuple[str, str], dict[str, float]]:
+    """The validation figures each (model name, version) was promoted on: its training run's `valid_<metric>`
+    values, by (name, version). A version the store does not hold (or a store that is not there) is left out.
+
+    Raises:
+        RegistryError: the store exists but cannot be reached or read.
+    """
+    if not store_exists(config) or not models:
+        return {}
+    _probe_database_store(config)
+    mlflow.set_tracking_uri(config.tracking_uri)
+    client, found = MlflowClient(), {}
+    for name, version in models:
+        try:
+            run_id = client.get_model_version(name, version).run_id
+            logged = client.get_run(run_id).data.metrics
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                continue
+            raise _store_error(config, exc) from None
+        except Exception as exc:  # SQLAlchemy and HTTP errors: the store itself is broken or unreachable
+            raise _store_error(config, exc) from None
+        found[(name, version)] = {m: float(logged[f"valid_{m}"]) for m in metrics if f"valid_{m}" in logged}
+    return found

@@ -84,6 +84,7 @@ def run_scoring(params: Params, frame_path: Path, model_path: Path, accounts: in
     """
     from pipelines.features_run import catalog_specs
     from pipelines.warehouse import connect_warehouse
+    from serving.experiments import assignment_rows
     from serving.score import ScoredModel, ScoringContext, score_accounts
     from serving.writeback import write_scores
 
@@ -100,7 +101,10 @@ def run_scoring(params: Params, frame_path: Path, model_path: Path, accounts: in
     scored = time.perf_counter()
     con = connect_warehouse(f"duckdb://{scores_path}", params.warehouse.threads, create=True)
     try:
-        write_scores(con, scores, drivers, [as_of])
+        # As `churn score` publishes: the experiment's arms (when switched on) in the same transaction.
+        assignments = (assignment_rows(scores, scores["scored_at"].iloc[0]) if params.scoring.experiments.enabled
+                       else None)
+        write_scores(con, scores, drivers, [as_of], assignments=assignments)
     finally:
         con.disconnect()
     done = time.perf_counter()

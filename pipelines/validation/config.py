@@ -68,6 +68,7 @@ RULES = {
     "in_range": "scores, shares and probabilities lie in their range",
     "allowed_values": "categorical values come from the allowed set",
     "not_in_future": "timestamps are not after the reference time plus the tolerance",
+    "not_after_data_end": "actions are not dated after the data's end plus the tolerance",
     "finite": "numbers are finite (no NaN or infinity)",
     "after_account_created": "activity is not dated before its account was created",
 }
@@ -80,6 +81,7 @@ DEFAULT_SEVERITIES: dict[str, str] = {
     "missing_values": "warn",
     "resolved_after_created": "warn",
     f"{FEATURES_TABLE}.not_all_null": "warn",
+    "cs_actions.done_at.missing_values": "error",   # an action without a date cannot be placed in any horizon
 }
 
 

@@ -48,6 +48,8 @@ def source_view(sources: Sources, name: str, accounts: ir.Table | None) -> ir.Ta
     view = _lenient(sources[name])
     if "survey_type" in view.columns:
         view = view.mutate(survey_type=view.survey_type.lower())
+    if name == "cs_actions" and "arm" in view.columns:   # read in any case, like survey types
+        view = view.mutate(arm=view.arm.lower())
     if name in KEYS:
         view = with_duplicate_counts(view, (KEYS[name],))
     if accounts is not None and "account_id" in view.columns:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import ibis
@@ -19,14 +19,16 @@ import ibis.expr.types as ir
 from features.catalog import CATALOG
 from features.contract import CONTRACT, TableSpec
 from pipelines.validation.config import FEATURES_TABLE, SCORES_TABLE
+from serving.experiments import ARMS
 from serving.writeback import SCORES_SCHEMA
 
 # Keys of the source tables; the other tables have none.
 KEYS = {"accounts": "account_id", "tickets": "ticket_id", "surveys": "response_id"}
 # Timestamps that may lie ahead legitimately: contracts are booked and cancelled in advance.
 SCHEDULED = {("subscriptions", "start_at"), ("subscriptions", "end_at")}
-# Columns where null has a meaning (end_at null = still open), so all-null and missing values are fine.
-NULL_MEANS_OPEN = {("subscriptions", "end_at"), ("tickets", "resolved_at")}
+# Columns where null has a meaning (end_at null = still open, arm null = no experiment), so all-null and missing
+# values are fine.
+NULL_MEANS_OPEN = {("subscriptions", "end_at"), ("tickets", "resolved_at"), ("cs_actions", "arm")}
 ORDERED = (("subscriptions", "end_at", "start_at", "end_after_start"),
            ("tickets", "resolved_at", "created_at", "resolved_after_created"))
 NON_NEGATIVE = (("subscriptions", "mrr"), ("subscriptions", "seats"), ("events", "duration_s"),
@@ -37,7 +39,10 @@ MAX_MRR = 1e9
 RANGES = (("tickets", "csat", 1, 5, None), ("surveys", "score", 0, 10, "nps"), ("surveys", "score", 1, 5, "csat"),
           ("surveys", "score", 1, 7, "ces"), ("subscriptions", "billing_period_months", 1, None, None),
           ("subscriptions", "mrr", None, MAX_MRR, None))
-ALLOWED = {("surveys", "survey_type"): ("nps", "csat", "ces")}
+ALLOWED = {("surveys", "survey_type"): ("nps", "csat", "ces"), ("cs_actions", "arm"): ARMS}
+# Timestamps that must not lie after the data's end (plus the tolerance): an action logged after the newest event
+# would fall in a horizon whose churn the warehouse cannot know yet (a clock, time zone or load-order error).
+UNTIL_DATA_END = {("cs_actions", "done_at")}
 
 # Feature units and the range their values keep; units not listed (change, points, category) are unbounded.
 UNIT_RANGES = {"share": (0, 1), "flag": (0, 1), "score": (0, 10), "count": (0, None), "days": (0, None),
@@ -65,7 +70,7 @@ def before_created(column: str) -> str:
 
 # The timestamp of each activity table that must not precede its account's creation.
 ACTIVITY_AT = {"events": "event_at", "tickets": "created_at", "surveys": "responded_at",
-               "milestones": "achieved_at", "users": "created_at"}
+               "milestones": "achieved_at", "users": "created_at", "cs_actions": "done_at"}
 
 
 def duplicates(key: tuple[str, ...]) -> str:
@@ -215,8 +220,12 @@ def all_null_checked(table: str, columns: list[str], feature_names: list[str] | 
 
 
 def source_checks(name: str, view_columns: list[str], dtypes: dict[str, ibis.DataType],
-                  reference_time: datetime, tolerance_days: float) -> list[Check]:
-    """Every check of one contract table, for the canonical columns the warehouse has."""
+                  reference_time: datetime, tolerance_days: float, data_end: datetime | None = None) -> list[Check]:
+    """Every check of one contract table, for the canonical columns the warehouse has.
+
+    Args:
+        data_end: the data's end (newest event or snapshots.data_end), for the not_after_data_end rule; None skips it.
+    """
     spec: TableSpec = CONTRACT[name]
     present = [c for c in spec.columns if c.name in view_columns]
     limit = _future_limit(reference_time, tolerance_days)
@@ -232,6 +241,8 @@ def source_checks(name: str, view_columns: list[str], dtypes: dict[str, ibis.Dat
         if column.dtype == "timestamp" and (name, c) not in SCHEDULED:
             bound = limit.replace(tzinfo=UTC) if dtypes[c].is_timestamp() and dtypes[c].timezone else limit
             checks.append(_between(name, c, "not_in_future", None, bound))
+        if (name, c) in UNTIL_DATA_END and data_end is not None:
+            checks.append(_until_data_end(name, c, dtypes[c], data_end, tolerance_days))
         if nonfinite(c) in view_columns:
             checks.append(_helper_is_null(name, c, nonfinite(c), "finite", "finite (no NaN or infinity)"))
         if before_created(c) in view_columns:
@@ -250,6 +261,15 @@ def source_checks(name: str, view_columns: list[str], dtypes: dict[str, ibis.Dat
     checks += [_allowed(name, c, values) for (table, c), values in ALLOWED.items()
                if table == name and c in view_columns]
     return checks
+
+
+def _until_data_end(table: str, column: str, dtype: ibis.DataType, data_end: datetime,
+                    tolerance_days: float) -> Check:
+    end = _future_limit(data_end, 0)
+    bound = end + timedelta(days=tolerance_days)
+    check = _between(table, column, "not_after_data_end", None,
+                     bound.replace(tzinfo=UTC) if dtype.is_timestamp() and dtype.timezone else bound)
+    return replace(check, detail=f"≤ the data's end {_show(end)} + {tolerance_days:g} day(s)")
 
 
 def _future_limit(reference_time: datetime, tolerance_days: float) -> datetime:
@@ -308,4 +328,6 @@ def score_checks(columns: list[str], tiers: list[str]) -> list[Check]:
         checks.append(_between(table, "mrr", "non_negative", 0, None))
     if "risk_tier" in columns:
         checks.append(_allowed(table, "risk_tier", tuple(tiers)))
+    if "arm" in columns:
+        checks.append(_allowed(table, "arm", ARMS))
     return checks

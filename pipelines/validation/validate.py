@@ -33,6 +33,7 @@ from pipelines.validation.report import Failure, TableRun, ValidationFailed, Val
 from pipelines.validation.rules import (
     FEATURES_TABLE,
     SCORES_TABLE,
+    UNTIL_DATA_END,
     Check,
     all_null_checked,
     feature_checks,
@@ -45,11 +46,13 @@ __all__ = ["Failure", "ValidationConfig", "ValidationFailed", "ValidationReport"
            "validate_feature_table", "validate_scores", "validate_sources"]
 
 
-def validate_sources(sources: Sources, config: ValidationConfig, reference_time: datetime) -> ValidationReport:
+def validate_sources(sources: Sources, config: ValidationConfig, reference_time: datetime,
+                     data_end: datetime | None = None) -> ValidationReport:
     """Validate every source table present against the contract's rules.
 
     Args:
         reference_time: "now" for the run; timestamps after it plus `config.future_tolerance_days` fail.
+        data_end: the data's end for the not_after_data_end rule (cs_actions.done_at); None: the newest event.
 
     Raises:
         ContractError: on an engine without a lenient cast (PostgreSQL), a column holds a value that does not cast
@@ -59,8 +62,10 @@ def validate_sources(sources: Sources, config: ValidationConfig, reference_time:
     units = []
     for name in (n for n in CONTRACT if n in sources.tables):
         view = accounts if name == "accounts" else source_view(sources, name, accounts)
+        if name in UNTIL_DATA_END_TABLES and data_end is None:
+            data_end = _newest_event(sources)
         checks = source_checks(name, view.columns, dict(view.schema().items()), reference_time,
-                               config.future_tolerance_days)
+                               config.future_tolerance_days, data_end)
         checked = all_null_checked(name, canonical_columns(view))
         try:
             measured = measure(view, checks, checked, config.max_failing_rows, _run)
@@ -69,6 +74,19 @@ def validate_sources(sources: Sources, config: ValidationConfig, reference_time:
             raise
         units.append(TableRun(name, checks, measured))
     return build_report(units, config)
+
+
+UNTIL_DATA_END_TABLES = {table for table, _ in UNTIL_DATA_END}
+
+
+def _newest_event(sources: Sources) -> datetime | None:
+    """The newest event time, read leniently (a value that does not cast is left out; the castable rule of events
+    reports it); None without events."""
+    if "events" not in sources.tables:
+        return None
+    events = source_view(sources, "events", None)
+    newest = _run(events.aggregate(last=events.event_at.max()))["last"].iloc[0]
+    return None if pd.isna(newest) else pd.Timestamp(newest).to_pydatetime()
 
 
 def _raise_cast_failure(name: str, table: ir.Table, error: Exception) -> None:
@@ -145,7 +163,7 @@ def run_validate(params: Params, config: ValidationConfig, progress: Progress,
         with progress.stage("load GX") as info:
             info["detail"] = f"great_expectations {import_gx()[0].__version__}"
         with progress.stage("validate sources") as info:
-            report = validate_sources(sources, config, reference_time)
+            report = validate_sources(sources, config, reference_time, params.snapshots.data_end)
             info["detail"] = (f"{report.checks} checks, {len(report.errors)} error(s), "
                               f"{len(report.warnings)} warning(s)")
     finally:

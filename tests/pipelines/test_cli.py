@@ -9,7 +9,7 @@ import pytest
 
 from tests.e2e import churn
 
-COMMANDS = ["simulate", "validate", "features", "train", "score", "report", "demo"]
+COMMANDS = ["simulate", "validate", "features", "train", "score", "outcomes", "report", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -45,7 +45,7 @@ def test_a_warehouse_without_required_tables_is_named(tmp_path):
 def test_a_mistyped_duckdb_path_is_an_error_and_creates_nothing(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(f"warehouse:\n  url: duckdb://{tmp_path}/typo/warehuose.duckdb\n")
-    for command in ("validate", "features", "train", "report"):  # score checks its model store first
+    for command in ("validate", "features", "train", "outcomes", "report"):  # score checks its model store first
         output = churn(params, command, expect=1)
         assert "no DuckDB file at" in output and "churn simulate" in output, output
     assert not (tmp_path / "typo").exists()

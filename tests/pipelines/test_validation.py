@@ -311,7 +311,7 @@ def scores_frame() -> pd.DataFrame:
     values = {"account_id": ["a1", "a2", "a3"], "as_of": [date(2024, 6, 1)] * 3,
               "churn_probability": [0.05, 0.4, 0.2], "risk_tier": ["low", "high", "medium"],
               "risk_rank": [3, 1, 2], "health_score": [80.0, 20.0, 55.0], "mrr": [100.0, 50.0, 10.0],
-              "scored_at": [datetime(2024, 6, 1, 6)] * 3}
+              "arm": ["treatment", "holdout", None], "scored_at": [datetime(2024, 6, 1, 6)] * 3}
     other = {name: ["x"] * 3 if dtype.is_string() else [1.0] * 3 for name, dtype in SCORES_SCHEMA.items()
              if name not in values}
     return pd.DataFrame(values | other)[list(SCORES_SCHEMA.names)]
@@ -330,11 +330,13 @@ def test_scores_failures():
     scores.loc[0, "churn_probability"] = 1.2
     scores.loc[2, "account_id"] = "a2"
     scores.loc[1, "risk_tier"] = "extreme"
+    scores.loc[2, "arm"] = "control"
     report = validate_scores(scores, TIERS, CONFIG)
     assert failure(report, "churn_scores", "churn_probability", "in_range").examples == ("1.2",)
     assert failure(report, "churn_scores", "account_id, as_of", "unique").failing_count == 2
     assert failure(report, "churn_scores", "risk_tier", "allowed_values").examples == ("'extreme'",)
-    assert len(report.errors) == 3
+    assert failure(report, "churn_scores", "arm", "allowed_values").examples == ("'control'",)
+    assert len(report.errors) == 4
 
 
 def test_empty_scores_and_missing_columns_are_errors():

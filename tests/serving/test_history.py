@@ -43,8 +43,8 @@ def scoring(as_of: date, rows: list[tuple] | None = None) -> pd.DataFrame:
         "account_id": list(accounts), "as_of": as_of, "churn_probability": list(probabilities),
         "risk_tier": list(tiers), "risk_rank": range(1, len(accounts) + 1), "health_score": 50.0, "mrr": 100.0,
         "top_reasons": "", "recommended_action": None, "owner_role": None, "urgency": None, "due_by": None,
-        "renewal_date": None, "days_to_renewal": None, "billing_period_months": None, "model_name": "m",
-        "model_version": "1", "scored_at": pd.Timestamp("2025-04-02")})
+        "playbook": None, "arm": None, "renewal_date": None, "days_to_renewal": None, "billing_period_months": None,
+        "model_name": "m", "model_version": "1", "scored_at": pd.Timestamp("2025-04-02")})
 
 
 def _day(value) -> date | None:

@@ -141,7 +141,7 @@ def test_a_renewal_within_urgent_days_gets_the_urgent_variant_and_a_due_date_bef
 def test_no_rule_no_urgency_and_no_due_date():
     got = recommend_actions(np.array(["low"]), np.array(["support"], dtype=object), np.array([5.0]),
                             np.array([date(2024, 5, 1)]), _config(URGENT_RULES).playbooks)
-    assert got.iloc[0].tolist() == [None, None, None, None]
+    assert got.iloc[0].tolist() == [None, None, None, None, None]
 
 
 def test_an_urgent_variant_must_be_text():

@@ -23,7 +23,8 @@ def _scores(as_of: str, accounts: list[str], probability: float) -> pd.DataFrame
     return pd.DataFrame({
         "account_id": accounts, "as_of": pd.Timestamp(as_of), "churn_probability": probability, "risk_tier": "low",
         "risk_rank": range(1, len(accounts) + 1), "health_score": None, "mrr": 10.0, "top_reasons": "r",
-        "recommended_action": None, "owner_role": None, "urgency": None, "due_by": None, "renewal_date": None,
+        "recommended_action": None, "owner_role": None, "urgency": None, "due_by": None, "playbook": None, "arm": None,
+        "renewal_date": None,
         "days_to_renewal": None, "billing_period_months": None, "previous_as_of": None,
         "previous_probability": None, "previous_tier": None, "probability_change": None,
         "tier_since": pd.Timestamp(as_of), "days_in_tier": 0,

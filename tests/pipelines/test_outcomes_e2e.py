@@ -1,0 +1,82 @@
+"""The loop end to end on a simulated warehouse: train, score three monthly as-ofs with the holdout experiment on,
+then `churn outcomes` judges the two that have matured against what happened, beside the champion's validation
+figures from MLflow, and names the third as pending."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.e2e import SMALL
+
+pytestmark = pytest.mark.slow
+AS_OFS = ("2024-11-01", "2024-12-01", "2025-01-01")   # the data ends 2025-04-30: + 90 + 30 days matures the first two
+
+
+@pytest.fixture(scope="module")
+def project(make_project):
+    project = make_project(simulation=SMALL, name="outcomes_e2e")
+    project.churn("train")
+    scored = [project.churn("score", "--as-of", as_of) for as_of in AS_OFS]
+    return project, scored, project.churn("outcomes")
+
+
+def test_scoring_assigns_arms_and_holds_back_about_the_configured_share(project):
+    project, scored, _ = project
+    assert all("held out" in out.splitlines()[-1] for out in scored)
+    scores = project.query("SELECT * FROM churn_scores")
+    assignments = project.query("SELECT * FROM churn_playbook_assignments")
+    in_playbook = scores[scores.playbook.notna()]
+    assert len(assignments) == len(in_playbook) == in_playbook.arm.notna().sum()
+    merged = in_playbook.merge(assignments, on=["account_id", "as_of"], suffixes=("", "_assigned"))
+    assert (merged.arm == merged.arm_assigned).all() and (merged.playbook == merged.playbook_assigned).all()
+    held = scores[scores.arm == "holdout"]
+    assert 0 < len(held) < 0.3 * len(in_playbook)
+    assert held[["recommended_action", "owner_role", "due_by", "urgency"]].isna().all().all()
+    # Sticky: an account in the same playbook in two scorings has the same arm in both.
+    runs = in_playbook.groupby(["account_id", "playbook"]).arm.nunique()
+    assert (runs == 1).all() and (in_playbook.groupby(["account_id", "playbook"]).size() > 1).any()
+
+
+def test_outcomes_judge_the_matured_scorings_and_name_the_pending_one(project):
+    project, _, output = project
+    assert "scoring of 2025-01-01 pending: its outcome is known once the data reaches 2025-05-01" in output
+    assert "judged 2 scoring(s), 2024-11-01 to 2024-12-01" in output
+    outcomes = project.query("SELECT * FROM churn_outcomes")
+    assert sorted(outcomes.as_of.dt.strftime("%Y-%m-%d").unique()) == ["2024-11-01", "2024-12-01"]
+    scores = project.query("SELECT account_id, as_of, churn_probability FROM churn_scores "
+                           "WHERE as_of <= DATE '2024-12-01'")
+    assert len(outcomes) == len(scores) and outcomes.churned.isin([0, 1]).all()
+    assert (outcomes.churned_mrr == outcomes.churned * outcomes.mrr).all()
+    assert outcomes.churn_date.notna().sum() == outcomes.churned.sum() > 0
+
+
+def test_performance_in_the_wild_sits_beside_the_validation_figures(project):
+    project, _, output = project
+    performance = project.query("SELECT * FROM churn_model_performance ORDER BY as_of")
+    assert len(performance) == 2 and (performance.model_version == "1").all()
+    assert performance.roc_auc.between(0.5, 1).all() and performance.validation_roc_auc.notna().all()
+    assert (performance.roc_auc_change == performance.roc_auc - performance.validation_roc_auc).all()
+    tiers = json.loads(performance.calibration_by_tier[0])
+    assert list(tiers)[0] == "high" and sum(t["accounts"] for t in tiers.values()) == performance.accounts[0]
+    assert "in the wild vs" in output
+
+
+def test_effects_and_missed_churns_are_written(project):
+    project, _, output = project
+    effects = project.query("SELECT * FROM churn_playbook_effects")
+    assignments = project.query("SELECT * FROM churn_playbook_assignments WHERE as_of <= DATE '2024-12-01'")
+    assert set(effects.playbook) == set(assignments.playbook)
+    assert set(effects.analysis) == {"intent_to_treat"} and set(effects.verdict) <= {"works", "no evidence", "harms"}
+    pooled = effects[(effects.tier == "all") & (effects.window == "all")]
+    first = assignments.sort_values("as_of").drop_duplicates(["playbook", "account_id"])
+    assert pooled.set_index("playbook").treated.to_dict() == first[first.arm == "treatment"].groupby(
+        "playbook").size().to_dict()
+    missed = project.query("SELECT * FROM churn_missed")
+    assert len(missed) > 0 and missed.missed.any()
+    flagged = missed[~missed.missed]
+    assert (flagged.lead_days > 0).all() and flagged.first_flagged_as_of.notna().all()
+    assert pd.api.types.is_bool_dtype(missed.missed)
+    assert "playbook effects (intent to treat, all matured scorings, 95% intervals):" in output
