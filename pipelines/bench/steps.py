@@ -80,11 +80,13 @@ def build_scoring_population(frame: pd.DataFrame, features: list[str], accounts:
 def run_scoring(params: Params, frame_path: Path, model_path: Path, accounts: int, scores_path: Path) -> dict:
     """Score `accounts` accounts with SHAP drivers and reasons, and write them to a fresh DuckDB file (a bench step).
 
-    Timed: predict + explain + reasons (`score_accounts`), and the atomic write-back (`write_scores`).
+    Timed: predict + explain + reasons (`score_accounts`) and the history columns, and the atomic write-back
+    (`write_scores`).
     """
     from pipelines.features_run import catalog_specs
     from pipelines.warehouse import connect_warehouse
     from serving.experiments import assignment_rows
+    from serving.history import chain_history
     from serving.score import ScoredModel, ScoringContext, score_accounts
     from serving.writeback import write_scores
 
@@ -98,6 +100,7 @@ def run_scoring(params: Params, frame_path: Path, model_path: Path, accounts: in
     scores, drivers = score_accounts(ScoredModel(model, "bench", "0"), population,
                                      ScoringContext(specs, params.scoring, health=params.evaluation.health_score),
                                      scored_at=datetime.now().replace(microsecond=0))
+    scores = chain_history(scores, None)  # a fresh file: no earlier scoring, as for a first `churn score`
     scored = time.perf_counter()
     con = connect_warehouse(f"duckdb://{scores_path}", params.warehouse.threads, create=True)
     try:

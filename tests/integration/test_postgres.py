@@ -91,7 +91,7 @@ def test_feature_table_on_postgres_equals_duckdb(project):
 
 
 def test_scores_on_postgres_equal_duckdb(scored):
-    for name, keys in (("churn_scores", ["account_id"]), ("churn_score_drivers", ["account_id", "rank"])):
+    for name, keys in (("churn_scores", ["account_id"]), ("churn_score_drivers", ["account_id", "feature"])):
         duckdb, postgres = (sort_rows(scored[name][e], ["as_of", *keys]) for e in ("duckdb", "postgres"))
         assert len(duckdb) > 50
         pd.testing.assert_frame_equal(postgres.drop(columns="scored_at", errors="ignore"),
@@ -103,7 +103,7 @@ def test_scores_on_postgres_equal_duckdb(scored):
 
 def test_scoring_twice_on_postgres_leaves_the_same_rows(project, scored):
     churn(project.postgres, "score")
-    for name, keys in (("churn_scores", ["account_id"]), ("churn_score_drivers", ["account_id", "rank"])):
+    for name, keys in (("churn_scores", ["account_id"]), ("churn_score_drivers", ["account_id", "feature"])):
         before = sort_rows(scored[name]["postgres"], ["as_of", *keys])
         after = sort_rows(_read(project.postgres, name), ["as_of", *keys])
         assert not after.duplicated(["as_of", *keys]).any()
