@@ -20,11 +20,22 @@ from pipelines.files import ensure_writable, write_files
 from pipelines.progress import Progress
 from pipelines.warehouse import open_warehouse
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks, explain_predictions
+from serving.outcomes import split_matured
 from serving.report.exports import at_risk_csv, at_risk_markdown
-from serving.report.inputs import ModelFacts, Portfolio, ReportInputs
+from serving.report.inputs import LoopFacts, ModelFacts, Portfolio, ReportInputs
 from serving.report.render import render_manager_report
 from serving.report.tables import build_at_risk
-from serving.writeback import DRIVERS_SCHEMA, KPIS_SCHEMA, KPIS_TABLE, SCORES_SCHEMA, describe_schema_problems
+from serving.writeback import (
+    DRIVERS_SCHEMA,
+    EFFECTS_TABLE,
+    KPIS_SCHEMA,
+    KPIS_TABLE,
+    MISSED_TABLE,
+    OUTCOME_SCHEMAS,
+    PERFORMANCE_TABLE,
+    SCORES_SCHEMA,
+    describe_schema_problems,
+)
 
 SCORES, DRIVERS = "churn_scores", "churn_score_drivers"
 
@@ -38,8 +49,9 @@ class ReportResult:
     csv: Path
 
 
-def _pick_as_ofs(con: ibis.BaseBackend, as_of: date | None) -> tuple[date, date | None]:
-    """The as-of to report on (default: the newest scored) and the scored as-of before it, if any."""
+def _pick_as_ofs(con: ibis.BaseBackend, as_of: date | None) -> tuple[date, date | None, list[date]]:
+    """The as-of to report on (default: the newest scored), the scored as-of before it, if any, and every scored
+    as-of."""
     if SCORES not in con.list_tables():
         raise StageError(f"table {SCORES} not found in the warehouse: run `churn score` first")
     dates = sorted(pd.to_datetime(con.table(SCORES).select("as_of").distinct().execute()["as_of"]).dt.date)
@@ -51,7 +63,7 @@ def _pick_as_ofs(con: ibis.BaseBackend, as_of: date | None) -> tuple[date, date 
         shown = ", ".join(str(d) for d in dates[-6:])
         raise StageError(f"--as-of {as_of}: no scores for that date in {SCORES} (scored as-of dates: {shown})")
     earlier = [d for d in dates if d < as_of]
-    return as_of, earlier[-1] if earlier else None
+    return as_of, earlier[-1] if earlier else None, dates
 
 
 def _read(con: ibis.BaseBackend, name: str, schema: ibis.Schema, as_of: date | None) -> pd.DataFrame | None:
@@ -162,10 +174,41 @@ def _read_kpis(con: ibis.BaseBackend) -> pd.DataFrame | None:
     return frame
 
 
+def _read_outcome_table(con: ibis.BaseBackend, name: str) -> pd.DataFrame | None:
+    """The rows `churn outcomes` wrote to `name` (OUTCOME_SCHEMAS), or None when it has not run.
+
+    Raises:
+        StageError: the table has another shape (written by another version or tool).
+    """
+    if name not in con.list_tables():
+        return None
+    schema = OUTCOME_SCHEMAS[name]
+    problems = describe_schema_problems(con, name, schema, writing=False)
+    if problems:
+        raise StageError(f"table {name}: {'; '.join(problems)} (written by another version or tool; drop it and "
+                         "run `churn outcomes`)")
+    frame = con.table(name).select(*schema.names).execute()
+    if "account_id" in frame.columns:
+        frame["account_id"] = frame["account_id"].astype(str)
+    return frame
+
+
+def _read_loop(params: Params, wh, scored: list[date]) -> LoopFacts:
+    """What `churn outcomes` wrote (effects, missed churns, the scorings it judged) and which scorings have matured
+    by the data's end or are pending."""
+    matured, pending = split_matured(scored, params.label, wh.data_end)
+    performance = _read_outcome_table(wh.con, PERFORMANCE_TABLE)
+    judged = None if performance is None else sorted({pd.Timestamp(d).date() for d in performance["as_of"]})
+    return LoopFacts(effects=_read_outcome_table(wh.con, EFFECTS_TABLE),
+                     missed=_read_outcome_table(wh.con, MISSED_TABLE), judged=judged, matured=matured,
+                     pending=pending, confidence=params.outcomes.confidence,
+                     min_arm_accounts=params.outcomes.min_arm_accounts)
+
+
 def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInputs:
     with open_warehouse(params, progress, read_only=True) as wh:
         with progress.stage("read scores") as info:
-            as_of, previous = _pick_as_ofs(wh.con, as_of)
+            as_of, previous, scored = _pick_as_ofs(wh.con, as_of)
             scores, drivers = _read(wh.con, SCORES, SCORES_SCHEMA, as_of), _causes(_read(wh.con, DRIVERS,
                                                                                       DRIVERS_SCHEMA, as_of))
             attributes = account_attributes(wh)
@@ -184,7 +227,7 @@ def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInp
             previous_drivers=_causes(_read(wh.con, DRIVERS, DRIVERS_SCHEMA, previous)), portfolio=portfolio,
             model=facts,
             benchmarks=benchmarks, horizon_days=params.label.horizon_days, notes=notes, kpis=_read_kpis(wh.con),
-            kpi_days=params.kpis.ttv_days)
+            kpi_days=params.kpis.ttv_days, loop=_read_loop(params, wh, scored))
 
 
 def run_report(params: Params, progress: Progress, as_of: date | None = None,

@@ -39,8 +39,10 @@ def escape_markdown_cell(text: str) -> str:
 
 
 def at_risk_csv(at_risk: pd.DataFrame) -> str:
-    """The at-risk list as CSV: raw numbers (probabilities and their change 0–1, as in churn_scores; MRR; days),
-    dates as YYYY-MM-DD, text cells that would run as a formula quoted; rows end in CRLF (RFC 4180)."""
+    """The at-risk list as CSV (AT_RISK_COLUMNS: a held-back account has an empty recommended_action, its playbook,
+    arm `holdout` and no_action_reason saying why): raw numbers (probabilities and their change 0–1, as in
+    churn_scores; MRR; days), dates as YYYY-MM-DD, text cells that would run as a formula quoted; rows end in CRLF
+    (RFC 4180)."""
     text = at_risk.select_dtypes(include=["object", "string"]).columns
     safe = at_risk.assign(**{c: at_risk[c].map(neutralise_formula, na_action="ignore") for c in text})
     # With "\n" as the line end, Python's csv writer leaves a lone "\r" in a cell unquoted, and readers take it as
@@ -53,8 +55,16 @@ MARKDOWN_HEADER = ["#", "account", "segment", "CSM owner", "MRR", "churn probabi
                    "in tier since", "days in tier", "renewal", "due by"]
 
 
+def _action(row) -> object:
+    """The action to show: the recommended one, or why there is none (a held-back account of the experiment)."""
+    missing = row.recommended_action is None or (isinstance(row.recommended_action, float)
+                                                 and pd.isna(row.recommended_action))
+    return row.no_action_reason if missing and isinstance(row.no_action_reason, str) else row.recommended_action
+
+
 def at_risk_markdown(at_risk: pd.DataFrame, as_of: date) -> str:
-    """The at-risk list as a Markdown table, highest expected MRR loss first."""
+    """The at-risk list as a Markdown table, highest expected MRR loss first; a held-back account's action cell says
+    why it has none ("held back: control group of playbook X")."""
     def cell(value) -> str:
         return escape_markdown_cell(format_text(neutralise_formula(value)))
 
@@ -64,7 +74,7 @@ def at_risk_markdown(at_risk: pd.DataFrame, as_of: date) -> str:
         lines.append(" | ".join(["", str(i), cell(r.account), cell(r.segment), cell(r.csm_owner),
                                  format_money(r.mrr), format_percent(r.churn_probability, 1),
                                  format_points(r.probability_change), format_money(r.expected_mrr_loss),
-                                 cell(r.risk_tier), cell(r.top_reasons), cell(r.recommended_action),
+                                 cell(r.risk_tier), cell(r.top_reasons), cell(_action(r)),
                                  cell(r.owner_role), format_percent(r.previous_probability, 1),
                                  cell(r.previous_tier), format_day(r.tier_since), format_days(r.days_in_tier),
                                  cell(r.renewal), cell(r.due_by), ""]).strip())

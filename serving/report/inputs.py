@@ -40,6 +40,21 @@ class Portfolio:
 
 
 @dataclass
+class LoopFacts:
+    """What `churn outcomes` wrote and what the scorings still wait for: the playbook effects and missed churns (None
+    when the table does not exist), the as-ofs churn_model_performance judged (None without it), and the scored
+    as-ofs whose outcome is known at the data's end or pending (as-of, known from)."""
+
+    effects: pd.DataFrame | None = None
+    missed: pd.DataFrame | None = None
+    judged: list[date] | None = None
+    matured: list[date] = field(default_factory=list)
+    pending: list[tuple[date, date]] = field(default_factory=list)
+    confidence: float = 0.95
+    min_arm_accounts: int = 20
+
+
+@dataclass
 class ReportInputs:
     """What the scorer wrote for the as-of (and the previous one), account attributes and the model's facts."""
 
@@ -60,6 +75,8 @@ class ReportInputs:
     # The rows of churn_kpis (None when `churn kpis` has not run) and the days of their time-to-value curves.
     kpis: pd.DataFrame | None = None
     kpi_days: list[int] = field(default_factory=lambda: [7, 14, 30, 60, 90])
+    # The closed loop: playbook effects, missed churns and pending scorings (None: not read, as without outcomes).
+    loop: LoopFacts | None = None
 
     @property
     def top_tier(self) -> str:

@@ -18,6 +18,7 @@ from serving.report.formatting import format_day, format_days, format_money, for
 from serving.report.inputs import ReportInputs
 from serving.report.kpi_plots import plot_kpi_trend, plot_ttv_curves, plot_ttv_medians
 from serving.report.kpis import KpiSection, build_kpi_section, kpi_specs, kpis_until, trend_series
+from serving.report.loop import build_missed_section, build_playbook_section, format_pp
 from serving.report.plots import GROUP_COLOURS, plot_beeswarm, plot_importance
 from serving.report.tables import (
     build_at_risk,
@@ -97,5 +98,7 @@ def render_manager_report(inputs: ReportInputs, config: ReportConfig,
         model=inputs.model, calibration=_b64(inputs.model.calibration_png) if inputs.model else None,
         quality=describe_quality(inputs.model), metric_names=METRICS, contenders=CONTENDERS,
         group_colours=GROUP_COLOURS, has_account_names="name" in inputs.attributes.columns,
-        money=format_money, percent=format_percent, points=format_points, text=format_text, days=format_days,
-        day=format_day)
+        playbooks=build_playbook_section(inputs.loop),
+        missed=build_missed_section(inputs.loop, inputs.attributes.astype({"account_id": str}), inputs.top_tier),
+        pp=format_pp, money=format_money, percent=format_percent, points=format_points, text=format_text,
+        days=format_days, day=format_day)

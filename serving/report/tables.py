@@ -9,6 +9,7 @@ import math
 import pandas as pd
 
 from serving.config import ReportConfig
+from serving.experiments import HOLDOUT
 from serving.explain import RAISES, feature_label
 from serving.history import add_history
 from serving.playbooks import driver_group
@@ -20,7 +21,7 @@ ATTRIBUTES = ("name", "segment", "csm_owner")
 AT_RISK_COLUMNS = ["account_id", "account", "segment", "csm_owner", "mrr", "churn_probability", "risk_tier",
                    "probability_change", "expected_mrr_loss", "top_reasons", "recommended_action", "owner_role",
                    "previous_probability", "previous_tier", "tier_since", "days_in_tier",
-                   "days_to_renewal", "renewal", "urgency", "due_by"]
+                   "days_to_renewal", "renewal", "urgency", "due_by", "playbook", "arm", "no_action_reason"]
 RISING_COLUMNS = ["account_id", "account", "segment", "mrr", "previous_probability", "churn_probability",
                   "probability_change", "previous_tier", "risk_tier", "tier_since", "days_in_tier"]
 
@@ -36,7 +37,7 @@ def _accounts(inputs: ReportInputs) -> pd.DataFrame:
     frame["account"] = frame["name"].where(frame["name"].notna(), frame["account_id"])
     frame["expected_mrr_loss"] = frame["churn_probability"] * frame["mrr"]
     # Context, shown beside the causes: when the account can leave (scores written before it have no such columns).
-    for column in ("days_to_renewal", "billing_period_months", "urgency", "due_by"):
+    for column in ("days_to_renewal", "billing_period_months", "urgency", "due_by", "playbook", "arm"):
         if column not in frame.columns:
             frame[column] = None
     frame["days_to_renewal"] = pd.to_numeric(frame["days_to_renewal"], errors="coerce").astype(float)
@@ -44,7 +45,17 @@ def _accounts(inputs: ReportInputs) -> pd.DataFrame:
     frame["due_by"] = due.dt.date.astype(object).where(due.notna(), None)
     frame["renewal"] = [format_renewal(d, p) for d, p in zip(frame["days_to_renewal"],
                                                              frame["billing_period_months"], strict=True)]
+    frame["no_action_reason"] = [explain_no_action(a, p) for a, p in zip(frame["arm"], frame["playbook"],
+                                                                          strict=True)]
     return frame.sort_values(["expected_mrr_loss", "account_id"], ascending=[False, True], kind="stable")
+
+
+def explain_no_action(arm, playbook) -> str | None:
+    """Why a listed account has no recommended action: "held back: control group of playbook X" for an account the
+    holdout experiment keeps untouched on purpose (serving/experiments.py); None for every other account."""
+    if arm != HOLDOUT:
+        return None
+    return f"held back: control group of playbook {playbook if isinstance(playbook, str) and playbook else '(unnamed)'}"
 
 
 def _with_history(inputs: ReportInputs) -> pd.DataFrame:
@@ -81,7 +92,8 @@ def build_at_risk(inputs: ReportInputs, config: ReportConfig) -> pd.DataFrame:
     frame = _accounts(inputs)
     listed = frame[frame["risk_tier"].isin(tiers)].head(config.max_accounts)[AT_RISK_COLUMNS].reset_index(drop=True)
     return _plain_text(listed, ["account", "segment", "csm_owner", "top_reasons", "recommended_action", "owner_role",
-                                "previous_tier", "renewal", "urgency", "due_by"])
+                                "previous_tier", "renewal", "urgency", "due_by", "playbook", "arm",
+                                "no_action_reason"])
 
 
 def _plain_text(frame: pd.DataFrame, text: list[str]) -> pd.DataFrame:

