@@ -68,8 +68,7 @@ def _chart(row, low: float, high: float) -> dict | None:
             "point": at(row.absolute_difference), "zero": at(0.0)}
 
 
-def _effect_rows(frame: pd.DataFrame, facts: LoopFacts) -> list[dict]:
-    low, high = _chart_scale(frame)
+def _effect_rows(frame: pd.DataFrame, facts: LoopFacts, low: float, high: float) -> list[dict]:
     rows = []
     for row in frame.sort_values("playbook", kind="stable").itertuples():
         rows.append({"row": row, "sentence": describe_effect(row, facts.min_arm_accounts),
@@ -120,10 +119,11 @@ def build_playbook_section(facts: LoopFacts | None) -> dict:
             out["notes"] = _freshness(facts)
         return out
     itt = _pooled(effects, INTENT_TO_TREAT)
-    out["rows"] = _effect_rows(itt, facts)
+    out["scale"] = _chart_scale(itt)
+    out["rows"] = _effect_rows(itt, facts, *out["scale"])
     protocol = _pooled(effects, PER_PROTOCOL)
     if len(protocol):
-        out["per_protocol"] = _effect_rows(protocol, facts)
+        out["per_protocol"] = _effect_rows(protocol, facts, *_chart_scale(protocol))
         out["caveat"] = str(protocol["caveat"].dropna().iloc[0]) if protocol["caveat"].notna().any() else ""
     starts, ends = pd.to_datetime(itt["window_start"]), pd.to_datetime(itt["window_end"])
     if len(itt):
