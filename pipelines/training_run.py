@@ -30,6 +30,7 @@ from serving.drift import reference_distribution
 from serving.explain import BENCHMARKS_ARTIFACT, compute_benchmarks
 from serving.reason_accuracy import ReasonAccuracy, reason_accuracy
 from serving.score import assign_tiers
+from serving.writeback import PERFORMANCE_SCHEMA, PERFORMANCE_TABLE, describe_schema_problems
 from training.dataset import split_out_of_time
 from training.errors import ChampionFilesMissing
 from training.experiment import (
@@ -79,12 +80,14 @@ class TrainResult:
 @dataclass(frozen=True)
 class TrainingData:
     """What training reads from the warehouse: the feature frame (with account attributes), its feature set, the
-    simulation's truth (None for a real warehouse) and the newest event time."""
+    simulation's truth (None for a real warehouse), the newest event time and how the scoring models did in the wild
+    (churn_model_performance; None before `churn outcomes` wrote it)."""
 
     frame: pd.DataFrame
     feature_set: FeatureSet
     truth: pd.DataFrame | None
     data_end: datetime
+    performance: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,22 @@ def _load(params: Params, progress: Progress) -> TrainingData:
         attributes = account_attributes(wh)
         truth = wh.con.table(SIM_TRUTH).execute() if SIM_TRUTH in wh.con.list_tables() else None
         data_end = wh.data_end
-    return TrainingData(frame.merge(attributes, on="account_id", how="left"), feature_set, truth, data_end)
+        performance = _read_performance(wh.con, progress)
+    return TrainingData(frame.merge(attributes, on="account_id", how="left"), feature_set, truth, data_end,
+                        performance)
+
+
+def _read_performance(con, progress: Progress) -> pd.DataFrame | None:
+    """The rows of churn_model_performance for the training report's "In the wild", or None without the table (or
+    with one of another shape: said in a note, since it does not bear on training)."""
+    if PERFORMANCE_TABLE not in con.list_tables():
+        return None
+    problems = describe_schema_problems(con, PERFORMANCE_TABLE, PERFORMANCE_SCHEMA, writing=False)
+    if problems:
+        progress.note(f"table {PERFORMANCE_TABLE}: {'; '.join(problems)}; the training report leaves out how the "
+                      "models did in the wild (run `churn outcomes` to write it again)")
+        return None
+    return con.table(PERFORMANCE_TABLE).select(*PERFORMANCE_SCHEMA.names).execute()
 
 
 def _backtest(params: Params, frame, features, folds: int, progress: Progress):
@@ -290,7 +308,7 @@ def _publish(params: Params, progress: Progress, data: TrainingData, outcome: Tr
             set_alias(params.mlflow, run.version)
         summary = None if backtested is None else backtested[1]
         report = render_training_report(experiment, facts, specs, plots, summary, 0 if summary is None
-                                        else int(backtested[0].fold.max()))
+                                        else int(backtested[0].fold.max()), data.performance)
         record_decision(run.run_id, decision, {"model_card.md": render_model_card(experiment, facts, summary),
                                                "training_report.html": report})
         report_path = reports_dir / f"training_{run.run_id}.html"

@@ -73,10 +73,41 @@ def _segment_tables(experiment: Experiment, facts: RunFacts) -> dict[str, pd.Dat
     return {name: segment_metrics(labels, p, values) for name, values in facts.segments.items()}
 
 
+# (column of churn_model_performance, its validation twin, title, lower is better)
+WILD_METRICS = [("roc_auc", "validation_roc_auc", "ROC-AUC", False), ("pr_auc", "validation_pr_auc", "PR-AUC", False),
+                ("brier", "validation_brier", "Brier", True),
+                ("recall_at_capacity", "validation_recall_at_capacity", "recall at capacity", False)]
+
+
+def build_in_the_wild(performance: pd.DataFrame | None) -> dict:
+    """How the scoring models did in the wild (churn_model_performance, one row per matured scoring, oldest first)
+    beside the validation figures each was promoted on, and a sentence on the newest; `rows` is None without the
+    table, empty when nothing has been judged yet."""
+    if performance is None:
+        return {"rows": None, "sentence": None, "metrics": WILD_METRICS}
+    ordered = performance.sort_values(["as_of", "model_version"], kind="stable").reset_index(drop=True)
+    rows = [{**row, "as_of": f"{pd.Timestamp(row['as_of']):%Y-%m-%d}"} for row in ordered.to_dict(orient="records")]
+    sentence = None
+    if rows:
+        last = ordered.iloc[-1]
+        sentence = (f"On its newest judged scoring ({pd.Timestamp(last['as_of']):%Y-%m-%d}, {int(last['accounts']):,} "
+                    f"accounts), {last['model_name']} v{last['model_version']} reached ROC-AUC {_fmt(last['roc_auc'])}")
+        if not pd.isna(last["validation_roc_auc"]):
+            sentence += (f" against {_fmt(last['validation_roc_auc'])} on the validation it was promoted on "
+                         f"({last['roc_auc'] - last['validation_roc_auc']:+.3f})")
+        sentence += "."
+    return {"rows": rows, "sentence": sentence, "metrics": WILD_METRICS}
+
+
 def render_training_report(experiment: Experiment, facts: RunFacts, specs: dict[str, FeatureSpec],
                            plots: dict[str, bytes], backtest: pd.DataFrame | None = None,
-                           backtest_folds: int = 0) -> str:
-    """The training report as one HTML page with its plots embedded (opens with no network)."""
+                           backtest_folds: int = 0, performance: pd.DataFrame | None = None) -> str:
+    """The training report as one HTML page with its plots embedded (opens with no network).
+
+    Args:
+        performance: the rows of churn_model_performance (how the scoring models did in the wild), None without
+            the table.
+    """
     split, labels = experiment.split, experiment.split.valid["label"].to_numpy()
     parts = [("train", split.train), ("calibration", split.calib), ("validation", split.valid)]
     run = {**facts.__dict__, "window": split.window, "valid_rows": len(split.valid),
@@ -90,7 +121,7 @@ def render_training_report(experiment: Experiment, facts: RunFacts, specs: dict[
         calibration=calibration_table(labels, experiment.predictions[MODEL]),
         gains=gains_table(labels, experiment.predictions[MODEL], mrr=split.valid["mrr"].to_numpy()),
         segments=_segment_tables(experiment, facts), drivers=global_drivers(experiment, specs),
-        backtest=backtest, backtest_folds=backtest_folds)
+        backtest=backtest, backtest_folds=backtest_folds, wild=build_in_the_wild(performance))
 
 
 def render_model_card(experiment: Experiment, facts: RunFacts, backtest: pd.DataFrame | None = None) -> str:

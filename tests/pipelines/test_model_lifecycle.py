@@ -146,6 +146,7 @@ def test_the_training_report_is_self_contained(lifecycle, history):
                  "data:image/png;base64,", "Calibration of the model", "By segment"):
         assert part in html, part
     assert "http://" not in html and "https://" not in html
+    assert "In the wild" in html and "No scoring has been judged yet: `churn outcomes` writes" in html
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ figures from MLflow, and names the third as pending."""
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -80,3 +81,56 @@ def test_effects_and_missed_churns_are_written(project):
     assert (flagged.lead_days > 0).all() and flagged.first_flagged_as_of.notna().all()
     assert pd.api.types.is_bool_dtype(missed.missed)
     assert "playbook effects (intent to treat, all matured scorings, 95% intervals):" in output
+
+
+@pytest.fixture(scope="module")
+def closed(project):
+    """After the outcomes: the managers' report of the newest scoring, and a training run whose report reads back how
+    the champion did in the wild."""
+    project, _, _ = project
+    project.churn("report")
+    project.churn("train")
+    folder = project.root / "reports"
+    trained = max(folder.glob("training_*.html"), key=lambda p: p.stat().st_mtime)
+    return project, (folder / "churn_report_2025-01-01.html").read_text(), trained.read_text()
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_the_managers_report_shows_the_playbook_verdicts_and_the_missed_churns(closed):
+    project, html, _ = closed
+    text = _text(html)
+    effects = project.query("SELECT * FROM churn_playbook_effects WHERE analysis = 'intent_to_treat' "
+                            "AND tier = 'all' AND \"window\" = 'all' ORDER BY playbook")
+    assert re.findall(r'<tr data-playbook="([^"]+)">', html) == effects.playbook.tolist()
+    for row in effects.itertuples():
+        assert re.search(rf"{row.verdict}( yet)?: ", text), row.verdict
+    assert "every tier and matured scoring from 2024-11-01 to 2024-12-01 pooled" in text
+    assert "1 scoring(s) still pending: the next, as of 2025-01-01, is known once the data reaches 2025-05-01" in text
+    missed = project.query("SELECT * FROM churn_missed")
+    assert f"Of {len(missed):,} churn(s) within the horizon of a scoring, {int(missed.missed.sum()):,} (" in text
+    assert len(re.findall(r'<tr data-account="[^"]+">', html[html.index('id="missed"'):])) == min(
+        25, int(missed.missed.sum()))
+
+
+def test_held_back_accounts_in_the_at_risk_export_say_why(closed):
+    project, _, _ = closed
+    csv = pd.read_csv(project.root / "reports" / "churn_report_2025-01-01_at_risk.csv", keep_default_na=False)
+    held = csv[csv.arm == "holdout"]
+    assert len(held) and (held.recommended_action == "").all()
+    assert (held.no_action_reason == "held back: control group of playbook " + held.playbook).all()
+    assert (csv[csv.arm != "holdout"].no_action_reason == "").all()
+
+
+def test_the_training_report_shows_performance_in_the_wild_beside_validation(closed):
+    project, _, html = closed
+    performance = project.query("SELECT * FROM churn_model_performance ORDER BY as_of")
+    table = html[html.index('id="wild"'):]
+    table = table[:table.index("</table>")]
+    assert re.findall(r"<tr><td>(\d{4}-\d{2}-\d{2})</td>", table) == ["2024-11-01", "2024-12-01"]
+    newest = performance.iloc[-1]
+    assert f"<td>{newest.roc_auc:,.3f}</td>" in table or f">{newest.roc_auc:,.3f}</td>" in table
+    assert f"<td>{newest.validation_roc_auc:,.3f}</td>" in table
+    assert "On its newest judged scoring (2024-12-01" in _text(html)
