@@ -85,14 +85,14 @@ def test_effects_and_missed_churns_are_written(project):
 
 @pytest.fixture(scope="module")
 def closed(project):
-    """After the outcomes: the managers' report of the newest scoring, and a training run whose report reads back how
-    the champion did in the wild."""
+    """After the outcomes: the managers' report of the first scoring (whose high tier holds a held-back account), and
+    a training run whose report reads back how the champion did in the wild."""
     project, _, _ = project
-    project.churn("report")
+    project.churn("report", "--as-of", AS_OFS[0])
     project.churn("train")
     folder = project.root / "reports"
     trained = max(folder.glob("training_*.html"), key=lambda p: p.stat().st_mtime)
-    return project, (folder / "churn_report_2025-01-01.html").read_text(), trained.read_text()
+    return project, (folder / f"churn_report_{AS_OFS[0]}.html").read_text(), trained.read_text()
 
 
 def _text(html: str) -> str:
@@ -117,7 +117,7 @@ def test_the_managers_report_shows_the_playbook_verdicts_and_the_missed_churns(c
 
 def test_held_back_accounts_in_the_at_risk_export_say_why(closed):
     project, _, _ = closed
-    csv = pd.read_csv(project.root / "reports" / "churn_report_2025-01-01_at_risk.csv", keep_default_na=False)
+    csv = pd.read_csv(project.root / "reports" / f"churn_report_{AS_OFS[0]}_at_risk.csv", keep_default_na=False)
     held = csv[csv.arm == "holdout"]
     assert len(held) and (held.recommended_action == "").all()
     assert (held.no_action_reason == "held back: control group of playbook " + held.playbook).all()
