@@ -278,3 +278,48 @@ def test_an_invalid_playbook_rule_in_params_is_a_clear_error(tmp_path):
         {"tier": "hihg", "group": "support", "action": "Escalate tickets", "owner_role": "Support lead"}]}})
     with pytest.raises(ParamsError, match=r"scoring: .*rule 2 \(tier 'hihg', group 'support'\): unknown tier 'hihg'"):
         load_params(path)
+
+
+CAUSES_AND_TIMING = ["urgency", "due_by", "renewal_date", "days_to_renewal", "billing_period_months"]
+
+
+@pytest.mark.slow
+def test_reasons_stay_honest_over_an_older_warehouse_with_accounts_that_never_reached_value(report):
+    """The warehouse as a version before causes and context left it (no role on the drivers, no timing columns on
+    the scores), with a dozen accounts that signed up inside the history stripped of every value and core event:
+    the next `churn score` (all ten reasons, five protective factors) upgrades the tables, says "has not reached
+    first value" instead of "took N days", never gives timing as a reason, and the report renders renewal timing."""
+    project, root = report["project"], report["root"]
+    copy = Path(shutil.copyfile(root / WAREHOUSE, root / "honest.duckdb"))
+    honest = project.variant("honest.yaml", {"warehouse": {"url": f"duckdb://{root}/honest.duckdb"},
+                                             "scoring.top_reasons": 10, "scoring.protective_factors": 5})
+    params = load_params(honest)
+    stripped = sorted(set(params.features.value_events) | set(params.features.core_events))
+    with duckdb.connect(str(copy)) as con:
+        for column in CAUSES_AND_TIMING:
+            con.execute(f"ALTER TABLE churn_scores DROP COLUMN {column}")
+        con.execute("DELETE FROM churn_score_drivers WHERE rank IS NULL")
+        con.execute("ALTER TABLE churn_score_drivers DROP COLUMN role")
+        never = [row[0] for row in con.execute(
+            f"""SELECT a.account_id FROM accounts a JOIN churn_scores s USING (account_id)
+                WHERE s.as_of = DATE '{LATEST}' AND a.created_at > TIMESTAMP '2024-03-01'
+                ORDER BY s.churn_probability DESC, a.account_id LIMIT 12""").fetchall()]
+        con.execute("DELETE FROM events WHERE list_contains($1, account_id) AND list_contains($2, event_name)",
+                    [never, stripped])
+    churn(honest, "score", "--allow-drift")
+    drivers = query_warehouse(copy, f"SELECT * FROM churn_score_drivers WHERE as_of = DATE '{LATEST}'")
+    scores = scores_of(root, LATEST, "honest.duckdb")
+    assert len(never) == 12
+    mine = drivers[drivers.account_id.isin(never) & (drivers.feature == "days_to_first_value")]
+    assert len(mine) == 12 and mine.value.isna().all()
+    assert mine.reason.str.fullmatch(r"Has not reached first value in [\d,]+ days? since sign-up").all()
+    assert not drivers.reason.str.contains(r"^Took [\d,]+ days? to reach first value", regex=True)[
+        drivers.feature.eq("days_to_first_value") & drivers.value.isna()].any()
+    assert not scores.top_reasons.str.contains("Renewal due|Billed every|Customer for|paid seats$").any()
+    assert drivers.loc[drivers.role == "context", "rank"].isna().all()
+    assert drivers.loc[drivers.role == "cause", "rank"].notna().all() and drivers["rank"].max() > 3
+    high = scores[scores.risk_tier == "high"]
+    assert high.loc[high.arm != "holdout", "recommended_action"].notna().all()
+    assert scores[CAUSES_AND_TIMING].notna().any().all()
+    path = run_report(params, Progress(Console(file=io.StringIO())), reports_dir=root / "honest_reports").html
+    assert re.search(r"renews (today|tomorrow|in [\d,]+ days)", path.read_text())
