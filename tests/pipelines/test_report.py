@@ -22,7 +22,7 @@ from rich.console import Console
 from pipelines.config import ParamsError, load_params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
-from pipelines.report_run import run_report
+from pipelines.report_run import keep_cause_drivers, run_report
 from tests.e2e import SMALL, WAREHOUSE, churn, write_params
 from tests.e2e import query as query_warehouse
 from tests.serving.test_report import external_urls, parse_report
@@ -228,6 +228,23 @@ def test_scoring_over_a_table_written_by_an_older_version_adds_the_columns_and_r
     assert scores_of(root, PREVIOUS, "upgraded.duckdb")[HISTORY].isna().all().all()   # older rows keep nulls
     drivers = query_warehouse(copy, "SELECT * FROM churn_score_drivers")
     assert drivers.probability_points.isna().any() and drivers.probability_points.notna().any()
+
+
+def test_drivers_written_before_roles_quote_no_context_as_a_reason():
+    # An older version ranked "Renewal due in 12 days" among the reasons and wrote no role: the catalog's role
+    # keeps it out of the entered, left and rising tables, as it does for a row of today's role `context`.
+    from features.catalog import CATALOG, expand_catalog
+
+    specs = {s.name: s for s in expand_catalog(CATALOG, {"each": [30], "trend": [30], "support": [90],
+                                                         "survey": [180]})}
+    old = pd.DataFrame({"account_id": ["a", "a", "a", "a"], "rank": [1, 2, 3, 4],
+                        "feature": ["days_to_renewal", "active_users_30d", "tenure_days", "retired_feature"],
+                        "reason": ["Renewal due in 12 days", "2 active users", "Customer for 90 days", "Old text"]})
+    assert keep_cause_drivers(old, specs)["feature"].tolist() == ["active_users_30d", "retired_feature"]
+    mixed = old.assign(role=["cause", None, "context", None])   # a stored role wins over the catalog's
+    assert keep_cause_drivers(mixed, specs)["feature"].tolist() == ["days_to_renewal", "active_users_30d",
+                                                                    "retired_feature"]
+    assert keep_cause_drivers(None, specs) is None
 
 
 @pytest.mark.slow
