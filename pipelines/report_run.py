@@ -13,6 +13,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from features.catalog import FeatureSpec
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.features_run import account_attributes, build_feature_frame, catalog_specs
@@ -76,12 +77,17 @@ def _read(con: ibis.BaseBackend, name: str, schema: ibis.Schema, as_of: date | N
     return frame
 
 
-def _causes(drivers: pd.DataFrame | None) -> pd.DataFrame | None:
-    """The cause drivers: context rows (renewal timing, tenure, plan) are never reasons (drivers written before
-    roles existed have no role column and are all kept)."""
-    if drivers is None or "role" not in drivers.columns:
-        return drivers
-    return drivers[drivers["role"].isna() | (drivers["role"] == "cause")].reset_index(drop=True)
+def keep_cause_drivers(drivers: pd.DataFrame | None, specs: dict[str, FeatureSpec]) -> pd.DataFrame | None:
+    """The cause drivers: context rows (renewal timing, tenure, plan) are never reasons. Drivers written before
+    roles existed (no role column, or a null role) ranked context among their reasons ("Renewal due in 12 days"):
+    their role is the catalog's, so the report's entered, left and rising tables do not quote it either; a feature
+    the catalog no longer has is kept."""
+    if drivers is None:
+        return None
+    stored = drivers["role"] if "role" in drivers.columns else pd.Series(None, index=drivers.index, dtype=object)
+    catalog = drivers["feature"].map({name: spec.role for name, spec in specs.items()})
+    role = stored.where(stored.notna(), catalog)
+    return drivers[role.isna() | (role == "cause")].reset_index(drop=True)
 
 
 def _missing_errors() -> tuple[type[BaseException], ...]:
@@ -209,8 +215,9 @@ def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInp
     with open_warehouse(params, progress, read_only=True) as wh:
         with progress.stage("read scores") as info:
             as_of, previous, scored = _pick_as_ofs(wh.con, as_of)
-            scores, drivers = _read(wh.con, SCORES, SCORES_SCHEMA, as_of), _causes(_read(wh.con, DRIVERS,
-                                                                                      DRIVERS_SCHEMA, as_of))
+            specs = catalog_specs(params)
+            scores = _read(wh.con, SCORES, SCORES_SCHEMA, as_of)
+            drivers = keep_cause_drivers(_read(wh.con, DRIVERS, DRIVERS_SCHEMA, as_of), specs)
             attributes = account_attributes(wh)
             info["detail"] = (f"{len(scores):,} accounts as of {as_of}"
                               + (f", previous {previous}" if previous else ", no previous scoring"))
@@ -221,11 +228,11 @@ def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInp
                             else (None, ["the model that wrote these scores is not in MLflow any more"]))
         return ReportInputs(
             as_of=as_of, scores=scores, drivers=drivers if drivers is not None else pd.DataFrame(
-                columns=list(DRIVERS_SCHEMA.names)), attributes=attributes, specs=catalog_specs(params),
+                columns=list(DRIVERS_SCHEMA.names)), attributes=attributes, specs=specs,
             tier_names=params.scoring.tier_names, previous_as_of=previous,
             previous_scores=_read(wh.con, SCORES, SCORES_SCHEMA, previous),
-            previous_drivers=_causes(_read(wh.con, DRIVERS, DRIVERS_SCHEMA, previous)), portfolio=portfolio,
-            model=facts,
+            previous_drivers=keep_cause_drivers(_read(wh.con, DRIVERS, DRIVERS_SCHEMA, previous), specs),
+            portfolio=portfolio, model=facts,
             benchmarks=benchmarks, horizon_days=params.label.horizon_days, notes=notes, kpis=_read_kpis(wh.con),
             kpi_days=params.kpis.ttv_days, loop=_read_loop(params, wh, scored))
 

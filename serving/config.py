@@ -9,7 +9,7 @@ import re
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 # The catalog's groups as a CS team talks about them: the four engagement groups are one.
 DRIVER_GROUPS = ("engagement", "value", "support", "voice", "commercial")
@@ -22,6 +22,10 @@ _RULE_KEYS = ("tier", "group", "action", "owner_role")
 _URGENT_KEYS = ("urgent_action", "urgent_owner_role")  # optional: the variant for a renewal within urgent_days
 _NAME_KEY = "name"  # optional: the playbook's id in the experiment tables (default: tier/group)
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Rule texts are one line each in churn_scores, the report and the exports: a line break or another control
+# character there is a paste error, and a text past these lengths no one reads in a table cell.
+_MAX_TEXT = {"action": 500, "urgent_action": 500, "owner_role": 100, "urgent_owner_role": 100}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class PlaybookRule(BaseModel):
@@ -80,6 +84,12 @@ def _check_raw_rule(index: int, raw) -> None:
     for key in _URGENT_KEYS:
         if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
             raise ValueError(f"{name}: `{key}:` must be text (or left out to use the routine one)")
+    for key, limit in _MAX_TEXT.items():
+        text = raw.get(key)
+        if isinstance(text, str) and len(text) > limit:
+            raise ValueError(f"{name}: `{key}:` is {len(text):,} characters long (at most {limit})")
+        if isinstance(text, str) and _CONTROL.search(text):
+            raise ValueError(f"{name}: `{key}:` holds a line break or another control character (one line of text)")
     if raw["group"] not in (*DRIVER_GROUPS, ANY_GROUP):
         raise ValueError(f"{name}: unknown group {raw['group']!r} (choose from {', '.join(DRIVER_GROUPS)}, "
                          f"or '{ANY_GROUP}' for any)")
@@ -96,8 +106,9 @@ class PlaybookConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rules: list[PlaybookRule] = Field(default_factory=lambda: [PlaybookRule(**r) for r in DEFAULT_RULES])
-    urgent_days: int = Field(default=30, ge=0, le=3660)
-    due_days: int = Field(default=14, ge=0, le=3660)
+    # Strict: YAML reads yes/no/true as booleans, which a lax int would take as 1 and 0.
+    urgent_days: StrictInt = Field(default=30, ge=0, le=3660)
+    due_days: StrictInt = Field(default=14, ge=0, le=3660)
 
     @field_validator("rules", mode="before")
     @classmethod
@@ -226,8 +237,9 @@ class ScoringConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    top_reasons: int = Field(default=3, ge=1, le=10)
-    protective_factors: int = Field(default=1, ge=0, le=5)
+    # Strict: YAML reads yes/no/true as booleans, which a lax int would take as 1 and 0.
+    top_reasons: StrictInt = Field(default=3, ge=1, le=10)
+    protective_factors: StrictInt = Field(default=1, ge=0, le=5)
     tiers_by: Literal["probability", "capacity"] = "probability"
     tiers: dict[str, float] = Field(default_factory=lambda: {"high": 0.35, "medium": 0.15})
     capacity: dict[str, int] = Field(default_factory=lambda: {"high": 50, "medium": 200})

@@ -279,6 +279,9 @@ _DETAILS = {"seat_utilisation_{window}d": _seat_detail}
 _CENSORED = {"days_to_first_value": _no_first_value, "value_reached": _no_first_value,
              "core_adoption_median_days": _no_core_adoption, "core_adoption_share": _no_core_adoption,
              "days_to_onboard": _onboarding_open}
+# The censored features whose 0 means "not yet" (a flag, a share); for the others, day counts, only a missing value
+# does: 0 days is a first value (or onboarding, or core adoption) on the day of sign-up.
+_CENSORED_AT_ZERO = {"value_reached", "core_adoption_share"}
 
 # What a count of zero means, in words ("0 support tickets in the last 30 days" reads as a glitch).
 ZERO_REASONS = {
@@ -296,6 +299,10 @@ ZERO_REASONS = {
     "high_priority_tickets_{window}d": "No high-priority tickets in the last {window} days",
     "survey_responses_{window}d": "No survey answers in the last {window} days",
     "downgrades_365d": "No downgrades in the last year",
+    "days_to_first_value": "Reached first value on the day of sign-up",
+    "days_to_onboard": "Completed onboarding on the day of sign-up",
+    "core_adoption_median_days": "Adopted core features on the day of sign-up (median)",
+    "days_to_renewal": "Renewal due today",
 }
 
 
@@ -308,7 +315,8 @@ def describe_driver(spec: FeatureSpec, value, benchmarks: Benchmarks | None = No
     """
     base = _base_name(spec)
     censored = _CENSORED.get(base)
-    if censored and row and (_is_missing(value) or not value) and (text := censored(spec, value, row)):
+    not_yet = _is_missing(value) or (value == 0 and base in _CENSORED_AT_ZERO)
+    if censored and row and not_yet and (text := censored(spec, value, row)):
         return text
     if _is_missing(value):
         return MISSING_REASONS.get(base, f"{feature_label(spec)}: not on record").replace("{window}",

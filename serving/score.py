@@ -95,6 +95,15 @@ def check_features_available(model: TrainedModel, table: pd.DataFrame) -> None:
                          "(retrain on this warehouse, or map the sources these features need)")
 
 
+def check_features_described(model: TrainedModel, specs: dict[str, FeatureSpec]) -> None:
+    """Raise ValueError naming the model's features the catalog does not describe: without a role, group and
+    sentence, such a feature could be neither a reason nor context."""
+    unknown = [f for f in model.features if f not in specs]
+    if unknown:
+        raise ValueError(f"model uses features the feature catalog does not describe: {', '.join(unknown)} "
+                         "(retrain with this version's catalog)")
+
+
 def _segments(table: pd.DataFrame, benchmarks: Benchmarks | None,
               attributes: pd.DataFrame | None) -> pd.Series | None:
     """Each row's value of the attribute the benchmarks are split by: from the table, else from `attributes`."""
@@ -152,6 +161,7 @@ def score_accounts(scored: ScoredModel, table: pd.DataFrame, context: ScoringCon
         scored_at: the scoring time written on every row.
     """
     check_features_available(scored.model, table)
+    check_features_described(scored.model, context.specs)
     table = table.reset_index(drop=True)
     probability = scored.model.predict(table)
     contributions, drivers = _explain(scored, table, context)

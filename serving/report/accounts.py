@@ -30,7 +30,10 @@ def build_waterfall(inputs: ReportInputs, account_id: str, steps: int, segment=N
     path = calibrated_probability(row["bias"] + np.concatenate([[0.0], np.cumsum(deltas)]),
                                   inputs.portfolio.calibrator)
     values = inputs.portfolio.values.loc[account_id]
-    labels = [describe_driver(inputs.specs[f], _value(values, f), inputs.benchmarks, segment)
+    # Context (renewal timing, tenure, plan) is a step of the probability too, but like the scorer's drivers it
+    # carries no "retained accounts" median: a typical days-to-renewal says nothing about this account's risk.
+    labels = [describe_driver(inputs.specs[f], _value(values, f),
+                              inputs.benchmarks if inputs.specs[f].role == "cause" else None, segment)
               if f in inputs.specs else "Other signal" for f in shown] + (
         [f"{len(rest)} other signals together"] if len(rest) else [])
     scale = max(float(path.max()) * 1.15, 0.05)

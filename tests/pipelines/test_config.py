@@ -91,6 +91,19 @@ def test_credentials_never_appear_in_warehouse_errors():
     ({"kpis": {"ttv_days": [7, 10**20]}}, r"kpis\.ttv_days: Value error, .*\(not 100000000000000000000\)"),
     ({"features": {"ttv_targets": {"SMB": 100000}}}, r"features\.ttv_targets: Value error, targets must be day "
                                                      r"counts from 1 to 3650 \(not for SMB\)"),
+    # Playbook timing: a boolean or a quoted number is a slip, not 1 or 30 days.
+    ({"scoring": {"playbooks": {"urgent_days": True}}}, r"scoring\.playbooks\.urgent_days: Input should be a valid "
+                                                        r"integer"),
+    ({"scoring": {"playbooks": {"urgent_days": "30"}}}, r"scoring\.playbooks\.urgent_days: Input should be a valid "
+                                                        r"integer"),
+    ({"scoring": {"playbooks": {"urgent_days": -1}}}, r"scoring\.playbooks\.urgent_days: Input should be greater "
+                                                      r"than or equal to 0"),
+    ({"scoring": {"playbooks": {"urgent_days": 99999}}}, r"scoring\.playbooks\.urgent_days: Input should be less "
+                                                         r"than or equal to 3660"),
+    ({"scoring": {"playbooks": {"due_days": False}}}, r"scoring\.playbooks\.due_days: Input should be a valid "
+                                                      r"integer"),
+    ({"scoring": {"top_reasons": True}}, r"scoring\.top_reasons: Input should be a valid integer"),
+    ({"scoring": {"protective_factors": True}}, r"scoring\.protective_factors: Input should be a valid integer"),
 ])
 def test_a_bad_value_is_one_line_naming_its_key(tmp_path, params, message):
     with pytest.raises(ParamsError, match=message) as error:

@@ -22,7 +22,7 @@ from rich.console import Console
 from pipelines.config import ParamsError, load_params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
-from pipelines.report_run import run_report
+from pipelines.report_run import keep_cause_drivers, run_report
 from tests.e2e import SMALL, WAREHOUSE, churn, write_params
 from tests.e2e import query as query_warehouse
 from tests.serving.test_report import external_urls, parse_report
@@ -230,6 +230,23 @@ def test_scoring_over_a_table_written_by_an_older_version_adds_the_columns_and_r
     assert drivers.probability_points.isna().any() and drivers.probability_points.notna().any()
 
 
+def test_drivers_written_before_roles_quote_no_context_as_a_reason():
+    # An older version ranked "Renewal due in 12 days" among the reasons and wrote no role: the catalog's role
+    # keeps it out of the entered, left and rising tables, as it does for a row of today's role `context`.
+    from features.catalog import CATALOG, expand_catalog
+
+    specs = {s.name: s for s in expand_catalog(CATALOG, {"each": [30], "trend": [30], "support": [90],
+                                                         "survey": [180]})}
+    old = pd.DataFrame({"account_id": ["a", "a", "a", "a"], "rank": [1, 2, 3, 4],
+                        "feature": ["days_to_renewal", "active_users_30d", "tenure_days", "retired_feature"],
+                        "reason": ["Renewal due in 12 days", "2 active users", "Customer for 90 days", "Old text"]})
+    assert keep_cause_drivers(old, specs)["feature"].tolist() == ["active_users_30d", "retired_feature"]
+    mixed = old.assign(role=["cause", None, "context", None])   # a stored role wins over the catalog's
+    assert keep_cause_drivers(mixed, specs)["feature"].tolist() == ["days_to_renewal", "active_users_30d",
+                                                                    "retired_feature"]
+    assert keep_cause_drivers(None, specs) is None
+
+
 @pytest.mark.slow
 def test_reporting_an_as_of_that_was_not_scored_names_the_scored_dates(report):
     with pytest.raises(StageError, match=f"no scores for that date .* {PREVIOUS}, {LATEST}"):
@@ -278,3 +295,48 @@ def test_an_invalid_playbook_rule_in_params_is_a_clear_error(tmp_path):
         {"tier": "hihg", "group": "support", "action": "Escalate tickets", "owner_role": "Support lead"}]}})
     with pytest.raises(ParamsError, match=r"scoring: .*rule 2 \(tier 'hihg', group 'support'\): unknown tier 'hihg'"):
         load_params(path)
+
+
+CAUSES_AND_TIMING = ["urgency", "due_by", "renewal_date", "days_to_renewal", "billing_period_months"]
+
+
+@pytest.mark.slow
+def test_reasons_stay_honest_over_an_older_warehouse_with_accounts_that_never_reached_value(report):
+    """The warehouse as a version before causes and context left it (no role on the drivers, no timing columns on
+    the scores), with a dozen accounts that signed up inside the history stripped of every value and core event:
+    the next `churn score` (all ten reasons, five protective factors) upgrades the tables, says "has not reached
+    first value" instead of "took N days", never gives timing as a reason, and the report renders renewal timing."""
+    project, root = report["project"], report["root"]
+    copy = Path(shutil.copyfile(root / WAREHOUSE, root / "honest.duckdb"))
+    honest = project.variant("honest.yaml", {"warehouse": {"url": f"duckdb://{root}/honest.duckdb"},
+                                             "scoring.top_reasons": 10, "scoring.protective_factors": 5})
+    params = load_params(honest)
+    stripped = sorted(set(params.features.value_events) | set(params.features.core_events))
+    with duckdb.connect(str(copy)) as con:
+        for column in CAUSES_AND_TIMING:
+            con.execute(f"ALTER TABLE churn_scores DROP COLUMN {column}")
+        con.execute("DELETE FROM churn_score_drivers WHERE rank IS NULL")
+        con.execute("ALTER TABLE churn_score_drivers DROP COLUMN role")
+        never = [row[0] for row in con.execute(
+            f"""SELECT a.account_id FROM accounts a JOIN churn_scores s USING (account_id)
+                WHERE s.as_of = DATE '{LATEST}' AND a.created_at > TIMESTAMP '2024-03-01'
+                ORDER BY s.churn_probability DESC, a.account_id LIMIT 12""").fetchall()]
+        con.execute("DELETE FROM events WHERE list_contains($1, account_id) AND list_contains($2, event_name)",
+                    [never, stripped])
+    churn(honest, "score", "--allow-drift")
+    drivers = query_warehouse(copy, f"SELECT * FROM churn_score_drivers WHERE as_of = DATE '{LATEST}'")
+    scores = scores_of(root, LATEST, "honest.duckdb")
+    assert len(never) == 12
+    mine = drivers[drivers.account_id.isin(never) & (drivers.feature == "days_to_first_value")]
+    assert len(mine) == 12 and mine.value.isna().all()
+    assert mine.reason.str.fullmatch(r"Has not reached first value in [\d,]+ days? since sign-up").all()
+    assert not drivers.reason.str.contains(r"^Took [\d,]+ days? to reach first value", regex=True)[
+        drivers.feature.eq("days_to_first_value") & drivers.value.isna()].any()
+    assert not scores.top_reasons.str.contains("Renewal due|Billed every|Customer for|paid seats$").any()
+    assert drivers.loc[drivers.role == "context", "rank"].isna().all()
+    assert drivers.loc[drivers.role == "cause", "rank"].notna().all() and drivers["rank"].max() > 3
+    high = scores[scores.risk_tier == "high"]
+    assert high.loc[high.arm != "holdout", "recommended_action"].notna().all()
+    assert scores[CAUSES_AND_TIMING].notna().any().all()
+    path = run_report(params, Progress(Console(file=io.StringIO())), reports_dir=root / "honest_reports").html
+    assert re.search(r"renews (today|tomorrow|in [\d,]+ days)", path.read_text())

@@ -149,6 +149,29 @@ def test_an_urgent_variant_must_be_text():
         _config([{**URGENT_RULES[0], "urgent_action": 3}, URGENT_RULES[1]])
 
 
+@pytest.mark.parametrize(("key", "text", "message"), [
+    ("urgent_action", "Call\n=cmd|' /C calc'!A0", r"`urgent_action:` holds a line break or another control character"),
+    ("urgent_owner_role", "AE\r", r"`urgent_owner_role:` holds a line break"),
+    ("action", "Escalate\tnow", r"`action:` holds a line break"),
+    ("action", "x" * 501, r"`action:` is 501 characters long \(at most 500\)"),
+    ("urgent_action", "x" * 100_000, r"`urgent_action:` is 100,000 characters long \(at most 500\)"),
+    ("owner_role", "y" * 101, r"`owner_role:` is 101 characters long \(at most 100\)"),
+])
+def test_a_rule_text_is_one_line_of_readable_length(key, text, message):
+    # A paste error in params.yaml becomes every row's churn_scores text, report cell and export line.
+    with pytest.raises(ValidationError, match=r"rule 1 \(tier 'high', group 'support'\): " + message):
+        _config([{**URGENT_RULES[0], key: text}, URGENT_RULES[1]])
+
+
+def test_an_urgent_action_without_its_owner_keeps_the_routine_owner():
+    config = _config([{"tier": "high", "group": "*", "action": "Call", "owner_role": "CSM",
+                       "urgent_action": "Call now"}])
+    got = recommend_actions(np.array(["high", "high"]), np.array([None, None], dtype=object), np.array([3.0, 90.0]),
+                            np.full(2, date(2024, 5, 1)), config.playbooks)
+    assert got[["recommended_action", "owner_role", "urgency"]].to_numpy().tolist() == [
+        ["Call now", "CSM", "urgent"], ["Call", "CSM", "routine"]]
+
+
 def test_params_yaml_ships_the_default_rules():
     from pathlib import Path
 

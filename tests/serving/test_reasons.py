@@ -83,6 +83,17 @@ def test_censored_missing_and_zero_values_read_as_what_they_are(feature, value, 
     assert describe_driver(SPECS[feature], value, BENCHMARKS, None, TENURE) == sentence
 
 
+@pytest.mark.parametrize(("feature", "sentence"), [
+    # 0 days is a first value (onboarding, adoption) on the day of sign-up, not "has not reached first value".
+    ("days_to_first_value", "Reached first value on the day of sign-up"),
+    ("days_to_onboard", "Completed onboarding on the day of sign-up"),
+    ("core_adoption_median_days", "Adopted core features on the day of sign-up (median)"),
+    ("days_to_renewal", "Renewal due today"),
+])
+def test_zero_days_is_the_same_day_not_a_censored_value(feature, sentence):
+    assert describe_driver(SPECS[feature], 0.0, BENCHMARKS, None, TENURE) == sentence
+
+
 @pytest.mark.parametrize(("feature", "value", "sentence"), [
     ("session_minutes_30d", 42.4, "Sessions lasted 42 min on average over the last 30 days"),
     ("session_minutes_30d", 150.0, "Sessions lasted 2.5 hours on average over the last 30 days"),

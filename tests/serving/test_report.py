@@ -14,6 +14,7 @@ import pytest
 
 from features.catalog import CATALOG, expand_catalog
 from serving.config import ReportConfig
+from serving.explain import OVERALL, Benchmarks
 from serving.report.accounts import build_waterfall
 from serving.report.exports import at_risk_csv, at_risk_markdown
 from serving.report.inputs import ModelFacts, Portfolio, ReportInputs
@@ -216,6 +217,15 @@ def test_the_waterfall_runs_exactly_from_the_average_account_to_the_probability(
     assert len(waterfall["bars"]) == 3 and waterfall["bars"][-1]["label"] == "3 other signals together"
     assert sum(b["points"] for b in waterfall["bars"]) == pytest.approx(100 * (waterfall["final"] - waterfall["base"]))
     assert build_waterfall(inputs, "a9", steps=2) is None
+
+
+def test_the_waterfall_compares_causes_with_retained_accounts_but_not_context(inputs):
+    inputs.portfolio = _portfolio(["a1", "a2", "a3"])
+    inputs.benchmarks = Benchmarks(by=None, values={OVERALL: {"days_to_renewal": 19.0, "active_users_30d": 8.0}})
+    labels = [bar["label"] for bar in build_waterfall(inputs, "a2", steps=5)["bars"]]
+    renewal = next(label for label in labels if label.startswith("Renewal due"))
+    users = next(label for label in labels if "active user" in label)
+    assert "retained" not in renewal and users.endswith("(retained accounts: median 8)")
 
 
 def test_the_page_lists_the_accounts_and_needs_no_network(inputs):

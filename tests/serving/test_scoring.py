@@ -88,6 +88,14 @@ def test_scoring_refuses_a_model_whose_features_are_missing(model_and_table):
                        ScoringContext(SPECS, ScoringConfig()), datetime(2024, 3, 2))
 
 
+def test_scoring_refuses_a_model_feature_the_catalog_does_not_describe(model_and_table):
+    model, table = model_and_table
+    specs = {name: spec for name, spec in SPECS.items() if name != "events_30d"}
+    with pytest.raises(ValueError, match=r"^model uses features the feature catalog does not describe: events_30d "):
+        score_accounts(ScoredModel(model, "m", "1"), table, ScoringContext(specs, ScoringConfig()),
+                       datetime(2024, 3, 2))
+
+
 def _sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-x))
 
