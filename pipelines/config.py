@@ -7,12 +7,13 @@ from datetime import date
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from features.catalog import CATALOG, expand_catalog
 from features.config import FeatureConfig, LabelConfig, SnapshotConfig, SourcesConfig
 from features.kpis.config import KpiConfig
 from pipelines.bench.config import BenchConfig
+from pipelines.synthetic.config import check_cause_rates
 from pipelines.urls import fill_references, find_literal_secrets
 from pipelines.validation.config import ValidationConfig
 from serving.config import DriftConfig, OutcomesConfig, ReportConfig, ScoringConfig
@@ -43,6 +44,16 @@ class SimulateConfig(BaseModel):
     months: int = Field(default=24, ge=6)
     seed: int = 7
     start: date = date(2024, 1, 1)
+    causes: dict[str, float] = Field(default_factory=lambda: check_cause_rates({}))
+
+    @field_validator("causes", mode="before")
+    @classmethod
+    def _known_non_negative(cls, value):
+        if value is None:
+            return check_cause_rates({})
+        if not isinstance(value, dict):
+            raise ValueError("a mapping of cause name to rate multiplier, e.g. {support_pain: 0}")
+        return check_cause_rates(value)
 
 
 class ScoringSection(ScoringConfig):

@@ -1,7 +1,10 @@
 """Product activity: the users of each account (an admin at sign-up, the others invited over time), their
 product events (active user-days driven by health, sessions in working hours, a login then core and other
-events), and the onboarding milestones each account reaches at its own speed. Builds the `users`, `events`
-and `milestones` output frames; `pick_users` lends a user who existed at a time to the survey answers.
+events), and the onboarding milestones each account reaches at its own speed. Two churn causes show here: a
+champion loss takes the account's most active user away and makes the others' activity decay, and a stalled
+onboarding holds back the first value events (create_report, run_automation) and the later milestones. Builds
+the `users`, `events` and `milestones` output frames; `pick_users` lends a user who existed at a time to the
+survey answers.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipelines.synthetic.clock import DAY, Clock, account_start_keys, time_keys
+from pipelines.synthetic.causes import Episodes
+from pipelines.synthetic.clock import DAY, OPEN, Clock, account_start_keys, time_keys
 from pipelines.synthetic.company import Company
 from pipelines.synthetic.draws import pick, sigmoid, working_seconds
 from pipelines.synthetic.frames import format_ids, take
 
 _ROLES = ("admin", "member", "viewer")
-_ACTIVE_LOGIT = -1.45  # a user's daily activity logit at health 0 (tunes the event volume)
+_ACTIVE_LOGIT = -1.28  # a user's daily activity logit at health 0 (tunes the event volume)
 _CORE_EVENTS = ("create_report", "run_automation", "configure_integration", "share_report", "create_project")
 _CORE_WEIGHTS = (0.3, 0.2, 0.1, 0.2, 0.2)
 _OTHER_EVENTS = ("view_dashboard", "search", "comment", "upload_file", "export_data", "api_call",
@@ -24,6 +28,8 @@ _OTHER_EVENTS = ("view_dashboard", "search", "comment", "upload_file", "export_d
 _OTHER_WEIGHTS = (0.32, 0.16, 0.1, 0.08, 0.07, 0.14, 0.03, 0.05, 0.05)
 _EVENT_NAMES = ("login", *_CORE_EVENTS, *_OTHER_EVENTS)
 _EVENT_SECONDS = np.array([5, 240, 90, 300, 40, 180, 45, 20, 60, 30, 40, 2, 30, 60, 30], dtype=float)
+_INSTEAD_OF_VALUE = np.arange(len(_EVENT_NAMES))  # before its first value, a stalled account does other core work:
+_INSTEAD_OF_VALUE[1:3] = (5, 3)  # create_project instead of create_report, configure_integration for run_automation
 
 _MILESTONES = ("workspace_created", "first_integration", "first_report", "team_invited", "first_automation")
 _MILESTONE_DAYS = np.array([0.01, 3.0, 5.0, 8.0, 20.0])  # median days after sign-up at average speed
@@ -77,9 +83,33 @@ def users_frame(users: pd.DataFrame, ids: pa.Array, clock: Clock) -> pd.DataFram
 # --- events ------------------------------------------------------------------------------------------------
 
 
-def draw_events(rng: np.random.Generator, company: Company, users: pd.DataFrame) -> pd.DataFrame:
-    """The `events` table: active user-days (health-driven), sessions in working hours, events within sessions."""
-    pieces = _user_spans(users, company.spans)
+def champion_departures(users: pd.DataFrame, champions: Episodes) -> np.ndarray:
+    """When each user of `users` stops using the product (`OPEN` = never): at the onset of a champion loss, the
+    account's most active user (highest activity propensity) among those who had joined and not yet left."""
+    left = np.full(len(users), OPEN)
+    u_acct, created = users["acct"].to_numpy(), users["created"].to_numpy()
+    propensity = users["propensity"].to_numpy()
+    first = np.searchsorted(u_acct, champions.acct, "left")
+    count = np.searchsorted(u_acct, champions.acct, "right") - first
+    rank = np.arange(len(champions.acct)) - np.searchsorted(champions.acct, champions.acct, "left")
+    for r in range(int(rank.max(initial=-1)) + 1):  # the account's first episodes first: a champion leaves once
+        episode = np.flatnonzero(rank == r)
+        pair = np.repeat(episode, count[episode])
+        user = np.arange(len(pair)) - np.repeat(np.cumsum(count[episode]) - count[episode], count[episode])
+        user += np.repeat(first[episode], count[episode])
+        onset = champions.start[pair]
+        there = (created[user] <= onset) & (left[user] > onset)
+        order = np.lexsort((np.where(there, propensity[user], -np.inf), pair))
+        last = np.append(pair[order][1:] != pair[order][:-1], True)
+        best = order[last][there[order[last]]]
+        left[user[best]] = onset[best]
+    return left
+
+
+def draw_events(rng: np.random.Generator, company: Company, users: pd.DataFrame, left: np.ndarray) -> pd.DataFrame:
+    """The `events` table: active user-days (health-driven, lower during a champion loss), sessions in working
+    hours, events within sessions; a user's events stop when it `left` (`champion_departures`)."""
+    pieces = _user_spans(users.assign(left=left), company.spans)
     piece, day = _active_user_days(rng, company, pieces)
     events = _session_events(rng, _sessions(rng, company, pieces, piece, day))
     piece = events["piece"]
@@ -99,39 +129,44 @@ def draw_events(rng: np.random.Generator, company: Company, users: pd.DataFrame)
 
 
 def _user_spans(users: pd.DataFrame, spans: pd.DataFrame) -> pd.DataFrame:
-    """Per user and alive span of its account: the [lo, hi) in which the user can act (not before day 0)."""
+    """Per user and alive span of its account: the [lo, hi) in which the user can act (not before day 0, not
+    after the user left)."""
     pieces = users.reset_index(names="user").merge(spans[["acct", "lo", "hi"]], on="acct", sort=False)
     lo = np.maximum(np.maximum(pieces["created"].to_numpy(), pieces["lo"].to_numpy()), 0)
-    pieces = pieces.assign(lo=lo)
+    pieces = pieces.assign(lo=lo, hi=np.minimum(pieces["hi"].to_numpy(), pieces["left"].to_numpy()))
     return pieces[pieces["hi"] > pieces["lo"]].reset_index(drop=True)
 
 
 def _active_user_days(rng, company: Company, pieces: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(piece, day) of each day a user is active: likelier on weekdays, for keen users, when healthy."""
+    """(piece, day) of each day a user is active: likelier on weekdays, for keen users, when healthy, unlikelier
+    during a champion loss."""
     first = (pieces["lo"].to_numpy() // DAY).astype(np.int32)
     length = ((pieces["hi"].to_numpy() - 1) // DAY).astype(np.int32) - first + 1
     piece = np.repeat(np.arange(len(pieces), dtype=np.int32), length)
     offset = np.repeat(np.cumsum(length) - length, length).astype(np.int32)
     day = np.arange(len(piece), dtype=np.int32) - offset + first[piece]
     acct = pieces["acct"].to_numpy().astype(np.int32)[piece]
-    logit = _ACTIVE_LOGIT + company.health[day, acct] + pieces["propensity"].to_numpy().astype(np.float32)[piece]
+    logit = (_ACTIVE_LOGIT + company.health[day, acct] + company.activity[day, acct]
+             + pieces["propensity"].to_numpy().astype(np.float32)[piece])
     chance = company.clock.weekday_factor(0.1).astype(np.float32)[day] / (1.0 + np.exp(-logit))
     active = rng.random(len(piece), dtype=np.float32) < chance
     return piece[active], day[active]
 
 
 def _sessions(rng, company: Company, pieces, piece, day) -> dict[str, np.ndarray]:
-    """One or more sessions per active user-day, starting in working hours; core use grows with onboarding."""
+    """One or more sessions per active user-day, starting in working hours; core use grows with onboarding, and
+    value events wait for a stalled account's first value (`value_at`)."""
     acc = company.acc
     count = 1 + rng.poisson(0.3, len(piece))
     piece, day = np.repeat(piece, count), np.repeat(day, count).astype(np.int64)
     acct = pieces["acct"].to_numpy()[piece]
     start = day * DAY + working_seconds(rng, len(piece), mean_hour=13.0)
     age = (start - acc["created"].to_numpy()[acct]) / DAY
-    onboarded = 1.0 - np.exp(-np.maximum(age, 0.0) / (10.0 * acc["ttv"].to_numpy()[acct]))
+    onboarded = 1.0 - np.exp(-np.maximum(age, 0.0) / (8.0 * acc["ttv"].to_numpy()[acct]))
     h = company.health[day, acct].astype(np.float64)
     core_share = sigmoid(-0.7 + 0.7 * h + 0.4 * (pieces["role"].to_numpy()[piece] < 2)) * onboarded
-    return {"piece": piece, "start": start, "h": h, "core_share": core_share}
+    blocked = start < acc["value_at"].to_numpy()[acct]
+    return {"piece": piece, "start": start, "h": h, "core_share": core_share, "blocked": blocked}
 
 
 def _session_events(rng, sessions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -143,6 +178,7 @@ def _session_events(rng, sessions: dict[str, np.ndarray]) -> dict[str, np.ndarra
     core_code = 1 + rng.choice(len(_CORE_EVENTS), size=len(session), p=_CORE_WEIGHTS)
     other_code = 1 + len(_CORE_EVENTS) + rng.choice(len(_OTHER_EVENTS), size=len(session), p=_OTHER_WEIGHTS)
     code = np.where(core, core_code, other_code).astype(np.int8)
+    code = np.where(sessions["blocked"][session], _INSTEAD_OF_VALUE[code], code).astype(np.int8)
     code[first] = 0  # "login"
     duration = np.round(_EVENT_SECONDS[code] * rng.lognormal(0.0, 0.6, len(session)), 1)
     step = duration + rng.exponential(25.0, len(session))
@@ -157,13 +193,18 @@ def _session_events(rng, sessions: dict[str, np.ndarray]) -> dict[str, np.ndarra
 
 def draw_milestones(rng: np.random.Generator, company: Company) -> pd.DataFrame:
     """The `milestones` table: onboarding milestones reached at the account's own speed; slow accounts skip the
-    later ones more."""
+    later ones more. A stalled onboarding reaches the milestones after the workspace only once its first value
+    came (and skips more of them), or never."""
     acc = company.acc
     n, m = len(acc), len(_MILESTONES)
     days = _MILESTONE_DAYS[None, :] * acc["ttv"].to_numpy()[:, None] * rng.lognormal(0.0, 0.4, (n, m))
     days[:, 0] = rng.uniform(60, 1800, n) / DAY  # the workspace comes minutes after sign-up
-    skip_logit = -3.2 + 0.8 * acc["z_ttv"].to_numpy()[:, None] + 0.4 * np.arange(m)[None, :]
+    stalled, value_at = acc["stalled"].to_numpy(), acc["value_at"].to_numpy()
+    wait = np.where(stalled & (value_at != OPEN), value_at - acc["created"].to_numpy(), 0) / DAY
+    days[:, 1:] += wait[:, None]
+    skip_logit = -3.2 + 0.8 * acc["z_ttv"].to_numpy()[:, None] + 0.4 * np.arange(m)[None, :] + 1.5 * stalled[:, None]
     skipped = (rng.random((n, m)) < sigmoid(skip_logit)) & (np.arange(m)[None, :] > 0)
+    skipped |= (stalled & (value_at == OPEN))[:, None] & (np.arange(m)[None, :] > 0)
     acct, which = np.nonzero(~skipped)
     achieved = acc["created"].to_numpy()[acct] + np.round(days[acct, which] * DAY).astype(np.int64)
     keep = (achieved < company.clock.end) & company.alive(acct, achieved)

@@ -1,8 +1,11 @@
 """Contracts: what each account pays for over time. A trial converts (or not) on its early health; a paid
 lifecycle renews at monthly or annual anniversaries of its paid start, where churn is drawn with the true hazard
-of `health`, and plan changes and price increases split it into contiguous subscription rows; about 5% of
+of `hazard` (and each cause's term in it is kept), and upgrades (more likely when health is good) and price
+shocks (a price increase answered with fewer seats, the only contractions, drawn from the price_shock stream)
+split it into contiguous subscription rows; about 5% of
 churned accounts come back later for a new lifecycle; some paying accounts buy an overlapping add-on. Returns
-the alive spans the other tables are kept inside, and builds the `subscriptions` and `sim_truth` output frames.
+the alive spans the other tables are kept inside and the price shocks that happened, and builds the
+`subscriptions` and `sim_truth` output frames.
 """
 
 from __future__ import annotations
@@ -14,23 +17,39 @@ import pandas as pd
 import pyarrow as pa
 
 from pipelines.synthetic.accounts import TRIAL_DAYS
+from pipelines.synthetic.causes import Episodes, Shocks
 from pipelines.synthetic.clock import DAY, OPEN, Clock, add_months
+from pipelines.synthetic.config import CAUSES
 from pipelines.synthetic.draws import sigmoid, working_seconds
 from pipelines.synthetic.frames import take
-from pipelines.synthetic.health import Candidates, Lookups, Renewals, churn_hazards, mean_health_before
+from pipelines.synthetic.hazard import SHOCK_WINDOW_DAYS, Candidates, Lookups, Renewals, churn_hazards, true_cause
+from pipelines.synthetic.health import mean_health_before
 
 _PLANS = ("Starter", "Growth", "Scale", "Enterprise", "Add-on")
 _ADDON = 4  # index of "Add-on" in _PLANS
 _SEAT_PRICE = np.array([15.0, 30.0, 45.0, 65.0])  # list price per seat and month, by tier
-_CHANGE_RATE = {1: 0.03, 12: 0.3}  # plan change probability per renewal
+_CHANGE_RATE = {1: 0.03, 12: 0.3}  # probability per renewal of a plan review, an upgrade when health is good
 _REACTIVATION_SHARE = 0.05
+_SHOCK_SHARE = 0.2  # share of lifecycles with a price shock at one renewal, at rate multiplier 1
 
 
-def simulate_contracts(rng, acc: pd.DataFrame, cum: np.ndarray, candidates: Candidates, clock: Clock):
+@dataclass(frozen=True)
+class Pressures:
+    """What weighs on renewals besides health: the champion-loss episodes, and the price_shock stream with its
+    rate multiplier (the live episode tickets and answers come from the candidates)."""
+
+    champions: Episodes
+    shock_rng: np.random.Generator
+    shock_rate: float
+
+
+def simulate_contracts(rng, acc: pd.DataFrame, cum: np.ndarray, candidates: Candidates, pressures: Pressures,
+                       clock: Clock):
     """Trials, then paid lifecycles (churn at renewals, re-activations), and the spans accounts are alive in.
 
     Returns the internal subscription rows, the truth rows, the alive spans (acct, lo, hi, life; life -1 for
-    accounts that never pay) sorted by account and start, and each account's first paid start (or `OPEN`).
+    accounts that never pay) sorted by account and start, each account's first paid start (or `OPEN`), and the
+    price shocks that happened.
     """
     n = len(acc)
     trial_rows, paid_start, trial_hi = _trial_rows(rng, acc, cum, clock)
@@ -38,12 +57,12 @@ def simulate_contracts(rng, acc: pd.DataFrame, cum: np.ndarray, candidates: Cand
     spans = [pd.DataFrame({"acct": never, "lo": acc["created"].to_numpy()[never], "hi": trial_hi[never],
                            "life": -1})]
     candidates.kill(np.where(paid_start == OPEN, trial_hi, OPEN), np.full(n, clock.end))
-    rows, truths = [trial_rows], [pd.DataFrame({"acct": [], "renewal": [], "hazard": [], "drawn": [],
-                                                "life_start": []}, dtype=np.int64)]
+    rows, truths, shocks = [trial_rows], [_empty_truth()], [Shocks(*[np.array([], dtype=np.int64)] * 3)]
     life = _first_lifecycle(acc, paid_start)
     while len(life):  # one pass per lifecycle: the first paid one, then re-activations
-        sub_rows, truth, churn = _run_lifecycle(rng, acc, life, cum, candidates.lookups(), clock)
+        sub_rows, truth, churn, shock = _run_lifecycle(rng, acc, life, cum, candidates.lookups(), pressures, clock)
         rows.append(sub_rows)
+        shocks.append(shock)
         acct, hi = life["acct"].to_numpy(), np.where(churn == OPEN, clock.end, churn)
         spans.append(pd.DataFrame({"acct": acct, "lo": life["lo"].to_numpy(), "hi": hi,
                                    "life": len(truths) - 1}))
@@ -53,7 +72,14 @@ def simulate_contracts(rng, acc: pd.DataFrame, cum: np.ndarray, candidates: Cand
         dead_lo[acct], dead_hi[acct] = churn, np.where(restart == OPEN, clock.end, restart)
         candidates.kill(dead_lo, dead_hi)
     spans = pd.concat(spans, ignore_index=True).sort_values(["acct", "lo"], kind="stable", ignore_index=True)
-    return pd.concat(rows, ignore_index=True), pd.concat(truths, ignore_index=True), spans, paid_start
+    shocks = Shocks(*(np.concatenate([getattr(s, name) for s in shocks]) for name in ("acct", "at", "until")))
+    return pd.concat(rows, ignore_index=True), pd.concat(truths, ignore_index=True), spans, paid_start, shocks
+
+
+def _empty_truth() -> pd.DataFrame:
+    columns = ["acct", "renewal", "hazard", "drawn", "life_start", *CAUSES]
+    return pd.DataFrame({name: np.array([], dtype=np.float64 if name == "hazard" or name in CAUSES else np.int64)
+                         for name in columns})
 
 
 # --- subscription rows -------------------------------------------------------------------------------------
@@ -103,10 +129,10 @@ def _first_lifecycle(acc: pd.DataFrame, paid_start: np.ndarray) -> pd.DataFrame:
     return life.assign(acct=acct, lo=acc["created"].to_numpy()[acct], start=paid_start[acct])
 
 
-def _run_lifecycle(rng, acc, life, cum, look: Lookups, clock: Clock):
-    """Draw churn at the renewals of one paid lifecycle; return its rows, truth rows and churn times."""
-    grid = _draw_renewals(rng, life, clock)
-    hazard = _renewal_hazards(rng, acc, life, grid, cum, look)
+def _run_lifecycle(rng, acc, life, cum, look: Lookups, pressures: Pressures, clock: Clock):
+    """Draw churn at the renewals of one paid lifecycle; return its rows, truth rows, churn times and shocks."""
+    grid = _draw_renewals(pressures, life, clock)
+    hazard, terms = _renewal_hazards(rng, acc, life, grid, cum, look, pressures.champions)
     hit = grid.drawable & (rng.random(grid.at.shape) < np.nan_to_num(hazard))
     churn = _first_churn(hit, grid.at)
     # Every renewal in the history keeps its hazard, also those after a churn (drawn=False): the oracle's
@@ -114,8 +140,9 @@ def _run_lifecycle(rng, acc, life, cum, look: Lookups, clock: Clock):
     row, k = np.nonzero(grid.drawable)
     acct = life["acct"].to_numpy()[row]
     truth = pd.DataFrame({"acct": acct, "renewal": grid.at[row, k], "hazard": hazard[row, k],
-                          "drawn": k <= churn.k[row], "life_start": life["start"].to_numpy()[row]})
-    return _paid_rows(rng, life, grid, churn, cum), truth, churn.at
+                          "drawn": k <= churn.k[row], "life_start": life["start"].to_numpy()[row],
+                          **dict(zip(CAUSES, terms.T, strict=True))})
+    return _paid_rows(rng, life, grid, churn, cum), truth, churn.at, _shocks(life, grid, churn)
 
 
 def _next_lifecycle(rng, acc, life, churn, clock):
@@ -142,7 +169,9 @@ class _RenewalGrid:
     at: np.ndarray  # seconds since the origin
     valid: np.ndarray  # before the history's end
     drawable: np.ndarray  # valid and not before the history's start: churn is drawn only there
-    hike_k: np.ndarray  # per lifecycle row, the renewal with a price increase (-1 = none)
+    shock_k: np.ndarray  # per lifecycle row, the renewal with a price shock (-1 = none)
+    shock_price: np.ndarray  # per lifecycle row, the price factor of its shock
+    shock_seats: np.ndarray  # per lifecycle row, the seat factor of its shock
 
 
 @dataclass(frozen=True)
@@ -153,11 +182,12 @@ class _Churn:
     at: np.ndarray
 
 
-def _draw_renewals(rng: np.random.Generator, life: pd.DataFrame, clock: Clock) -> _RenewalGrid:
+def _draw_renewals(pressures: Pressures, life: pd.DataFrame, clock: Clock) -> _RenewalGrid:
     ren = _renewal_grid(life, clock)
     valid = ren < clock.end
     drawable = valid & (ren >= 0)  # churn is drawn only inside the history
-    return _RenewalGrid(at=ren, valid=valid, drawable=drawable, hike_k=_draw_hikes(rng, drawable))
+    return _RenewalGrid(at=ren, valid=valid, drawable=drawable,
+                        **_draw_shocks(pressures.shock_rng, drawable, pressures.shock_rate))
 
 
 def _renewal_grid(life: pd.DataFrame, clock: Clock) -> np.ndarray:
@@ -168,22 +198,38 @@ def _renewal_grid(life: pd.DataFrame, clock: Clock) -> np.ndarray:
     return add_months(clock, np.repeat(start, k_max), months.ravel()).reshape(len(life), k_max)
 
 
-def _draw_hikes(rng: np.random.Generator, drawable: np.ndarray) -> np.ndarray:
-    """A quarter of the accounts get a price increase at one renewal inside the history (-1 = none)."""
+def _draw_shocks(rng: np.random.Generator, drawable: np.ndarray, rate: float) -> dict[str, np.ndarray]:
+    """A quarter of the lifecycles (x the rate multiplier) get a price shock at one renewal inside the history:
+    the price per seat rises 8-20% and the account cuts its seats to 55-85% (shock_k -1 = none)."""
+    n = len(drawable)
     choice = np.where(drawable, rng.random(drawable.shape), -1.0).argmax(axis=1)
-    chosen = (rng.random(len(drawable)) < 0.25) & drawable.any(axis=1)
-    return np.where(chosen, choice, -1)
+    chosen = (rng.random(n) < min(1.0, _SHOCK_SHARE * rate)) & drawable.any(axis=1)
+    return {"shock_k": np.where(chosen, choice, -1), "shock_price": rng.uniform(1.08, 1.2, n),
+            "shock_seats": rng.uniform(0.55, 0.85, n)}
 
 
-def _renewal_hazards(rng, acc, life, grid: _RenewalGrid, cum, look: Lookups) -> np.ndarray:
-    """True churn probability at each drawable renewal (NaN elsewhere)."""
+def _shock_times(grid: _RenewalGrid) -> np.ndarray:
+    return np.where(grid.shock_k >= 0, grid.at[np.arange(len(grid.at)), np.maximum(grid.shock_k, 0)], OPEN)
+
+
+def _renewal_hazards(rng, acc, life, grid: _RenewalGrid, cum, look: Lookups, champions: Episodes):
+    """True churn probability at each drawable renewal (NaN elsewhere), and the cause terms of each drawable
+    renewal in `np.nonzero(grid.drawable)` order."""
     row, k = np.nonzero(grid.drawable)
-    hike_at = np.where(grid.hike_k >= 0, grid.at[np.arange(len(grid.at)), np.maximum(grid.hike_k, 0)], OPEN)
     due = Renewals(acct=life["acct"].to_numpy()[row], at=grid.at[row, k], bp=life["bp"].to_numpy()[row],
-                   hike_at=hike_at[row])
+                   shock_at=_shock_times(grid)[row])
     hazard = np.full(grid.at.shape, np.nan)
-    hazard[row, k] = churn_hazards(rng, acc, cum, look, due)
-    return hazard
+    hazard[row, k], terms = churn_hazards(rng, acc, cum, look, champions, due)
+    return hazard, terms
+
+
+def _shocks(life: pd.DataFrame, grid: _RenewalGrid, churn: _Churn) -> Shocks:
+    """The price shocks that happened: at a renewal inside the history the lifecycle was still alive at."""
+    k = np.maximum(grid.shock_k, 0)
+    happened = (grid.shock_k >= 0) & grid.valid[np.arange(len(k)), k] & (grid.shock_k < churn.k)
+    at = _shock_times(grid)[happened]
+    window = np.where(life["bp"].to_numpy()[happened] == 12, SHOCK_WINDOW_DAYS[12], SHOCK_WINDOW_DAYS[1]) * DAY
+    return Shocks(acct=life["acct"].to_numpy()[happened], at=at, until=at + window)
 
 
 def _first_churn(hit: np.ndarray, ren: np.ndarray) -> _Churn:
@@ -194,7 +240,7 @@ def _first_churn(hit: np.ndarray, ren: np.ndarray) -> _Churn:
 
 
 def _paid_rows(rng, life: pd.DataFrame, grid: _RenewalGrid, churn: _Churn, cum: np.ndarray) -> pd.DataFrame:
-    """Contiguous rows of one lifecycle: a new row at each renewal with a plan change or a price increase."""
+    """Contiguous rows of one lifecycle: a new row at each renewal with an upgrade or a price shock."""
     n = len(life)
     acct, bp = life["acct"].to_numpy(), life["bp"].to_numpy()
     seats, tier, price = life["seats"].to_numpy().copy(), life["tier"].to_numpy().copy(), np.ones(n)
@@ -203,10 +249,11 @@ def _paid_rows(rng, life: pd.DataFrame, grid: _RenewalGrid, churn: _Churn, cum: 
         alive = grid.valid[:, k] & (k < churn.k)
         change = alive & (rng.random(n) < np.where(bp == 12, _CHANGE_RATE[12], _CHANGE_RATE[1]))
         grow = rng.random(n) < sigmoid(0.2 + 1.5 * mean_health_before(cum, acct, grid.at[:, k], 30))
-        seats, tier = _resize(rng, seats, tier, change, grow)
-        hike = alive & (grid.hike_k == k)
-        price = np.where(hike, price * rng.uniform(1.08, 1.2, n), price)
-        moved = np.flatnonzero(change | hike)
+        seats, tier = _upgrade(rng, seats, tier, change & grow)
+        hike = alive & (grid.shock_k == k)
+        price = np.where(hike, price * grid.shock_price, price)
+        seats = np.where(hike, np.maximum(1, np.floor(seats * grid.shock_seats)).astype(np.int64), seats)
+        moved = np.flatnonzero((change & grow) | hike)
         parts.append((moved, grid.at[moved, k], seats[moved], tier[moved], price[moved]))
     row, start, seats, tier, price = (np.concatenate(p) for p in zip(*parts, strict=True))
     order = np.lexsort((start, row))
@@ -217,28 +264,26 @@ def _paid_rows(rng, life: pd.DataFrame, grid: _RenewalGrid, churn: _Churn, cum: 
     return _row_frame(acct[row], start, end, mrr, _Terms(plan=tier, seats=seats, trial=False, bp=bp[row]))
 
 
-def _resize(rng, seats, tier, change, grow) -> tuple[np.ndarray, np.ndarray]:
-    """Upgrades add seats (sometimes a tier), downgrades remove seats (sometimes a tier)."""
+def _upgrade(rng, seats, tier, up) -> tuple[np.ndarray, np.ndarray]:
+    """Upgrades add seats (sometimes a tier). Contractions come only from price shocks (a churn cause)."""
     n = len(seats)
-    factor = np.where(grow, rng.uniform(1.1, 1.5, n), rng.uniform(0.6, 0.9, n))
-    resized = np.where(grow, np.ceil(seats * factor), np.maximum(1, np.floor(seats * factor)))
-    step = np.where(grow, 1, -1) * (rng.random(n) < 0.3)
-    new_tier = np.clip(tier + step, 0, 3)
-    return np.where(change, resized.astype(np.int64), seats), np.where(change, new_tier, tier)
+    resized = np.ceil(seats * rng.uniform(1.1, 1.5, n)).astype(np.int64)
+    new_tier = np.clip(tier + (rng.random(n) < 0.3), 0, 3)
+    return np.where(up, resized, seats), np.where(up, new_tier, tier)
 
 
 # --- add-ons and output frames -----------------------------------------------------------------------------
 
 
 def addon_rows(rng, acc, spans, paid_start, clock) -> pd.DataFrame:
-    """Overlapping add-on rows (small MRR, no seats) for ~15% of paying accounts, in their first lifecycle."""
+    """Overlapping add-on rows (small MRR, no seats) for ~15% of paying accounts, in their first lifecycle, kept
+    until the account churns (a contraction is a price shock's signal, so no add-on is dropped before)."""
     first = spans[spans["life"] == 0]
     acct, hi = first["acct"].to_numpy(), first["hi"].to_numpy()
     n = len(acct)
     day = paid_start[acct] // DAY + np.floor(rng.uniform(20, 400, n)).astype(np.int64)
     start = day * DAY + working_seconds(rng, n)
-    end = add_months(clock, start, 1 + rng.geometric(0.12, n))
-    end = np.where(end < hi, end, np.where(hi == clock.end, OPEN, hi))  # ends with the account at the latest
+    end = np.where(hi == clock.end, OPEN, hi)  # ends with the account
     base = acc["seats"].to_numpy()[acct] * _SEAT_PRICE[acc["tier"].to_numpy()[acct]]
     mrr = np.round(np.maximum(10.0, base * rng.uniform(0.05, 0.15, n)), 2)
     keep = (rng.random(n) < 0.2) & (start < hi)
@@ -262,9 +307,11 @@ def subscriptions_frame(rows: pd.DataFrame, ids: pa.Array, clock: Clock) -> pd.D
 
 
 def truth_frame(truth: pd.DataFrame, ids: pa.Array, clock: Clock) -> pd.DataFrame:
-    """The `sim_truth` table: every renewal of every paid lifecycle inside the history with its true hazard."""
+    """The `sim_truth` table: every renewal of every paid lifecycle inside the history with its true hazard, each
+    cause's term in the hazard's logit (0 when idle) and the renewal's true cause (`hazard.true_cause`)."""
     truth = truth.sort_values(["acct", "renewal"], kind="stable", ignore_index=True)
     renewal_at = clock.timestamps(truth["renewal"].to_numpy())
+    terms = truth[list(CAUSES)].to_numpy(dtype=np.float64)
     return pd.DataFrame({
         "account_id": take(ids, truth["acct"].to_numpy()),
         "month": renewal_at.astype("datetime64[M]").astype("datetime64[us]"),
@@ -272,4 +319,6 @@ def truth_frame(truth: pd.DataFrame, ids: pa.Array, clock: Clock) -> pd.DataFram
         "hazard": truth["hazard"].to_numpy(dtype=np.float64),
         "drawn": truth["drawn"].to_numpy(dtype=bool),
         "lifecycle_start": clock.timestamps(truth["life_start"].to_numpy()),
+        **{name: terms[:, i] for i, name in enumerate(CAUSES)},
+        "cause": pd.Series(true_cause(terms), dtype="str"),
     })

@@ -1,17 +1,24 @@
-"""Seeded, vectorised synthetic B2B SaaS warehouse: the contract's source tables plus the true churn hazards.
+"""Seeded, vectorised synthetic B2B SaaS warehouse: the contract's source tables plus the true churn hazards and
+the true causes behind them.
 
 Every account carries a latent daily health (an AR(1) drift with occasional negative shocks, plus an
-onboarding dip that is deeper when time to value is slow). Health drives activity, tickets, survey scores,
-trial conversion, plan changes and the churn hazard. Churn is drawn only at renewals (monthly or annual
-anniversaries of the paid start), and `sim_truth` keeps the exact hazard of every renewal drawn, so the
-oracle's score is known.
+onboarding dip that is deeper when time to value is slow). Health is the background: it moves activity,
+tickets, survey scores, trial conversion and plan changes a little, and the no-cause part of the churn hazard.
+On top of it, five churn causes (`causes`) each move only their own signals and add their own term to the
+hazard: a stalled onboarding (first value and milestones late or never), a champion loss (the most active user
+leaves, the others' use decays), support pain (weeks of urgent, slow, badly rated tickets), an unhappy voice
+(detractor NPS, low CSAT and CES answers) and a price shock (a price increase answered with fewer seats).
+Churn is drawn only at renewals (monthly or annual anniversaries of the paid start); `sim_truth` keeps the exact
+hazard of every renewal drawn with each cause's term in it and the renewal's true cause, so the oracle's score
+and the true reason for a churn are known, and `sim_causes` lists every cause episode.
 
 Internally a timestamp is an int64 count of seconds since the history start (`OPEN` means "no end"); the
 returned frames get naive datetime64[us] columns (the pandas 3 default, DuckDB TIMESTAMP).
 
-`generate_warehouse` runs the parts in order: accounts, health, candidate tickets and NPS answers, contracts
-(which decide when each account is alive), then users, events, milestones and surveys inside the alive spans.
-Each part draws from its own random stream, so tuning one table never reshuffles the others.
+`generate_warehouse` runs the parts in order: accounts (and whose onboarding stalls), health, the cause
+episodes, candidate tickets and NPS answers (with the episodes' ones), contracts (which decide when each account
+is alive), then users, events, milestones and surveys inside the alive spans. Each part and each cause draws from
+its own random stream, so tuning one table or switching a cause off never reshuffles the others.
 """
 
 from __future__ import annotations
@@ -20,54 +27,107 @@ import numpy as np
 import pandas as pd
 
 from pipelines.synthetic.accounts import accounts_frame, draw_accounts
-from pipelines.synthetic.activity import draw_events, draw_milestones, draw_users, users_frame
+from pipelines.synthetic.activity import (
+    champion_departures,
+    draw_events,
+    draw_milestones,
+    draw_users,
+    users_frame,
+)
+from pipelines.synthetic.causes import (
+    CHAMPION_LOSS,
+    SUPPORT_PAIN,
+    UNHAPPY_VOICE,
+    activity_offsets,
+    causes_frame,
+    draw_episodes,
+    draw_onboarding,
+)
 from pipelines.synthetic.clock import make_clock
 from pipelines.synthetic.company import Company
 from pipelines.synthetic.config import SimulationConfig
-from pipelines.synthetic.contracts import addon_rows, simulate_contracts, subscriptions_frame, truth_frame
+from pipelines.synthetic.contracts import (
+    Pressures,
+    addon_rows,
+    simulate_contracts,
+    subscriptions_frame,
+    truth_frame,
+)
 from pipelines.synthetic.frames import format_ids
-from pipelines.synthetic.health import Candidates, cumulate_health, simulate_health
-from pipelines.synthetic.support import draw_ces, draw_nps, draw_tickets, finish_tickets, surveys_frame, tickets_frame
+from pipelines.synthetic.hazard import Candidates
+from pipelines.synthetic.health import cumulate_health, simulate_health
+from pipelines.synthetic.support import (
+    draw_ces,
+    draw_episode_tickets,
+    draw_nps,
+    draw_tickets,
+    draw_voice_answers,
+    finish_tickets,
+    surveys_frame,
+    tickets_frame,
+    voice_ces,
+    voice_nps,
+)
 
 _STREAMS = ("accounts", "health", "tickets", "nps", "contracts", "addons", "users", "surveys", "events",
-            "milestones")  # the order fixes each stream's seed: append new ones, never reorder
+            "milestones", "onboarding", "champion_loss", "support_pain", "unhappy_voice", "price_shock")
+# the order fixes each stream's seed: append new ones, never reorder
 
 
 def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
-    """Return the source tables (canonical names) plus 'sim_truth'.
+    """Return the source tables (canonical names) plus 'sim_truth' and 'sim_causes'.
 
     Args:
-        config: size, length, seed and start of the history; the same config always gives the same frames.
+        config: size, length, seed, start of the history and the causes' rate multipliers; the same config always
+            gives the same frames.
 
     Returns:
         accounts, subscriptions, events, users, tickets, surveys and milestones with the contract's columns
-        (naive datetime64[us] timestamps), and sim_truth (account_id, month, renewal_at, hazard, drawn,
-        lifecycle_start): one row per renewal of each paid lifecycle inside the history with its true churn
-        probability; `drawn` is False for the renewals after the lifecycle churned (their hazard is what the
-        account would have faced), and `lifecycle_start` tells a re-activated account's lifecycles apart.
+        (naive datetime64[us] timestamps); sim_truth (account_id, month, renewal_at, hazard, drawn,
+        lifecycle_start, one column per cause, cause): one row per renewal of each paid lifecycle inside the
+        history with its true churn probability, each cause's term in its logit and its true cause ("none" when
+        no term exceeds `hazard.CAUSE_MARGIN`); `drawn` is False for the renewals after the lifecycle churned
+        (their hazard is what the account would have faced), and `lifecycle_start` tells a re-activated
+        account's lifecycles apart; sim_causes (account_id, cause, group, started_at, ended_at): every cause
+        episode that overlaps a time the account was alive.
     """
     # one child stream per part, so tuning one table never reshuffles the others
     streams = dict(zip(_STREAMS, np.random.default_rng(config.seed).spawn(len(_STREAMS)), strict=True))
-    clock = make_clock(config)
+    rates, clock = config.causes, make_clock(config)
     acc = draw_accounts(streams["accounts"], config.accounts, clock)
+    acc = acc.assign(**draw_onboarding(streams["onboarding"], acc, rates["onboarding"]))
     health = simulate_health(streams["health"], acc, clock)
-    candidates = Candidates(draw_tickets(streams["tickets"], acc, health, clock),
-                            draw_nps(streams["nps"], acc, health, clock))
-    subs, truth, spans, paid_start = simulate_contracts(streams["contracts"], acc, cumulate_health(health),
-                                                        candidates, clock)
+    episodes = {name: draw_episodes(streams[name], acc, clock, spec, rates[name])
+                for name, spec in (("champion_loss", CHAMPION_LOSS), ("support_pain", SUPPORT_PAIN),
+                                   ("unhappy_voice", UNHAPPY_VOICE))}
+    unhappy = episodes["unhappy_voice"]
+    voiced = draw_voice_answers(streams["unhappy_voice"], acc, health, unhappy, clock)
+    candidates = Candidates(
+        pd.concat([draw_tickets(streams["tickets"], acc, health, clock),
+                   draw_episode_tickets(streams["support_pain"], acc, episodes["support_pain"], clock)],
+                  ignore_index=True),
+        pd.concat([voice_nps(draw_nps(streams["nps"], acc, health, clock), unhappy),
+                   voiced.loc[voiced["kind"] == 0, ["acct", "responded", "score", "voice"]]], ignore_index=True))
+    pressures = Pressures(champions=episodes["champion_loss"], shock_rng=streams["price_shock"],
+                          shock_rate=rates["price_shock"])
+    subs, truth, spans, paid_start, shocks = simulate_contracts(streams["contracts"], acc, cumulate_health(health),
+                                                                candidates, pressures, clock)
     subs = pd.concat([subs, addon_rows(streams["addons"], acc, spans, paid_start, clock)], ignore_index=True)
-    company = Company(acc=acc, health=health, spans=spans, clock=clock, ids=format_ids("A", len(acc), 5))
+    company = Company(acc=acc, health=health, activity=activity_offsets(episodes["champion_loss"], len(acc), clock),
+                      spans=spans, clock=clock, ids=format_ids("A", len(acc), 5))
     users = draw_users(streams["users"], company)
     tickets, csat = finish_tickets(streams["tickets"], candidates.tickets, company)
-    ces = draw_ces(streams["surveys"], acc, health, clock)
-    answers = [candidates.nps.assign(kind=0), csat, ces.assign(kind=2)]
+    ces = voice_ces(draw_ces(streams["surveys"], acc, health, clock), unhappy)
+    answers = [candidates.nps.assign(kind=0), csat, ces.assign(kind=2), voiced[voiced["kind"] > 0]]
     return {
         "accounts": accounts_frame(acc, company.ids, clock),
         "subscriptions": subscriptions_frame(subs, company.ids, clock),
-        "events": draw_events(streams["events"], company, users),
+        "events": draw_events(streams["events"], company, users,
+                              champion_departures(users, episodes["champion_loss"])),
         "users": users_frame(users, company.ids, clock),
         "tickets": tickets_frame(tickets, company.ids, clock),
         "surveys": surveys_frame(streams["surveys"], answers, users, company),
         "milestones": draw_milestones(streams["milestones"], company),
         "sim_truth": truth_frame(truth, company.ids, clock),
+        "sim_causes": causes_frame(company, episodes, shocks),
     }

@@ -1,8 +1,10 @@
 """Support and voice of the customer: support tickets (more, more urgent and slower to close when health is
 low, some with a CSAT answer), quarterly NPS campaigns and occasional customer-effort (CES) answers, all scored
-on the account's health at the time. Tickets and NPS are drawn as candidates over the whole history before the
-contracts (the churn hazard reads them) and later kept only while the account was alive; builds the `tickets`
-and `surveys` output frames.
+on the account's health at the time; and what two churn causes add to them: the many urgent, slow, badly rated
+tickets of a support-pain episode, and the detractor NPS, low CSAT and hard CES answers of an unhappy-voice
+episode. Tickets and NPS answers are drawn as candidates over the whole history before the contracts (the churn
+hazard reads the episodes' ones) and later kept only while the account was alive; builds the `tickets` and
+`surveys` output frames.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipelines.synthetic.activity import pick_users, user_ids
+from pipelines.synthetic.causes import Episodes
 from pipelines.synthetic.clock import DAY, OPEN, Clock
 from pipelines.synthetic.company import Company
 from pipelines.synthetic.draws import pick, sigmoid, working_seconds
@@ -21,6 +24,10 @@ from pipelines.synthetic.health import health_at
 _TICKET_RATE = np.array([0.6, 1.5, 3.5])  # tickets per account and month at health 0, by segment
 _PRIORITIES = ("low", "normal", "high", "urgent")
 _SURVEY_TYPES = ("nps", "csat", "ces")  # the `kind` codes of the answers
+_EPISODE_TICKETS = np.array([1.0, 1.8, 3.5])  # tickets per week of a support-pain episode, by segment
+_EPISODE_PRIORITY = np.array([0.05, 0.15, 0.45, 0.35])  # low, normal, high, urgent
+_NPS_MEAN = 7.2  # an NPS answer at health 0
+_VOICE_NPS_DROP, _VOICE_CES_DROP = 4.0, 2.5  # points an unhappy-voice episode takes off NPS and CES answers
 
 
 def draw_tickets(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray, clock: Clock) -> pd.DataFrame:
@@ -42,7 +49,35 @@ def draw_tickets(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray
     return pd.DataFrame({
         "acct": acct, "created": created, "resolved": np.where(resolved < clock.end, resolved, OPEN),
         "priority": priority, "fcr": fcr, "reopened": reopened, "csat": np.where(answered, csat, np.nan),
+        "episode": False,
     })
+
+
+def draw_episode_tickets(rng: np.random.Generator, acc: pd.DataFrame, pain: Episodes, clock: Clock) -> pd.DataFrame:
+    """Candidate tickets of the support-pain episodes: one at each onset, then a segment's weekly rate through the
+    episode; mostly high or urgent, about 4.5 times slower to resolve, rarely solved at first contact, rated low."""
+    weeks = (pain.end - pain.start) / (7 * DAY)
+    count = 1 + rng.poisson(_EPISODE_TICKETS[acc["segment"].to_numpy()[pain.acct]] * weeks * pain.severity)
+    episode = np.repeat(np.arange(len(pain.acct)), count)
+    onset = np.zeros(len(episode), dtype=bool)
+    onset[np.cumsum(count) - count] = True
+    later = pain.start[episode] + np.floor(rng.random(len(episode)) * (pain.end - pain.start)[episode])
+    created = np.where(onset, pain.start[episode], later.astype(np.int64) // DAY * DAY
+                       + working_seconds(rng, len(episode)))
+    acct, n = pain.acct[episode], len(episode)
+    priority = pick(rng, np.tile(_EPISODE_PRIORITY, (n, 1)))
+    log_hours = np.log(6.0) + 1.5 + np.array([0.7, 0.3, -0.2, -0.8])[priority] + rng.normal(0, 1.1, n)
+    resolved = created + np.round(np.exp(log_hours) * 3600).astype(np.int64)
+    fcr = rng.random(n) < 0.15
+    reopened = ~fcr & (rng.random(n) < 0.4)
+    answered = (rng.random(n) < 0.45) & (resolved < clock.end)
+    csat = np.clip(np.round(2.0 - 0.8 * reopened + rng.normal(0, 0.8, n)), 1, 5)
+    keep = (created >= 0) & (created < clock.end) & (created > acc["created"].to_numpy()[acct])
+    return pd.DataFrame({
+        "acct": acct, "created": created, "resolved": np.where(resolved < clock.end, resolved, OPEN),
+        "priority": priority, "fcr": fcr, "reopened": reopened, "csat": np.where(answered, csat, np.nan),
+        "episode": True,
+    })[keep].reset_index(drop=True)
 
 
 def draw_nps(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray, clock: Clock) -> pd.DataFrame:
@@ -58,8 +93,46 @@ def draw_nps(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray, cl
     keep = responded < clock.end
     acct, responded = acct[keep], responded[keep]
     h = health_at(health, acct, responded)
-    score = np.clip(np.round(6.8 + 1.6 * h + rng.normal(0, 1.7, len(acct))), 0, 10)
-    return pd.DataFrame({"acct": acct, "responded": responded, "score": score})
+    score = np.clip(np.round(_NPS_MEAN + 1.2 * h + rng.normal(0, 1.3, len(acct))), 0, 10)
+    return pd.DataFrame({"acct": acct, "responded": responded, "score": score, "voice": False})
+
+
+def draw_voice_answers(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray, unhappy: Episodes,
+                       clock: Clock) -> pd.DataFrame:
+    """Answers the account's users give in-app in the first days of each unhappy-voice episode: one or more
+    detractor NPS answers (`kind` 0), usually a low CSAT (1) and a hard CES (2) answer; all flagged `voice`."""
+    n = len(unhappy.acct)
+    parts = [np.repeat(np.arange(n), 1 + rng.poisson(0.7, n)), np.flatnonzero(rng.random(n) < 0.6),
+             np.flatnonzero(rng.random(n) < 0.8)]
+    episode, kind = np.concatenate(parts), np.repeat([0, 1, 2], [len(p) for p in parts])
+    acct, severity = unhappy.acct[episode], unhappy.severity[episode]
+    responded = unhappy.start[episode] + np.round(rng.exponential(3.0, len(episode)) * DAY).astype(np.int64)
+    h, noise = health_at(health, acct, responded).astype(np.float64), rng.normal(0.0, 1.0, len(episode))
+    nps = np.clip(np.round(_NPS_MEAN + 1.2 * h - _VOICE_NPS_DROP * severity + 1.3 * noise), 0, 10)
+    csat = np.clip(np.round(2.0 + 0.8 * noise), 1, 5)
+    ces = np.clip(np.round(5.0 + 0.7 * h - _VOICE_CES_DROP * severity + 1.0 * noise), 1, 7)
+    keep = (responded >= 0) & (responded < clock.end) & (responded > acc["created"].to_numpy()[acct])
+    return pd.DataFrame({"acct": acct, "responded": responded, "score": np.choose(kind, [nps, csat, ces]),
+                         "kind": kind, "voice": True})[keep].reset_index(drop=True)
+
+
+def voice_nps(nps: pd.DataFrame, unhappy: Episodes) -> pd.DataFrame:
+    """NPS answers given during an unhappy-voice episode score 4 x severity points lower, flagged `voice`."""
+    return _unhappy(nps, unhappy, _VOICE_NPS_DROP, 0, 10)
+
+
+def voice_ces(ces: pd.DataFrame, unhappy: Episodes) -> pd.DataFrame:
+    """CES answers given during an unhappy-voice episode score 2.5 x severity points lower (more effort)."""
+    return _unhappy(ces, unhappy, _VOICE_CES_DROP, 1, 7)
+
+
+def _unhappy(answers: pd.DataFrame, unhappy: Episodes, drop: float, low: int, high: int) -> pd.DataFrame:
+    severity = unhappy.strongest(answers["acct"].to_numpy(), answers["responded"].to_numpy())
+    inside = severity > 0
+    score = np.where(inside, np.clip(answers["score"].to_numpy() - np.round(drop * severity), low, high),
+                     answers["score"].to_numpy())
+    voice = answers["voice"].to_numpy() | inside if "voice" in answers else inside
+    return answers.assign(score=score, voice=voice)
 
 
 def draw_ces(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray, clock: Clock) -> pd.DataFrame:
@@ -69,7 +142,7 @@ def draw_ces(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray, cl
     keep = responded > acc["created"].to_numpy()[acct]
     acct, responded = acct[keep], responded[keep]
     h = health_at(health, acct, responded)
-    score = np.clip(np.round(5.0 + 0.9 * h + rng.normal(0, 1.2, len(acct))), 1, 7)
+    score = np.clip(np.round(5.0 + 0.7 * h + rng.normal(0, 1.0, len(acct))), 1, 7)
     return pd.DataFrame({"acct": acct, "responded": responded, "score": score})
 
 

@@ -69,7 +69,7 @@ def scored(project):
             for name in ("churn_scores", "churn_score_drivers", "churn_scores_latest")}
 
 
-@pytest.mark.parametrize("table", [*SOURCE_TABLES, "sim_truth"])
+@pytest.mark.parametrize("table", [*SOURCE_TABLES, "sim_truth", "sim_causes"])
 def test_simulate_writes_the_same_rows_to_postgres(project, table):
     duckdb, postgres = _read(project.duckdb, table), _read(project.postgres, table)
     assert len(postgres) > 0

@@ -104,6 +104,14 @@ def test_credentials_never_appear_in_warehouse_errors():
                                                       r"integer"),
     ({"scoring": {"top_reasons": True}}, r"scoring\.top_reasons: Input should be a valid integer"),
     ({"scoring": {"protective_factors": True}}, r"scoring\.protective_factors: Input should be a valid integer"),
+    ({"simulate": {"causes": {"churn_storm": 1}}}, r"simulate\.causes: Value error, unknown cause 'churn_storm' "
+                                                   r"\(known: onboarding, champion_loss, support_pain"),
+    ({"simulate": {"causes": {"price_shock": -0.5}}}, r"simulate\.causes: Value error, price_shock: the rate "
+                                                      r"multiplier must be a finite number ≥ 0 \(0 switches the "
+                                                      r"cause off\), not -0\.5"),
+    ({"simulate": {"causes": {"support_pain": "often"}}}, r"simulate\.causes: Value error, support_pain: the rate "
+                                                          r"multiplier must be a finite number ≥ 0"),
+    ({"simulate": {"causes": [0, 1]}}, r"simulate\.causes: Value error, a mapping of cause name to rate multiplier"),
 ])
 def test_a_bad_value_is_one_line_naming_its_key(tmp_path, params, message):
     with pytest.raises(ParamsError, match=message) as error:
@@ -114,6 +122,14 @@ def test_a_bad_value_is_one_line_naming_its_key(tmp_path, params, message):
 def test_a_folder_given_as_params_file_is_named(tmp_path):
     with pytest.raises(ParamsError, match="is a folder, not a params file"):
         load_params(tmp_path)
+
+
+def test_simulate_causes_default_to_one_and_a_partial_mapping_keeps_the_others(tmp_path):
+    assert dict(load_params(_write(tmp_path, {})).simulate.causes) == {
+        "onboarding": 1.0, "champion_loss": 1.0, "support_pain": 1.0, "unhappy_voice": 1.0, "price_shock": 1.0}
+    causes = load_params(_write(tmp_path, {"simulate": {"causes": {"support_pain": 0, "price_shock": 2}}})).simulate
+    assert causes.causes["support_pain"] == 0.0 and causes.causes["price_shock"] == 2.0
+    assert causes.causes["onboarding"] == 1.0
 
 
 def test_other_lightgbm_parameters_pass_through(tmp_path):

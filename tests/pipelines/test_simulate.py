@@ -25,12 +25,15 @@ EXPECTED_COLUMNS = {
                 "reopened", "csat"],
     "surveys": ["response_id", "account_id", "responded_at", "survey_type", "score", "user_id"],
     "milestones": ["account_id", "milestone", "achieved_at"],
-    "sim_truth": ["account_id", "month", "renewal_at", "hazard", "drawn", "lifecycle_start"],
+    "sim_truth": ["account_id", "month", "renewal_at", "hazard", "drawn", "lifecycle_start", "onboarding",
+                  "champion_loss", "support_pain", "unhappy_voice", "price_shock", "cause"],
+    "sim_causes": ["account_id", "cause", "group", "started_at", "ended_at"],
 }
 TIME_COLUMNS = {
     "accounts": ["created_at"], "subscriptions": ["start_at", "end_at"], "events": ["event_at"],
     "users": ["created_at"], "tickets": ["created_at", "resolved_at"], "surveys": ["responded_at"],
     "milestones": ["achieved_at"], "sim_truth": ["month", "renewal_at", "lifecycle_start"],
+    "sim_causes": ["started_at", "ended_at"],
 }
 
 
@@ -56,7 +59,7 @@ def test_same_seed_gives_identical_frames(small):
 
 def test_different_seed_gives_different_frames(small):
     other = generate_warehouse(replace(SMALL, seed=SMALL.seed + 1))
-    for name in ("accounts", "subscriptions", "events", "sim_truth"):
+    for name in ("accounts", "subscriptions", "events", "sim_truth", "sim_causes"):
         assert not other[name].equals(small[name]), name
 
 
