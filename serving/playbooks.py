@@ -41,22 +41,38 @@ def dominant_groups(contributions: pd.DataFrame, specs: dict[str, FeatureSpec]) 
     return np.where(by_group.to_numpy().max(axis=1) > 0, groups, None)
 
 
+_DAYS_PER_MONTH = 365.25 / 12
+
+
+def urgent_window(period_months: np.ndarray, urgent_days: int) -> np.ndarray:
+    """Days before a renewal in which an action is urgent: `urgent_days`, but at most a quarter of the billing period
+    (about 7 days for a monthly plan: a monthly account is always within 30 days of its next renewal, so a 30-day
+    window would call every monthly account urgent and say nothing). Unknown period: `urgent_days`."""
+    period = pd.to_numeric(pd.Series(period_months, dtype=object), errors="coerce").to_numpy(dtype=float)
+    quarter = np.floor(period * _DAYS_PER_MONTH / 4)
+    return np.where(np.isnan(period) | (period <= 0), urgent_days, np.minimum(urgent_days, quarter))
+
+
 def recommend_actions(tiers: np.ndarray, groups: np.ndarray, days_to_renewal: np.ndarray,
-                      as_ofs: np.ndarray, config: PlaybookConfig) -> pd.DataFrame:
+                      as_ofs: np.ndarray, config: PlaybookConfig,
+                      period_months: np.ndarray | None = None) -> pd.DataFrame:
     """Return recommended_action, owner_role, urgency, due_by and playbook (the matched rule's id) for each account
     (None where no rule covers its tier).
 
-    An account is urgent when its renewal is within `config.urgent_days` of the as-of (unknown renewal: routine).
+    An account is urgent when its renewal is within `config.urgent_days` of the as-of, or a quarter of its billing
+    period if that is shorter (`urgent_window`); an unknown renewal is routine.
     Its action is due `config.due_days` after the as-of, or halfway to the renewal when that comes first, so the
     due date falls before the renewal.
 
     Args:
         days_to_renewal: days from the as-of to the next renewal (NaN when unknown).
         as_ofs: each account's as-of date.
+        period_months: each account's billing period in months (NaN or None when unknown).
     """
     days = pd.to_numeric(pd.Series(days_to_renewal, dtype=object), errors="coerce").to_numpy(dtype=float)
     known = ~np.isnan(days)
-    urgent = known & (days <= config.urgent_days)
+    periods = np.full(len(days), np.nan) if period_months is None else period_months
+    urgent = known & (days <= urgent_window(periods, config.urgent_days))
     lead = np.where(known, np.minimum(config.due_days, np.floor(np.nan_to_num(days) / 2)), config.due_days)
     found = [config.find(t, g) for t, g in zip(tiers, groups, strict=True)]
     picked = [rule.pick(bool(u)) if rule else (None, None) for rule, u in zip(found, urgent, strict=True)]

@@ -172,7 +172,7 @@ def score_accounts(scored: ScoredModel, table: pd.DataFrame, context: ScoringCon
     as_ofs = pd.to_datetime(table["as_of"]).dt.date
     timing = renewal_timing(table)
     actions = recommend_actions(tiers, dominant_groups(contributions, context.specs), timing["days_to_renewal"],
-                                as_ofs.to_numpy(), context.config.playbooks)
+                                as_ofs.to_numpy(), context.config.playbooks, timing["billing_period_months"])
     arms = assign_arms(table["account_id"].astype(str).to_numpy(), actions["playbook"].to_numpy(),
                        as_ofs.to_numpy(), context.config.experiments)
     actions = hold_out_actions(actions, arms)

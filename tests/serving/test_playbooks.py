@@ -180,3 +180,13 @@ def test_params_yaml_ships_the_default_rules():
     playbooks = load_params(Path(__file__).parents[2] / "params.yaml").scoring.playbooks
     assert [r.model_dump(exclude_none=True) for r in playbooks.rules] == DEFAULT_RULES
     assert (playbooks.urgent_days, playbooks.due_days) == (30, 14)
+
+
+def test_a_monthly_account_is_urgent_only_in_the_last_quarter_of_its_period():
+    # Every monthly account is within 30 days of its renewal: with the plain 30-day window all would be urgent.
+    config = _config(URGENT_RULES).playbooks.model_copy(update={"urgent_days": 30})
+    days = np.array([20.0, 7.0, 20.0, 20.0, 40.0])
+    periods = np.array([1, 1, 12, np.nan, 3], dtype=float)  # monthly, monthly, annual, unknown, quarterly (22 days)
+    got = recommend_actions(np.array(["high"] * 5), np.array(["support"] * 5, dtype=object), days,
+                            np.full(5, date(2024, 5, 1)), config, periods)
+    assert got["urgency"].tolist() == ["routine", "urgent", "urgent", "urgent", "routine"]

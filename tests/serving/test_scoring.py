@@ -201,6 +201,7 @@ def test_context_is_never_a_reason_but_its_shap_is_kept_and_timing_is_written(ti
     assert (pd.to_datetime(scores["renewal_date"]) - pd.Timestamp("2024-03-01")).dt.days.tolist() == (
         table["days_to_renewal"].astype(int).tolist())
     assert set(scores["billing_period_months"].astype(int)) == {1, 12}
-    urgent = scores["days_to_renewal"].astype(float) <= 30
+    window = np.where(scores["billing_period_months"].astype(int) == 12, 30, 7)  # a quarter of a monthly period
+    urgent = scores["days_to_renewal"].astype(float) <= window
     assert (scores.loc[high.index, "urgency"] == np.where(urgent[high.index], "urgent", "routine")).all()
     assert (pd.to_datetime(high["due_by"]) < pd.to_datetime(high["renewal_date"])).all()
