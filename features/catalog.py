@@ -6,6 +6,7 @@ The feature table, `docs/FEATURES.md` and the reasons in the score tables all co
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 
 GROUPS = ("frequency", "breadth", "depth", "trend", "value", "support", "voice", "commercial")
@@ -279,9 +280,17 @@ def describe_change(value) -> str:
     return f"{'fell' if value < 0 else 'rose'} {abs(value):.0%}"
 
 
+# The counted nouns of the catalog's sentences, singular for a count of one ("1 downgrade in the last year").
+_COUNTED = re.compile(r"\b(event|user|action|session|ticket|response|seat|downgrade)s\b")
+
+
 def render_reason(spec: FeatureSpec, value) -> str:
     """Fill the feature's reason template with an account's value."""
-    return spec.reason.format(value=format_value(spec, value), change=describe_change(value), window=spec.window)
+    reason = spec.reason
+    if spec.unit == "count" and not _is_missing(value) and round(value) == 1:
+        head, _, tail = reason.partition("{value}")
+        reason = head + "{value}" + _COUNTED.sub(r"\1", tail, count=1)
+    return reason.format(value=format_value(spec, value), change=describe_change(value), window=spec.window)
 
 
 GROUP_TITLES = {

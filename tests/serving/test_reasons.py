@@ -103,6 +103,11 @@ def test_zero_days_is_the_same_day_not_a_censored_value(feature, sentence):
     ("billing_period_months", 12.0, "Billed every 12 months"),
     ("mrr_change_90d", -0.25, "MRR fell 25% against 90 days ago"),
     ("core_feature_share_30d", 0.4, "40% of core features used in the last 30 days"),
+    # A count of one reads singular.
+    ("downgrades_365d", 1.0, "1 downgrade in the last year"),
+    ("open_high_priority_tickets", 1.0, "1 high-priority ticket open"),
+    ("events_30d", 1.0, "1 product event in the last 30 days"),
+    ("events_30d", 2.0, "2 product events in the last 30 days"),
 ])
 def test_units_read_without_thinking(feature, value, sentence):
     assert describe_driver(SPECS[feature], value) == sentence
