@@ -9,6 +9,8 @@ import math
 import re
 from dataclasses import dataclass, replace
 
+from features.markdown import grouped_tables
+
 GROUPS = ("frequency", "breadth", "depth", "trend", "value", "support", "voice", "commercial")
 UNITS = ("count", "days", "months", "hours", "minutes", "share", "change", "points", "number", "currency", "flag",
          "category", "score")
@@ -313,16 +315,9 @@ def catalog_markdown(specs: list[FeatureSpec]) -> str:
         "`churn_score_drivers` (role `context`, no rank), and renewal timing is written to `churn_scores` as",
         "`renewal_date`, `days_to_renewal` and `billing_period_months`.", "",
     ]
-    for group in GROUPS:
-        members = [s for s in specs if s.group == group]
-        if not members:
-            continue
-        lines += [f"## {GROUP_TITLES[group]}", "",
-                  "| feature | role | unit | risk rises when | needs | description | reason |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
-        direction = {"up": "higher", "down": "lower", "mixed": "depends"}
-        for s in members:
-            lines.append(f"| `{s.name}` | {s.role} | {s.unit} | {direction[s.direction]} | {', '.join(s.needs)} | "
-                         f"{s.description} | {s.reason} |")
-        lines.append("")
+    direction = {"up": "higher", "down": "lower", "mixed": "depends"}
+    lines += grouped_tables(
+        specs, GROUPS, GROUP_TITLES,
+        ["feature", "role", "unit", "risk rises when", "needs", "description", "reason"],
+        lambda s: [f"`{s.name}`", s.role, s.unit, direction[s.direction], ", ".join(s.needs), s.description, s.reason])
     return "\n".join(lines)

@@ -29,7 +29,7 @@ from pipelines.warehouse import open_warehouse
 from serving.drift import reference_distribution
 from serving.explain import BENCHMARKS_ARTIFACT, compute_benchmarks
 from serving.reason_accuracy import ReasonAccuracy, reason_accuracy
-from serving.score import assign_tiers
+from serving.score import rank_and_tier
 from serving.writeback import PERFORMANCE_SCHEMA, PERFORMANCE_TABLE, describe_schema_problems
 from training.dataset import split_out_of_time
 from training.errors import ChampionFilesMissing
@@ -104,37 +104,39 @@ class TrainingOutcome:
     reasons: ReasonAccuracy | None = None
 
 
+def _truth_keys(truth: pd.DataFrame) -> pd.DataFrame:
+    # The contract reads account ids as text; a warehouse may store them (and so sim_truth's) as integers.
+    return truth.assign(account_id=truth["account_id"].astype(str), renewal_at=pd.to_datetime(truth["renewal_at"]))
+
+
 def oracle_roc_auc(truth: pd.DataFrame | None, valid: pd.DataFrame, horizon_days: int) -> float | None:
     """ROC-AUC of the true churn probabilities on the validation rows, when the warehouse is a simulated one."""
     if truth is None or not {"account_id", "renewal_at", "hazard"} <= set(truth.columns):
         return None
     from pipelines.synthetic.oracle import compute_oracle_probabilities
 
-    # The contract reads account ids as text; a warehouse may store them (and so sim_truth's) as integers.
-    truth = truth.assign(account_id=truth["account_id"].astype(str),
-                         renewal_at=pd.to_datetime(truth["renewal_at"]))
-    oracle = compute_oracle_probabilities(truth, valid[["account_id", "as_of"]], horizon_days)
+    oracle = compute_oracle_probabilities(_truth_keys(truth), valid[["account_id", "as_of"]], horizon_days)
     return float(roc_auc_score(valid["label"], oracle))
 
 
-def check_reasons(truth: pd.DataFrame | None, experiment: Experiment, params: Params,
+def check_reasons(truth: pd.DataFrame | None, experiment: Experiment, contributions: np.ndarray, params: Params,
                   specs: dict[str, FeatureSpec]) -> ReasonAccuracy | None:
     """Reason accuracy on the validation rows when the warehouse records its true churn causes (a simulated one):
-    the top tier is drawn as scoring draws it (`scoring.tiers` or `scoring.capacity`)."""
+    the top tier is drawn as scoring draws it (`scoring.tiers` or `scoring.capacity`).
+
+    Args:
+        contributions: the model's SHAP contributions on the validation rows (features + bias), computed once.
+    """
     if truth is None or "cause" not in truth.columns:
         return None
     from pipelines.synthetic.oracle import CAUSE_GROUPS, true_causes
 
-    split = experiment.split
+    split, model = experiment.split, experiment.model
     valid = split.valid.reset_index(drop=True)
-    truth = truth.assign(account_id=truth["account_id"].astype(str), renewal_at=pd.to_datetime(truth["renewal_at"]))
-    causes = true_causes(truth, valid[["account_id", "as_of"]], params.label.horizon_days)
+    causes = true_causes(_truth_keys(truth), valid[["account_id", "as_of"]], params.label.horizon_days)
     groups = np.array([CAUSE_GROUPS.get(c) for c in causes], dtype=object)
-    probability = experiment.predictions[MODEL]
-    ranks = pd.Series(probability).groupby(valid["as_of"].to_numpy()).rank(method="first", ascending=False)
-    tiers = assign_tiers(probability, params.scoring, ranks.to_numpy())
-    model = experiment.model
-    contributions = pd.DataFrame(model.contributions(valid), columns=[*model.features, "bias"])
+    _, tiers = rank_and_tier(experiment.predictions[MODEL], valid["as_of"].to_numpy(), params.scoring)
+    contributions = pd.DataFrame(contributions, columns=[*model.features, "bias"])
     return reason_accuracy(contributions, valid, split.train, specs, tiers == params.scoring.tier_names[0], groups)
 
 
@@ -237,7 +239,8 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
     with progress.stage("train + baselines") as info:
         experiment = run_experiment(split, feature_set.names, params.model, params.evaluation, _directions(params))
         # The drift reference is the newest labelled window, the population the validation metrics describe.
-        importance = np.abs(experiment.model.contributions(split.valid)[:, :-1]).mean(axis=0)
+        contributions = experiment.model.contributions(split.valid)  # also read by the reason accuracy
+        importance = np.abs(contributions[:, :-1]).mean(axis=0)
         clocks = {name: spec.as_of_clock for name, spec in catalog_specs(params).items() if spec.as_of_clock}
         experiment.model.reference = {
             "features": reference_distribution(split.valid, feature_set.names, params.scoring.drift.bins, clocks),
@@ -249,7 +252,7 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
     backtested = _backtest(params, data.frame, feature_set.names, backtest, progress)
     with progress.stage("evaluate") as info:
         oracle = oracle_roc_auc(data.truth, split.valid, params.label.horizon_days)
-        reasons = check_reasons(data.truth, experiment, params, catalog_specs(params))
+        reasons = check_reasons(data.truth, experiment, contributions, params, catalog_specs(params))
         champion, champion_metrics, unavailable = _champion_metrics(params, split, progress)
         m = experiment.metrics
         info["detail"] = (f"ROC-AUC {m[MODEL]['roc_auc']:.3f} (health score {m['health_score']['roc_auc']:.3f}, "

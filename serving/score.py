@@ -87,6 +87,13 @@ def assign_tiers(probabilities: np.ndarray, config: ScoringConfig, ranks: np.nda
     return tiers
 
 
+def rank_and_tier(probabilities: np.ndarray, as_ofs, config: ScoringConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's risk rank within its as-of (1 = riskiest; ties by row order) and its tier (`assign_tiers`)."""
+    ranks = pd.Series(probabilities).groupby(np.asarray(as_ofs)).rank(method="first", ascending=False)
+    ranks = ranks.astype("int64").to_numpy()
+    return ranks, assign_tiers(probabilities, config, ranks)
+
+
 def check_features_available(model: TrainedModel, table: pd.DataFrame) -> None:
     """Raise ValueError naming the features the model needs that the feature table lacks."""
     lacking = [f for f in model.features if f not in table.columns]
@@ -167,8 +174,7 @@ def score_accounts(scored: ScoredModel, table: pd.DataFrame, context: ScoringCon
     contributions, drivers = _explain(scored, table, context)
     # Two features can say the same thing ("No sessions in the last 7 days"): each sentence once.
     reasons = _joined_reasons(drivers[(drivers["direction"] == RAISES) & (drivers["role"] == "cause")])
-    ranks = pd.Series(probability).groupby(table["as_of"]).rank(method="first", ascending=False).astype("int64")
-    tiers = assign_tiers(probability, context.config, ranks.to_numpy())
+    ranks, tiers = rank_and_tier(probability, table["as_of"].to_numpy(), context.config)
     as_ofs = pd.to_datetime(table["as_of"]).dt.date
     timing = renewal_timing(table)
     actions = recommend_actions(tiers, dominant_groups(contributions, context.specs), timing["days_to_renewal"],

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from features.markdown import grouped_tables
+
 GROUPS = ("churn", "revenue", "accounts", "voice", "support", "usage", "ttv")
 GROUP_TITLES = {"churn": "Churn and retention", "revenue": "Revenue", "accounts": "Accounts",
                 "voice": "Voice of the customer", "support": "Support", "usage": "Usage: frequency, breadth, depth",
@@ -278,15 +280,8 @@ def kpis_markdown(specs: list[KpiSpec]) -> str:
         RULES,
     ]
     better = {"up": "higher", "down": "lower", None: "–"}
-    for group in GROUPS:
-        members = [s for s in specs if s.group == group]
-        if not members:
-            continue
-        lines += [f"## {GROUP_TITLES[group]}", "",
-                  "| kpi | label | unit | better | grain | settles | needs | formula |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for s in members:
-            lines.append(f"| `{s.name}` | {s.title} | {s.unit} | {better[s.better]} | {s.grain} | "
-                         f"{'yes' if s.settles else 'no'} | {', '.join(s.needs)} | {s.formula} |")
-        lines.append("")
+    lines += grouped_tables(
+        specs, GROUPS, GROUP_TITLES, ["kpi", "label", "unit", "better", "grain", "settles", "needs", "formula"],
+        lambda s: [f"`{s.name}`", s.title, s.unit, better[s.better], s.grain, "yes" if s.settles else "no",
+                   ", ".join(s.needs), s.formula])
     return "\n".join(lines)

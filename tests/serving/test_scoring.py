@@ -24,20 +24,28 @@ SPECS = {s.name: s for s in expand_catalog(ENGAGEMENT, {"each": [30], "trend": [
 FEATURES = ["active_users_30d", "events_30d", "days_since_last_activity"]
 
 
+def _labelled_model(rng: np.random.Generator, columns: dict, risk, features: list[str], trees: int):
+    """A table of `columns` for one as-of, labels drawn from the logistic of `risk(table)`, and a model trained on
+    its first two thirds."""
+    n = len(next(iter(columns.values())))
+    table = pd.DataFrame({"account_id": [f"a{i}" for i in range(n)], "as_of": pd.Timestamp("2024-03-01"),
+                          "mrr": rng.uniform(100, 1000, n), **columns})
+    table["label"] = (rng.random(n) < 1 / (1 + np.exp(-risk(table)))).astype(int)
+    train = 2 * n // 3
+    model = train_model(Split(train=table.iloc[:train], valid=table.iloc[train:]), features,
+                        ModelConfig(lightgbm={"n_estimators": trees, "num_leaves": 7}))
+    return model, table
+
+
 @pytest.fixture(scope="module")
 def model_and_table():
     rng = np.random.default_rng(0)
     n = 600
-    table = pd.DataFrame({
-        "account_id": [f"a{i}" for i in range(n)], "as_of": pd.Timestamp("2024-03-01"),
-        "mrr": rng.uniform(100, 1000, n), "active_users_30d": rng.integers(0, 20, n).astype(float),
-        "events_30d": rng.integers(0, 500, n).astype(float), "days_since_last_activity": rng.integers(1, 60, n) * 1.0,
-    })
-    risk = 1.5 - 0.2 * table.active_users_30d + 0.03 * table.days_since_last_activity
-    table["label"] = (rng.random(n) < 1 / (1 + np.exp(-risk))).astype(int)
-    split = Split(train=table.iloc[:400], valid=table.iloc[400:])
-    model = train_model(split, FEATURES, ModelConfig(lightgbm={"n_estimators": 60, "num_leaves": 7}))
-    return model, table
+    columns = {"active_users_30d": rng.integers(0, 20, n).astype(float),
+               "events_30d": rng.integers(0, 500, n).astype(float),
+               "days_since_last_activity": rng.integers(1, 60, n) * 1.0}
+    return _labelled_model(rng, columns, lambda t: 1.5 - 0.2 * t.active_users_30d + 0.03 * t.days_since_last_activity,
+                           FEATURES, trees=60)
 
 
 def test_tiers_take_the_highest_threshold_reached():
@@ -156,21 +164,12 @@ def timing_model_and_table():
     """A model whose strongest signal is the renewal clock (context), beside two causes."""
     rng = np.random.default_rng(1)
     n = 800
-    table = pd.DataFrame({
-        "account_id": [f"a{i}" for i in range(n)], "as_of": pd.Timestamp("2024-03-01"),
-        "mrr": rng.uniform(100, 1000, n), "days_to_renewal": rng.integers(1, 365, n).astype(float),
-        "billing_period_months": rng.choice([1.0, 12.0], n), "tenure_days": rng.integers(30, 900, n) * 1.0,
-        "active_users_30d": rng.integers(0, 20, n).astype(float),
-        "open_high_priority_tickets": rng.integers(0, 3, n).astype(float),
-    })
-    risk = (2.5 - 0.02 * table.days_to_renewal - 0.1 * table.active_users_30d
-            + 0.5 * table.open_high_priority_tickets)
-    table["label"] = (rng.random(n) < 1 / (1 + np.exp(-risk))).astype(int)
-    features = ["days_to_renewal", "billing_period_months", "tenure_days", "active_users_30d",
-                "open_high_priority_tickets"]
-    model = train_model(Split(train=table.iloc[:600], valid=table.iloc[600:]), features,
-                        ModelConfig(lightgbm={"n_estimators": 80, "num_leaves": 7}))
-    return model, table
+    columns = {"days_to_renewal": rng.integers(1, 365, n).astype(float),
+               "billing_period_months": rng.choice([1.0, 12.0], n), "tenure_days": rng.integers(30, 900, n) * 1.0,
+               "active_users_30d": rng.integers(0, 20, n).astype(float),
+               "open_high_priority_tickets": rng.integers(0, 3, n).astype(float)}
+    return _labelled_model(rng, columns, lambda t: (2.5 - 0.02 * t.days_to_renewal - 0.1 * t.active_users_30d
+                                                    + 0.5 * t.open_high_priority_tickets), list(columns), trees=80)
 
 
 def test_context_is_never_a_reason_but_its_shap_is_kept_and_timing_is_written(timing_model_and_table):
