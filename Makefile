@@ -30,7 +30,7 @@ $(VENV)/.chromium: $(STAMP)
 ## setup: create .venv and install the project with its dev extras (other targets do this when needed)
 setup: $(STAMP)
 
-## demo: simulate a warehouse, train, score the latest as-of, compute the KPIs, report, print a summary
+## demo: simulate a warehouse, train, score the latest as-of, compute the KPIs, judge the playbooks, report, print a summary
 demo: $(STAMP)
 	$(CHURN) --params $(PARAMS) demo
 

@@ -211,16 +211,19 @@ def outcomes(ctx: typer.Context) -> None:
 
     with _expected_errors():
         result = run_outcomes(_params(ctx), _progress())
-    if not result.matured:
+    if not result.matured and result.effects.empty:
         console.print("no scoring has matured yet: nothing to judge (see the pending scorings above)")
         return
-    console.print(f"judged {len(result.matured)} scoring(s), {result.matured[0]} to {result.matured[-1]}; "
-                  f"{result.churns:,} churns seen by the scorings, {result.missed:,} of them never flagged")
+    if result.matured:
+        console.print(f"judged {len(result.matured)} scoring(s), {result.matured[0]} to {result.matured[-1]}; "
+                      f"{result.churns:,} churns seen by the scorings, {result.missed:,} of them never flagged")
+    else:
+        console.print("no scoring has matured yet; the arms cs_actions recorded are judged")
     for row in result.performance.itertuples():
         console.print(f"  {row.as_of}  model v{row.model_version}  ROC-AUC {row.roc_auc:.3f} in the wild vs "
                       f"{row.validation_roc_auc:.3f} in validation, recall@{row.capacity} "
                       f"{row.recall_at_capacity:.2f}, churn {row.churn_rate:.1%}")
-    console.print(f"playbook effects (intent to treat, all matured scorings, {result.confidence:.0%} intervals):")
+    console.print(f"playbook effects (intent to treat, every matured as-of pooled, {result.confidence:.0%} intervals):")
     for line in describe_effects(result) or ["no playbook has treated and held-back accounts yet"]:
         console.print(f"  {line}")
 
@@ -253,8 +256,10 @@ def bench(ctx: typer.Context) -> None:
 
 @app.command()
 def demo(ctx: typer.Context) -> None:
-    """Simulate a fresh warehouse, train, score the latest as-of, compute the KPIs, report, print a summary."""
+    """Simulate a fresh warehouse, train, score the latest as-of, compute the KPIs, judge the simulated CS team's
+    playbook experiments, report, print a summary."""
     from pipelines.demo_run import run_demo
+    from pipelines.outcomes_run import describe_effects
     from pipelines.kpis_run import describe_headline
     from pipelines.urls import redact
     from pipelines.warehouse import warehouse_location
@@ -272,6 +277,10 @@ def demo(ctx: typer.Context) -> None:
     console.print(f"  MLflow store        {redact(params.mlflow.tracking_uri, _SECRETS)} "
                   f"(artifacts in {params.mlflow.artifact_root}/)")
     console.print(f"  KPIs                {describe_headline(result.kpis)}")
+    console.print(f"  playbook effects    the simulated CS team's holdouts (cs_actions), intent to treat, "
+                  f"{result.outcomes.confidence:.0%} intervals, beside the true effects:")
+    for line in describe_effects(result.outcomes) or ["no playbook has treated and held-back accounts"]:
+        console.print(f"    {line}")
     console.print(f"  manager report      {result.report.html}")
 
 

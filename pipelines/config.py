@@ -35,16 +35,39 @@ class WarehouseConfig(BaseModel):
     threads: int = Field(default=2, ge=1, le=1024)
 
 
+class CsTeamSection(BaseModel):
+    """`simulate.cs_team`: the simulated CS team's holdout share, effect window and true playbook effects
+    (pipelines/synthetic/cs_team.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    holdout_share: float = Field(default=0.5, ge=0, lt=1)
+    effect_days: int = Field(default=90, ge=1)
+    effects: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_playbooks(self):
+        self.team()
+        return self
+
+    def team(self):
+        """The generator's CsTeamConfig (raises ValueError naming the unknown playbook or the bad effect)."""
+        from pipelines.synthetic.config import CsTeamConfig
+
+        return CsTeamConfig(holdout_share=self.holdout_share, effect_days=self.effect_days, effects=self.effects)
+
+
 class SimulateConfig(BaseModel):
     """The `simulate:` section: the synthetic warehouse `churn simulate` and `churn demo` build."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    accounts: int = Field(default=1500, ge=20)
+    accounts: int = Field(default=4000, ge=20)
     months: int = Field(default=24, ge=6)
     seed: int = 7
     start: date = date(2024, 1, 1)
     causes: dict[str, float] = Field(default_factory=lambda: check_cause_rates({}))
+    cs_team: CsTeamSection = Field(default_factory=lambda: CsTeamSection())
 
     @field_validator("causes", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.validation.validate import run_validate
 from pipelines.warehouse import Warehouse, open_warehouse, open_writer
-from serving.effects import ALL, INTENT_TO_TREAT, estimate_effects
+from serving.effects import ALL, INTENT_TO_TREAT, estimate_effects, first_exposures
 from serving.outcomes import (
     VALIDATION_METRICS,
     arms_from_actions,
@@ -56,6 +56,7 @@ class OutcomesResult:
     missed: int
     confidence: float = 0.95
     notes: list[str] = field(default_factory=list)
+    true_effects: pd.DataFrame | None = None   # on a simulated warehouse: each playbook's true effect
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,10 @@ class OutcomeInputs:
     data_end: datetime
 
 
-def _read_scores(con: ibis.BaseBackend) -> pd.DataFrame:
+def _read_scores(con: ibis.BaseBackend) -> pd.DataFrame | None:
+    """Every churn_scores row (SCORE_COLUMNS), or None when nothing was scored yet."""
     if SCORES_TABLE not in con.list_tables():
-        raise StageError(f"table {SCORES_TABLE}: not in the warehouse; nothing was scored yet (run `churn score`, "
-                         "then `churn outcomes` once the horizon and grace of a scoring have passed)")
+        return None
     table = con.table(SCORES_TABLE)
     frame = table.select(*[c for c in SCORE_COLUMNS if c in table.columns]).execute()
     return frame.assign(account_id=frame["account_id"].astype(str),
@@ -105,10 +106,16 @@ def _labels(params: Params, wh: Warehouse, as_ofs: list[date]) -> pd.DataFrame:
 def _read_inputs(params: Params, wh: Warehouse, progress: Progress) -> tuple[OutcomeInputs, list, list]:
     with progress.stage("read scores") as info:
         scores = _read_scores(wh.con)
-        matured, pending = split_matured(scores["as_of"], params.label, wh.data_end)
         actions = wh.sources["cs_actions"].execute() if wh.sources.has("cs_actions") else None
         grid = build_as_of_dates(params.snapshots, wh.data_start, wh.data_end, 0)
         recorded = arms_from_actions(actions, grid)
+        if scores is None and recorded.empty:
+            raise StageError(f"table {SCORES_TABLE}: not in the warehouse and cs_actions records no arm; nothing "
+                             "was scored yet (run `churn score`, then `churn outcomes` once the horizon and grace of "
+                             "a scoring have passed)")
+        if scores is None:   # the CS tool's own holdouts (cs_actions arms) are judged without a scoring
+            scores = pd.DataFrame(columns=SCORE_COLUMNS)
+        matured, pending = split_matured(scores["as_of"], params.label, wh.data_end)
         recorded_matured, _ = split_matured(recorded["as_of"], params.label, wh.data_end)
         recorded = recorded[recorded["as_of"].isin(recorded_matured)]
         info["detail"] = (f"{len(scores):,} score rows, {scores['as_of'].nunique()} as-ofs ({len(matured)} "
@@ -159,8 +166,44 @@ def compute_outcome_tables(params: Params, inputs: OutcomeInputs, matured: list[
     return {OUTCOMES_TABLE: outcomes, PERFORMANCE_TABLE: performance, EFFECTS_TABLE: effects, MISSED_TABLE: missed}
 
 
+SIM_TRUTH, SIM_PLAYBOOKS = "sim_truth", "sim_playbooks"
+
+
+def records_playbook_truth(con: ibis.BaseBackend) -> bool:
+    """Whether the warehouse is a simulated one that records its CS team's true playbook effects."""
+    tables = set(con.list_tables())
+    return {SIM_TRUTH, SIM_PLAYBOOKS} <= tables and "playbook_factor" in con.table(SIM_TRUTH).columns
+
+
+def simulated_effects(con: ibis.BaseBackend, outcomes: pd.DataFrame, horizon_days: int) -> pd.DataFrame | None:
+    """On a simulated warehouse (one holding `sim_truth` with playbook factors and `sim_playbooks`), each playbook's
+    true effect over the accounts the experiments judged (`pipelines.synthetic.oracle.true_playbook_effects`):
+    what the estimates should find. None on any other warehouse.
+
+    Args:
+        outcomes: churn_outcomes rows (account_id, as_of, playbook, arm).
+    """
+    if not records_playbook_truth(con):
+        return None
+    from pipelines.synthetic.oracle import true_playbook_effects
+
+    truth = con.table(SIM_TRUTH).select("account_id", "renewal_at", "hazard", "playbook_factor",
+                                        "lifecycle_start").execute()
+    return true_playbook_effects(truth, con.table(SIM_PLAYBOOKS).execute(), first_exposures(outcomes), horizon_days)
+
+
+def inside(row, truth: pd.DataFrame | None) -> bool | None:
+    """Whether the simulated true effect of an effects row's playbook lies inside its relative interval (None when
+    the truth or the interval is not known)."""
+    if truth is None or row.playbook not in truth.index or pd.isna(row.relative_low):
+        return None
+    effect = truth.at[row.playbook, "true_effect"]
+    return None if pd.isna(effect) else bool(row.relative_low <= effect <= row.relative_high)
+
+
 def describe_effects(result: OutcomesResult) -> list[str]:
-    """The pooled intent-to-treat effect of each playbook, one line each, for the terminal."""
+    """The pooled intent-to-treat effect of each playbook, one line each, for the terminal; on a simulated
+    warehouse with the true effect beside it."""
     lines = []
     for row in result.effects.itertuples():
         rates = (f"churn {row.treated_churn_rate:.1%} treated (n={row.treated:,}) vs {row.holdout_churn_rate:.1%} "
@@ -171,6 +214,11 @@ def describe_effects(result: OutcomesResult) -> list[str]:
                   f"[{row.relative_low:+.0%}, {row.relative_high:+.0%}]")
         mrr = ("" if pd.isna(row.mrr_retained_per_treated)
                else f"; MRR kept per treated account {row.mrr_retained_per_treated:,.0f}")
+        truth = result.true_effects
+        if truth is not None and row.playbook in truth.index:
+            covered = inside(row, truth)
+            mark = "" if covered is None else " (inside the interval)" if covered else " (OUTSIDE the interval)"
+            mrr += f"; simulated truth {truth.at[row.playbook, 'true_effect']:+.0%}{mark}"
         lines.append(f"{row.playbook:<24} {row.verdict:<12} {rates}{effect}{mrr}")
     return lines
 
@@ -178,14 +226,15 @@ def describe_effects(result: OutcomesResult) -> list[str]:
 def run_outcomes(params: Params, progress: Progress) -> OutcomesResult:
     """Judge every scoring whose horizon plus grace has passed and replace the four outcome tables."""
     run_validate(params, params.validation, progress, datetime.now()).raise_for_errors()
+    notes: list[str] = []
     with open_warehouse(params, progress, read_only=True) as wh:
         inputs, matured, pending = _read_inputs(params, wh, progress)
-    notes: list[str] = []
-    with progress.stage("outcomes + effects") as info:
-        tables = compute_outcome_tables(params, inputs, matured, notes)
-        computed_at = pd.Timestamp(datetime.now().replace(microsecond=0))
-        tables = {name: frame.assign(computed_at=computed_at) for name, frame in tables.items()}
-        info["detail"] = ", ".join(f"{name} {len(frame):,}" for name, frame in tables.items())
+        with progress.stage("outcomes + effects") as info:
+            tables = compute_outcome_tables(params, inputs, matured, notes)
+            truth = simulated_effects(wh.con, tables[OUTCOMES_TABLE], params.label.horizon_days)
+            computed_at = pd.Timestamp(datetime.now().replace(microsecond=0))
+            tables = {name: frame.assign(computed_at=computed_at) for name, frame in tables.items()}
+            info["detail"] = ", ".join(f"{name} {len(frame):,}" for name, frame in tables.items())
     for note in notes:
         progress.note(note)
     for as_of, known in pending:
@@ -200,4 +249,4 @@ def run_outcomes(params: Params, progress: Progress) -> OutcomesResult:
     return OutcomesResult(matured=matured, pending=pending, rows={n: len(f) for n, f in tables.items()},
                           effects=pooled.reset_index(drop=True), performance=tables[PERFORMANCE_TABLE],
                           churns=len(missed), missed=int(missed["missed"].sum()),
-                          confidence=params.outcomes.confidence, notes=notes)
+                          confidence=params.outcomes.confidence, notes=notes, true_effects=truth)

@@ -18,6 +18,7 @@ from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.features_run import account_attributes, build_feature_frame, catalog_specs
 from pipelines.files import ensure_writable, write_files
+from pipelines.outcomes_run import records_playbook_truth, simulated_effects
 from pipelines.progress import Progress
 from pipelines.warehouse import open_warehouse
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks, explain_predictions
@@ -33,6 +34,7 @@ from serving.writeback import (
     KPIS_TABLE,
     MISSED_TABLE,
     OUTCOME_SCHEMAS,
+    OUTCOMES_TABLE,
     PERFORMANCE_TABLE,
     SCORES_SCHEMA,
     describe_schema_problems,
@@ -205,10 +207,13 @@ def _read_loop(params: Params, wh, scored: list[date]) -> LoopFacts:
     matured, pending = split_matured(scored, params.label, wh.data_end)
     performance = _read_outcome_table(wh.con, PERFORMANCE_TABLE)
     judged = None if performance is None else sorted({pd.Timestamp(d).date() for d in performance["as_of"]})
-    return LoopFacts(effects=_read_outcome_table(wh.con, EFFECTS_TABLE),
-                     missed=_read_outcome_table(wh.con, MISSED_TABLE), judged=judged, matured=matured,
-                     pending=pending, confidence=params.outcomes.confidence,
-                     min_arm_accounts=params.outcomes.min_arm_accounts)
+    effects = _read_outcome_table(wh.con, EFFECTS_TABLE)
+    truth = None
+    if effects is not None and len(effects) and records_playbook_truth(wh.con):
+        truth = simulated_effects(wh.con, _read_outcome_table(wh.con, OUTCOMES_TABLE), params.label.horizon_days)
+    return LoopFacts(effects=effects, missed=_read_outcome_table(wh.con, MISSED_TABLE), judged=judged,
+                     matured=matured, pending=pending, confidence=params.outcomes.confidence,
+                     min_arm_accounts=params.outcomes.min_arm_accounts, true_effects=truth)
 
 
 def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInputs:

@@ -23,7 +23,8 @@ class SimulateResult:
 
 
 def run_simulate(params: Params, config: SimulateConfig, progress: Progress, replace: bool = False) -> SimulateResult:
-    """Generate the synthetic warehouse and write its tables (canonical names) plus `sim_truth` and `sim_causes`.
+    """Generate the synthetic warehouse and write its tables (canonical names, cs_actions included) plus the truth
+    tables `sim_truth`, `sim_causes` and `sim_playbooks`.
 
     Refuses to overwrite a warehouse that holds an `accounts` table it did not generate, unless `replace`.
     """
@@ -44,7 +45,8 @@ def _fill(con, params: Params, config: SimulateConfig, progress: Progress, repla
                          "`churn simulate` did not write; pass --replace to overwrite it")
     with progress.stage("generate") as info:
         frames = generate_warehouse(SimulationConfig(accounts=config.accounts, months=config.months,
-                                                     seed=config.seed, start=config.start, causes=config.causes))
+                                                     seed=config.seed, start=config.start, causes=config.causes,
+                                                     cs_team=config.cs_team.team()))
         info["detail"] = (f"{len(frames['accounts']):,} accounts, {len(frames['events']):,} events, "
                           f"{config.months} months")
     with progress.stage("write warehouse") as info:

@@ -1,6 +1,6 @@
 """Contracts: what each account pays for over time. A trial converts (or not) on its early health; a paid
 lifecycle renews at monthly or annual anniversaries of its paid start, where churn is drawn with the true hazard
-of `hazard` (and each cause's term in it is kept), and upgrades (more likely when health is good) and price
+of `hazard` (and each cause's term in it is kept; a playbook the CS team ran scales it, `cs_team`), and upgrades (more likely when health is good) and price
 shocks (a price increase answered with fewer seats, the only contractions, drawn from the price_shock stream)
 split it into contiguous subscription rows; about 5% of
 churned accounts come back later for a new lifecycle; some paying accounts buy an overlapping add-on. Returns
@@ -20,6 +20,7 @@ from pipelines.synthetic.accounts import TRIAL_DAYS
 from pipelines.synthetic.causes import Episodes, Shocks
 from pipelines.synthetic.clock import DAY, OPEN, Clock, add_months
 from pipelines.synthetic.config import CAUSES
+from pipelines.synthetic.cs_team import Flags
 from pipelines.synthetic.draws import sigmoid, working_seconds
 from pipelines.synthetic.frames import take
 from pipelines.synthetic.hazard import SHOCK_WINDOW_DAYS, Candidates, Lookups, Renewals, churn_hazards, true_cause
@@ -35,12 +36,14 @@ _SHOCK_SHARE = 0.2  # share of lifecycles with a price shock at one renewal, at 
 
 @dataclass(frozen=True)
 class Pressures:
-    """What weighs on renewals besides health: the champion-loss episodes, and the price_shock stream with its
-    rate multiplier (the live episode tickets and answers come from the candidates)."""
+    """What weighs on renewals besides health: the champion-loss episodes, the price_shock stream with its
+    rate multiplier (the live episode tickets and answers come from the candidates), and the CS team's flags
+    (a treated account's playbook scales its churn probability)."""
 
     champions: Episodes
     shock_rng: np.random.Generator
     shock_rate: float
+    flags: Flags
 
 
 def simulate_contracts(rng, acc: pd.DataFrame, cum: np.ndarray, candidates: Candidates, pressures: Pressures,
@@ -77,8 +80,9 @@ def simulate_contracts(rng, acc: pd.DataFrame, cum: np.ndarray, candidates: Cand
 
 
 def _empty_truth() -> pd.DataFrame:
-    columns = ["acct", "renewal", "hazard", "drawn", "life_start", *CAUSES]
-    return pd.DataFrame({name: np.array([], dtype=np.float64 if name == "hazard" or name in CAUSES else np.int64)
+    columns = ["acct", "renewal", "hazard", "drawn", "life_start", "playbook_factor", *CAUSES]
+    floats = {"hazard", "playbook_factor", *CAUSES}
+    return pd.DataFrame({name: np.array([], dtype=np.float64 if name in floats else np.int64)
                          for name in columns})
 
 
@@ -133,14 +137,18 @@ def _run_lifecycle(rng, acc, life, cum, look: Lookups, pressures: Pressures, clo
     """Draw churn at the renewals of one paid lifecycle; return its rows, truth rows, churn times and shocks."""
     grid = _draw_renewals(pressures, life, clock)
     hazard, terms = _renewal_hazards(rng, acc, life, grid, cum, look, pressures.champions)
+    row, k = np.nonzero(grid.drawable)
+    factor = pressures.flags.hazard_factors(life["acct"].to_numpy()[row], grid.at[row, k],
+                                            life["start"].to_numpy()[row])
+    hazard[row, k] *= factor
     hit = grid.drawable & (rng.random(grid.at.shape) < np.nan_to_num(hazard))
     churn = _first_churn(hit, grid.at)
     # Every renewal in the history keeps its hazard, also those after a churn (drawn=False): the oracle's
     # P(churn within a horizon) needs each renewal in it, or churners would look safer than survivors.
-    row, k = np.nonzero(grid.drawable)
     acct = life["acct"].to_numpy()[row]
     truth = pd.DataFrame({"acct": acct, "renewal": grid.at[row, k], "hazard": hazard[row, k],
                           "drawn": k <= churn.k[row], "life_start": life["start"].to_numpy()[row],
+                          "playbook_factor": factor,
                           **dict(zip(CAUSES, terms.T, strict=True))})
     return _paid_rows(rng, life, grid, churn, cum), truth, churn.at, _shocks(life, grid, churn)
 
@@ -319,6 +327,7 @@ def truth_frame(truth: pd.DataFrame, ids: pa.Array, clock: Clock) -> pd.DataFram
         "hazard": truth["hazard"].to_numpy(dtype=np.float64),
         "drawn": truth["drawn"].to_numpy(dtype=bool),
         "lifecycle_start": clock.timestamps(truth["life_start"].to_numpy()),
+        "playbook_factor": truth["playbook_factor"].to_numpy(dtype=np.float64),
         **{name: terms[:, i] for i, name in enumerate(CAUSES)},
         "cause": pd.Series(true_cause(terms), dtype="str"),
     })

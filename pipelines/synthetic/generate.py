@@ -46,6 +46,7 @@ from pipelines.synthetic.causes import (
 from pipelines.synthetic.clock import make_clock
 from pipelines.synthetic.company import Company
 from pipelines.synthetic.config import SimulationConfig
+from pipelines.synthetic.cs_team import actions_frame, draw_flags, playbooks_frame
 from pipelines.synthetic.contracts import (
     Pressures,
     addon_rows,
@@ -70,7 +71,7 @@ from pipelines.synthetic.support import (
 )
 
 _STREAMS = ("accounts", "health", "tickets", "nps", "contracts", "addons", "users", "surveys", "events",
-            "milestones", "onboarding", "champion_loss", "support_pain", "unhappy_voice", "price_shock")
+            "milestones", "onboarding", "champion_loss", "support_pain", "unhappy_voice", "price_shock", "cs_team")
 # the order fixes each stream's seed: append new ones, never reorder
 
 
@@ -108,9 +109,12 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
                   ignore_index=True),
         pd.concat([voice_nps(draw_nps(streams["nps"], acc, health, clock), unhappy),
                    voiced.loc[voiced["kind"] == 0, ["acct", "responded", "score", "voice"]]], ignore_index=True))
+    cum = cumulate_health(health)
+    flags = draw_flags(streams["cs_team"], acc, cum, candidates.lookups(),
+                       episodes["champion_loss"], clock, config.cs_team)
     pressures = Pressures(champions=episodes["champion_loss"], shock_rng=streams["price_shock"],
-                          shock_rate=rates["price_shock"])
-    subs, truth, spans, paid_start, shocks = simulate_contracts(streams["contracts"], acc, cumulate_health(health),
+                          shock_rate=rates["price_shock"], flags=flags)
+    subs, truth, spans, paid_start, shocks = simulate_contracts(streams["contracts"], acc, cum,
                                                                 candidates, pressures, clock)
     subs = pd.concat([subs, addon_rows(streams["addons"], acc, spans, paid_start, clock)], ignore_index=True)
     company = Company(acc=acc, health=health, activity=activity_offsets(episodes["champion_loss"], len(acc), clock),
@@ -128,6 +132,8 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
         "tickets": tickets_frame(tickets, company.ids, clock),
         "surveys": surveys_frame(streams["surveys"], answers, users, company),
         "milestones": draw_milestones(streams["milestones"], company),
+        "cs_actions": actions_frame(flags, company),
         "sim_truth": truth_frame(truth, company.ids, clock),
         "sim_causes": causes_frame(company, episodes, shocks),
+        "sim_playbooks": playbooks_frame(config.cs_team),
     }

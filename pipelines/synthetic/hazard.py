@@ -55,13 +55,13 @@ class Lookups:
     unhappy: np.ndarray
 
 
-def _unhappy_share(look: Lookups, acct: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+def unhappy_share(look: Lookups, acct: np.ndarray, seconds: np.ndarray) -> np.ndarray:
     """The share of unhappy answers among the NPS answers of the `_VOICE_DAYS` before `seconds` (0 when none)."""
-    unhappy = _count_before(look.unhappy, acct, seconds, _VOICE_DAYS)
-    return unhappy / np.maximum(_count_before(look.nps, acct, seconds, _VOICE_DAYS), 1)
+    unhappy = count_before(look.unhappy, acct, seconds, _VOICE_DAYS)
+    return unhappy / np.maximum(count_before(look.nps, acct, seconds, _VOICE_DAYS), 1)
 
 
-def _count_before(keys: np.ndarray, acct: np.ndarray, seconds: np.ndarray, days: int) -> np.ndarray:
+def count_before(keys: np.ndarray, acct: np.ndarray, seconds: np.ndarray, days: int) -> np.ndarray:
     """Keys of each account in [seconds - days, seconds)."""
     hi = np.searchsorted(keys, time_keys(acct, seconds), "left")
     return hi - np.searchsorted(keys, time_keys(acct, seconds - days * DAY), "left")
@@ -148,8 +148,8 @@ def cause_terms(acc: pd.DataFrame, look: Lookups, champions: Episodes, due: Rene
     exposure = {
         "onboarding": stalled,
         "champion_loss": champions.progress(acct, at, _CHAMPION_RAMP_DAYS),
-        "support_pain": np.minimum(1.0, _count_before(look.support, acct, at, _SUPPORT_DAYS) / _SUPPORT_TICKETS),
-        "unhappy_voice": _unhappy_share(look, acct, at),
+        "support_pain": np.minimum(1.0, count_before(look.support, acct, at, _SUPPORT_DAYS) / _SUPPORT_TICKETS),
+        "unhappy_voice": unhappy_share(look, acct, at),
         "price_shock": shocked,
     }
     return np.column_stack([_TERM[name] * exposure[name] for name in CAUSES])

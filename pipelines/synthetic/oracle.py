@@ -5,6 +5,10 @@ ROC-AUC with the oracle's on a simulated warehouse, so its score is the ceiling 
 Beside it, the truth about why: `true_causes` reads the true cause of the renewal an account most likely churns
 at within the horizon, and `CAUSE_GROUPS` maps each cause to the playbook group whose reasons should name it, so
 the reasons a model gives can be checked against the simulation's causes.
+
+And the truth about what the CS team's playbooks did: `true_playbook_effects` reads, for the accounts an experiment
+judged, the churn probability each would have had in the horizon with its playbook and without it, so the effect
+`churn outcomes` estimates against the holdout can be checked against the one the simulation used.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import pandas as pd
 
 from pipelines.synthetic.config import CAUSE_GROUPS
 
-__all__ = ["CAUSE_GROUPS", "compute_oracle_probabilities", "true_causes"]
+__all__ = ["CAUSE_GROUPS", "compute_oracle_probabilities", "true_causes", "true_playbook_effects"]
+TRUE_EFFECT_COLUMNS = ["hazard_effect", "true_effect", "true_difference", "true_treated_rate", "true_untreated_rate"]
 
 
 def compute_oracle_probabilities(
@@ -60,6 +65,56 @@ def true_causes(truth: pd.DataFrame, snapshots: pd.DataFrame, horizon_days: int)
     out = np.full(len(snapshots), None, dtype=object)
     out[riskiest["row"].to_numpy()] = riskiest["cause"].to_numpy(dtype=object)
     return out
+
+
+def true_playbook_effects(truth: pd.DataFrame, playbooks: pd.DataFrame, exposures: pd.DataFrame,
+                          horizon_days: int) -> pd.DataFrame:
+    """The true effect of each playbook on churn within the horizon, over the accounts an experiment judged.
+
+    For each exposure (an account at its first as-of in a playbook, either arm), the churn probability within
+    (as_of, as_of + horizon] without the playbook, 1 − Π(1 − h), and with it, 1 − Π(1 − h·(1 + effect)) over the
+    renewals inside its effect window, where h is the renewal's hazard net of any playbook (`hazard` /
+    `playbook_factor`). The true effect is the ratio of their sums − 1: what the intent-to-treat estimate (treated
+    churn rate / holdout churn rate − 1) estimates when the arms are drawn at random among these accounts. With a
+    horizon longer than the effect window, a later flag's playbook on the renewals beyond it is left out.
+
+    Args:
+        truth: `sim_truth` (account_id, renewal_at, hazard, playbook_factor[, lifecycle_start]).
+        playbooks: `sim_playbooks` (playbook, hazard_effect, effect_days).
+        exposures: account_id, as_of, playbook (serving.effects.first_exposures of the outcome rows).
+        horizon_days: label horizon in days.
+
+    Returns:
+        Indexed by playbook: hazard_effect (the simulation's relative effect on each renewal's churn probability),
+        true_effect (relative), true_difference (treated − untreated, in rate units), true_treated_rate and
+        true_untreated_rate (mean probabilities over the exposures); a playbook without exposures has NaNs.
+    """
+    keys = pd.DataFrame({"account_id": exposures["account_id"].astype(str).to_numpy(),
+                         "as_of": pd.to_datetime(exposures["as_of"]).to_numpy(),
+                         "playbook": exposures["playbook"].to_numpy(), "exposure": np.arange(len(exposures))})
+    known = playbooks.set_index("playbook")
+    pairs = _renewals_in_horizon(truth.assign(account_id=truth["account_id"].astype(str)), keys, horizon_days,
+                                 ["hazard", "playbook_factor"])
+    pairs = pairs.assign(playbook=keys["playbook"].to_numpy()[pairs["row"].to_numpy()])
+    effect = pairs["playbook"].map(known["hazard_effect"]).fillna(0.0).to_numpy(dtype=float)
+    window = pd.to_timedelta(pairs["playbook"].map(known["effect_days"]).fillna(0).to_numpy(), unit="D")
+    inside = (pairs["renewal_at"] <= pairs["as_of"] + window).to_numpy()
+    untreated = (pairs["hazard"] / pairs["playbook_factor"]).to_numpy(dtype=float).clip(0.0, 1.0)
+    treated = (untreated * np.where(inside, 1.0 + effect, 1.0)).clip(0.0, 1.0)
+    rows = pairs["row"].to_numpy()
+    probability = {}
+    for name, hazard in (("treated", treated), ("untreated", untreated)):
+        with np.errstate(divide="ignore"):
+            survival = pd.Series(np.log1p(-hazard)).groupby(rows).sum()
+        out = np.zeros(len(keys))
+        out[survival.index.to_numpy()] = 1.0 - np.exp(survival.to_numpy())
+        probability[name] = out
+    per = pd.DataFrame({"playbook": keys["playbook"], "true_treated_rate": probability["treated"],
+                        "true_untreated_rate": probability["untreated"]}).groupby("playbook").mean()
+    out = known[["hazard_effect"]].join(per, how="left")
+    out["true_effect"] = out["true_treated_rate"] / out["true_untreated_rate"] - 1
+    out["true_difference"] = out["true_treated_rate"] - out["true_untreated_rate"]
+    return out[TRUE_EFFECT_COLUMNS]
 
 
 def _renewals_in_horizon(truth: pd.DataFrame, snapshots: pd.DataFrame, horizon_days: int,

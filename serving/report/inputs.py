@@ -52,6 +52,9 @@ class LoopFacts:
     pending: list[tuple[date, date]] = field(default_factory=list)
     confidence: float = 0.95
     min_arm_accounts: int = 20
+    # On a simulated warehouse, each playbook's true effect (pipelines.synthetic.oracle.true_playbook_effects,
+    # indexed by playbook: true_effect, true_difference, hazard_effect); None elsewhere.
+    true_effects: pd.DataFrame | None = None
 
 
 @dataclass

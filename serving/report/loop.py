@@ -49,9 +49,13 @@ def describe_effect(row, min_arm_accounts: int) -> str:
     return f"no evidence: {rates}, {difference}; the interval holds no difference too"
 
 
-def _chart_scale(rows: pd.DataFrame) -> tuple[float, float]:
-    """The shared axis of the interval charts, in rate units: every interval and 0, with a little room."""
-    values = pd.concat([rows["absolute_low"], rows["absolute_high"], rows["absolute_difference"]]).dropna()
+def _chart_scale(rows: pd.DataFrame, truth: pd.DataFrame | None = None) -> tuple[float, float]:
+    """The shared axis of the interval charts, in rate units: every interval, 0 and any true difference (on a
+    simulated warehouse), with a little room."""
+    parts = [rows["absolute_low"], rows["absolute_high"], rows["absolute_difference"]]
+    if truth is not None:
+        parts.append(truth["true_difference"].reindex(rows["playbook"]).reset_index(drop=True))
+    values = pd.concat(parts).dropna()
     low, high = min(0.0, float(values.min())) if len(values) else -0.1, max(0.0, float(values.max())) if len(
         values) else 0.1
     pad = max(0.01, 0.08 * (high - low))
@@ -73,8 +77,21 @@ def _effect_rows(frame: pd.DataFrame, facts: LoopFacts, low: float, high: float)
     for row in frame.sort_values("playbook", kind="stable").itertuples():
         rows.append({"row": row, "sentence": describe_effect(row, facts.min_arm_accounts),
                      "verdict": row.verdict if min(row.treated, row.holdout) >= facts.min_arm_accounts
-                     else "no evidence", "chart": _chart(row, low, high)})
+                     else "no evidence", "chart": _chart(row, low, high),
+                     "truth": _truth(row, facts.true_effects, low, high)})
     return rows
+
+
+def _truth(row, truth: pd.DataFrame | None, low: float, high: float) -> dict | None:
+    """On a simulated warehouse: the playbook's true difference of churn rates (treated − untreated, rate units),
+    where it sits on the chart's axis, and whether the interval holds it."""
+    if truth is None or row.playbook not in truth.index or _nan(truth.at[row.playbook, "true_difference"]):
+        return None
+    difference = float(truth.at[row.playbook, "true_difference"])
+    covered = None if _nan(row.absolute_low) else bool(row.absolute_low <= difference <= row.absolute_high)
+    return {"difference": difference, "effect": float(truth.at[row.playbook, "true_effect"]),
+            "hazard_effect": float(truth.at[row.playbook, "hazard_effect"]), "inside": covered,
+            "at": round(100 * (min(max(difference, low), high) - low) / (high - low), 2)}
 
 
 def _pooled(effects: pd.DataFrame, analysis: str) -> pd.DataFrame:
@@ -119,7 +136,8 @@ def build_playbook_section(facts: LoopFacts | None) -> dict:
             out["notes"] = _freshness(facts)
         return out
     itt = _pooled(effects, INTENT_TO_TREAT)
-    out["scale"] = _chart_scale(itt)
+    out["scale"] = _chart_scale(itt, facts.true_effects)
+    out["simulated"] = facts.true_effects is not None
     out["rows"] = _effect_rows(itt, facts, *out["scale"])
     protocol = _pooled(effects, PER_PROTOCOL)
     if len(protocol):

@@ -206,8 +206,8 @@ def test_nothing_scored_yet_is_one_line_and_all_pending_writes_empty_tables(tmp_
     params = write_params(tmp_path, OVERRIDES)
     output = churn(params, "outcomes", expect=1)
     assert output.strip().splitlines()[-1] == (
-        "error: table churn_scores: not in the warehouse; nothing was scored yet (run `churn score`, then "
-        "`churn outcomes` once the horizon and grace of a scoring have passed)")
+        "error: table churn_scores: not in the warehouse and cs_actions records no arm; nothing was scored yet "
+        "(run `churn score`, then `churn outcomes` once the horizon and grace of a scoring have passed)")
     young = write_params(tmp_path, OVERRIDES | {"label": {"horizon_days": 200, "grace_days": 14}}, "young.yaml")
     con = ibis.duckdb.connect(str(tmp_path / WAREHOUSE), threads=1)
     from tests.pipelines.outcome_warehouse import write_history
