@@ -25,14 +25,16 @@ EXPECTED_COLUMNS = {
                 "reopened", "csat"],
     "surveys": ["response_id", "account_id", "responded_at", "survey_type", "score", "user_id"],
     "milestones": ["account_id", "milestone", "achieved_at"],
-    "sim_truth": ["account_id", "month", "renewal_at", "hazard", "drawn", "lifecycle_start", "onboarding",
-                  "champion_loss", "support_pain", "unhappy_voice", "price_shock", "cause"],
+    "cs_actions": ["account_id", "done_at", "playbook", "action", "owner", "arm"],
+    "sim_truth": ["account_id", "month", "renewal_at", "hazard", "drawn", "lifecycle_start", "playbook_factor",
+                  "onboarding", "champion_loss", "support_pain", "unhappy_voice", "price_shock", "cause"],
     "sim_causes": ["account_id", "cause", "group", "started_at", "ended_at"],
+    "sim_playbooks": ["playbook", "hazard_effect", "effect_days", "holdout_share"],
 }
 TIME_COLUMNS = {
     "accounts": ["created_at"], "subscriptions": ["start_at", "end_at"], "events": ["event_at"],
     "users": ["created_at"], "tickets": ["created_at", "resolved_at"], "surveys": ["responded_at"],
-    "milestones": ["achieved_at"], "sim_truth": ["month", "renewal_at", "lifecycle_start"],
+    "milestones": ["achieved_at"], "cs_actions": ["done_at"], "sim_truth": ["month", "renewal_at", "lifecycle_start"],
     "sim_causes": ["started_at", "ended_at"],
 }
 
@@ -81,6 +83,8 @@ def test_account_ids_are_unique_and_every_reference_exists(small):
     accounts = small["accounts"]["account_id"]
     assert accounts.is_unique and accounts.str.fullmatch(r"A\d{5}").all()
     for name, frame in small.items():
+        if name == "sim_playbooks":   # one row per playbook, no account
+            continue
         assert frame["account_id"].notna().all(), name
         assert frame["account_id"].isin(accounts).all(), name
     users = small["users"]["user_id"]
