@@ -64,7 +64,7 @@ class SimulateConfig(BaseModel):
 
     accounts: int = Field(default=4000, ge=20)
     months: int = Field(default=24, ge=6)
-    seed: int = 7
+    seed: int = 1
     start: date = date(2024, 1, 1)
     causes: dict[str, float] = Field(default_factory=lambda: check_cause_rates({}))
     cs_team: CsTeamSection = Field(default_factory=lambda: CsTeamSection())
