@@ -165,10 +165,6 @@ def _run_params(params: Params, data_end: datetime) -> dict:
     return flat
 
 
-def _directions(params: Params) -> dict[str, str]:
-    return {name: spec.direction for name, spec in catalog_specs(params).items()}
-
-
 def _load(params: Params, progress: Progress) -> TrainingData:
     run_validate(params, params.validation, progress, datetime.now()).raise_for_errors()
     with open_warehouse(params, progress, read_only=True) as wh:
@@ -203,7 +199,7 @@ def _backtest(params: Params, frame, features, folds: int, progress: Progress):
         raise StageError(f"--backtest {folds}: the labelled as-of dates allow at most {possible} folds of "
                          f"{params.model.validation_snapshots} validation dates")
     with progress.stage("backtest") as info:
-        table = run_backtest(frame, features, params.model, params.evaluation, folds, _directions(params))
+        table = run_backtest(frame, features, params.model, params.evaluation, folds, catalog_specs(params))
         summary = summarise_backtest(table)
         model = summary[summary.contender == MODEL].iloc[0]
         info["detail"] = f"{folds} folds: ROC-AUC {model.roc_auc_mean:.3f} ± {model.roc_auc_std:.3f}"
@@ -237,7 +233,7 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
     except ValueError as exc:
         raise StageError(str(exc)) from None
     with progress.stage("train + baselines") as info:
-        experiment = run_experiment(split, feature_set.names, params.model, params.evaluation, _directions(params))
+        experiment = run_experiment(split, feature_set.names, params.model, params.evaluation, catalog_specs(params))
         # The drift reference is the newest labelled window, the population the validation metrics describe.
         contributions = experiment.model.contributions(split.valid)  # also read by the reason accuracy
         importance = np.abs(contributions[:, :-1]).mean(axis=0)

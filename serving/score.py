@@ -22,8 +22,7 @@ from serving.explain import (
     rank_drivers,
 )
 from serving.playbooks import dominant_groups, recommend_actions
-from training.baselines import compute_health_score
-from training.config import HealthComponent
+from training.health import HealthScore
 from training.train import TrainedModel
 
 DRIVER_COLUMNS = ["account_id", "as_of", "rank", "feature", "role", "value", "contribution", "probability_points",
@@ -47,7 +46,7 @@ class ScoringContext:
     Attributes:
         specs: catalog entries by feature name, for the reasons in words and the playbook groups.
         config: tiers, reasons per account and playbooks.
-        health: the rule-based health score's components (churn_scores.health_score), if any.
+        health: the rule-based health score (churn_scores.health_score), as fitted with the model; None: none.
         benchmarks: what retained accounts look like (`compute_benchmarks` on the training data), quoted beside
             each reason; without them the reasons carry no comparison.
         attributes: account attributes (account_id and the benchmarks' `by` column, e.g. segment), so each
@@ -56,7 +55,7 @@ class ScoringContext:
 
     specs: dict[str, FeatureSpec]
     config: ScoringConfig
-    health: list[HealthComponent] | None = None
+    health: HealthScore | None = None
     benchmarks: Benchmarks | None = None
     attributes: pd.DataFrame | None = None
 
@@ -111,17 +110,31 @@ def check_features_described(model: TrainedModel, specs: dict[str, FeatureSpec])
                          "(retrain with this version's catalog)")
 
 
+def _attribute(table: pd.DataFrame, name: str | None, attributes: pd.DataFrame | None) -> pd.Series | None:
+    """Each row's value of an account attribute (e.g. segment): from the table, else from `attributes`."""
+    if name is None:
+        return None
+    if name in table.columns:
+        return table[name]
+    if attributes is not None and name in attributes.columns:
+        by_account = attributes.assign(account_id=attributes["account_id"].astype(str)).drop_duplicates("account_id")
+        return table["account_id"].astype(str).map(by_account.set_index("account_id")[name])
+    return None
+
+
 def _segments(table: pd.DataFrame, benchmarks: Benchmarks | None,
               attributes: pd.DataFrame | None) -> pd.Series | None:
-    """Each row's value of the attribute the benchmarks are split by: from the table, else from `attributes`."""
-    if benchmarks is None or benchmarks.by is None:
-        return None
-    if benchmarks.by in table.columns:
-        return table[benchmarks.by]
-    if attributes is not None and benchmarks.by in attributes.columns:
-        by_account = attributes.assign(account_id=attributes["account_id"].astype(str)).drop_duplicates("account_id")
-        return table["account_id"].astype(str).map(by_account.set_index("account_id")[benchmarks.by])
-    return None
+    """Each row's value of the attribute the benchmarks are split by."""
+    return None if benchmarks is None else _attribute(table, benchmarks.by, attributes)
+
+
+def health_scores(table: pd.DataFrame, context: ScoringContext) -> np.ndarray:
+    """churn_scores.health_score: the model's health score with each account's segment thresholds (NaN without
+    one)."""
+    if context.health is None:
+        return np.full(len(table), np.nan)
+    segments = _attribute(table, context.health.segment_by, context.attributes)
+    return context.health.score(table, segments).to_numpy()
 
 
 def _explain(scored: ScoredModel, table: pd.DataFrame, context: ScoringContext) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -188,7 +201,7 @@ def score_accounts(scored: ScoredModel, table: pd.DataFrame, context: ScoringCon
         "churn_probability": probability,
         "risk_tier": tiers,
         "risk_rank": ranks,
-        "health_score": compute_health_score(table, context.health).to_numpy() if context.health else np.nan,
+        "health_score": health_scores(table, context),
         "mrr": table["mrr"].astype(float),
         "top_reasons": reasons.reindex(range(len(table))).fillna("").to_numpy(),
         "recommended_action": actions["recommended_action"].to_numpy(),

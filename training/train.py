@@ -12,6 +12,7 @@ import pandas as pd
 from training.calibrate import Calibrator, choose_calibrator
 from training.config import ModelConfig
 from training.dataset import Split
+from training.health import HealthScore
 
 
 def model_input(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -38,6 +39,8 @@ class TrainedModel:
     calibrator: Calibrator = Calibrator("none", {})
     # Each feature's distribution on the training rows, kept with the model for the drift guard at scoring.
     reference: dict = field(default_factory=dict)
+    # The health score fitted on the same training window, written to churn_scores.health_score at scoring.
+    health: HealthScore | None = None
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """The booster's own probabilities, before calibration."""
