@@ -135,7 +135,8 @@ def check_reasons(truth: pd.DataFrame | None, experiment: Experiment, contributi
     valid = split.valid.reset_index(drop=True)
     causes = true_causes(_truth_keys(truth), valid[["account_id", "as_of"]], params.label.horizon_days)
     groups = np.array([CAUSE_GROUPS.get(c) for c in causes], dtype=object)
-    _, tiers = rank_and_tier(experiment.predictions[MODEL], valid["as_of"].to_numpy(), params.scoring)
+    _, tiers = rank_and_tier(experiment.predictions[MODEL], valid["as_of"].to_numpy(), params.scoring,
+                             model.base_rate)
     contributions = pd.DataFrame(contributions, columns=[*model.features, "bias"])
     return reason_accuracy(contributions, valid, split.train, specs, tiers == params.scoring.tier_names[0], groups)
 

@@ -64,19 +64,36 @@ class ScoringContext:
         return ExplainContext(self.specs, self.config.top_reasons, self.config.protective_factors, self.benchmarks)
 
 
-def assign_tiers(probabilities: np.ndarray, config: ScoringConfig, ranks: np.ndarray | None = None) -> np.ndarray:
+def tier_thresholds(config: ScoringConfig, base_rate: float | None) -> dict[str, float]:
+    """Probability thresholds per tier: as given (`tiers_by: probability`), or each lift × the training churn rate,
+    capped below 1 (`tiers_by: lift`).
+
+    Raises:
+        ValueError: tiers by lift without a base rate (a model trained before it was saved).
+    """
+    if config.tiers_by == "probability":
+        return dict(config.tiers)
+    if base_rate is None:
+        raise ValueError("scoring.tiers_by: lift needs the training churn rate, which this model does not carry "
+                         "(retrain it, or set scoring.tiers_by: probability)")
+    return {name: min(lift * base_rate, 0.99) for name, lift in config.lift.items()}
+
+
+def assign_tiers(probabilities: np.ndarray, config: ScoringConfig, ranks: np.ndarray | None = None,
+                 base_rate: float | None = None) -> np.ndarray:
     """Name each account's tier.
 
-    By probability: the highest tier whose threshold it reaches. By capacity: the tier of the smallest top N its
-    risk rank (1 = riskiest of its as-of) falls in. Else the lowest tier.
+    By probability or lift: the highest tier whose threshold it reaches (`tier_thresholds`). By capacity: the tier
+    of the smallest top N its risk rank (1 = riskiest of its as-of) falls in. Else the lowest tier.
 
     Args:
         ranks: risk rank of each account within its as-of; by capacity without ranks, all rows are one as-of.
+        base_rate: the model's training churn rate (tiers by lift).
     """
     probabilities = np.asarray(probabilities, dtype=float)
     tiers = np.full(len(probabilities), config.lowest_tier, dtype=object)
-    if config.tiers_by == "probability":
-        for name, threshold in sorted(config.tiers.items(), key=lambda kv: kv[1]):
+    if config.tiers_by != "capacity":
+        for name, threshold in sorted(tier_thresholds(config, base_rate).items(), key=lambda kv: kv[1]):
             tiers[probabilities >= threshold] = name
         return tiers
     if ranks is None:
@@ -86,11 +103,31 @@ def assign_tiers(probabilities: np.ndarray, config: ScoringConfig, ranks: np.nda
     return tiers
 
 
-def rank_and_tier(probabilities: np.ndarray, as_ofs, config: ScoringConfig) -> tuple[np.ndarray, np.ndarray]:
+def rank_and_tier(probabilities: np.ndarray, as_ofs, config: ScoringConfig,
+                  base_rate: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each row's risk rank within its as-of (1 = riskiest; ties by row order) and its tier (`assign_tiers`)."""
     ranks = pd.Series(probabilities).groupby(np.asarray(as_ofs)).rank(method="first", ascending=False)
     ranks = ranks.astype("int64").to_numpy()
-    return ranks, assign_tiers(probabilities, config, ranks)
+    return ranks, assign_tiers(probabilities, config, ranks, base_rate)
+
+
+def describe_tiers(config: ScoringConfig, base_rate: float | None) -> str:
+    """How the tiers were drawn, in one sentence for the report."""
+    if config.tiers_by == "capacity":
+        parts = [f"{name}: the {count:,} riskiest accounts" for name, count in
+                 sorted(config.capacity.items(), key=lambda kv: kv[1])]
+        return f"Tiers by capacity (risk rank within the as-of): {'; '.join(parts)}; {config.lowest_tier}: the rest."
+    if config.tiers_by == "lift" and base_rate is None:
+        parts = [f"{name}: at least {lift:g}× the training churn rate" for name, lift in
+                 sorted(config.lift.items(), key=lambda kv: -kv[1])]
+        return f"Tiers by lift: {'; '.join(parts)}; {config.lowest_tier}: below."
+    thresholds = sorted(tier_thresholds(config, base_rate).items(), key=lambda kv: -kv[1])
+    if config.tiers_by == "lift":
+        parts = [f"{name}: churn probability from {t:.1%} ({config.lift[name]:g}× the rate)" for name, t in thresholds]
+        return (f"Tiers by lift over the model's training churn rate of {base_rate:.1%}: {'; '.join(parts)}; "
+                f"{config.lowest_tier}: below.")
+    parts = [f"{name}: churn probability from {t:.0%}" for name, t in thresholds]
+    return f"Tiers by fixed probability: {'; '.join(parts)}; {config.lowest_tier}: below."
 
 
 def check_features_available(model: TrainedModel, table: pd.DataFrame) -> None:
@@ -187,7 +224,8 @@ def score_accounts(scored: ScoredModel, table: pd.DataFrame, context: ScoringCon
     contributions, drivers = _explain(scored, table, context)
     # Two features can say the same thing ("No sessions in the last 7 days"): each sentence once.
     reasons = _joined_reasons(drivers[(drivers["direction"] == RAISES) & (drivers["role"] == "cause")])
-    ranks, tiers = rank_and_tier(probability, table["as_of"].to_numpy(), context.config)
+    ranks, tiers = rank_and_tier(probability, table["as_of"].to_numpy(), context.config,
+                                 scored.model.base_rate)
     as_ofs = pd.to_datetime(table["as_of"]).dt.date
     timing = renewal_timing(table)
     actions = recommend_actions(tiers, dominant_groups(contributions, context.specs), timing["days_to_renewal"],

@@ -41,6 +41,8 @@ class TrainedModel:
     reference: dict = field(default_factory=dict)
     # The health score fitted on the same training window, written to churn_scores.health_score at scoring.
     health: HealthScore | None = None
+    # The training rows' churn rate: tiers by lift are multiples of it, at scoring as in training.
+    base_rate: float | None = None
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """The booster's own probabilities, before calibration."""
@@ -89,7 +91,8 @@ def train_model(split: Split, features: list[str], config: ModelConfig,
     best = model.best_iteration_ or booster.current_iteration()
     # Keep only the trees early stopping chose, so every consumer of the booster predicts the same.
     trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    model = TrainedModel(booster=trimmed, features=list(features), best_iteration=best)
+    model = TrainedModel(booster=trimmed, features=list(features), best_iteration=best,
+                         base_rate=float(split.train["label"].mean()))
     if config.calibration:
         calibrator, _ = choose_calibrator(model.predict_raw(split.tuning), split.tuning["label"].to_numpy(),
                                           tuple(config.calibration), seed=config.seed)

@@ -49,7 +49,7 @@ def model_and_table():
 
 
 def test_tiers_take_the_highest_threshold_reached():
-    config = ScoringConfig(tiers={"high": 0.5, "medium": 0.2}, lowest_tier="low")
+    config = ScoringConfig(tiers_by="probability", tiers={"high": 0.5, "medium": 0.2}, lowest_tier="low")
     assert assign_tiers(np.array([0.1, 0.2, 0.49, 0.5, 0.9]), config).tolist() == [
         "low", "medium", "medium", "high", "high"]
 
@@ -177,7 +177,7 @@ def test_context_is_never_a_reason_but_its_shap_is_kept_and_timing_is_written(ti
     specs = {s.name: s for s in expand_catalog(CATALOG, {"each": [30], "trend": [30], "support": [90],
                                                          "survey": [180]})}
     scores, drivers = score_accounts(ScoredModel(model, "m", "1"), table,
-                                     ScoringContext(specs, ScoringConfig(tiers={"high": 0.5, "medium": 0.2})),
+                                     ScoringContext(specs, ScoringConfig(tiers_by="probability", tiers={"high": 0.5, "medium": 0.2})),
                                      datetime(2024, 3, 2))
     context = {"days_to_renewal", "billing_period_months", "tenure_days"}
     contributions = explain_predictions(model, table)
