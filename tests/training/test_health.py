@@ -10,7 +10,7 @@ import pytest
 from features.catalog import FeatureSpec
 from training.calibrate import Calibrator
 from training.config import HealthComponent, HealthConfig
-from training.health import HealthScore, fit_health_score, quantile_thresholds
+from training.health import fit_health_score, quantile_thresholds
 from training.registry import read_model_files, write_model_files
 from training.train import TrainedModel
 
