@@ -156,8 +156,9 @@ def _champion_metrics(params: Params, split, progress: Progress):
     return champion, score_contender(split, champion.model.predict(split.valid), params.evaluation), None
 
 
-def _run_params(params: Params, data_end: datetime) -> dict:
+def _run_params(params: Params, data_end: datetime, chosen: dict) -> dict:
     flat = {f"lgb.{k}": v for k, v in params.model.lightgbm.items()}
+    flat |= {f"lgb.{k}": v for k, v in chosen.items()} | {"lgb.chosen": ",".join(sorted(chosen)) or "none"}
     flat |= {"seed": params.model.seed, "validation_snapshots": params.model.validation_snapshots,
              "calibration_snapshots": params.model.calibration_snapshots,
              "horizon_days": params.label.horizon_days, "grace_days": params.label.grace_days,
@@ -244,7 +245,8 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
             "importance": dict(zip(experiment.model.features, importance.tolist(), strict=True)),
             "window": split.window["valid_as_of"]}
         info["detail"] = (f"{len(split.train):,} train / {len(split.tuning):,} calibration / {len(split.valid):,} "
-                          f"validation rows, {experiment.model.best_iteration} trees, "
+                          f"validation rows, {experiment.model.best_iteration} trees "
+                          f"({', '.join(f'{k} {v:g}' for k, v in experiment.model.chosen.items()) or 'as pinned'}), "
                           f"{experiment.model.calibrator.method} calibration")
     backtested = _backtest(params, data.frame, feature_set.names, backtest, progress)
     with progress.stage("evaluate") as info:
@@ -277,8 +279,8 @@ def _run_record(params: Params, data: TrainingData, outcome: TrainingOutcome, fa
                 specs: dict[str, FeatureSpec], plots: dict[str, bytes]) -> RunRecord:
     experiment, backtested, names = outcome.experiment, outcome.backtest, data.feature_set.names
     return RunRecord(
-        params=_run_params(params, data.data_end), metrics=_metrics_to_log(experiment, outcome.oracle, backtested,
-                                                                              outcome.reasons),
+        params=_run_params(params, data.data_end, experiment.model.chosen),
+        metrics=_metrics_to_log(experiment, outcome.oracle, backtested, outcome.reasons),
         tags={"git_commit": facts.git_commit, **experiment.split.window, "features": ",".join(names),
               "features_left_out": facts.left_out or "none", "calibration": experiment.model.calibrator.method},
         json_artifacts={"features.json": {"features": names, "left_out": data.feature_set.left_out},
