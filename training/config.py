@@ -73,6 +73,8 @@ class ModelConfig(BaseModel):
     calibration: list[Literal["none", "sigmoid", "isotonic"]] = Field(
         default_factory=lambda: ["none", "sigmoid", "isotonic"])
     early_stopping_rounds: int = Field(default=50, ge=1)
+    # Boosters of the chosen complexity trained with seeds seed..seed+N-1 and averaged (1 = a single booster).
+    bagging_seeds: int = Field(default=1, ge=1, le=20)
     monotone: bool = True
     lightgbm: LightGBMParams = Field(default_factory=lambda: LightGBMParams())
     promotion: PromotionConfig = PromotionConfig()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
@@ -106,11 +107,33 @@ def _fit(split: Split, features: list[str], params: dict, config: ModelConfig) -
     return trimmed, best, float(model.best_score_["valid_0"]["binary_logloss"])
 
 
+def _scaled_leaves(tree: str, factor: float) -> str:
+    def scale(match: re.Match) -> str:
+        return match.group(1) + " ".join(repr(float(v) * factor) for v in match.group(2).split())
+    return re.sub(r"^(leaf_value=|internal_value=)(.*)$", scale, tree, flags=re.M)
+
+
+def average_boosters(boosters: list[lgb.Booster]) -> lgb.Booster:
+    """One booster predicting the mean log-odds of `boosters` (trained on the same data): every tree of each, its
+    leaf values divided by their number. Its TreeSHAP contributions are the mean of theirs, so explanations,
+    drift weights and the saved model work as for a single booster."""
+    texts = [b.model_to_string() for b in boosters]
+    head, rest = texts[0].split("\nTree=0\n", 1)
+    head = re.sub(r"^tree_sizes=.*\n", "", head, flags=re.M)  # sizes index the trees of one model: dropped
+    trees = []
+    for text in texts:
+        body = text[text.index("\nTree=0\n") + 1:text.index("end of trees")]
+        trees += [t.strip("\n") for t in re.split(r"(?m)^(?=Tree=\d+$)", body) if t.strip()]
+    blocks = [_scaled_leaves(re.sub(r"^Tree=\d+", f"Tree={i}", t), 1 / len(boosters)) for i, t in enumerate(trees)]
+    return lgb.Booster(model_str=head + "\n" + "\n\n".join(blocks) + "\n\n\n" + rest[rest.index("end of trees"):])
+
+
 def train_model(split: Split, features: list[str], config: ModelConfig,
                 directions: dict[str, str] | None = None) -> TrainedModel:
     """Fit LightGBM on the training part, its complexity chosen on the held-out tuning part (`complexity_grid`, by
     log loss, simplest first on ties) and stopping early there, then calibrate its probabilities on that same
-    held-out time (the method chosen by out-of-fold Brier score).
+    held-out time (the method chosen by out-of-fold Brier score). With `config.bagging_seeds` N > 1, N boosters of
+    the chosen complexity (seeds seed..seed+N-1) are averaged into one (`average_boosters`).
 
     Args:
         directions: feature → 'up' / 'down' / 'mixed'; with `config.monotone`, risk is constrained to move that way.
@@ -128,6 +151,11 @@ def train_model(split: Split, features: list[str], config: ModelConfig,
         if best is None or loss < best[2] - 1e-6:
             best = (booster, trees, loss, chosen)
     booster, trees, _, chosen = best
+    if config.bagging_seeds > 1:
+        bagged = [booster] + [_fit(split, features, base | chosen | {"random_state": config.seed + k}, config)[0]
+                              for k in range(1, config.bagging_seeds)]
+        booster = average_boosters(bagged)
+        trees = booster.current_iteration()
     model = TrainedModel(booster=booster, features=list(features), best_iteration=trees,
                          base_rate=float(split.train["label"].mean()), chosen=chosen)
     if config.calibration:

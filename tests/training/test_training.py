@@ -143,3 +143,21 @@ def test_on_a_tiny_warehouse_the_chosen_model_is_small_no_worse_than_a_big_one_a
     again = train_model(split, features, config)
     np.testing.assert_array_equal(chosen.predict(split.valid), again.predict(split.valid))
     assert again.chosen == chosen.chosen
+
+
+def test_bagging_averages_boosters_of_several_seeds_into_one_with_averaged_explanations():
+    split = split_out_of_time(_table(dates=8, per_date=150), validation_snapshots=2)
+    config = ModelConfig(seed=3, early_stopping_rounds=20, calibration=["none"], bagging_seeds=3,
+                         lightgbm={"n_estimators": 100, "num_leaves": 7, "min_child_samples": 20, "reg_lambda": 1.0,
+                                   "subsample": 0.7, "subsample_freq": 1})
+    bagged = train_model(split, ["signal", "noise"], config)
+    singles = [train_model(split, ["signal", "noise"], config.model_copy(update={"seed": 3 + k, "bagging_seeds": 1}))
+               for k in range(3)]
+    raw = np.mean([m.booster.predict(split.valid[["signal", "noise"]], raw_score=True) for m in singles], axis=0)
+    np.testing.assert_allclose(bagged.booster.predict(split.valid[["signal", "noise"]], raw_score=True), raw,
+                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(bagged.contributions(split.valid),
+                               np.mean([m.contributions(split.valid) for m in singles], axis=0), rtol=0, atol=1e-9)
+    assert bagged.best_iteration == sum(m.best_iteration for m in singles)
+    again = train_model(split, ["signal", "noise"], config)
+    np.testing.assert_array_equal(bagged.predict(split.valid), again.predict(split.valid))
