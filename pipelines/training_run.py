@@ -159,7 +159,8 @@ def _champion_metrics(params: Params, split, progress: Progress):
 def _run_params(params: Params, data_end: datetime, chosen: dict) -> dict:
     flat = {f"lgb.{k}": v for k, v in params.model.lightgbm.items()}
     flat |= {f"lgb.{k}": v for k, v in chosen.items()} | {"lgb.chosen": ",".join(sorted(chosen)) or "none"}
-    flat |= {"seed": params.model.seed, "validation_snapshots": params.model.validation_snapshots,
+    flat |= {"seed": params.model.seed, "bagging_seeds": params.model.bagging_seeds,
+             "validation_snapshots": params.model.validation_snapshots,
              "calibration_snapshots": params.model.calibration_snapshots,
              "horizon_days": params.label.horizon_days, "grace_days": params.label.grace_days,
              "windows": ",".join(map(str, params.features.windows)), "snapshots.every": params.snapshots.every,
@@ -272,7 +273,8 @@ def _run_facts(params: Params, data: TrainingData, outcome: TrainingOutcome) -> 
                     capacity=params.evaluation.capacity, decision=outcome.decision, oracle=outcome.oracle,
                     reasons=outcome.reasons,
                     left_out=", ".join(data.feature_set.left_out),
-                    segments={s: valid[s].to_numpy() for s in params.evaluation.segments if s in valid.columns})
+                    segments={s: valid[s].to_numpy() for s in params.evaluation.segments if s in valid.columns},
+                    bagging_seeds=params.model.bagging_seeds)
 
 
 def _run_record(params: Params, data: TrainingData, outcome: TrainingOutcome, facts: RunFacts,
