@@ -120,7 +120,8 @@ class HealthConfig(BaseModel):
     """`evaluation.health_score`: the rule-based health score, fitted on the training window unless pinned.
 
     Attributes:
-        measures: measures to pin (any of good, bad, weight) or to add; listed ones are always in the score.
+        measures: measures to pin (any of good, bad, weight) or to add; a listed measure is always considered, and
+            left out only when its thresholds or weight are fitted and its churners are no worse than the rest.
         auto: also pick every numeric cause feature of the catalog's frequency, breadth, depth, value, support and
             voice groups with a risk direction; False: only `measures`.
         good_quantile, bad_quantile: a fitted measure scores 100 at the retained accounts' `good_quantile` and 0 at

@@ -121,7 +121,7 @@ def pick_measures(config: HealthConfig, specs: dict, columns) -> dict[str, str]:
     if config.auto:
         for name, spec in specs.items():
             if (name in columns and name not in picked and spec.group in HEALTH_GROUPS and spec.role == "cause"
-                    and spec.direction in healthy and spec.unit not in ("category", "flag")):
+                    and spec.direction in healthy and spec.unit != "category"):
                 picked[name] = healthy[spec.direction]
     return picked
 
