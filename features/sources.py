@@ -93,8 +93,10 @@ def load_sources(con: ibis.BaseBackend, sources: SourcesConfig) -> Sources:
         problems.extend(wrong)
     if problems:
         if absent_optional:
-            switch_off = ", ".join(f"{name}: null" for name in absent_optional)
-            problems.append(f"to run without them, set under sources: {switch_off}")
+            # The lines exactly as they go in params.yaml, indented under `sources:`, ready to paste.
+            problems.append(f"to run without {'it' if len(absent_optional) == 1 else 'them'}, put these lines "
+                            "under `sources:` in params.yaml (in place of their entries):")
+            problems.extend(f"  {name}: null" for name in absent_optional)
         raise ContractError("\n".join(problems))
     return Sources(tables=tables, missing=missing)
 

@@ -109,7 +109,7 @@ class Params(BaseModel):
     @model_validator(mode="after")
     def _health_score_features_exist(self) -> Params:
         known = {spec.name for spec in expand_catalog(CATALOG, self.features.windows_by_kind())}
-        unknown = [c.feature for c in self.evaluation.health_score if c.feature not in known]
+        unknown = [c.feature for c in self.evaluation.health_score.measures if c.feature not in known]
         if unknown:
             raise ValueError(f"evaluation.health_score: unknown feature(s) {', '.join(unknown)} (see "
                              f"`churn features --list` for the names)")

@@ -27,6 +27,7 @@ from serving.report.exports import at_risk_csv, at_risk_markdown
 from serving.report.inputs import LoopFacts, ModelFacts, Portfolio, ReportInputs
 from serving.report.render import render_manager_report
 from serving.report.tables import build_at_risk
+from serving.score import describe_tiers
 from serving.writeback import (
     DRIVERS_SCHEMA,
     EFFECTS_TABLE,
@@ -235,6 +236,7 @@ def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInp
             as_of=as_of, scores=scores, drivers=drivers if drivers is not None else pd.DataFrame(
                 columns=list(DRIVERS_SCHEMA.names)), attributes=attributes, specs=specs,
             tier_names=params.scoring.tier_names, previous_as_of=previous,
+            tier_rule=describe_tiers(params.scoring, model.base_rate if model is not None else None),
             previous_scores=_read(wh.con, SCORES, SCORES_SCHEMA, previous),
             previous_drivers=keep_cause_drivers(_read(wh.con, DRIVERS, DRIVERS_SCHEMA, previous), specs),
             portfolio=portfolio, model=facts,

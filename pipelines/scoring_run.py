@@ -32,6 +32,7 @@ from serving.writeback import (
     replace_as_of_rows,
     write_scores,
 )
+from training.health import HealthScore
 from training.registry import RegisteredModel, load_model_version, store_exists
 
 
@@ -71,13 +72,22 @@ def _benchmarks(champion) -> Benchmarks | None:
         return None
 
 
+def _health(params: Params, champion: RegisteredModel) -> HealthScore | None:
+    """The health score fitted with the champion; for a model trained before it carried one, the params' when they
+    pin every measure, else none."""
+    if champion.model.health is not None:
+        return champion.model.health
+    config = params.evaluation.health_score
+    return HealthScore.from_pins(config.measures) if config.fully_pinned else None
+
+
 def _predict(params: Params, batch: ScoringBatch, progress: Progress):
     """The scores (with their history against the scoring before) and the drivers."""
     champion = batch.champion
     with progress.stage("predict + explain") as info:
         try:
             scored_at = datetime.now().replace(microsecond=0)
-            context = ScoringContext(catalog_specs(params), params.scoring, health=params.evaluation.health_score,
+            context = ScoringContext(catalog_specs(params), params.scoring, health=_health(params, champion),
                                      benchmarks=_benchmarks(champion), attributes=account_attributes(batch.wh))
             scores, drivers = score_accounts(ScoredModel(champion.model, champion.name, champion.version),
                                              batch.frame, context, scored_at)

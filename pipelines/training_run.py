@@ -135,7 +135,8 @@ def check_reasons(truth: pd.DataFrame | None, experiment: Experiment, contributi
     valid = split.valid.reset_index(drop=True)
     causes = true_causes(_truth_keys(truth), valid[["account_id", "as_of"]], params.label.horizon_days)
     groups = np.array([CAUSE_GROUPS.get(c) for c in causes], dtype=object)
-    _, tiers = rank_and_tier(experiment.predictions[MODEL], valid["as_of"].to_numpy(), params.scoring)
+    _, tiers = rank_and_tier(experiment.predictions[MODEL], valid["as_of"].to_numpy(), params.scoring,
+                             model.base_rate)
     contributions = pd.DataFrame(contributions, columns=[*model.features, "bias"])
     return reason_accuracy(contributions, valid, split.train, specs, tiers == params.scoring.tier_names[0], groups)
 
@@ -155,18 +156,16 @@ def _champion_metrics(params: Params, split, progress: Progress):
     return champion, score_contender(split, champion.model.predict(split.valid), params.evaluation), None
 
 
-def _run_params(params: Params, data_end: datetime) -> dict:
+def _run_params(params: Params, data_end: datetime, chosen: dict) -> dict:
     flat = {f"lgb.{k}": v for k, v in params.model.lightgbm.items()}
-    flat |= {"seed": params.model.seed, "validation_snapshots": params.model.validation_snapshots,
+    flat |= {f"lgb.{k}": v for k, v in chosen.items()} | {"lgb.chosen": ",".join(sorted(chosen)) or "none"}
+    flat |= {"seed": params.model.seed, "bagging_seeds": params.model.bagging_seeds,
+             "validation_snapshots": params.model.validation_snapshots,
              "calibration_snapshots": params.model.calibration_snapshots,
              "horizon_days": params.label.horizon_days, "grace_days": params.label.grace_days,
              "windows": ",".join(map(str, params.features.windows)), "snapshots.every": params.snapshots.every,
              "capacity": params.evaluation.capacity, "data_end": f"{data_end:%Y-%m-%d %H:%M:%S}"}
     return flat
-
-
-def _directions(params: Params) -> dict[str, str]:
-    return {name: spec.direction for name, spec in catalog_specs(params).items()}
 
 
 def _load(params: Params, progress: Progress) -> TrainingData:
@@ -203,7 +202,7 @@ def _backtest(params: Params, frame, features, folds: int, progress: Progress):
         raise StageError(f"--backtest {folds}: the labelled as-of dates allow at most {possible} folds of "
                          f"{params.model.validation_snapshots} validation dates")
     with progress.stage("backtest") as info:
-        table = run_backtest(frame, features, params.model, params.evaluation, folds, _directions(params))
+        table = run_backtest(frame, features, params.model, params.evaluation, folds, catalog_specs(params))
         summary = summarise_backtest(table)
         model = summary[summary.contender == MODEL].iloc[0]
         info["detail"] = f"{folds} folds: ROC-AUC {model.roc_auc_mean:.3f} ± {model.roc_auc_std:.3f}"
@@ -237,7 +236,7 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
     except ValueError as exc:
         raise StageError(str(exc)) from None
     with progress.stage("train + baselines") as info:
-        experiment = run_experiment(split, feature_set.names, params.model, params.evaluation, _directions(params))
+        experiment = run_experiment(split, feature_set.names, params.model, params.evaluation, catalog_specs(params))
         # The drift reference is the newest labelled window, the population the validation metrics describe.
         contributions = experiment.model.contributions(split.valid)  # also read by the reason accuracy
         importance = np.abs(contributions[:, :-1]).mean(axis=0)
@@ -247,7 +246,8 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
             "importance": dict(zip(experiment.model.features, importance.tolist(), strict=True)),
             "window": split.window["valid_as_of"]}
         info["detail"] = (f"{len(split.train):,} train / {len(split.tuning):,} calibration / {len(split.valid):,} "
-                          f"validation rows, {experiment.model.best_iteration} trees, "
+                          f"validation rows, {experiment.model.best_iteration} trees "
+                          f"({', '.join(f'{k} {v:g}' for k, v in experiment.model.chosen.items()) or 'as pinned'}), "
                           f"{experiment.model.calibrator.method} calibration")
     backtested = _backtest(params, data.frame, feature_set.names, backtest, progress)
     with progress.stage("evaluate") as info:
@@ -273,15 +273,16 @@ def _run_facts(params: Params, data: TrainingData, outcome: TrainingOutcome) -> 
                     capacity=params.evaluation.capacity, decision=outcome.decision, oracle=outcome.oracle,
                     reasons=outcome.reasons,
                     left_out=", ".join(data.feature_set.left_out),
-                    segments={s: valid[s].to_numpy() for s in params.evaluation.segments if s in valid.columns})
+                    segments={s: valid[s].to_numpy() for s in params.evaluation.segments if s in valid.columns},
+                    bagging_seeds=params.model.bagging_seeds)
 
 
 def _run_record(params: Params, data: TrainingData, outcome: TrainingOutcome, facts: RunFacts,
                 specs: dict[str, FeatureSpec], plots: dict[str, bytes]) -> RunRecord:
     experiment, backtested, names = outcome.experiment, outcome.backtest, data.feature_set.names
     return RunRecord(
-        params=_run_params(params, data.data_end), metrics=_metrics_to_log(experiment, outcome.oracle, backtested,
-                                                                              outcome.reasons),
+        params=_run_params(params, data.data_end, experiment.model.chosen),
+        metrics=_metrics_to_log(experiment, outcome.oracle, backtested, outcome.reasons),
         tags={"git_commit": facts.git_commit, **experiment.split.window, "features": ",".join(names),
               "features_left_out": facts.left_out or "none", "calibration": experiment.model.calibrator.method},
         json_artifacts={"features.json": {"features": names, "left_out": data.feature_set.left_out},

@@ -232,15 +232,17 @@ class ExperimentConfig(BaseModel):
 
 
 class ScoringConfig(BaseModel):
-    """The `scoring:` section: reasons per account, risk tiers (by probability or by capacity), playbooks and the
-    holdout experiment on them."""
+    """The `scoring:` section: reasons per account, risk tiers (by lift over the training churn rate, by probability
+    or by capacity), playbooks and the holdout experiment on them."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Strict: YAML reads yes/no/true as booleans, which a lax int would take as 1 and 0.
     top_reasons: StrictInt = Field(default=3, ge=1, le=10)
     protective_factors: StrictInt = Field(default=1, ge=0, le=5)
-    tiers_by: Literal["probability", "capacity"] = "probability"
+    # lift travels: a fixed probability leaves a warehouse churning 5% a quarter without a high-risk account.
+    tiers_by: Literal["lift", "probability", "capacity"] = "lift"
+    lift: dict[str, float] = Field(default_factory=lambda: {"high": 2.0, "medium": 1.2})
     tiers: dict[str, float] = Field(default_factory=lambda: {"high": 0.35, "medium": 0.15})
     capacity: dict[str, int] = Field(default_factory=lambda: {"high": 50, "medium": 200})
     lowest_tier: str = "low"
@@ -254,6 +256,13 @@ class ScoringConfig(BaseModel):
             raise ValueError("tier thresholds are probabilities strictly between 0 and 1")
         return value
 
+    @field_validator("lift")
+    @classmethod
+    def _lifts(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(not t > 0 for t in value.values()) or len(set(value.values())) != len(value):
+            raise ValueError("lift: distinct multiples of the training churn rate above 0 (e.g. high: 2.0)")
+        return value
+
     @field_validator("capacity")
     @classmethod
     def _counts(cls, value: dict[str, int]) -> dict[str, int]:
@@ -263,8 +272,8 @@ class ScoringConfig(BaseModel):
 
     @model_validator(mode="after")
     def _tiers_and_playbooks(self) -> ScoringConfig:
-        cutoffs = self.tiers if self.tiers_by == "probability" else self.capacity
-        key = "tiers" if self.tiers_by == "probability" else "capacity"
+        key = self.tier_key
+        cutoffs = getattr(self, key)
         if not cutoffs:
             raise ValueError(f"{key}: name at least one tier (tiers_by is {self.tiers_by})")
         if self.lowest_tier in cutoffs:
@@ -273,13 +282,17 @@ class ScoringConfig(BaseModel):
         return self
 
     @property
+    def tier_key(self) -> str:
+        """The key holding the cutoffs of `tiers_by`: tiers (probability), lift or capacity."""
+        return {"probability": "tiers", "lift": "lift", "capacity": "capacity"}[self.tiers_by]
+
+    @property
     def tier_names(self) -> list[str]:
         """The tier names, highest risk first, ending with the lowest tier."""
-        if self.tiers_by == "probability":
-            ordered = sorted(self.tiers, key=lambda name: -self.tiers[name])
-        else:
-            ordered = sorted(self.capacity, key=lambda name: self.capacity[name])
-        return [*ordered, self.lowest_tier]
+        cutoffs = getattr(self, self.tier_key)
+        # A higher probability or lift is a higher tier; a smaller capacity is.
+        sign = 1 if self.tiers_by == "capacity" else -1
+        return [*sorted(cutoffs, key=lambda name: sign * cutoffs[name]), self.lowest_tier]
 
 
 class OutcomesConfig(BaseModel):

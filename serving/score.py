@@ -22,8 +22,7 @@ from serving.explain import (
     rank_drivers,
 )
 from serving.playbooks import dominant_groups, recommend_actions
-from training.baselines import compute_health_score
-from training.config import HealthComponent
+from training.health import HealthScore
 from training.train import TrainedModel
 
 DRIVER_COLUMNS = ["account_id", "as_of", "rank", "feature", "role", "value", "contribution", "probability_points",
@@ -47,7 +46,7 @@ class ScoringContext:
     Attributes:
         specs: catalog entries by feature name, for the reasons in words and the playbook groups.
         config: tiers, reasons per account and playbooks.
-        health: the rule-based health score's components (churn_scores.health_score), if any.
+        health: the rule-based health score (churn_scores.health_score), as fitted with the model; None: none.
         benchmarks: what retained accounts look like (`compute_benchmarks` on the training data), quoted beside
             each reason; without them the reasons carry no comparison.
         attributes: account attributes (account_id and the benchmarks' `by` column, e.g. segment), so each
@@ -56,7 +55,7 @@ class ScoringContext:
 
     specs: dict[str, FeatureSpec]
     config: ScoringConfig
-    health: list[HealthComponent] | None = None
+    health: HealthScore | None = None
     benchmarks: Benchmarks | None = None
     attributes: pd.DataFrame | None = None
 
@@ -65,19 +64,36 @@ class ScoringContext:
         return ExplainContext(self.specs, self.config.top_reasons, self.config.protective_factors, self.benchmarks)
 
 
-def assign_tiers(probabilities: np.ndarray, config: ScoringConfig, ranks: np.ndarray | None = None) -> np.ndarray:
+def tier_thresholds(config: ScoringConfig, base_rate: float | None) -> dict[str, float]:
+    """Probability thresholds per tier: as given (`tiers_by: probability`), or each lift × the training churn rate,
+    capped below 1 (`tiers_by: lift`).
+
+    Raises:
+        ValueError: tiers by lift without a base rate (a model trained before it was saved).
+    """
+    if config.tiers_by == "probability":
+        return dict(config.tiers)
+    if base_rate is None:
+        raise ValueError("scoring.tiers_by: lift needs the training churn rate, which this model does not carry "
+                         "(retrain it, or set scoring.tiers_by: probability)")
+    return {name: min(lift * base_rate, 0.99) for name, lift in config.lift.items()}
+
+
+def assign_tiers(probabilities: np.ndarray, config: ScoringConfig, ranks: np.ndarray | None = None,
+                 base_rate: float | None = None) -> np.ndarray:
     """Name each account's tier.
 
-    By probability: the highest tier whose threshold it reaches. By capacity: the tier of the smallest top N its
-    risk rank (1 = riskiest of its as-of) falls in. Else the lowest tier.
+    By probability or lift: the highest tier whose threshold it reaches (`tier_thresholds`). By capacity: the tier
+    of the smallest top N its risk rank (1 = riskiest of its as-of) falls in. Else the lowest tier.
 
     Args:
         ranks: risk rank of each account within its as-of; by capacity without ranks, all rows are one as-of.
+        base_rate: the model's training churn rate (tiers by lift).
     """
     probabilities = np.asarray(probabilities, dtype=float)
     tiers = np.full(len(probabilities), config.lowest_tier, dtype=object)
-    if config.tiers_by == "probability":
-        for name, threshold in sorted(config.tiers.items(), key=lambda kv: kv[1]):
+    if config.tiers_by != "capacity":
+        for name, threshold in sorted(tier_thresholds(config, base_rate).items(), key=lambda kv: kv[1]):
             tiers[probabilities >= threshold] = name
         return tiers
     if ranks is None:
@@ -87,11 +103,31 @@ def assign_tiers(probabilities: np.ndarray, config: ScoringConfig, ranks: np.nda
     return tiers
 
 
-def rank_and_tier(probabilities: np.ndarray, as_ofs, config: ScoringConfig) -> tuple[np.ndarray, np.ndarray]:
+def rank_and_tier(probabilities: np.ndarray, as_ofs, config: ScoringConfig,
+                  base_rate: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each row's risk rank within its as-of (1 = riskiest; ties by row order) and its tier (`assign_tiers`)."""
     ranks = pd.Series(probabilities).groupby(np.asarray(as_ofs)).rank(method="first", ascending=False)
     ranks = ranks.astype("int64").to_numpy()
-    return ranks, assign_tiers(probabilities, config, ranks)
+    return ranks, assign_tiers(probabilities, config, ranks, base_rate)
+
+
+def describe_tiers(config: ScoringConfig, base_rate: float | None) -> str:
+    """How the tiers were drawn, in one sentence for the report."""
+    if config.tiers_by == "capacity":
+        parts = [f"{name}: the {count:,} riskiest accounts" for name, count in
+                 sorted(config.capacity.items(), key=lambda kv: kv[1])]
+        return f"Tiers by capacity (risk rank within the as-of): {'; '.join(parts)}; {config.lowest_tier}: the rest."
+    if config.tiers_by == "lift" and base_rate is None:
+        parts = [f"{name}: at least {lift:g}× the training churn rate" for name, lift in
+                 sorted(config.lift.items(), key=lambda kv: -kv[1])]
+        return f"Tiers by lift: {'; '.join(parts)}; {config.lowest_tier}: below."
+    thresholds = sorted(tier_thresholds(config, base_rate).items(), key=lambda kv: -kv[1])
+    if config.tiers_by == "lift":
+        parts = [f"{name}: churn probability from {t:.1%} ({config.lift[name]:g}× the rate)" for name, t in thresholds]
+        return (f"Tiers by lift over the model's training churn rate of {base_rate:.1%}: {'; '.join(parts)}; "
+                f"{config.lowest_tier}: below.")
+    parts = [f"{name}: churn probability from {t:.0%}" for name, t in thresholds]
+    return f"Tiers by fixed probability: {'; '.join(parts)}; {config.lowest_tier}: below."
 
 
 def check_features_available(model: TrainedModel, table: pd.DataFrame) -> None:
@@ -111,17 +147,31 @@ def check_features_described(model: TrainedModel, specs: dict[str, FeatureSpec])
                          "(retrain with this version's catalog)")
 
 
+def _attribute(table: pd.DataFrame, name: str | None, attributes: pd.DataFrame | None) -> pd.Series | None:
+    """Each row's value of an account attribute (e.g. segment): from the table, else from `attributes`."""
+    if name is None:
+        return None
+    if name in table.columns:
+        return table[name]
+    if attributes is not None and name in attributes.columns:
+        by_account = attributes.assign(account_id=attributes["account_id"].astype(str)).drop_duplicates("account_id")
+        return table["account_id"].astype(str).map(by_account.set_index("account_id")[name])
+    return None
+
+
 def _segments(table: pd.DataFrame, benchmarks: Benchmarks | None,
               attributes: pd.DataFrame | None) -> pd.Series | None:
-    """Each row's value of the attribute the benchmarks are split by: from the table, else from `attributes`."""
-    if benchmarks is None or benchmarks.by is None:
-        return None
-    if benchmarks.by in table.columns:
-        return table[benchmarks.by]
-    if attributes is not None and benchmarks.by in attributes.columns:
-        by_account = attributes.assign(account_id=attributes["account_id"].astype(str)).drop_duplicates("account_id")
-        return table["account_id"].astype(str).map(by_account.set_index("account_id")[benchmarks.by])
-    return None
+    """Each row's value of the attribute the benchmarks are split by."""
+    return None if benchmarks is None else _attribute(table, benchmarks.by, attributes)
+
+
+def health_scores(table: pd.DataFrame, context: ScoringContext) -> np.ndarray:
+    """churn_scores.health_score: the model's health score with each account's segment thresholds (NaN without
+    one)."""
+    if context.health is None:
+        return np.full(len(table), np.nan)
+    segments = _attribute(table, context.health.segment_by, context.attributes)
+    return context.health.score(table, segments).to_numpy()
 
 
 def _explain(scored: ScoredModel, table: pd.DataFrame, context: ScoringContext) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -174,7 +224,8 @@ def score_accounts(scored: ScoredModel, table: pd.DataFrame, context: ScoringCon
     contributions, drivers = _explain(scored, table, context)
     # Two features can say the same thing ("No sessions in the last 7 days"): each sentence once.
     reasons = _joined_reasons(drivers[(drivers["direction"] == RAISES) & (drivers["role"] == "cause")])
-    ranks, tiers = rank_and_tier(probability, table["as_of"].to_numpy(), context.config)
+    ranks, tiers = rank_and_tier(probability, table["as_of"].to_numpy(), context.config,
+                                 scored.model.base_rate)
     as_ofs = pd.to_datetime(table["as_of"]).dt.date
     timing = renewal_timing(table)
     actions = recommend_actions(tiers, dominant_groups(contributions, context.specs), timing["days_to_renewal"],
@@ -188,7 +239,7 @@ def score_accounts(scored: ScoredModel, table: pd.DataFrame, context: ScoringCon
         "churn_probability": probability,
         "risk_tier": tiers,
         "risk_rank": ranks,
-        "health_score": compute_health_score(table, context.health).to_numpy() if context.health else np.nan,
+        "health_score": health_scores(table, context),
         "mrr": table["mrr"].astype(float),
         "top_reasons": reasons.reindex(range(len(table))).fillna("").to_numpy(),
         "recommended_action": actions["recommended_action"].to_numpy(),

@@ -1,4 +1,5 @@
-"""Baselines every model is reported beside: a CS-style rule-based health score and a logistic regression."""
+"""Baselines every model is reported beside: the rule-based health score (fitted in training/health.py) as a risk,
+and a logistic regression."""
 
 from __future__ import annotations
 
@@ -10,27 +11,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
-
-from training.config import HealthComponent
-
-
-def compute_health_score(frame: pd.DataFrame, components: list[HealthComponent]) -> pd.Series:
-    """Return the 0–100 health score of each row (higher = healthier), as CS platforms weight their measures.
-
-    Each component scores 0–100 between its bad and good thresholds; the score is the weighted mean of the
-    components the row has a value for (weights renormalised), and 50 when it has none.
-    """
-    points = pd.DataFrame(index=frame.index)
-    weights = pd.DataFrame(index=frame.index)
-    for c in components:
-        if c.feature not in frame.columns:
-            continue
-        value = pd.to_numeric(frame[c.feature], errors="coerce")
-        points[c.feature] = ((value - c.bad) / (c.good - c.bad)).clip(0, 1) * 100
-        weights[c.feature] = np.where(value.notna(), c.weight, 0.0)
-    total = weights.sum(axis=1)
-    score = (points.fillna(0) * weights).sum(axis=1) / total.where(total > 0)
-    return score.fillna(50.0).round(1)
 
 
 def health_risk(score: pd.Series) -> np.ndarray:

@@ -27,7 +27,7 @@ class EvaluationConfig(BaseModel):
 
     capacity: int = Field(default=50, ge=1)
     segments: list[str] = Field(default_factory=lambda: ["segment", "plan"])
-    health_score: list[HealthComponent] = Field(default_factory=list)
+    health_score: HealthConfig = Field(default_factory=lambda: HealthConfig())
 
 
 class LightGBMParams(BaseModel):
@@ -73,6 +73,8 @@ class ModelConfig(BaseModel):
     calibration: list[Literal["none", "sigmoid", "isotonic"]] = Field(
         default_factory=lambda: ["none", "sigmoid", "isotonic"])
     early_stopping_rounds: int = Field(default=50, ge=1)
+    # Boosters of the chosen complexity trained with seeds seed..seed+N-1 and averaged (1 = a single booster).
+    bagging_seeds: int = Field(default=1, ge=1, le=20)
     monotone: bool = True
     lightgbm: LightGBMParams = Field(default_factory=lambda: LightGBMParams())
     promotion: PromotionConfig = PromotionConfig()
@@ -90,17 +92,77 @@ class RegistryConfig(BaseModel):
 
 
 class HealthComponent(BaseModel):
-    """One measure of the health score: 100 points at `good`, 0 at `bad`, a straight line in between."""
+    """One measure of the health score: 100 points at `good`, 0 at `bad`, a straight line in between. Thresholds
+    and weight left out are fitted on the training window (training/health.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     feature: str
-    weight: float = Field(gt=0)
-    good: float
-    bad: float
+    weight: float | None = Field(default=None, gt=0)
+    good: float | None = None
+    bad: float | None = None
 
     @model_validator(mode="after")
     def _distinct(self) -> HealthComponent:
-        if self.good == self.bad:
+        if (self.good is None) != (self.bad is None):
+            raise ValueError(f"health component {self.feature}: pin both good and bad, or neither (fitted)")
+        if self.good is not None and self.good == self.bad:
             raise ValueError(f"health component {self.feature}: good and bad thresholds must differ")
         return self
+
+    @property
+    def pinned(self) -> bool:
+        """Thresholds and weight all given: nothing of this measure is fitted."""
+        return self.good is not None and self.weight is not None
+
+
+class HealthConfig(BaseModel):
+    """`evaluation.health_score`: the rule-based health score, fitted on the training window unless pinned.
+
+    Attributes:
+        measures: measures to pin (any of good, bad, weight) or to add; a listed measure is always considered, and
+            left out only when its thresholds or weight are fitted and its churners are no worse than the rest.
+        auto: also pick every numeric cause feature of the catalog's frequency, breadth, depth, value, support and
+            voice groups with a risk direction; False: only `measures`.
+        good_quantile, bad_quantile: a fitted measure scores 100 at the retained accounts' `good_quantile` and 0 at
+            the churned accounts' `bad_quantile`, both read on the higher-is-healthier side (mirrored for measures
+            where a lower value is healthier, e.g. tickets). Quantiles move with the data's scale, so a warehouse
+            with ten times the activity gets thresholds ten times higher.
+        segment_by: account attribute thresholds are fitted per value of (null = pooled only).
+        min_segment_rows, min_segment_churners: a segment with fewer labelled training rows or churners uses the
+            pooled thresholds.
+
+    The old form, a plain list of {feature, weight, good, bad}, is read as `measures` with `auto: false`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    measures: list[HealthComponent] = Field(default_factory=list)
+    auto: bool = True
+    good_quantile: float = Field(default=0.75, gt=0, lt=1)
+    bad_quantile: float = Field(default=0.25, gt=0, lt=1)
+    segment_by: str | None = "segment"
+    min_segment_rows: int = Field(default=1000, ge=1)
+    min_segment_churners: int = Field(default=50, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list_form(cls, value):
+        if isinstance(value, list):
+            return {"measures": value, "auto": False}
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_score(self) -> HealthConfig:
+        if not self.auto and not self.measures:
+            raise ValueError("auto is false and no measures are listed: the health score would have no measure")
+        features = [m.feature for m in self.measures]
+        repeated = sorted({f for f in features if features.count(f) > 1})
+        if repeated:
+            raise ValueError(f"measures: {', '.join(repeated)} listed more than once")
+        return self
+
+    @property
+    def fully_pinned(self) -> bool:
+        """Every measure is pinned and none is picked: the score needs no fitting."""
+        return not self.auto and all(m.pinned for m in self.measures)

@@ -23,6 +23,7 @@ from mlflow.models import infer_signature
 from training.calibrate import Calibrator
 from training.config import RegistryConfig
 from training.errors import ChampionFilesMissing, RegistryError
+from training.health import HealthScore
 from training.train import TrainedModel
 
 CHAMPION = "champion"
@@ -94,24 +95,34 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
 
 
 def write_model_files(model: TrainedModel, folder: Path) -> dict[str, str]:
-    """Write the booster (LightGBM text), its calibration and the training reference distribution (JSON);
-    return the pyfunc artifact paths by name."""
+    """Write the booster (LightGBM text), its calibration, the training reference distribution, the fitted
+    health score and the training churn rate (JSON); return the pyfunc artifact paths by name."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"booster": folder / "booster.txt", "calibration": folder / "calibration.json",
              "reference": folder / "reference.json"}
     model.booster.save_model(str(paths["booster"]))
     paths["calibration"].write_text(json.dumps(model.calibrator.to_dict()))
     paths["reference"].write_text(json.dumps(model.reference))
+    if model.base_rate is not None:
+        paths["training"] = folder / "training.json"
+        paths["training"].write_text(json.dumps({"base_rate": model.base_rate}))
+    if model.health is not None:
+        paths["health"] = folder / "health.json"
+        paths["health"].write_text(json.dumps(model.health.to_dict()))
     return {name: str(path) for name, path in paths.items()}
 
 
 def read_model_files(paths: dict[str, Path]) -> TrainedModel:
-    """The TrainedModel written by `write_model_files` (a model without a reference file has none)."""
+    """The TrainedModel written by `write_model_files` (a model without a reference, health or training file has
+    none of what it holds)."""
     booster = lgb.Booster(model_file=str(paths["booster"]))
     calibrator = Calibrator.from_dict(json.loads(paths["calibration"].read_text()))
     reference = json.loads(paths["reference"].read_text()) if "reference" in paths else {}
+    health = HealthScore.from_dict(json.loads(paths["health"].read_text())) if "health" in paths else None
+    training = json.loads(paths["training"].read_text()) if "training" in paths else {}
     return TrainedModel(booster=booster, features=booster.feature_name(),
-                        best_iteration=booster.current_iteration(), calibrator=calibrator, reference=reference)
+                        best_iteration=booster.current_iteration(), calibrator=calibrator, reference=reference,
+                        health=health, base_rate=training.get("base_rate"))
 
 
 def log_training_run(config: RegistryConfig, model: TrainedModel, example: pd.DataFrame,

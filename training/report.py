@@ -40,6 +40,7 @@ class RunFacts:
     reasons: ReasonAccuracy | None = None  # on a warehouse that records its churn causes (a simulated one)
     left_out: str = ""
     segments: dict[str, np.ndarray] = field(default_factory=dict)
+    bagging_seeds: int = 1  # boosters averaged into the model (model.bagging_seeds)
 
 
 def global_drivers(experiment: Experiment, specs: dict[str, FeatureSpec], top: int = 15) -> list[dict]:
@@ -112,7 +113,8 @@ def render_training_report(experiment: Experiment, facts: RunFacts, specs: dict[
     parts = [("train", split.train), ("calibration", split.calib), ("validation", split.valid)]
     run = {**facts.__dict__, "window": split.window, "valid_rows": len(split.valid),
            "features": experiment.model.features, "calibration_method": experiment.model.calibrator.method,
-           "calibration_scores": experiment.calibration_scores,
+           "calibration_scores": experiment.calibration_scores, "chosen": experiment.model.chosen,
+           "trees": experiment.model.best_iteration, "bagging_seeds": facts.bagging_seeds,
            "rows": " / ".join(f"{len(p):,}" for _, p in parts if p is not None),
            "churn_rates": f"{split.train.label.mean():.1%} / {split.valid.label.mean():.1%}"}
     return _ENV.get_template("training_report.html").render(

@@ -51,9 +51,8 @@ def run_training(params: Params, frame_path: Path, features: list[str], model_pa
 
     frame = pd.read_parquet(frame_path)
     split = split_out_of_time(frame, params.model.validation_snapshots, params.model.calibration_snapshots)
-    directions = {name: spec.direction for name, spec in catalog_specs(params).items()}
     start = time.perf_counter()
-    experiment = run_experiment(split, features, params.model, params.evaluation, directions)
+    experiment = run_experiment(split, features, params.model, params.evaluation, catalog_specs(params))
     seconds = time.perf_counter() - start
     model_path.write_bytes(pickle.dumps(experiment.model))
     calib = 0 if split.calib is None else len(split.calib)
@@ -98,7 +97,7 @@ def run_scoring(params: Params, frame_path: Path, model_path: Path, accounts: in
     scores_path.unlink(missing_ok=True)
     start = time.perf_counter()
     scores, drivers = score_accounts(ScoredModel(model, "bench", "0"), population,
-                                     ScoringContext(specs, params.scoring, health=params.evaluation.health_score),
+                                     ScoringContext(specs, params.scoring, health=model.health),
                                      scored_at=datetime.now().replace(microsecond=0))
     scores = chain_history(scores, None)  # a fresh file: no earlier scoring, as for a first `churn score`
     scored = time.perf_counter()

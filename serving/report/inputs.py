@@ -68,6 +68,8 @@ class ReportInputs:
     specs: dict[str, FeatureSpec]
     tier_names: list[str]
     previous_as_of: date | None = None
+    # How the tiers were drawn, in one sentence (serving.score.describe_tiers); stated under the headline.
+    tier_rule: str = ""
     previous_scores: pd.DataFrame | None = None
     previous_drivers: pd.DataFrame | None = None
     portfolio: Portfolio | None = None

@@ -81,5 +81,7 @@ def test_every_mapping_problem_is_named_in_one_message_with_the_line_to_switch_o
         "table events: required by the contract but not found in the warehouse (map it under sources.events)",
         "sources.tickets.table: table 'tickets' does not exist in the warehouse",
         "sources.surveys.table: table 'nps_answers' does not exist in the warehouse",
-        "to run without them, set under sources: tickets: null, surveys: null",
+        "to run without them, put these lines under `sources:` in params.yaml (in place of their entries):",
+        "  tickets: null",
+        "  surveys: null",
     ]

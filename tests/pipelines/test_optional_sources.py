@@ -22,6 +22,16 @@ def test_without_optional_tables_the_dependent_features_are_left_out_and_the_run
         for table in OPTIONAL:
             con.execute(f"DROP TABLE {table}")
 
+    # The shipped params still name the dropped tables: every one in one message, with the lines that switch them off.
+    refused = project.churn("train", expect=1)
+    assert "Traceback" not in refused
+    lines = [line.strip() for line in refused.splitlines()]
+    for table in OPTIONAL:
+        assert f"sources.{table}.table: table '{table}' does not exist in the warehouse" in refused
+    paste = next((i for i, line in enumerate(lines) if line.startswith("to run without them")), None)
+    assert paste is not None, refused
+    assert [line for line in lines[paste:] if line.endswith(": null")] == [f"{t}: null" for t in OPTIONAL]
+
     trained = churn(lean, "train")
     note = next(line for line in trained.splitlines() if "features left out" in line)
     windows = FeatureConfig().windows_by_kind()

@@ -12,9 +12,11 @@ import pytest
 import shap
 
 from features.catalog import CATALOG, ENGAGEMENT, expand_catalog
+from pipelines.config import load_params
 from serving.config import ScoringConfig
 from serving.explain import ExplainContext, explain_predictions, probability_points, rank_drivers
-from serving.score import ScoredModel, ScoringContext, assign_tiers, score_accounts
+from serving.score import ScoredModel, ScoringContext, assign_tiers, describe_tiers, score_accounts
+from tests.e2e import REPO
 from training.calibrate import Calibrator
 from training.config import ModelConfig
 from training.dataset import Split
@@ -49,7 +51,7 @@ def model_and_table():
 
 
 def test_tiers_take_the_highest_threshold_reached():
-    config = ScoringConfig(tiers={"high": 0.5, "medium": 0.2}, lowest_tier="low")
+    config = ScoringConfig(tiers_by="probability", tiers={"high": 0.5, "medium": 0.2}, lowest_tier="low")
     assert assign_tiers(np.array([0.1, 0.2, 0.49, 0.5, 0.9]), config).tolist() == [
         "low", "medium", "medium", "high", "high"]
 
@@ -177,7 +179,8 @@ def test_context_is_never_a_reason_but_its_shap_is_kept_and_timing_is_written(ti
     specs = {s.name: s for s in expand_catalog(CATALOG, {"each": [30], "trend": [30], "support": [90],
                                                          "survey": [180]})}
     scores, drivers = score_accounts(ScoredModel(model, "m", "1"), table,
-                                     ScoringContext(specs, ScoringConfig(tiers={"high": 0.5, "medium": 0.2})),
+                                     ScoringContext(specs, ScoringConfig(tiers_by="probability",
+                                                                         tiers={"high": 0.5, "medium": 0.2})),
                                      datetime(2024, 3, 2))
     context = {"days_to_renewal", "billing_period_months", "tenure_days"}
     contributions = explain_predictions(model, table)
@@ -204,3 +207,37 @@ def test_context_is_never_a_reason_but_its_shap_is_kept_and_timing_is_written(ti
     urgent = scores["days_to_renewal"].astype(float) <= window
     assert (scores.loc[high.index, "urgency"] == np.where(urgent[high.index], "urgent", "routine")).all()
     assert (pd.to_datetime(high["due_by"]) < pd.to_datetime(high["renewal_date"])).all()
+
+
+def _calibrated_scores(base_rate: float, n: int = 2000, seed: int = 0) -> np.ndarray:
+    """Probabilities a fair model gives a warehouse churning at `base_rate`: log-odds spread around the rate's."""
+    rng = np.random.default_rng(seed)
+    logit = np.log(base_rate / (1 - base_rate)) + rng.normal(0, 1.0, n)
+    return 1 / (1 + np.exp(-logit))
+
+
+@pytest.mark.parametrize("base_rate", [0.05, 0.30])
+def test_the_shipped_tiers_find_high_risk_accounts_whether_a_warehouse_churns_5_or_30_percent(base_rate):
+    shipped = load_params(REPO / "params.yaml").scoring
+    assert shipped.tiers_by == "lift"
+    probabilities = _calibrated_scores(base_rate)
+    tiers = assign_tiers(probabilities, shipped, base_rate=base_rate)
+    high = tiers == "high"
+    assert 0.03 < high.mean() < 0.3                                  # some accounts, not everyone
+    assert probabilities[high].min() >= 2 * base_rate
+    fixed = ScoringConfig(tiers_by="probability", tiers={"high": 0.35, "medium": 0.15})
+    if base_rate == 0.05:                                            # a fixed 0.35 finds (almost) nobody here
+        assert (assign_tiers(probabilities, fixed) == "high").mean() < 0.01
+
+
+def test_tiers_by_lift_need_the_models_base_rate_and_say_how_they_were_drawn():
+    config = ScoringConfig(tiers_by="lift", lift={"high": 3.0, "medium": 1.5})
+    assert assign_tiers(np.array([0.31, 0.16, 0.14]), config, base_rate=0.1).tolist() == ["high", "medium", "low"]
+    with pytest.raises(ValueError, match="tiers_by: lift needs the training churn rate"):
+        assign_tiers(np.array([0.3]), config)
+    assert describe_tiers(config, 0.1) == ("Tiers by lift over the model's training churn rate of 10.0%: high: churn "
+                                           "probability from 30.0% (3× the rate); medium: churn probability from "
+                                           "15.0% (1.5× the rate); low: below.")
+    assert describe_tiers(ScoringConfig(tiers_by="capacity", capacity={"high": 10, "medium": 40}), None) == (
+        "Tiers by capacity (risk rank within the as-of): high: the 10 riskiest accounts; medium: the 40 riskiest "
+        "accounts; low: the rest.")

@@ -6,13 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.baselines import (
-    compute_health_score,
-    fit_logistic_baseline,
-    health_risk,
-    predict_logistic,
-)
+from training.baselines import fit_logistic_baseline, health_risk, predict_logistic
 from training.config import HealthComponent
+from training.health import HealthScore
 
 COMPONENTS = [HealthComponent(feature="seat_utilisation_30d", weight=2, good=0.8, bad=0.2),
               HealthComponent(feature="open_high_priority_tickets", weight=1, good=0, bad=2),
@@ -23,7 +19,7 @@ def test_health_score_by_hand():
     frame = pd.DataFrame({"seat_utilisation_30d": [0.5, 1.0, np.nan, np.nan],
                           "open_high_priority_tickets": [1.0, 0.0, 3.0, np.nan],
                           "last_nps": [np.nan, 9.0, 7.0, np.nan]})
-    score = compute_health_score(frame, COMPONENTS)
+    score = HealthScore.from_pins(COMPONENTS).score(frame)
     # row 0: seats (0.5-0.2)/0.6 = 50 pts x2, tickets (1-2)/(0-2) = 50 pts x1, no NPS → (100+50)/3 = 50.0
     # row 1: 100 x2 + 100 + 100 → 100; row 2: tickets 0 pts, NPS (7-5)/4 = 50 pts → 25.0; row 3: nothing → 50
     assert score.tolist() == [50.0, 100.0, 25.0, 50.0]
@@ -31,7 +27,7 @@ def test_health_score_by_hand():
 
 
 def test_components_missing_from_the_frame_are_skipped_and_bad_thresholds_rejected():
-    assert compute_health_score(pd.DataFrame({"last_nps": [9.0]}), COMPONENTS).tolist() == [100.0]
+    assert HealthScore.from_pins(COMPONENTS).score(pd.DataFrame({"last_nps": [9.0]})).tolist() == [100.0]
     with pytest.raises(ValueError, match="good and bad thresholds must differ"):
         HealthComponent(feature="x", weight=1, good=1, bad=1)
 

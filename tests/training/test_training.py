@@ -10,7 +10,7 @@ from training.config import ModelConfig, PromotionConfig
 from training.dataset import split_out_of_time
 from training.evaluate import evaluate_predictions, top_decile_lift
 from training.promotion import decide_promotion
-from training.train import train_model
+from training.train import LEAVES, complexity_grid, train_model
 
 
 def _table(dates: int = 5, per_date: int = 40, seed: int = 0) -> pd.DataFrame:
@@ -101,3 +101,63 @@ def test_categorical_features_map_by_value_not_by_code():
     unseen = split.valid.head(3).assign(plan="Enterprise")
     assert np.isfinite(model.predict(unseen)).all()
     assert full[split.valid.plan.to_numpy() == "Starter"].mean() > full[split.valid.plan.to_numpy() != "Starter"].mean()
+
+
+def _tiny_table(seed: int = 0) -> pd.DataFrame:
+    """A tiny warehouse's labelled rows: 8 monthly as-ofs of 60 accounts (480 rows, a few dozen churners), one weak
+    signal among a dozen noise columns, so a flexible model has plenty to overfit."""
+    rng = np.random.default_rng(seed)
+    dates, per_date = 8, 60
+    n = dates * per_date
+    x = rng.normal(size=n)
+    frame = pd.DataFrame({
+        "account_id": [f"a{i % per_date}" for i in range(n)],
+        "as_of": np.repeat(pd.date_range("2024-01-01", periods=dates, freq="MS"), per_date),
+        "label": (rng.random(n) < 1 / (1 + np.exp(-1.2 * x + 2.3))).astype(int), "signal": x})
+    return frame.assign(**{f"noise_{i}": rng.normal(size=n) for i in range(12)})
+
+
+def test_complexity_grid_grows_with_the_churners_and_skips_pinned_parameters():
+    tiny = complexity_grid(rows=400, churners=40, pinned={})
+    assert {g["num_leaves"] for g in tiny} == {4} and {g["min_child_samples"] for g in tiny} == {10}
+    large = complexity_grid(rows=20000, churners=2000, pinned={})
+    assert {g["num_leaves"] for g in large} == {4, 8, 16, 32} and {g["min_child_samples"] for g in large} == {100}
+    pinned = complexity_grid(rows=20000, churners=2000, pinned={"num_leaves": 15, "reg_lambda": 1.0})
+    assert [{k: v for k, v in g.items() if k == "min_child_samples"} for g in pinned] == [{"min_child_samples": 100}]
+
+
+def test_on_a_tiny_warehouse_the_chosen_model_is_small_no_worse_than_a_big_one_and_reproducible():
+    table = _tiny_table()
+    split = split_out_of_time(table, validation_snapshots=3, calibration_snapshots=2)
+    assert len(split.train) < 300 and split.train["label"].sum() < 60
+    features = [c for c in table.columns if c not in ("account_id", "as_of", "label")]
+    config = ModelConfig(seed=3, calibration=["none"], lightgbm={"n_estimators": 300, "learning_rate": 0.05})
+    chosen = train_model(split, features, config)
+    assert chosen.chosen["num_leaves"] == LEAVES[0]
+    big = train_model(split, features, ModelConfig(seed=3, calibration=["none"], lightgbm={
+        "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 5, "reg_lambda": 0.0}))
+    assert big.chosen == {}                                            # everything pinned: nothing searched
+    auc = {name: evaluate_predictions(split.valid.label, m.predict(split.valid))["roc_auc"]
+           for name, m in (("chosen", chosen), ("big", big))}
+    assert auc["chosen"] >= auc["big"]
+    again = train_model(split, features, config)
+    np.testing.assert_array_equal(chosen.predict(split.valid), again.predict(split.valid))
+    assert again.chosen == chosen.chosen
+
+
+def test_bagging_averages_boosters_of_several_seeds_into_one_with_averaged_explanations():
+    split = split_out_of_time(_table(dates=8, per_date=150), validation_snapshots=2)
+    config = ModelConfig(seed=3, early_stopping_rounds=20, calibration=["none"], bagging_seeds=3,
+                         lightgbm={"n_estimators": 100, "num_leaves": 7, "min_child_samples": 20, "reg_lambda": 1.0,
+                                   "subsample": 0.7, "subsample_freq": 1})
+    bagged = train_model(split, ["signal", "noise"], config)
+    singles = [train_model(split, ["signal", "noise"], config.model_copy(update={"seed": 3 + k, "bagging_seeds": 1}))
+               for k in range(3)]
+    raw = np.mean([m.booster.predict(split.valid[["signal", "noise"]], raw_score=True) for m in singles], axis=0)
+    np.testing.assert_allclose(bagged.booster.predict(split.valid[["signal", "noise"]], raw_score=True), raw,
+                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(bagged.contributions(split.valid),
+                               np.mean([m.contributions(split.valid) for m in singles], axis=0), rtol=0, atol=1e-9)
+    assert bagged.best_iteration == sum(m.best_iteration for m in singles)
+    again = train_model(split, ["signal", "noise"], config)
+    np.testing.assert_array_equal(bagged.predict(split.valid), again.predict(split.valid))
