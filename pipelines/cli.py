@@ -204,9 +204,11 @@ def score(ctx: typer.Context,
 
 @app.command()
 def outcomes(ctx: typer.Context) -> None:
-    """For every scoring whose horizon plus grace has passed: what happened, how the model did in the wild, which
-    playbooks reduced churn against their holdout, which churns were missed. Replaces churn_outcomes,
-    churn_model_performance, churn_playbook_effects and churn_missed in one transaction; names pending scorings."""
+    """For every scoring whose horizon plus grace has passed (and every arm a CS tool recorded in cs_actions on a
+    matured as-of, with or without a scoring): what happened, how the model did in the wild, which playbooks reduced
+    churn against their holdout, which churns were missed. Replaces churn_outcomes, churn_model_performance,
+    churn_playbook_effects and churn_missed in one transaction; names pending scorings. On a simulated warehouse,
+    prints each playbook's true effect beside its estimate."""
     from pipelines.outcomes_run import describe_effects, run_outcomes
 
     with _expected_errors():

@@ -41,9 +41,22 @@ class CsTeamSection(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    holdout_share: float = Field(default=0.5, ge=0, lt=1)
-    effect_days: int = Field(default=90, ge=1)
+    holdout_share: float = Field(default=0.5, ge=0, lt=1, allow_inf_nan=False, strict=True)
+    effect_days: int = Field(default=90, ge=1, le=3650, strict=True)
     effects: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("effects", mode="before")
+    @classmethod
+    def _numbers(cls, value):
+        if value is None:   # an `effects:` with every line commented out: the defaults
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError("a mapping of playbook name to its relative effect, e.g. {adoption_workshop: -0.3}")
+        for name, effect in value.items():
+            if isinstance(effect, bool) or not isinstance(effect, int | float):
+                raise ValueError(f"{name}: the relative effect on the churn probability must be a number above -1 "
+                                 f"and at most 1 (-0.3 = 30% lower, 0 = none), not {effect!r}")
+        return value
 
     @model_validator(mode="after")
     def _known_playbooks(self):
@@ -68,6 +81,11 @@ class SimulateConfig(BaseModel):
     start: date = date(2024, 1, 1)
     causes: dict[str, float] = Field(default_factory=lambda: check_cause_rates({}))
     cs_team: CsTeamSection = Field(default_factory=lambda: CsTeamSection())
+
+    @field_validator("cs_team", mode="before")
+    @classmethod
+    def _team_defaults(cls, value):
+        return {} if value is None else value   # a `cs_team:` with every line commented out: the defaults
 
     @field_validator("causes", mode="before")
     @classmethod

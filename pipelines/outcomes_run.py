@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import ibis
+import numpy as np
 import pandas as pd
 
 from features.commercial import compute_subscription_state
@@ -157,6 +158,12 @@ def compute_outcome_tables(params: Params, inputs: OutcomeInputs, matured: list[
                      "covering the as-of (so no label)")
     if inputs.actions is None:
         notes.append("no cs_actions table: action_done is unknown and there is no per-protocol view")
+    elif "arm" in inputs.actions and "playbook" in inputs.actions:
+        loose = inputs.actions["arm"].notna() & inputs.actions["playbook"].isna()
+        if loose.any():
+            notes.append(f"{int(loose.sum()):,} cs_actions row(s) carry an arm but no playbook: their action text "
+                         "stands for the playbook and held-back ones without an action are left out; fill "
+                         "cs_actions.playbook so each experiment is one playbook")
     keys = sorted({(str(n), str(v)) for n, v in outcomes[["model_name", "model_version"]].dropna().itertuples(
         index=False)})
     performance = compute_model_performance(outcomes, params.scoring.tier_names, params.evaluation.capacity,
@@ -215,10 +222,14 @@ def describe_effects(result: OutcomesResult) -> list[str]:
         mrr = ("" if pd.isna(row.mrr_retained_per_treated)
                else f"; MRR kept per treated account {row.mrr_retained_per_treated:,.0f}")
         truth = result.true_effects
-        if truth is not None and row.playbook in truth.index:
-            covered = inside(row, truth)
-            mark = "" if covered is None else " (inside the interval)" if covered else " (OUTSIDE the interval)"
-            mrr += f"; simulated truth {truth.at[row.playbook, 'true_effect']:+.0%}{mark}"
+        if truth is not None:
+            true = truth["true_effect"].get(row.playbook, np.nan)
+            if pd.isna(true):
+                mrr += "; simulated truth n/a (no renewal in the horizon, or the truth tables lack it)"
+            else:
+                covered = inside(row, truth)
+                mark = "" if covered is None else " (inside the interval)" if covered else " (OUTSIDE the interval)"
+                mrr += f"; simulated truth {true:+.0%}{mark}"
         lines.append(f"{row.playbook:<24} {row.verdict:<12} {rates}{effect}{mrr}")
     return lines
 

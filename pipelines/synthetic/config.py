@@ -71,10 +71,12 @@ class CsTeamConfig:
             if isinstance(effect, bool) or not isinstance(effect, int | float) or not -1 < effect <= 1:
                 raise ValueError(f"effects: {name}: the relative effect on the churn probability must be a number "
                                  f"above -1 and at most 1 (-0.3 = 30% lower, 0 = none), not {effect!r}")
-        if isinstance(self.holdout_share, bool) or not 0 <= self.holdout_share < 1:
+        if (isinstance(self.holdout_share, bool) or not isinstance(self.holdout_share, int | float)
+                or not 0 <= self.holdout_share < 1):
             raise ValueError(f"holdout_share: must be at least 0 and below 1, not {self.holdout_share!r}")
-        if isinstance(self.effect_days, bool) or not isinstance(self.effect_days, int) or self.effect_days < 1:
-            raise ValueError(f"effect_days: must be a whole number of days ≥ 1, not {self.effect_days!r}")
+        if (isinstance(self.effect_days, bool) or not isinstance(self.effect_days, int)
+                or not 1 <= self.effect_days <= 3650):
+            raise ValueError(f"effect_days: must be a whole number of days from 1 to 3650, not {self.effect_days!r}")
         object.__setattr__(self, "effects", {name: float(self.effects.get(name, default))
                                              for name, default in DEFAULT_PLAYBOOK_EFFECTS.items()})
 

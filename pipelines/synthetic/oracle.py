@@ -87,7 +87,9 @@ def true_playbook_effects(truth: pd.DataFrame, playbooks: pd.DataFrame, exposure
     Returns:
         Indexed by playbook: hazard_effect (the simulation's relative effect on each renewal's churn probability),
         true_effect (relative), true_difference (treated − untreated, in rate units), true_treated_rate and
-        true_untreated_rate (mean probabilities over the exposures); a playbook without exposures has NaNs.
+        true_untreated_rate (mean probabilities over the exposures). NaN where it is not known: a playbook without
+        exposures, with no renewal in any exposure's horizon, missing from `playbooks`, or whose truth rows are
+        damaged (a factor that is not a positive number, an effect that is not finite).
     """
     keys = pd.DataFrame({"account_id": exposures["account_id"].astype(str).to_numpy(),
                          "as_of": pd.to_datetime(exposures["as_of"]).to_numpy(),
@@ -96,11 +98,16 @@ def true_playbook_effects(truth: pd.DataFrame, playbooks: pd.DataFrame, exposure
     pairs = _renewals_in_horizon(truth.assign(account_id=truth["account_id"].astype(str)), keys, horizon_days,
                                  ["hazard", "playbook_factor"])
     pairs = pairs.assign(playbook=keys["playbook"].to_numpy()[pairs["row"].to_numpy()])
-    effect = pairs["playbook"].map(known["hazard_effect"]).fillna(0.0).to_numpy(dtype=float)
-    window = pd.to_timedelta(pairs["playbook"].map(known["effect_days"]).fillna(0).to_numpy(), unit="D")
-    inside = (pairs["renewal_at"] <= pairs["as_of"] + window).to_numpy()
-    untreated = (pairs["hazard"] / pairs["playbook_factor"]).to_numpy(dtype=float).clip(0.0, 1.0)
-    treated = (untreated * np.where(inside, 1.0 + effect, 1.0)).clip(0.0, 1.0)
+    # An unknown or damaged truth (a playbook missing from sim_playbooks, a factor that is not a positive number)
+    # makes that playbook's truth NaN, never a made-up 0.
+    effect = pairs["playbook"].map(known["hazard_effect"]).to_numpy(dtype=float)
+    days = pairs["playbook"].map(known["effect_days"]).to_numpy(dtype=float)
+    seconds = (pairs["renewal_at"] - pairs["as_of"]).dt.total_seconds().to_numpy()
+    inside = seconds <= np.nan_to_num(days, nan=0.0) * 86_400
+    factor, hazard = pairs["playbook_factor"].to_numpy(dtype=float), pairs["hazard"].to_numpy(dtype=float)
+    broken = ~np.isfinite(effect) | ~np.isfinite(days) | ~(factor > 0) | ~np.isfinite(factor) | ~np.isfinite(hazard)
+    untreated = np.nan_to_num(hazard / np.where(factor > 0, factor, 1.0)).clip(0.0, 1.0)
+    treated = (untreated * np.where(inside, 1.0 + np.nan_to_num(effect), 1.0)).clip(0.0, 1.0)
     rows = pairs["row"].to_numpy()
     probability = {}
     for name, hazard in (("treated", treated), ("untreated", untreated)):
@@ -109,10 +116,18 @@ def true_playbook_effects(truth: pd.DataFrame, playbooks: pd.DataFrame, exposure
         out = np.zeros(len(keys))
         out[survival.index.to_numpy()] = 1.0 - np.exp(survival.to_numpy())
         probability[name] = out
+    damaged = np.zeros(len(keys), dtype=bool)
+    damaged[rows[broken]] = True
     per = pd.DataFrame({"playbook": keys["playbook"], "true_treated_rate": probability["treated"],
-                        "true_untreated_rate": probability["untreated"]}).groupby("playbook").mean()
-    out = known[["hazard_effect"]].join(per, how="left")
-    out["true_effect"] = out["true_treated_rate"] / out["true_untreated_rate"] - 1
+                        "true_untreated_rate": probability["untreated"], "damaged": damaged}).groupby("playbook").agg(
+        true_treated_rate=("true_treated_rate", "mean"), true_untreated_rate=("true_untreated_rate", "mean"),
+        damaged=("damaged", "any"))
+    per.loc[per["damaged"], ["true_treated_rate", "true_untreated_rate"]] = np.nan
+    per = per.drop(columns="damaged")
+    out = known[["hazard_effect"]].join(per, how="outer")
+    with np.errstate(divide="ignore", invalid="ignore"):   # no renewal in any horizon: the effect is unknown
+        out["true_effect"] = (out["true_treated_rate"] / out["true_untreated_rate"]).where(
+            out["true_untreated_rate"] > 0) - 1
     out["true_difference"] = out["true_treated_rate"] - out["true_untreated_rate"]
     return out[TRUE_EFFECT_COLUMNS]
 

@@ -85,7 +85,8 @@ def _effect_rows(frame: pd.DataFrame, facts: LoopFacts, low: float, high: float)
 def _truth(row, truth: pd.DataFrame | None, low: float, high: float) -> dict | None:
     """On a simulated warehouse: the playbook's true difference of churn rates (treated − untreated, rate units),
     where it sits on the chart's axis, and whether the interval holds it."""
-    if truth is None or row.playbook not in truth.index or _nan(truth.at[row.playbook, "true_difference"]):
+    if (truth is None or row.playbook not in truth.index or _nan(truth.at[row.playbook, "true_difference"])
+            or _nan(truth.at[row.playbook, "true_effect"])):
         return None
     difference = float(truth.at[row.playbook, "true_difference"])
     covered = None if _nan(row.absolute_low) else bool(row.absolute_low <= difference <= row.absolute_high)

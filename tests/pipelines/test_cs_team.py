@@ -130,3 +130,41 @@ def test_at_the_demo_scale_the_minus_30_percent_playbook_is_found_and_every_true
 def test_a_bad_cs_team_setting_is_refused_naming_it(team, message):
     with pytest.raises(ValueError, match=message):
         CsTeamConfig(**team)
+
+
+@pytest.mark.parametrize(("team", "message"), [
+    ({"effect_days": 10**12}, "less than or equal to 3650"),
+    ({"holdout_share": float("nan")}, "finite number"),
+    ({"holdout_share": True}, "valid number"),
+    ({"effects": {"adoption_workshop": True}}, "adoption_workshop: the relative effect"),
+    ({"effects": {"adoption_workshop": "-0.3"}}, "adoption_workshop: the relative effect"),
+])
+def test_params_refuse_a_bad_cs_team_naming_the_key(team, message):
+    with pytest.raises(ValueError, match=message) as error:
+        Params.model_validate({"simulate": {"cs_team": team}})
+    assert "simulate.cs_team" in str(error.value) or "cs_team" in str(error.value)
+
+
+def test_an_empty_cs_team_section_means_the_defaults():
+    assert Params.model_validate({"simulate": {"cs_team": None}}).simulate.cs_team.team() == CsTeamConfig()
+    assert Params.model_validate({"simulate": {"cs_team": {"effects": None}}}).simulate.cs_team.team() == CsTeamConfig()
+
+
+def test_a_damaged_or_unknowable_truth_is_nan_never_a_made_up_effect(company):
+    from pipelines.synthetic.oracle import true_playbook_effects
+
+    actions = company["cs_actions"]
+    exposures = actions.assign(as_of=pd.to_datetime(actions.done_at).dt.to_period("M").dt.to_timestamp())
+    good = true_playbook_effects(company["sim_truth"], company["sim_playbooks"], exposures, 90)
+    assert good.true_effect.notna().all()
+    playbooks = company["sim_playbooks"].copy()
+    playbooks.loc[playbooks.playbook == "adoption_workshop", "hazard_effect"] = np.nan
+    truth = company["sim_truth"].copy()
+    truth.loc[truth.playbook_factor != 1.0, "playbook_factor"] = 0.0
+    assert np.isnan(true_playbook_effects(company["sim_truth"], playbooks, exposures, 90).at[
+        "adoption_workshop", "true_effect"])
+    damaged = true_playbook_effects(truth, company["sim_playbooks"], exposures, 90)
+    assert damaged.true_effect.isna().any()
+    # no renewal in any horizon: unknown, not 0
+    assert true_playbook_effects(company["sim_truth"].head(0), company["sim_playbooks"], exposures, 90)[
+        "true_effect"].isna().all()
