@@ -254,6 +254,10 @@ CHAMPIONS = (
 )
 
 # What customers say in words: the sentiment of survey comments, scored offline (VADER's compound score, -1 to 1).
+# VADER's own convention: a compound score at or below -0.05 is negative, at or above 0.05 positive.
+NEGATIVE_AT = -0.05
+# The feature table's non-feature column with the latest comment's words, which the reason quotes.
+LAST_COMMENT = "last_comment"
 WORDS = (
     _f("negative_comment_share_{window}d", "words", "surveys.comment",
        "Share of the survey comments of the last {window} days whose sentiment is negative.",

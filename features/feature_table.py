@@ -7,7 +7,7 @@ from datetime import date
 
 import ibis.expr.types as ir
 
-from features.catalog import CATALOG, FeatureSpec, expand_catalog, missing_needs
+from features.catalog import CATALOG, LAST_COMMENT, FeatureSpec, expand_catalog, missing_needs
 from features.champions import compute_champion_features
 from features.commercial import compute_commercial_features, compute_subscription_state
 from features.config import FeatureConfig
@@ -18,7 +18,7 @@ from features.support import compute_support_features
 from features.touches import compute_touch_features
 from features.value import compute_value_features
 from features.voice import compute_voice_features
-from features.words import LAST_COMMENT, compute_words_features
+from features.words import compute_words_features
 
 # The groups computed per table beside engagement, and the source table each one needs.
 _GROUPS = ((None, compute_commercial_features), (None, compute_value_features),

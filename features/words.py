@@ -19,15 +19,11 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from features.catalog import WORDS, FeatureSpec, producible
+from features.catalog import LAST_COMMENT, NEGATIVE_AT, WORDS, FeatureSpec, producible
 from features.config import FeatureConfig
 from features.pit import latest_before, rows_within
 from features.sources import Sources
 
-# VADER's own convention: a compound score at or below -0.05 is negative, at or above 0.05 positive.
-NEGATIVE_AT = -0.05
-# The non-feature column carrying the latest comment's words, for the reason that quotes it.
-LAST_COMMENT = "last_comment"
 _KEYS = ["account_id", "as_of"]
 
 
