@@ -70,7 +70,8 @@ from pipelines.synthetic.support import (
 )
 
 _STREAMS = ("accounts", "health", "tickets", "nps", "contracts", "addons", "users", "surveys", "events",
-            "milestones", "onboarding", "champion_loss", "support_pain", "unhappy_voice", "price_shock")
+            "milestones", "onboarding", "champion_loss", "support_pain", "unhappy_voice", "price_shock", "outcomes",
+            "comments")
 # the order fixes each stream's seed: append new ones, never reorder
 
 
@@ -123,10 +124,10 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
         "accounts": accounts_frame(acc, company.ids, clock),
         "subscriptions": subscriptions_frame(subs, company.ids, clock),
         "events": draw_events(streams["events"], company, users,
-                              champion_departures(users, episodes["champion_loss"])),
+                              champion_departures(users, episodes["champion_loss"]), streams["outcomes"]),
         "users": users_frame(users, company.ids, clock),
         "tickets": tickets_frame(tickets, company.ids, clock),
-        "surveys": surveys_frame(streams["surveys"], answers, users, company),
+        "surveys": surveys_frame(streams["surveys"], answers, users, company, streams["comments"]),
         "milestones": draw_milestones(streams["milestones"], company),
         "sim_truth": truth_frame(truth, company.ids, clock),
         "sim_causes": causes_frame(company, episodes, shocks),
