@@ -222,7 +222,7 @@ REALISED = (
     _f("value_realised_trend", "realised", "events.value",
        "Change in value realised: the last trend window against the one before it.", "change", "down",
        "Value realised {change} against the previous {window} days", "trend"),
-    _f("value_per_mrr_{window}d", "realised", "events.value subscriptions",
+    _f("value_per_mrr", "realised", "events.value subscriptions",
        "Value realised in the last {window} days per unit of MRR (a return-on-investment proxy); empty without MRR.",
        "number", "down", "Value realised in the last {window} days is {value} times the MRR", "trend"),
     _f("outcome_success_rate_{window}d", "realised", "events features.outcome_events",

@@ -84,7 +84,7 @@ def _columns(j: ir.Table, config: FeatureConfig) -> dict[str, ir.Value]:
     out = {f"value_realised_{w}d": zero[f"value_{w}d"].cast("float64") for w in config.windows}
     return out | {
         "value_realised_trend": _change(zero["value_last"].cast("float64"), zero["value_prev"].cast("float64")),
-        f"value_per_mrr_{t}d": ibis.ifelse(j.mrr > 0, zero["value_last"].cast("float64") / j.mrr.nullif(0),
+        "value_per_mrr": ibis.ifelse(j.mrr > 0, zero["value_last"].cast("float64") / j.mrr.nullif(0),
                                            ibis.null("float64")),
         f"outcome_success_rate_{o}d": rate_last,
         f"outcome_success_change_{o}d": (rate_last - rate_prev) * 100.0,

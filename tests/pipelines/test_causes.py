@@ -310,13 +310,17 @@ def test_simulate_follows_the_cause_switches_and_validation_reads_no_truth_table
 # --- the champion and the knob ----------------------------------------------------------------------------
 
 
-def test_the_champion_is_the_most_active_user_who_is_still_there():
+def test_the_champion_is_the_most_active_admin_who_is_still_there_else_the_most_active_user():
     users = pd.DataFrame({"acct": [0, 0, 0, 1, 1], "created": [0, 10, 500, 0, 0],
-                          "propensity": [0.1, 0.9, 2.0, 0.5, -0.5]})
+                          "propensity": [0.1, 0.9, 2.0, 0.5, -0.5], "role": [1, 1, 0, 1, 1]})
     champions = Episodes(acct=np.array([0, 0, 1]), start=np.array([100, 200, 50]), end=np.array([150, 900, 60]),
                          severity=np.ones(3))
-    # account 0: the keenest user of the first onset (user 2 joins later), then the next keenest; account 1: user 3
+    # no admins yet: account 0 loses the keenest user of the first onset (user 2 joins later), then the next
+    # keenest; account 1: user 3
     assert list(champion_departures(users, champions)) == [200, 100, OPEN, 50, OPEN]
+    # an admin (role 0) goes before any keener member: user 0 first, then the member; account 1 loses its admin
+    admins = users.assign(role=[0, 1, 0, 1, 0])
+    assert list(champion_departures(admins, champions)) == [100, 200, OPEN, OPEN, 50]
 
 
 def test_cause_rates_default_to_one_and_refuse_unknown_or_negative_ones():

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from features.catalog import CATALOG, expand_catalog
+from features.config import FeatureConfig
 from serving.explain import (
     LOWERS,
     OVERALL,
@@ -22,7 +23,7 @@ from serving.explain import (
     rank_drivers,
 )
 
-WINDOWS = {"each": [7, 30, 90], "trend": [30], "support": [90], "survey": [180]}
+WINDOWS = FeatureConfig().windows_by_kind()
 SPECS = {s.name: s for s in expand_catalog(CATALOG, WINDOWS)}
 IDENTIFIER = re.compile(r"\b[a-z0-9]+_[a-z0-9_]+\b")  # snake_case, as feature names are written
 BENCHMARKS = Benchmarks(by="segment", values={

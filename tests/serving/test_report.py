@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from features.catalog import CATALOG, expand_catalog
+from features.config import FeatureConfig
 from serving.config import ReportConfig
 from serving.explain import OVERALL, Benchmarks
 from serving.report.accounts import build_waterfall
@@ -22,8 +23,7 @@ from serving.report.render import render_manager_report
 from serving.report.tables import build_at_risk, build_headline, build_rising_fast, build_tier_changes
 from training.calibrate import Calibrator
 
-SPECS = {s.name: s for s in expand_catalog(CATALOG, {"each": [30], "trend": [30], "support": [90],
-                                                     "survey": [180]})}
+SPECS = {s.name: s for s in expand_catalog(CATALOG, FeatureConfig(windows=[30]).windows_by_kind())}
 NOW, BEFORE = date(2025, 5, 1), date(2025, 4, 1)
 TIERS = ["high", "medium", "low"]
 
