@@ -14,7 +14,7 @@ from features.markdown import grouped_tables
 GROUPS = ("frequency", "breadth", "depth", "trend", "champions", "value", "realised", "support", "voice", "words",
           "touches", "commercial")
 UNITS = ("count", "days", "months", "hours", "minutes", "share", "change", "points", "number", "currency", "flag",
-         "category", "score")
+         "category", "score", "sentiment")
 
 # How a feature's window is chosen: one feature per configured window, or the one window of its kind.
 WINDOW_KINDS = ("each", "trend", "support", "survey", "outcome", "admin", "admin_lost", "touch")
@@ -264,7 +264,7 @@ WORDS = (
        "share", "up", "{value} of survey comments negative (last {window} days)", "survey"),
     _f("last_comment_sentiment", "words", "surveys.comment",
        "Sentiment of the latest survey comment before the as-of, from -1 (negative) to 1 (positive).",
-       "number", "down", "Latest survey comment scored {value} (-1 negative to 1 positive)"),
+       "sentiment", "down", "Latest survey comment scored {value} (-1 negative to 1 positive)"),
 )
 
 # What the CS team did with the account (cs_actions before the as-of; holdout rows record that nothing was done).
@@ -323,6 +323,7 @@ _FORMATS = {
     "minutes": lambda v: f"{v:,.0f} min" if v < 120 else f"{v / 60:,.1f} hours",
     "currency": lambda v: f"{v:,.0f}", "count": lambda v: f"{v:,.0f}",
     "flag": lambda v: "yes" if v else "no", "category": str, "score": lambda v: f"{v:,.1f}",
+    "sentiment": lambda v: f"{v:+.2f}",
 }
 
 
