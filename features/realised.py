@@ -77,7 +77,7 @@ def _first_won(sources: Sources, keys: ir.Table, config: FeatureConfig) -> ir.Ta
 def _columns(j: ir.Table, config: FeatureConfig) -> dict[str, ir.Value]:
     zero = {c: j[c].fill_null(0) for c in ("value_last", "value_prev", "won_last", "lost_last", "won_prev",
                                            "lost_prev", *[f"value_{w}d" for w in config.windows])}
-    o, t = config.outcome_window_days, config.trend_window_days
+    o = config.outcome_window_days
     rate_last, rate_prev = _rate(zero["won_last"], zero["lost_last"]), _rate(zero["won_prev"], zero["lost_prev"])
     created = ibis.ifelse(j.created_at < j.as_of, j.created_at, ibis.null("timestamp"))
     won_yet = (j.first_won_at < j.as_of).fill_null(False)
