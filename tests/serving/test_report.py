@@ -249,3 +249,13 @@ def test_the_page_degrades_without_model_explanations_or_a_previous_scoring(inpu
     assert parse_report(html).rows == ["a2", "a1", "a3"]
     assert "first scoring, nothing to compare with" in html
     assert "Portfolio plots unavailable" in html and "not found in MLflow" in html
+
+
+def test_a_quoted_comment_is_escaped_once_by_each_output(inputs):
+    reason = "Latest survey comment reads negative (-0.72): “Exports <b>fail</b> | again & [again]”"
+    inputs.scores.loc[inputs.scores.account_id == "a2", "top_reasons"] = reason
+    html = render_manager_report(inputs, ReportConfig())
+    assert "“Exports &lt;b&gt;fail&lt;/b&gt; | again &amp; [again]”" in html
+    assert "<b>fail</b>" not in html and "&amp;lt;" not in html and "&amp;amp;" not in html
+    markdown = at_risk_markdown(build_at_risk(inputs, ReportConfig()), NOW)
+    assert "“Exports &lt;b&gt;fail&lt;/b&gt; \\| again &amp; \\[again\\]”" in markdown and "&amp;lt;" not in markdown
