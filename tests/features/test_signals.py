@@ -202,3 +202,33 @@ def test_sentiment_needs_no_network(monkeypatch):
     words._analyzer.cache_clear()
     importlib.reload(importlib.import_module("vaderSentiment.vaderSentiment"))
     assert score_sentiment(["Bad experience, the integration broke our workflow."])[0] < -0.5
+
+
+def test_a_simulated_warehouse_without_the_new_columns_builds_the_same_features_and_values(tmp_path):
+    from datetime import datetime
+
+    from features.config import LabelConfig
+    from features.snapshots import build_snapshots
+    from pipelines.synthetic.config import SimulationConfig
+    from pipelines.synthetic.generate import generate_warehouse
+
+    tables = generate_warehouse(SimulationConfig(accounts=60, months=9, seed=5, start=date(2024, 1, 1)))
+    plain = {**tables, "events": tables["events"].drop(columns="value"), "users": tables["users"].drop(columns="role"),
+             "surveys": tables["surveys"].drop(columns="comment")}
+    config = FeatureConfig(core_events=["create_report", "run_automation"], value_events=["create_report"],
+                           onboarding_milestones=["workspace_created", "first_report"])
+    as_ofs = [date(2024, 4, 1), date(2024, 6, 1)]
+    built = {}
+    for name, frames in (("rich", tables), ("plain", plain)):
+        con = ibis.duckdb.connect(str(tmp_path / f"{name}.duckdb"), threads=1)
+        for table, frame in frames.items():
+            con.create_table(table, frame)
+        sources = load_sources(con, {})
+        grid = build_snapshots(sources, as_ofs, LabelConfig(), datetime(2024, 9, 30))
+        table, feature_set = compute_feature_table(sources, grid, as_ofs, config)
+        built[name] = table.execute().sort_values(["as_of", "account_id"], ignore_index=True), feature_set
+        con.disconnect()
+    (rich, rich_set), (plain_table, plain_set) = built["rich"], built["plain"]
+    assert len(plain_set.names) == 71 and not NEW & set(plain_set.names)   # the 71 features of before
+    assert {"value_realised_30d", "days_since_admin_active", "last_comment_sentiment"} <= set(rich_set.names)
+    pd.testing.assert_frame_equal(plain_table, rich[list(plain_table.columns)])
