@@ -11,12 +11,13 @@ from dataclasses import dataclass, replace
 
 from features.markdown import grouped_tables
 
-GROUPS = ("frequency", "breadth", "depth", "trend", "value", "support", "voice", "commercial")
+GROUPS = ("frequency", "breadth", "depth", "trend", "champions", "value", "realised", "support", "voice", "words",
+          "touches", "commercial")
 UNITS = ("count", "days", "months", "hours", "minutes", "share", "change", "points", "number", "currency", "flag",
-         "category", "score")
+         "category", "score", "sentiment")
 
 # How a feature's window is chosen: one feature per configured window, or the one window of its kind.
-WINDOW_KINDS = ("each", "trend", "support", "survey")
+WINDOW_KINDS = ("each", "trend", "support", "survey", "outcome", "admin", "admin_lost", "touch")
 
 # How a feature counted in days from or to the as-of itself moves when only the as-of moves: `age` grows a day per
 # day for every account (tenure); `since` counts from the last event before the as-of and restarts when it recurs;
@@ -212,7 +213,70 @@ COMMERCIAL = (
        "count", "up", "{value} downgrades in the last year"),
 )
 
-CATALOG = ENGAGEMENT + VALUE + SUPPORT + VOICE + COMMERCIAL
+# What customers get out of the product: the amounts on their events (`events.value`: deals won, invoices sent) and
+# the outcome events of `features.outcome_events`. Lost outcome events carry an amount that was not realised.
+REALISED = (
+    _f("value_realised_{window}d", "realised", "events.value",
+       "Sum of `events.value` in the last {window} days (events named as lost outcomes excluded).",
+       "currency", "down", "Value realised in the last {window} days: {value}", "each"),
+    _f("value_realised_trend", "realised", "events.value",
+       "Change in value realised: the last trend window against the one before it.", "change", "down",
+       "Value realised {change} against the previous {window} days", "trend"),
+    _f("value_per_mrr", "realised", "events.value subscriptions",
+       "Value realised in the last {window} days per unit of MRR (a return-on-investment proxy); empty without MRR.",
+       "number", "down", "Value realised in the last {window} days is {value} times the MRR", "trend"),
+    _f("outcome_success_rate_{window}d", "realised", "events features.outcome_events",
+       "Won outcome events over won and lost ones in the last {window} days; empty without outcomes.",
+       "share", "down", "{value} of outcomes won in the last {window} days", "outcome"),
+    _f("outcome_success_change_{window}d", "realised", "events features.outcome_events",
+       "Success rate of the last {window} days minus that of the {window} days before, in percentage points.",
+       "points", "down", "Outcome success rate moved {value} against the previous {window} days", "outcome"),
+    _f("outcomes_{window}d", "realised", "events features.outcome_events",
+       "Won and lost outcome events in the last {window} days.",
+       "count", "down", "{value} outcomes (won or lost) in the last {window} days", "outcome"),
+    _f("days_to_first_outcome", "realised", "events features.outcome_events",
+       "Days from creation to the first won outcome event (time to ROI); empty while none is won by the as-of.",
+       "days", "up", "Took {value} to win a first outcome with the product"),
+)
+
+# Champions: the users whose role is in `features.admin_roles` (admins, owners: those who bought and run the
+# product). An admin is lost at t when active in [t - admin_lost_days, t - admin_active_days) and not since.
+CHAMPIONS = (
+    _f("days_since_admin_active", "champions", "users.role events.user_id",
+       "Days since any admin-role user was last active before the as-of; empty when no admin ever was.",
+       "days", "up", "No admin active for {value}", clock="since"),
+    _f("admin_active_share_{window}d", "champions", "users.role events.user_id",
+       "Share of the account's admin-role users (created before the as-of) active in the last {window} days.",
+       "share", "down", "{value} of admins active in the last {window} days", "admin"),
+    _f("admins_lost_{window}d", "champions", "users.role events.user_id",
+       "Admin-role users active in the last {window} days but not in the last features.admin_active_days.",
+       "count", "up", "{value} admins gone quiet (active in the last {window} days, not recently)", "admin_lost"),
+)
+
+# What customers say in words: the sentiment of survey comments, scored offline (VADER's compound score, -1 to 1).
+# VADER's own convention: a compound score at or below -0.05 is negative, at or above 0.05 positive.
+NEGATIVE_AT = -0.05
+# The feature table's non-feature column with the latest comment's words, which the reason quotes.
+LAST_COMMENT = "last_comment"
+WORDS = (
+    _f("negative_comment_share_{window}d", "words", "surveys.comment",
+       "Share of the survey comments of the last {window} days whose sentiment is negative.",
+       "share", "up", "{value} of survey comments negative (last {window} days)", "survey"),
+    _f("last_comment_sentiment", "words", "surveys.comment",
+       "Sentiment of the latest survey comment before the as-of, from -1 (negative) to 1 (positive).",
+       "sentiment", "down", "Latest survey comment scored {value} (-1 negative to 1 positive)"),
+)
+
+# What the CS team did with the account (cs_actions before the as-of; holdout rows record that nothing was done).
+TOUCHES = (
+    _f("days_since_cs_touch", "touches", "cs_actions",
+       "Days since the CS team's last recorded action on the account; empty when none is on record.",
+       "days", "up", "No CS contact for {value}", clock="since"),
+    _f("cs_touches_{window}d", "touches", "cs_actions", "CS actions recorded in the last {window} days.",
+       "count", "down", "{value} CS touches in the last {window} days", "touch"),
+)
+
+CATALOG = ENGAGEMENT + CHAMPIONS + VALUE + REALISED + SUPPORT + VOICE + WORDS + TOUCHES + COMMERCIAL
 
 
 def expand_catalog(specs: tuple[FeatureSpec, ...], windows: dict[str, list[int]]) -> list[FeatureSpec]:
@@ -259,6 +323,7 @@ _FORMATS = {
     "minutes": lambda v: f"{v:,.0f} min" if v < 120 else f"{v / 60:,.1f} hours",
     "currency": lambda v: f"{v:,.0f}", "count": lambda v: f"{v:,.0f}",
     "flag": lambda v: "yes" if v else "no", "category": str, "score": lambda v: f"{v:,.1f}",
+    "sentiment": lambda v: f"{v:+.2f}",
 }
 
 
@@ -283,7 +348,7 @@ def describe_change(value) -> str:
 
 
 # The counted nouns of the catalog's sentences, singular for a count of one ("1 downgrade in the last year").
-_COUNTED = re.compile(r"\b(event|user|action|session|ticket|response|seat|downgrade)s\b")
+_COUNTED = re.compile(r"\b(event|user|action|session|ticket|response|seat|downgrade|outcome|admin|touch)(?:s|es)\b")
 
 
 def render_reason(spec: FeatureSpec, value) -> str:
@@ -297,8 +362,10 @@ def render_reason(spec: FeatureSpec, value) -> str:
 
 GROUP_TITLES = {
     "frequency": "Engagement frequency", "breadth": "Engagement breadth", "depth": "Engagement depth",
-    "trend": "Engagement trends", "value": "Time to value", "support": "Support tickets",
-    "voice": "Voice of the customer (surveys)", "commercial": "Commercial",
+    "trend": "Engagement trends", "champions": "Champions (admin-role users)", "value": "Time to value",
+    "realised": "Value realised (amounts and outcomes)", "support": "Support tickets",
+    "voice": "Voice of the customer (surveys)", "words": "Voice in words (survey comments)",
+    "touches": "CS touches", "commercial": "Commercial",
 }
 
 
@@ -308,7 +375,11 @@ def catalog_markdown(specs: list[FeatureSpec]) -> str:
         "# Feature catalog", "",
         "Generated from `features/catalog.py` for the windows in `params.yaml` by `churn features --markdown`",
         "(`make docs`); do not edit by hand. Every feature at as-of *t* reads only rows with timestamps before *t*.",
-        "A feature whose source (table or `table.column`) is missing from the warehouse is left out of the run.", "",
+        "A feature whose source (table or `table.column`) is missing from the warehouse, or whose setting",
+        "(`features.<key>` in its needs) is not given, is left out of the run.", "",
+        "Playbook groups: frequency, breadth, depth, trends, champions and CS touches are *engagement* (CS touches",
+        "are contact the CS team restores by reaching out); time to value and value realised are *value*; surveys",
+        "and comments are *voice*.", "",
         "Role: a **cause** is behaviour or experience the CS team can change; reasons, protective factors and the",
         "playbook's driver group come from causes only. **Context** (renewal timing, billing period, tenure, plan,",
         "MRR level, seats, trial) says when and for whom risk applies: it stays in the model, its SHAP values are in",

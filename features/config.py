@@ -15,6 +15,28 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, m
 MAX_DAYS = 3650
 
 
+class OutcomeEvents(BaseModel):
+    """Which event names are outcomes a customer reached with the product (a deal won) or missed (a deal lost)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    won: list[str] = Field(default_factory=list)
+    lost: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> OutcomeEvents:
+        both = sorted(set(self.won) & set(self.lost))
+        if both:
+            raise ValueError(f"an event cannot be both won and lost: {', '.join(both)}")
+        if bool(self.won) != bool(self.lost):
+            raise ValueError("name both won and lost events (a success rate needs both), or neither")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.won)
+
+
 class FeatureConfig(BaseModel):
     """Windows and event vocabulary the feature groups use."""
 
@@ -33,6 +55,33 @@ class FeatureConfig(BaseModel):
     # Days from sign-up by which an account of each segment should reach first value; "*" for any other segment.
     # Strict: YAML reads yes/no/true as booleans, which a lax int would take as 1 and 0.
     ttv_targets: dict[str, StrictInt] = Field(default_factory=dict)
+    # Null or empty: no outcome events, and the features that need them are left out.
+    outcome_events: OutcomeEvents = Field(default_factory=OutcomeEvents)
+    outcome_window_days: int = Field(default=90, gt=0)
+    admin_roles: list[str] = Field(default_factory=lambda: ["admin", "owner"], min_length=1)
+    admin_active_days: int = Field(default=30, gt=0)
+    admin_lost_days: int = Field(default=90, gt=0)
+    touch_window_days: int = Field(default=90, gt=0)
+
+    @field_validator("outcome_events", mode="before")
+    @classmethod
+    def _null_is_none(cls, value):
+        return {} if value is None else value
+
+    @field_validator("admin_roles")
+    @classmethod
+    def _named_roles(cls, value: list[str]) -> list[str]:
+        if any(not role.strip() for role in value):
+            raise ValueError("roles must be non-empty names")
+        return value
+
+    @model_validator(mode="after")
+    def _admin_windows(self) -> FeatureConfig:
+        if self.admin_lost_days <= self.admin_active_days:
+            raise ValueError(f"admin_lost_days ({self.admin_lost_days}) must be longer than admin_active_days "
+                             f"({self.admin_active_days}): an admin is lost when active in the first and not the "
+                             "second")
+        return self
 
     @field_validator("ttv_targets")
     @classmethod
@@ -57,7 +106,14 @@ class FeatureConfig(BaseModel):
     def windows_by_kind(self) -> dict[str, list[int]]:
         """The day counts that fill `{window}` for each catalog window kind."""
         return {"each": self.windows, "trend": [self.trend_window_days], "support": [self.support_window_days],
-                "survey": [self.survey_window_days]}
+                "survey": [self.survey_window_days], "outcome": [self.outcome_window_days],
+                "admin": [self.admin_active_days], "admin_lost": [self.admin_lost_days],
+                "touch": [self.touch_window_days]}
+
+    def unset_needs(self) -> list[str]:
+        """The settings a catalog feature may need (in its `needs`, as `features.<key>`) that are not given: such a
+        feature is left out like one whose source table is missing."""
+        return [] if self.outcome_events.configured else ["features.outcome_events"]
 
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")

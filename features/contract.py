@@ -19,19 +19,26 @@ class TableSpec:
     """One canonical table of the contract.
 
     Attributes:
-        read_by_features: False for a table no feature or label may read (cs_actions: what the CS team did is an
-            outcome of the scores, and would leak the experiment into the model); its absence switches nothing off.
+        feature_columns: when set, the only columns features may read (cs_actions: when an action was done and its
+            arm, so that touches are counted and holdout records are not; never which playbook or who did it).
+        read_by_labels: False for a table labels never read (cs_actions: what the CS team did follows from the
+            scores; churn comes from subscriptions only).
         one_of: optional columns of which the table needs at least one (cs_actions: playbook or action).
     """
 
     name: str
     required: bool
     columns: tuple[ColumnSpec, ...]
-    read_by_features: bool = True
+    feature_columns: tuple[str, ...] = ()
+    read_by_labels: bool = True
     one_of: tuple[str, ...] = ()
 
     def column(self, name: str) -> ColumnSpec:
         return next(c for c in self.columns if c.name == name)
+
+    def read_by_features(self, column: str) -> bool:
+        """Whether a feature may read `column` of this table."""
+        return not self.feature_columns or column in self.feature_columns
 
 
 def _cols(spec: str) -> tuple[ColumnSpec, ...]:
@@ -56,19 +63,21 @@ CONTRACT: dict[str, TableSpec] = {
             "[seats:float64], [is_trial:boolean], [billing_period_months:int64]")),
         TableSpec("events", True, _cols(
             "account_id:string, event_at:timestamp, event_name:string, [user_id:string], [session_id:string], "
-            "[duration_s:float64], [event_count:int64]")),
+            "[duration_s:float64], [event_count:int64], [value:float64]")),
         TableSpec("users", False, _cols("user_id:string, account_id:string, created_at:timestamp, [role:string]")),
         TableSpec("tickets", False, _cols(
             "ticket_id:string, account_id:string, created_at:timestamp, [resolved_at:timestamp], "
             "[priority:string], [first_contact_resolved:boolean], [reopened:boolean], [csat:float64]")),
         TableSpec("surveys", False, _cols(
             "response_id:string, account_id:string, responded_at:timestamp, survey_type:string, "
-            "score:float64, [user_id:string]")),
+            "score:float64, [user_id:string], [comment:string]")),
         TableSpec("milestones", False, _cols("account_id:string, milestone:string, achieved_at:timestamp")),
         TableSpec("cs_actions", False, _cols(
             "account_id:string, done_at:timestamp, [playbook:string], [action:string], [owner:string], "
-            "[arm:string]"), read_by_features=False, one_of=("playbook", "action")),
+            "[arm:string]"), feature_columns=("account_id", "done_at", "arm"), read_by_labels=False,
+            one_of=("playbook", "action")),
     )
 }
-# Tables only `churn outcomes` reads: never a feature or a label (tests/features/test_no_leak.py proves it).
-OUTCOME_ONLY = tuple(name for name, spec in CONTRACT.items() if not spec.read_by_features)
+# Tables no label reads (tests/features/test_no_leak.py proves it, and that features read cs_actions only before the
+# as-of and only through `feature_columns`).
+NOT_FOR_LABELS = tuple(name for name, spec in CONTRACT.items() if not spec.read_by_labels)

@@ -7,22 +7,26 @@ from datetime import date
 
 import ibis.expr.types as ir
 
-from features.catalog import CATALOG, FeatureSpec, expand_catalog, missing_needs
+from features.catalog import CATALOG, LAST_COMMENT, FeatureSpec, expand_catalog, missing_needs
+from features.champions import compute_champion_features
 from features.commercial import compute_commercial_features, compute_subscription_state
 from features.config import FeatureConfig
-from features.contract import OUTCOME_ONLY
 from features.engagement import build_event_rollups, compute_engagement_features
+from features.realised import compute_realised_features
 from features.sources import Sources
 from features.support import compute_support_features
+from features.touches import compute_touch_features
 from features.value import compute_value_features
 from features.voice import compute_voice_features
+from features.words import compute_words_features
 
 # The groups computed per table beside engagement, and the source table each one needs.
 _GROUPS = ((None, compute_commercial_features), (None, compute_value_features),
            ("tickets", compute_support_features), ("surveys", compute_voice_features))
 
-# Columns of the feature table that are not model features: keys, label, and context for the score tables.
-CONTEXT_COLUMNS = ("account_id", "as_of", "label", "mrr")
+# Columns of the feature table that are not model features: keys, label, and context for the score tables and
+# their reasons (the latest survey comment, quoted where its sentiment drives risk).
+CONTEXT_COLUMNS = ("account_id", "as_of", "label", "mrr", LAST_COMMENT)
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ def select_features(config: FeatureConfig, missing_sources: list[str]) -> Featur
     """Split the catalog into the features the warehouse can provide and those it cannot."""
     keep, left_out = [], {}
     for spec in catalog_for(config):
-        lacking = missing_needs(spec, missing_sources)
+        lacking = missing_needs(spec, missing_sources + config.unset_needs())
         if lacking:
             left_out[spec.name] = lacking
         else:
@@ -64,13 +68,18 @@ def compute_feature_table(sources: Sources, grid: ir.Table, as_of_dates: list[da
         grid: (account_id, as_of[, label]) rows; as_of is a midnight timestamp among `as_of_dates`.
         as_of_dates: the distinct as-of dates of the grid; they bound the event span scanned.
     """
-    # What the CS team did (cs_actions) follows from the scores and their experiment: no feature may see it.
-    sources = sources.without(*OUTCOME_ONLY)
+    # What the CS team did (cs_actions) is read only as touches: when, and whether it was a holdout (no action).
+    sources = sources.for_features()
     feature_set = select_features(config, sources.missing)
     keys = grid.select("account_id", "as_of")
     rollups = build_event_rollups(sources, config, as_of_dates)
     parts = [compute_engagement_features(rollups, keys, compute_subscription_state(sources, keys), config)]
     parts += [compute(sources, keys, config) for table, compute in _GROUPS if table is None or sources.has(table)]
+    signals = (compute_realised_features(sources, keys, config, as_of_dates),
+               compute_champion_features(sources, keys, config, as_of_dates) if sources.has("users") else None,
+               compute_words_features(sources, keys, config, as_of_dates) if sources.has("surveys") else None,
+               compute_touch_features(sources, keys, config) if sources.has("cs_actions") else None)
+    parts += [part for part in signals if part is not None]
     table = grid
     for part in parts:
         part = part.drop(*[c for c in part.columns if c in table.columns and c not in ("account_id", "as_of")])

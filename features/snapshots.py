@@ -9,7 +9,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from features.config import LabelConfig, SnapshotConfig
-from features.contract import OUTCOME_ONLY
+from features.contract import NOT_FOR_LABELS
 from features.sources import ContractError, Sources
 
 # Stands in for an open end (NULL end_at) in comparisons; far enough that adding a grace period cannot overflow.
@@ -112,7 +112,7 @@ def build_labelled_population(sources: Sources, as_of_dates: list[date], label: 
     Training learns from `label`; `churn outcomes` reads the same label and its date for the scorings whose horizon
     and grace have passed, so "what really happened" is exactly what the model was trained to predict.
     """
-    sources = sources.without(*OUTCOME_ONLY)   # labels come from subscriptions only, never from what CS did
+    sources = sources.without(*NOT_FOR_LABELS)   # labels come from subscriptions only, never from what CS did
     subs = sources["subscriptions"]
     if not include_trials and "is_trial" in subs.columns:
         subs = subs.filter(~subs.is_trial.fill_null(False))

@@ -51,13 +51,20 @@ class Sources:
         """The same sources without the tables `names` (not listed as missing: they are withheld, not absent)."""
         return Sources(tables={k: v for k, v in self.tables.items() if k not in names}, missing=list(self.missing))
 
+    def for_features(self) -> Sources:
+        """The same sources with each table narrowed to the columns features may read (`TableSpec.feature_columns`:
+        cs_actions keeps when and in which arm, never the playbook, the action or the owner)."""
+        tables = {name: table.select(*[c for c in table.columns if CONTRACT[name].read_by_features(c)])
+                  for name, table in self.tables.items()}
+        return Sources(tables=tables, missing=list(self.missing))
+
 
 def load_sources(con: ibis.BaseBackend, sources: SourcesConfig) -> Sources:
     """Resolve every contract table through the mapping into canonical Ibis expressions.
 
     A table left out of `sources` is looked up under its canonical name; an optional table that is
-    absent, or mapped to null, is switched off and listed in `missing`, as is an absent optional column (tables no
-    feature reads, such as cs_actions, are not listed: their absence switches no feature off).
+    absent, or mapped to null, is switched off and listed in `missing`, as is an absent optional column that
+    features may read (cs_actions' playbook, action and owner are not listed: no feature reads them).
 
     Raises:
         ContractError: a required table or column is absent, or a mapped table or column does not exist; the
@@ -85,11 +92,11 @@ def load_sources(con: ibis.BaseBackend, sources: SourcesConfig) -> Sources:
             if spec.required:
                 problems.append(f"table {name}: required by the contract but not found in the warehouse "
                                 f"(map it under sources.{name})")
-            elif spec.read_by_features:
+            else:
                 missing.append(name)
             continue
         tables[name], absent, wrong = _canonical_columns(name, raw, spec, source)
-        missing.extend(absent if spec.read_by_features else [])
+        missing.extend(need for need in absent if spec.read_by_features(need.split(".")[1]))
         problems.extend(wrong)
     if problems:
         if absent_optional:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from features.catalog import FeatureSpec, describe_change, format_value, render_reason
+from features.catalog import LAST_COMMENT, NEGATIVE_AT, FeatureSpec, describe_change, format_value, render_reason
 from training.calibrate import Calibrator
 from training.train import TrainedModel
 
@@ -75,6 +75,20 @@ FEATURE_LABELS = {
     "ces_avg_{window}d": "Customer effort score (last {window} days)",
     "survey_responses_{window}d": "Survey responses (last {window} days)",
     "days_since_last_response": "Days since last survey response",
+    "days_since_admin_active": "Days since an admin was active",
+    "admin_active_share_{window}d": "Admins active (last {window} days)",
+    "admins_lost_{window}d": "Admins gone quiet (last {window} days)",
+    "value_realised_{window}d": "Value realised (last {window} days)",
+    "value_realised_trend": "Change in value realised",
+    "value_per_mrr": "Value realised per unit of MRR (last {window} days)",
+    "outcome_success_rate_{window}d": "Outcomes won (last {window} days)",
+    "outcome_success_change_{window}d": "Change in outcomes won (last {window} days)",
+    "outcomes_{window}d": "Outcomes (last {window} days)",
+    "days_to_first_outcome": "Time to first won outcome",
+    "negative_comment_share_{window}d": "Negative survey comments (last {window} days)",
+    "last_comment_sentiment": "Sentiment of the latest survey comment",
+    "days_since_cs_touch": "Days since the last CS touch",
+    "cs_touches_{window}d": "CS touches (last {window} days)",
     "mrr": "MRR",
     "mrr_change_90d": "MRR change against 90 days ago",
     "seats": "Paid seats",
@@ -115,6 +129,16 @@ MISSING_REASONS = {
     "ces_avg_{window}d": "No effort-score answer in the last {window} days",
     "days_since_last_response": "No survey answer on record",
     "mrr_change_90d": "No MRR 90 days ago to compare with",
+    "days_since_admin_active": "No admin activity on record",
+    "admin_active_share_{window}d": "No admin-role user on record",
+    "value_realised_trend": "Value realised: no earlier {window} days to compare with",
+    "value_per_mrr": "Value per MRR unknown: no MRR on record",
+    "outcome_success_rate_{window}d": "No outcome won or lost in the last {window} days",
+    "outcome_success_change_{window}d": "Outcome success: no two periods of {window} days to compare",
+    "days_to_first_outcome": "No outcome won yet",
+    "negative_comment_share_{window}d": "No survey comment in the last {window} days",
+    "last_comment_sentiment": "No survey comment on record",
+    "days_since_cs_touch": "No CS touch on record",
     "days_to_renewal": "Renewal date unknown",
     "billing_period_months": "Billing period unknown",
     "plan": "Plan unknown",
@@ -265,6 +289,38 @@ def _no_core_adoption(spec: FeatureSpec, value, row: Callable[[str], object]) ->
     return f"No core feature adopted yet ({days} since sign-up)" if days else None
 
 
+def _no_outcome_won(spec: FeatureSpec, value, row: Callable[[str], object]) -> str | None:
+    days = _since_signup(row)
+    return f"No outcome won with the product in {days} since sign-up" if days else None
+
+
+# A quoted comment is cut to this many characters (an ellipsis marks the cut).
+COMMENT_CHARS = 80
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]+|\s+")
+
+
+def quote_comment(text: str, limit: int = COMMENT_CHARS) -> str:
+    """A customer's comment as one line of plain text in typographic quotes, cut to `limit` characters.
+
+    Control characters and line breaks become spaces and "; " (which joins reasons) becomes ", ". The text is not
+    escaped here: the reasons are plain text in the warehouse, and each output escapes for its own format (the
+    HTML report through Jinja's autoescape, the Markdown export through `escape_markdown_cell`), so escaping here
+    would show `&amp;` to readers.
+    """
+    clean = _UNPRINTABLE.sub(" ", text).replace(";", ",").strip()
+    if len(clean) > limit:
+        clean = clean[:limit - 1].rstrip() + "…"
+    return f"“{clean}”"
+
+
+def _comment_detail(spec: FeatureSpec, value, row: Callable[[str], object]) -> str | None:
+    comment = row(LAST_COMMENT)
+    if not isinstance(comment, str) or not comment.strip():
+        return None
+    mood = "negative" if value <= NEGATIVE_AT else "positive" if value >= -NEGATIVE_AT else "neutral"
+    return f"Latest survey comment reads {mood} ({value:+.2f}): {quote_comment(comment)}"
+
+
 def _onboarding_open(spec: FeatureSpec, value, row: Callable[[str], object]) -> str | None:
     days, share = _since_signup(row), row("onboarding_share")
     if days is None:
@@ -275,10 +331,10 @@ def _onboarding_open(spec: FeatureSpec, value, row: Callable[[str], object]) -> 
 
 # Reasons that say more than the template when the account's other values are at hand: for a value, or for a
 # censored one (missing or zero because the thing has not happened yet), which the template would misstate.
-_DETAILS = {"seat_utilisation_{window}d": _seat_detail}
+_DETAILS = {"seat_utilisation_{window}d": _seat_detail, "last_comment_sentiment": _comment_detail}
 _CENSORED = {"days_to_first_value": _no_first_value, "value_reached": _no_first_value,
              "core_adoption_median_days": _no_core_adoption, "core_adoption_share": _no_core_adoption,
-             "days_to_onboard": _onboarding_open}
+             "days_to_onboard": _onboarding_open, "days_to_first_outcome": _no_outcome_won}
 # The censored features whose 0 means "not yet" (a flag, a share); for the others, day counts, only a missing value
 # does: 0 days is a first value (or onboarding, or core adoption) on the day of sign-up.
 _CENSORED_AT_ZERO = {"value_reached", "core_adoption_share"}
@@ -299,6 +355,10 @@ ZERO_REASONS = {
     "high_priority_tickets_{window}d": "No high-priority tickets in the last {window} days",
     "survey_responses_{window}d": "No survey answers in the last {window} days",
     "downgrades_365d": "No downgrades in the last year",
+    "admins_lost_{window}d": "No admin gone quiet in the last {window} days",
+    "value_realised_{window}d": "No value realised in the last {window} days",
+    "outcomes_{window}d": "No outcomes (won or lost) in the last {window} days",
+    "cs_touches_{window}d": "No CS touches in the last {window} days",
     "days_to_first_value": "Reached first value on the day of sign-up",
     "days_to_onboard": "Completed onboarding on the day of sign-up",
     "core_adoption_median_days": "Adopted core features on the day of sign-up (median)",

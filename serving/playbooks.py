@@ -18,13 +18,17 @@ import pandas as pd
 from features.catalog import FeatureSpec
 from serving.config import PlaybookConfig
 
+# Champions (admins going quiet) are engagement; CS touches too: the CS team's own contact with the account, which
+# it restores by reaching out (the engagement playbooks), not by onboarding, support or commercial work.
 _FROM_CATALOG = {"frequency": "engagement", "breadth": "engagement", "depth": "engagement", "trend": "engagement",
-                 "value": "value", "support": "support", "voice": "voice", "commercial": "commercial"}
+                 "champions": "engagement", "touches": "engagement", "value": "value", "realised": "value",
+                 "support": "support", "voice": "voice", "words": "voice", "commercial": "commercial"}
 URGENT, ROUTINE = "urgent", "routine"
 
 
 def driver_group(catalog_group: str) -> str:
-    """The playbook group of a catalog group (frequency, breadth, depth and trend are all engagement)."""
+    """The playbook group of a catalog group (frequency, breadth, depth, trend, champions and touches are all
+    engagement; realised is value, words is voice)."""
     return _FROM_CATALOG[catalog_group]
 
 

@@ -1,10 +1,12 @@
 """Product activity: the users of each account (an admin at sign-up, the others invited over time), their
 product events (active user-days driven by health, sessions in working hours, a login then core and other
-events), and the onboarding milestones each account reaches at its own speed. Two churn causes show here: a
-champion loss takes the account's most active user away and makes the others' activity decay, and a stalled
-onboarding holds back the first value events (create_report, run_automation) and the later milestones. Builds
-the `users`, `events` and `milestones` output frames; `pick_users` lends a user who existed at a time to the
-survey answers.
+events), the outcomes customers reach with the product (deals won and lost, `win_deal` and `lose_deal`, with the
+deal's amount in `value`), and the onboarding milestones each account reaches at its own speed. Two churn causes
+show here: a champion loss takes the account's most active admin away (its most active user when it has no admin
+left) and makes the others' activity decay, and a stalled onboarding holds back the first value events
+(create_report, run_automation), the later milestones and every outcome until first value, and wins fewer deals
+after it. Builds the `users`, `events` and `milestones` output frames; `pick_users` lends a user who existed at a
+time to the survey answers.
 """
 
 from __future__ import annotations
@@ -26,8 +28,12 @@ _CORE_WEIGHTS = (0.3, 0.2, 0.1, 0.2, 0.2)
 _OTHER_EVENTS = ("view_dashboard", "search", "comment", "upload_file", "export_data", "api_call",
                  "invite_user", "update_settings", "view_billing")
 _OTHER_WEIGHTS = (0.32, 0.16, 0.1, 0.08, 0.07, 0.14, 0.03, 0.05, 0.05)
-_EVENT_NAMES = ("login", *_CORE_EVENTS, *_OTHER_EVENTS)
-_EVENT_SECONDS = np.array([5, 240, 90, 300, 40, 180, 45, 20, 60, 30, 40, 2, 30, 60, 30], dtype=float)
+_OUTCOME_EVENTS = ("win_deal", "lose_deal")  # features.outcome_events of the demo: won, lost
+_EVENT_NAMES = ("login", *_CORE_EVENTS, *_OTHER_EVENTS, *_OUTCOME_EVENTS)
+_EVENT_SECONDS = np.array([5, 240, 90, 300, 40, 180, 45, 20, 60, 30, 40, 2, 30, 60, 30, 60, 60], dtype=float)
+_WON, _LOST = len(_EVENT_NAMES) - 2, len(_EVENT_NAMES) - 1
+_OUTCOME_SHARE = 0.08  # at health 0, the share of a session's other events that record a deal's outcome instead
+_DEAL_VALUE = np.array([400.0, 1500.0, 6000.0])  # median deal amount, by segment
 _INSTEAD_OF_VALUE = np.arange(len(_EVENT_NAMES))  # before its first value, a stalled account does other core work:
 _INSTEAD_OF_VALUE[1:3] = (5, 3)  # create_project instead of create_report, configure_integration for run_automation
 
@@ -85,10 +91,12 @@ def users_frame(users: pd.DataFrame, ids: pa.Array, clock: Clock) -> pd.DataFram
 
 def champion_departures(users: pd.DataFrame, champions: Episodes) -> np.ndarray:
     """When each user of `users` stops using the product (`OPEN` = never): at the onset of a champion loss, the
-    account's most active user (highest activity propensity) among those who had joined and not yet left."""
+    account's most active admin (highest activity propensity) among those who had joined and not yet left, or its
+    most active user when no admin is left: the admin who bought the product is the champion who goes."""
     left = np.full(len(users), OPEN)
     u_acct, created = users["acct"].to_numpy(), users["created"].to_numpy()
-    propensity = users["propensity"].to_numpy()
+    # Admins first (role 0), then by propensity: propensity is a normal draw, far below this head start.
+    propensity = users["propensity"].to_numpy() + 100.0 * (users["role"].to_numpy() == 0)
     first = np.searchsorted(u_acct, champions.acct, "left")
     count = np.searchsorted(u_acct, champions.acct, "right") - first
     rank = np.arange(len(champions.acct)) - np.searchsorted(champions.acct, champions.acct, "left")
@@ -106,12 +114,15 @@ def champion_departures(users: pd.DataFrame, champions: Episodes) -> np.ndarray:
     return left
 
 
-def draw_events(rng: np.random.Generator, company: Company, users: pd.DataFrame, left: np.ndarray) -> pd.DataFrame:
+def draw_events(rng: np.random.Generator, company: Company, users: pd.DataFrame, left: np.ndarray,
+                outcome_rng: np.random.Generator) -> pd.DataFrame:
     """The `events` table: active user-days (health-driven, lower during a champion loss), sessions in working
-    hours, events within sessions; a user's events stop when it `left` (`champion_departures`)."""
+    hours, events within sessions, some of them deal outcomes with an amount (`_record_outcomes`, drawn from
+    `outcome_rng`); a user's events stop when it `left` (`champion_departures`)."""
     pieces = _user_spans(users.assign(left=left), company.spans)
     piece, day = _active_user_days(rng, company, pieces)
-    events = _session_events(rng, _sessions(rng, company, pieces, piece, day))
+    sessions = _sessions(rng, company, pieces, piece, day)
+    events = _record_outcomes(outcome_rng, company, pieces, sessions, _session_events(rng, sessions))
     piece = events["piece"]
     keep = (events["at"] >= pieces["lo"].to_numpy()[piece]) & (events["at"] < pieces["hi"].to_numpy()[piece])
     order = np.flatnonzero(keep)[np.argsort(events["at"][keep], kind="stable")]
@@ -125,6 +136,7 @@ def draw_events(rng: np.random.Generator, company: Company, users: pd.DataFrame,
         "user_id": take(user_ids(users), user),
         "session_id": take(format_ids("S", sessions, 8), events["session"]),
         "duration_s": events["duration"],
+        "value": events["value"],
     })
 
 
@@ -186,6 +198,26 @@ def _session_events(rng, sessions: dict[str, np.ndarray]) -> dict[str, np.ndarra
     at = sessions["start"][session] + np.round(elapsed - elapsed[first][session]).astype(np.int64)
     return {"piece": sessions["piece"][session], "session": session, "at": at, "code": code,
             "duration": duration}
+
+
+def _record_outcomes(rng, company: Company, pieces: pd.DataFrame, sessions: dict[str, np.ndarray],
+                     events: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Turn some of the sessions' other events into deal outcomes, each with the deal's amount in `value`: fewer
+    and more often lost when health is low; none before a stalled account's first value, and fewer won after it
+    (the onboarding cause's channel into outcomes)."""
+    session = events["session"]
+    h, blocked = sessions["h"][session], sessions["blocked"][session]
+    acct = pieces["acct"].to_numpy()[sessions["piece"][session]]
+    stalled = company.acc["stalled"].to_numpy()[acct]
+    other = events["code"] > len(_CORE_EVENTS)
+    chance = np.where(blocked, 0.0, _OUTCOME_SHARE * 2 * sigmoid(0.8 * h) * np.where(stalled, 0.5, 1.0))
+    outcome = other & (rng.random(len(session)) < chance)
+    won = rng.random(len(session)) < sigmoid(0.4 + 1.2 * h - 1.0 * stalled)
+    amount = _DEAL_VALUE[company.acc["segment"].to_numpy()[acct]] * rng.lognormal(0.0, 0.8, len(session))
+    code = np.where(outcome, np.where(won, _WON, _LOST), events["code"]).astype(np.int8)
+    duration = np.where(outcome, np.round(_EVENT_SECONDS[code] * rng.lognormal(0.0, 0.6, len(session)), 1),
+                        events["duration"])
+    return events | {"code": code, "duration": duration, "value": np.where(outcome, np.round(amount, 2), np.nan)}
 
 
 # --- onboarding milestones ---------------------------------------------------------------------------------

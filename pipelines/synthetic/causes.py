@@ -2,13 +2,15 @@
 true reason that a model's explanation can be checked against (`CAUSE_GROUPS` in `config` names them).
 
 - `onboarding` (per account): a share of accounts stall; their first value comes late or never (`value_at`),
-  their milestones come later or not at all (`activity`); the hazard is raised while they are young.
-- `champion_loss` (episodes of 3-7 months): the account's most active user leaves at the onset, the others' use
-  falls steadily (`activity_offsets`, read by `activity`); the hazard is raised during the episode.
+  their milestones come later or not at all, they record no deal outcome before first value and win fewer after it
+  (`activity`); the hazard is raised while they are young.
+- `champion_loss` (episodes of 3-7 months): the account's most active admin (its most active user when no admin is
+  left) leaves at the onset, the others' use falls steadily (`activity_offsets`, read by `activity`); the hazard is
+  raised during the episode.
 - `support_pain` (episodes of 3-8 weeks): many urgent, slow, badly rated tickets (`support.draw_episode_tickets`);
   the hazard reads the recent ones.
-- `unhappy_voice` (episodes of 2-5 months): detractor NPS answers, low CSAT and CES (`support`); the hazard reads
-  the recent answers.
+- `unhappy_voice` (episodes of 2-5 months): detractor NPS answers, low CSAT and CES, negative comments (`support`);
+  the hazard reads the recent answers.
 - `price_shock` (at a renewal): a price increase answered with fewer seats, the only contractions there are
   (`contracts`); the hazard is raised at the renewals of the year after.
 

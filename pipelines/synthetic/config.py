@@ -17,10 +17,10 @@ from types import MappingProxyType
 
 # cause -> the playbook group of the signals it moves (the group a true reason for its churns belongs to)
 CAUSE_GROUPS = MappingProxyType({
-    "onboarding": "value",            # slow time to value: first value and milestones late or never
-    "champion_loss": "engagement",    # the most active user leaves, the others' use decays
+    "onboarding": "value",            # slow time to value: first value, milestones and deal outcomes late or never
+    "champion_loss": "engagement",    # the most active admin leaves, the others' use decays
     "support_pain": "support",        # weeks of urgent, slow, badly rated tickets
-    "unhappy_voice": "voice",         # detractor NPS, low CSAT, hard CES answers
+    "unhappy_voice": "voice",         # detractor NPS, low CSAT, hard CES answers, negative comments
     "price_shock": "commercial",      # a price increase answered with fewer seats
 })
 CAUSES = tuple(CAUSE_GROUPS)

@@ -5,9 +5,10 @@ Every account carries a latent daily health (an AR(1) drift with occasional nega
 onboarding dip that is deeper when time to value is slow). Health is the background: it moves activity,
 tickets, survey scores, trial conversion and plan changes a little, and the no-cause part of the churn hazard.
 On top of it, five churn causes (`causes`) each move only their own signals and add their own term to the
-hazard: a stalled onboarding (first value and milestones late or never), a champion loss (the most active user
-leaves, the others' use decays), support pain (weeks of urgent, slow, badly rated tickets), an unhappy voice
-(detractor NPS, low CSAT and CES answers) and a price shock (a price increase answered with fewer seats).
+hazard: a stalled onboarding (first value, milestones and deal outcomes late or never), a champion loss (the
+most active admin leaves, the others' use decays), support pain (weeks of urgent, slow, badly rated tickets), an
+unhappy voice (detractor NPS, low CSAT and CES answers, negative comments) and a price shock (a price increase
+answered with fewer seats).
 Churn is drawn only at renewals (monthly or annual anniversaries of the paid start); `sim_truth` keeps the exact
 hazard of every renewal drawn with each cause's term in it and the renewal's true cause, so the oracle's score
 and the true reason for a churn are known, and `sim_causes` lists every cause episode.
@@ -17,8 +18,9 @@ returned frames get naive datetime64[us] columns (the pandas 3 default, DuckDB T
 
 `generate_warehouse` runs the parts in order: accounts (and whose onboarding stalls), health, the cause
 episodes, candidate tickets and NPS answers (with the episodes' ones), contracts (which decide when each account
-is alive), then users, events, milestones and surveys inside the alive spans. Each part and each cause draws from
-its own random stream, so tuning one table or switching a cause off never reshuffles the others.
+is alive), then users, events (with deal outcomes and their amounts), milestones and surveys (with comments)
+inside the alive spans. Each part and each cause draws from its own random stream, so tuning one table or
+switching a cause off never reshuffles the others.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ from pipelines.synthetic.support import (
 )
 
 _STREAMS = ("accounts", "health", "tickets", "nps", "contracts", "addons", "users", "surveys", "events",
-            "milestones", "onboarding", "champion_loss", "support_pain", "unhappy_voice", "price_shock", "cs_team")
+            "milestones", "onboarding", "champion_loss", "support_pain", "unhappy_voice", "price_shock", "cs_team",
+            "outcomes", "comments")
 # the order fixes each stream's seed: append new ones, never reorder
 
 
@@ -127,10 +130,10 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
         "accounts": accounts_frame(acc, company.ids, clock),
         "subscriptions": subscriptions_frame(subs, company.ids, clock),
         "events": draw_events(streams["events"], company, users,
-                              champion_departures(users, episodes["champion_loss"])),
+                              champion_departures(users, episodes["champion_loss"]), streams["outcomes"]),
         "users": users_frame(users, company.ids, clock),
         "tickets": tickets_frame(tickets, company.ids, clock),
-        "surveys": surveys_frame(streams["surveys"], answers, users, company),
+        "surveys": surveys_frame(streams["surveys"], answers, users, company, streams["comments"]),
         "milestones": draw_milestones(streams["milestones"], company),
         "cs_actions": actions_frame(flags, company),
         "sim_truth": truth_frame(truth, company.ids, clock),

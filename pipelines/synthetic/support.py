@@ -2,9 +2,10 @@
 low, some with a CSAT answer), quarterly NPS campaigns and occasional customer-effort (CES) answers, all scored
 on the account's health at the time; and what two churn causes add to them: the many urgent, slow, badly rated
 tickets of a support-pain episode, and the detractor NPS, low CSAT and hard CES answers of an unhappy-voice
-episode. Tickets and NPS answers are drawn as candidates over the whole history before the contracts (the churn
-hazard reads the episodes' ones) and later kept only while the account was alive; builds the `tickets` and
-`surveys` output frames.
+episode. Some answers carry a comment whose words agree with the score, with noise (`draw_comments`); an
+unhappy-voice answer's comment is negative. Tickets and NPS answers are drawn as candidates over the whole history
+before the contracts (the churn hazard reads the episodes' ones) and later kept only while the account was alive;
+builds the `tickets` and `surveys` output frames.
 """
 
 from __future__ import annotations
@@ -28,6 +29,23 @@ _EPISODE_TICKETS = np.array([1.0, 1.8, 3.5])  # tickets per week of a support-pa
 _EPISODE_PRIORITY = np.array([0.05, 0.15, 0.45, 0.35])  # low, normal, high, urgent
 _NPS_MEAN = 7.2  # an NPS answer at health 0
 _VOICE_NPS_DROP, _VOICE_CES_DROP = 4.0, 2.5  # points an unhappy-voice episode takes off NPS and CES answers
+_COMMENT_CHANCE = np.array([0.5, 0.3, 0.3])  # share of NPS, CSAT and CES answers with a comment
+_SCALE = np.array([[7.5, 2.0], [3.5, 1.0], [4.5, 1.5]])  # per survey type: the neutral score and a point's weight
+_MOOD_NOISE, _MOOD_CUT = 0.8, 0.75  # noise on a comment's mood; beyond ±cut it is positive or negative
+# What customers write, by mood (negative, neutral, positive); each sentence's VADER sign agrees with its mood
+# (tests/pipelines/test_simulate.py checks it).
+COMMENTS = (
+    ("The product is too slow and the reports keep failing.", "We are frustrated: exports are broken again.",
+     "Support was useless and the problem is still not fixed.", "We are disappointed and will look at other tools.",
+     "Too expensive and hard to use, not worth it.", "Nobody on our team wants to use it anymore, it is a pain.",
+     "Bad experience, the integration broke our workflow.",
+     "Terrible onboarding, we still cannot get value from it."),
+    ("It does the job.", "We use it for weekly reporting.", "Some features we have not tried yet.",
+     "The new release looks similar to the old one.", "We mostly use the dashboards.", "Nothing to add for now."),
+    ("Great product, it saves us hours every week.", "Love the automations, the team is happy.",
+     "Support was quick and helpful, thanks!", "Easy to use and the reports look excellent.",
+     "Really good value, we recommend it to others.", "The best tool we have adopted this year."),
+)
 
 
 def draw_tickets(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray, clock: Clock) -> pd.DataFrame:
@@ -175,9 +193,24 @@ def tickets_frame(tickets: pd.DataFrame, ids: pa.Array, clock: Clock) -> pd.Data
     })
 
 
-def surveys_frame(rng, parts: list[pd.DataFrame], users: pd.DataFrame, company: Company) -> pd.DataFrame:
+def draw_comments(rng: np.random.Generator, answers: pd.DataFrame) -> np.ndarray:
+    """A comment for some answers (None for the others): a sentence whose mood follows the answer's score on its
+    scale, with noise; an unhappy-voice answer's comment is always negative."""
+    kind, n = answers["kind"].to_numpy().astype(int), len(answers)
+    voice = answers["voice"].fillna(False).to_numpy(dtype=bool)
+    mood = (answers["score"].to_numpy() - _SCALE[kind, 0]) / _SCALE[kind, 1] + rng.normal(0, _MOOD_NOISE, n)
+    mood = np.where(voice, -np.inf, mood)
+    bank = np.where(mood <= -_MOOD_CUT, 0, np.where(mood >= _MOOD_CUT, 2, 1))
+    sentence = np.floor(rng.random(n) * np.array([len(c) for c in COMMENTS])[bank]).astype(int)
+    written = rng.random(n) < _COMMENT_CHANCE[kind]
+    return np.array([COMMENTS[b][i] if w else None for b, i, w in zip(bank, sentence, written, strict=True)],
+                    dtype=object)
+
+
+def surveys_frame(rng, parts: list[pd.DataFrame], users: pd.DataFrame, company: Company,
+                  comment_rng: np.random.Generator) -> pd.DataFrame:
     """The `surveys` table: NPS, ticket CSAT and CES answers (`kind` 0, 1, 2) given while the account was
-    alive, each by a user who existed then."""
+    alive, each by a user who existed then, some with a comment (`draw_comments`, from `comment_rng`)."""
     answers = pd.concat(parts, ignore_index=True)
     acct, responded = answers["acct"].to_numpy(), answers["responded"].to_numpy()
     answers = answers.assign(user=pick_users(rng, users, acct, responded))
@@ -190,4 +223,5 @@ def surveys_frame(rng, parts: list[pd.DataFrame], users: pd.DataFrame, company: 
         "survey_type": take(_SURVEY_TYPES, answers["kind"].to_numpy()),
         "score": answers["score"].to_numpy(dtype=np.float64),
         "user_id": take(user_ids(users), answers["user"].to_numpy()),
+        "comment": draw_comments(comment_rng, answers),
     })

@@ -32,7 +32,7 @@ NULL_MEANS_OPEN = {("subscriptions", "end_at"), ("tickets", "resolved_at"), ("cs
 ORDERED = (("subscriptions", "end_at", "start_at", "end_after_start"),
            ("tickets", "resolved_at", "created_at", "resolved_after_created"))
 NON_NEGATIVE = (("subscriptions", "mrr"), ("subscriptions", "seats"), ("events", "duration_s"),
-                ("events", "event_count"))
+                ("events", "event_count"), ("events", "value"))
 # Money beyond this per subscription row is a unit or load error, not a price (and overflows engines' decimals).
 MAX_MRR = 1e9
 # (table, column, low, high, where survey_type is): the scales of the contract.
@@ -46,7 +46,8 @@ UNTIL_DATA_END = {("cs_actions", "done_at")}
 
 # Feature units and the range their values keep; units not listed (change, points, category) are unbounded.
 UNIT_RANGES = {"share": (0, 1), "flag": (0, 1), "score": (0, 10), "count": (0, None), "days": (0, None),
-               "hours": (0, None), "minutes": (0, None), "currency": (0, None), "number": (0, None)}
+               "hours": (0, None), "minutes": (0, None), "currency": (0, None), "number": (0, None),
+               "sentiment": (-1, 1)}
 # Active users over paid seats: over-use of seats is real, so this "share" may exceed 1.
 UNBOUNDED_SHARES = ("seat_utilisation_",)
 

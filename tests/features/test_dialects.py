@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import ibis
+import pandas as pd
 import pytest
 from ibis.common.exceptions import OperationNotDefinedError
 
@@ -22,7 +23,8 @@ from pipelines.synthetic.generate import generate_warehouse
 
 AS_OFS = [date(2024, 4, 1), date(2024, 5, 1)]
 CONFIG = FeatureConfig(core_events=["create_report", "run_automation"], value_events=["create_report"],
-                       onboarding_milestones=["kickoff", "first_report"])
+                       onboarding_milestones=["kickoff", "first_report"],
+                       outcome_events={"won": ["win_deal"], "lost": ["lose_deal"]})
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +35,9 @@ def feature_table(tmp_path_factory):
         if name == "events":  # the optional column the generator leaves out: its path must compile too
             frame = frame.assign(event_count=1)
         con.create_table(name, frame)
+    # The table the generator leaves to a CS team: its touch features must compile too.
+    con.create_table("cs_actions", pd.DataFrame({"account_id": ["A00001"], "done_at": [datetime(2024, 3, 1)],
+                                                 "action": ["call"], "arm": ["treatment"]}))
     sources = load_sources(con, {})
     assert not sources.missing
     grid = build_snapshots(sources, AS_OFS, LabelConfig(), datetime(2024, 7, 1), include_trials=False)
@@ -52,8 +57,8 @@ BIGQUERY_HAS_NO_MEDIAN = pytest.mark.xfail(raises=OperationNotDefinedError, stri
 def test_every_feature_compiles_to_the_engines_sql(feature_table, dialect):
     table, feature_set = feature_table
     sql = str(ibis.to_sql(table, dialect=dialect))
-    assert len(feature_set.names) == 71
-    for source in ("events", "subscriptions", "tickets", "surveys", "milestones"):
+    assert len(feature_set.names) == 87
+    for source in ("events", "subscriptions", "tickets", "surveys", "milestones", "users", "cs_actions"):
         assert source in sql, source
     for name in feature_set.names:
         assert name in sql, name

@@ -24,9 +24,11 @@ from features.sources import load_sources
 AS_OF = pd.Timestamp("2024-03-01")
 CONFIG = FeatureConfig(windows=[7, 30], trend_window_days=14, core_events=["e1", "e2"], value_events=["e2"],
                        onboarding_milestones=["m1", "m2"], support_window_days=30, survey_window_days=60,
-                       ttv_targets={"SMB": 20, "*": 200})
+                       ttv_targets={"SMB": 20, "*": 200}, outcome_events={"won": ["win"], "lost": ["lose"]},
+                       outcome_window_days=20, admin_active_days=7, admin_lost_days=30, touch_window_days=30)
 ACCOUNTS = [f"a{i}" for i in range(6)]
-NAMES = ["login", "e1", "e2", "e3"]
+NAMES = ["login", "e1", "e2", "e3", "win", "lose"]
+COMMENTS = ["Great product, love it.", "Terrible, the exports keep failing.", "It does the job.", "", None]
 
 
 def _random_events(rng: np.random.Generator, n: int, low: pd.Timestamp, high: pd.Timestamp) -> pd.DataFrame:
@@ -35,6 +37,7 @@ def _random_events(rng: np.random.Generator, n: int, low: pd.Timestamp, high: pd
         "account_id": rng.choice(ACCOUNTS, n), "user_id": rng.choice(["u1", "u2", "u3"], n),
         "event_at": (low + pd.to_timedelta(rng.integers(0, span, n), unit="s")).astype("datetime64[us]"),
         "event_name": rng.choice(NAMES, n),
+        "value": np.where(rng.random(n) < 0.4, rng.uniform(1, 100, n).round(2), np.nan),
     })
 
 
@@ -55,7 +58,8 @@ def _base_warehouse(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
     return {"accounts": accounts, "subscriptions": subs.astype({"start_at": "datetime64[us]"}), "events": events,
             "users": _random_users(rng), "tickets": _random_tickets(rng, 40, pd.Timestamp("2023-12-01"), AS_OF),
             "surveys": _random_surveys(rng, 40, pd.Timestamp("2023-10-01"), AS_OF),
-            "milestones": _random_milestones(rng, pd.Timestamp("2023-09-01"), pd.Timestamp("2024-04-01"))}
+            "milestones": _random_milestones(rng, pd.Timestamp("2023-09-01"), pd.Timestamp("2024-04-01")),
+            "cs_actions": _random_actions(rng, 20, pd.Timestamp("2023-11-01"), pd.Timestamp("2024-04-01"))}
 
 
 def _stamps(rng: np.random.Generator, n: int, low: pd.Timestamp, high: pd.Timestamp) -> pd.Series:
@@ -65,7 +69,16 @@ def _stamps(rng: np.random.Generator, n: int, low: pd.Timestamp, high: pd.Timest
 
 def _random_users(rng: np.random.Generator) -> pd.DataFrame:
     return pd.DataFrame({"user_id": ["u1", "u2", "u3"] * 2, "account_id": ACCOUNTS,
-                         "created_at": _stamps(rng, 6, pd.Timestamp("2023-09-01"), pd.Timestamp("2024-04-01"))})
+                         "created_at": _stamps(rng, 6, pd.Timestamp("2023-09-01"), pd.Timestamp("2024-04-01")),
+                         "role": rng.choice(["admin", "Owner", "member"], 6)})
+
+
+def _random_actions(rng: np.random.Generator, n: int, low: pd.Timestamp, high: pd.Timestamp) -> pd.DataFrame:
+    done = _stamps(rng, n, low, high)
+    done[rng.random(n) < 0.15] = AS_OF  # actions exactly at the as-of
+    return pd.DataFrame({"account_id": rng.choice(ACCOUNTS, n), "done_at": done.astype("datetime64[us]"),
+                         "playbook": rng.choice(["adoption_workshop", "onboarding_review"], n),
+                         "arm": rng.choice(["treatment", "holdout", None], n)})
 
 
 def _random_tickets(rng: np.random.Generator, n: int, low: pd.Timestamp, high: pd.Timestamp) -> pd.DataFrame:
@@ -85,7 +98,8 @@ def _random_surveys(rng: np.random.Generator, n: int, low: pd.Timestamp, high: p
                                                                         rng.integers(1, 8, n)))
     return pd.DataFrame({"response_id": [f"r{int(x)}" for x in rng.integers(0, 10**9, n)],
                          "account_id": rng.choice(ACCOUNTS, n), "responded_at": _stamps(rng, n, low, high),
-                         "survey_type": kind, "score": score.astype(float), "user_id": rng.choice(["u1", "u2"], n)})
+                         "survey_type": kind, "score": score.astype(float), "user_id": rng.choice(["u1", "u2"], n),
+                         "comment": rng.choice(np.array(COMMENTS, dtype=object), n)})
 
 
 def _random_milestones(rng: np.random.Generator, low: pd.Timestamp, high: pd.Timestamp) -> pd.DataFrame:
@@ -110,6 +124,8 @@ def _mutate_future(tables: dict[str, pd.DataFrame], rng: np.random.Generator, mo
         new_ends = [pd.NaT if rng.random() < 0.3 else AS_OF + pd.Timedelta(days=int(rng.integers(0, 60)))
                     for _ in range(int(open_at_as_of.sum()))]
         subs.loc[open_at_as_of, "end_at"] = pd.Series(new_ends, dtype="datetime64[us]").to_numpy()
+    if "change_values" in moves:
+        events.loc[events.event_at >= AS_OF, "value"] = rng.uniform(0, 1000, int((events.event_at >= AS_OF).sum()))
     if "add_subscriptions" in moves:
         extra = subs.sample(3, random_state=int(rng.integers(0, 1000))).assign(
             start_at=AS_OF + pd.Timedelta(days=int(rng.integers(0, 20))), end_at=pd.NaT, mrr=999.0, seats=50.0)
@@ -139,6 +155,17 @@ def _mutate_future_optional(tables: dict[str, pd.DataFrame], rng: np.random.Gene
         milestones = pd.concat([milestones, _random_milestones(rng, AS_OF, pd.Timestamp("2024-06-01"))],
                                ignore_index=True)
         users.loc[users.created_at >= AS_OF, "created_at"] = AS_OF + pd.Timedelta(days=3)
+    if "change_comments_roles_and_touches" in moves:
+        later = surveys.responded_at >= AS_OF
+        surveys.loc[later, "comment"] = rng.choice(np.array(COMMENTS, dtype=object), int(later.sum()))
+        new = users.created_at >= AS_OF  # a user created at or after the as-of is no admin at it, whatever its role
+        users.loc[new, "role"] = np.where(users.loc[new, "role"] == "member", "admin", "member")
+        actions = tables["cs_actions"]
+        later = actions.done_at >= AS_OF
+        actions = pd.concat([actions[~later].copy(), _random_actions(rng, 10, AS_OF, pd.Timestamp("2024-05-01"))],
+                            ignore_index=True)
+        tables = {**tables, "cs_actions": actions.assign(
+            arm=np.where(actions.done_at >= AS_OF, "treatment", actions.arm))}
     return {**tables, "tickets": tickets, "surveys": surveys, "milestones": milestones, "users": users}
 
 
@@ -219,7 +246,8 @@ def test_pit_joins_keep_the_same_rows_whatever_happens_at_or_after_the_as_of(dat
 
 MOVES = st.lists(st.sampled_from(["drop_events", "rename_events", "add_events", "move_end_dates",
                                   "add_subscriptions", "move_ticket_resolutions", "add_tickets_and_surveys",
-                                  "move_milestones_and_users"]), min_size=1, max_size=8, unique=True)
+                                  "move_milestones_and_users", "change_values",
+                                  "change_comments_roles_and_touches"]), min_size=1, max_size=10, unique=True)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -238,7 +266,9 @@ def test_the_features_cover_every_source_table():
     rng = np.random.default_rng(2)
     with tempfile.TemporaryDirectory() as folder:
         columns = set(_features(_base_warehouse(rng), Path(folder), "all").columns)
-    for needed in ("events_30d", "tenure_days", "open_tickets", "last_nps", "onboarding_share", "plan", "mrr"):
+    for needed in ("events_30d", "tenure_days", "open_tickets", "last_nps", "onboarding_share", "plan", "mrr",
+                   "value_realised_30d", "outcome_success_rate_20d", "days_since_admin_active",
+                   "negative_comment_share_60d", "last_comment", "days_since_cs_touch", "cs_touches_30d"):
         assert needed in columns
 
 

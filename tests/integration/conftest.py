@@ -28,6 +28,9 @@ KEYS = ["as_of", "account_id"]
 # either side of a rounding boundary). These columns are compared to 1e-9 (absolute); all others must be identical.
 LAST_BITS = ("session_minutes_",)
 LAST_BITS_TOLERANCE = 1e-9
+# Sums of event amounts (cents, up to millions) differ the same way, in proportion to their size: compared relatively.
+SUMS = ("value_realised_", "value_per_mrr")
+SUMS_TOLERANCE = 1e-12
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -89,10 +92,12 @@ def features_of(con: ibis.BaseBackend, params: Params) -> pd.DataFrame:
 
 
 def assert_same_features(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
-    """Identical, but for LAST_BITS columns (absolute LAST_BITS_TOLERANCE)."""
+    """Identical, but for LAST_BITS columns (absolute LAST_BITS_TOLERANCE) and SUMS (relative SUMS_TOLERANCE)."""
     assert list(actual.columns) == list(expected.columns)
     loose = [c for c in expected.columns if c.startswith(LAST_BITS)]
-    exact = [c for c in expected.columns if c not in loose]
+    sums = [c for c in expected.columns if c.startswith(SUMS)]
+    exact = [c for c in expected.columns if c not in loose + sums]
     pd.testing.assert_frame_equal(actual[exact], expected[exact], check_exact=True)
+    pd.testing.assert_frame_equal(actual[sums], expected[sums], check_exact=False, rtol=SUMS_TOLERANCE, atol=0)
     pd.testing.assert_frame_equal(actual[loose], expected[loose], check_exact=False, rtol=0,
                                   atol=LAST_BITS_TOLERANCE)

@@ -198,6 +198,47 @@ def test_a_stalled_onboarding_delays_first_value_and_milestones(none, alone):
     assert 0.9 < tickets["stalled"] / tickets["none"] < 1.1
 
 
+def test_unhappy_voice_comments_are_negative(none, alone):
+    from features.words import score_sentiment
+
+    voice = alone["unhappy_voice"]
+    windows = voice["sim_causes"][["account_id", "started_at"]].rename(columns={"started_at": "lo"})
+    windows["hi"] = windows["lo"] + pd.Timedelta(days=14)   # the in-app answers at each onset
+    sentiment = {}
+    for name, w in (("none", none), ("voice", voice)):
+        commented = _in_windows(w["surveys"].dropna(subset=["comment"]), "responded_at", windows)
+        sentiment[name] = score_sentiment(commented["comment"])
+    assert len(sentiment["voice"]) >= 30
+    assert (sentiment["voice"] <= -0.05).mean() > 0.8 > (sentiment["none"] <= -0.05).mean() + 0.3
+
+
+def test_the_champion_who_leaves_is_an_admin(alone):
+    champion = alone["champion_loss"]
+    users = champion["users"].set_index("user_id")
+    onsets = champion["sim_causes"][champion["sim_causes"]["cause"] == "champion_loss"]
+    last = champion["events"].groupby("user_id")["event_at"].max()
+    gone = []   # per onset: the users of the account whose last event lies in the day before it
+    for row in onsets.itertuples():
+        account_users = users.index[users["account_id"] == row.account_id]
+        stopped = last.reindex(account_users)
+        gone += list(stopped[(stopped < row.started_at) & (stopped >= row.started_at - pd.Timedelta(days=3))].index)
+    assert len(gone) >= 20 and users.loc[gone, "role"].eq("admin").mean() > 0.7
+
+
+def test_a_stalled_onboarding_wins_no_deals_before_first_value_and_fewer_after(none, alone):
+    stalled = alone["onboarding"]
+    episodes = stalled["sim_causes"][stalled["sim_causes"]["cause"] == "onboarding"]
+    windows = episodes.rename(columns={"started_at": "lo", "ended_at": "hi"}).fillna(
+        {"hi": pd.Timestamp("2100-01-01")})[["account_id", "lo", "hi"]]
+    outcomes = stalled["events"][stalled["events"]["event_name"].isin(["win_deal", "lose_deal"])]
+    assert len(outcomes) > 1000 and outcomes["value"].gt(0).all()
+    assert len(_in_windows(outcomes, "event_at", windows)) == 0     # nothing before first value
+    won = {name: w["events"]["event_name"].eq("win_deal").sum() / w["events"]["event_name"].isin(
+        ["win_deal", "lose_deal"]).sum() for name, w in (("none", none), ("stalled", stalled))}
+    assert won["stalled"] < won["none"] - 0.01
+    assert stalled["events"].loc[~stalled["events"]["event_name"].isin(["win_deal", "lose_deal"]), "value"].isna().all()
+
+
 def test_a_price_shock_is_a_row_with_fewer_seats_at_a_higher_seat_price(none, alone):
     shocked = alone["price_shock"]
     assert _contractions(shocked) >= 20 and _contractions(none) == 0
@@ -310,13 +351,17 @@ def test_simulate_follows_the_cause_switches_and_validation_reads_no_truth_table
 # --- the champion and the knob ----------------------------------------------------------------------------
 
 
-def test_the_champion_is_the_most_active_user_who_is_still_there():
+def test_the_champion_is_the_most_active_admin_who_is_still_there_else_the_most_active_user():
     users = pd.DataFrame({"acct": [0, 0, 0, 1, 1], "created": [0, 10, 500, 0, 0],
-                          "propensity": [0.1, 0.9, 2.0, 0.5, -0.5]})
+                          "propensity": [0.1, 0.9, 2.0, 0.5, -0.5], "role": [1, 1, 0, 1, 1]})
     champions = Episodes(acct=np.array([0, 0, 1]), start=np.array([100, 200, 50]), end=np.array([150, 900, 60]),
                          severity=np.ones(3))
-    # account 0: the keenest user of the first onset (user 2 joins later), then the next keenest; account 1: user 3
+    # no admins yet: account 0 loses the keenest user of the first onset (user 2 joins later), then the next
+    # keenest; account 1: user 3
     assert list(champion_departures(users, champions)) == [200, 100, OPEN, 50, OPEN]
+    # an admin (role 0) goes before any keener member: user 0 first, then the member; account 1 loses its admin
+    admins = users.assign(role=[0, 1, 0, 1, 0])
+    assert list(champion_departures(admins, champions)) == [100, 200, OPEN, OPEN, 50]
 
 
 def test_cause_rates_default_to_one_and_refuse_unknown_or_negative_ones():

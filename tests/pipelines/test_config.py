@@ -112,6 +112,19 @@ def test_credentials_never_appear_in_warehouse_errors():
     ({"simulate": {"causes": {"support_pain": "often"}}}, r"simulate\.causes: Value error, support_pain: the rate "
                                                           r"multiplier must be a finite number ≥ 0"),
     ({"simulate": {"causes": [0, 1]}}, r"simulate\.causes: Value error, a mapping of cause name to rate multiplier"),
+    # The value, champion, comment and touch signals' settings.
+    ({"features": {"outcome_events": {"won": ["win"], "lost": ["win"]}}},
+     r"features\.outcome_events: Value error, an event cannot be both won and lost: win"),
+    ({"features": {"outcome_events": {"won": ["win"]}}},
+     r"features\.outcome_events: Value error, name both won and lost events"),
+    ({"features": {"outcome_events": {"won": ["win"], "lost": ["lose"], "maybe": ["x"]}}},
+     r"features\.outcome_events\.maybe: Extra inputs are not permitted"),
+    ({"features": {"outcome_events": ["win"]}}, r"features\.outcome_events: Input should be a valid dictionary"),
+    ({"features": {"admin_roles": []}}, r"features\.admin_roles: List should have at least 1 item"),
+    ({"features": {"admin_roles": ["admin", " "]}}, r"features\.admin_roles: Value error, roles must be non-empty"),
+    ({"features": {"touch_window_days": 0}}, r"features\.touch_window_days: Input should be greater than 0"),
+    ({"features": {"admin_active_days": 90, "admin_lost_days": 30}},
+     r"features: Value error, admin_lost_days \(30\) must be longer than admin_active_days \(90\)"),
 ])
 def test_a_bad_value_is_one_line_naming_its_key(tmp_path, params, message):
     with pytest.raises(ParamsError, match=message) as error:
@@ -135,3 +148,10 @@ def test_simulate_causes_default_to_one_and_a_partial_mapping_keeps_the_others(t
 def test_other_lightgbm_parameters_pass_through(tmp_path):
     params = load_params(_write(tmp_path, {"model": {"lightgbm": {"num_leaves": 7, "min_split_gain": 0.1}}}))
     assert dict(params.model.lightgbm.items()) == {"num_leaves": 7, "min_split_gain": 0.1}
+
+
+def test_null_outcome_events_name_none_and_leave_their_features_out(tmp_path):
+    features = load_params(_write(tmp_path, {"features": {"outcome_events": None}})).features
+    assert not features.outcome_events.configured and features.unset_needs() == ["features.outcome_events"]
+    shipped = load_params(ROOT / "params.yaml").features
+    assert shipped.outcome_events.won == ["win_deal"] and shipped.unset_needs() == []

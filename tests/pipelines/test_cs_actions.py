@@ -1,5 +1,6 @@
 """The optional cs_actions table: mapped like the other sources, validated like them (every bad row named by table,
-column and rule in one run), and its absence switches nothing off."""
+column and rule in one run); features read only when and in which arm an action was done (CS touches), labels
+nothing, and its absence switches off only the touch features."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from features.contract import CONTRACT, OUTCOME_ONLY
+from features.contract import CONTRACT, NOT_FOR_LABELS
 from features.sources import ContractError, load_sources
 from pipelines.config import Params
 from pipelines.validation.report import ValidationFailed
@@ -26,14 +27,15 @@ def good_actions() -> pd.DataFrame:
                          "arm": ["Treatment", "HOLDOUT", None]})
 
 
-def test_cs_actions_is_an_optional_table_no_feature_reads():
+def test_cs_actions_is_an_optional_table_features_read_only_as_touches():
     spec = CONTRACT["cs_actions"]
-    assert not spec.required and not spec.read_by_features and OUTCOME_ONLY == ("cs_actions",)
+    assert not spec.required and NOT_FOR_LABELS == ("cs_actions",)
+    assert [c.name for c in spec.columns if spec.read_by_features(c.name)] == ["account_id", "done_at", "arm"]
     assert [c.name for c in spec.columns if c.required] == ["account_id", "done_at"]
     assert spec.one_of == ("playbook", "action")
 
 
-def test_good_actions_pass_and_an_absent_table_is_not_listed_as_missing(load_tables):
+def test_good_actions_pass_and_an_absent_table_switches_off_only_the_touches(load_tables):
     con = load_tables(**good_tables(), cs_actions=good_actions())
     sources = load_sources(con, {})
     assert sources.has("cs_actions") and not [m for m in sources.missing if m.startswith("cs_actions")]
@@ -41,8 +43,8 @@ def test_good_actions_pass_and_an_absent_table_is_not_listed_as_missing(load_tab
     assert report.ok and report.rows == [] and "cs_actions" in report.tables
     con.drop_table("cs_actions")
     without = load_sources(con, {})
-    assert not without.has("cs_actions") and "cs_actions" not in without.missing
-    assert set(without.missing) == set(sources.missing)
+    assert not without.has("cs_actions") and "cs_actions" in without.missing
+    assert set(without.missing) == set(sources.missing) | {"cs_actions"}
 
 
 def broken_actions() -> pd.DataFrame:

@@ -120,7 +120,11 @@ def test_scores_carry_points_actions_and_reasons_without_feature_names(report):
     drivers = query(root, f"SELECT * FROM churn_score_drivers WHERE as_of = DATE '{LATEST}'")
     scores = query(root, f"SELECT * FROM churn_scores WHERE as_of = DATE '{LATEST}'")
     assert drivers.probability_points.notna().all()
-    assert ((drivers.probability_points > 0) == (drivers.direction == "raises risk")).all()
+    # Points never contradict the direction; an isotonic calibrator's flat steps may give a driver zero points.
+    raises = drivers.direction == "raises risk"
+    points = drivers.probability_points
+    assert not (raises & (points < 0)).any() and not (~raises & (points > 0)).any()
+    assert (points[raises] > 0).any()
     assert set(drivers.direction) == {"raises risk", "lowers risk"}
     high = scores[scores.risk_tier == "high"]
     treated, held = high[high.arm == "treatment"], high[high.arm == "holdout"]
@@ -234,9 +238,9 @@ def test_drivers_written_before_roles_quote_no_context_as_a_reason():
     # An older version ranked "Renewal due in 12 days" among the reasons and wrote no role: the catalog's role
     # keeps it out of the entered, left and rising tables, as it does for a row of today's role `context`.
     from features.catalog import CATALOG, expand_catalog
+    from features.config import FeatureConfig
 
-    specs = {s.name: s for s in expand_catalog(CATALOG, {"each": [30], "trend": [30], "support": [90],
-                                                         "survey": [180]})}
+    specs = {s.name: s for s in expand_catalog(CATALOG, FeatureConfig(windows=[30]).windows_by_kind())}
     old = pd.DataFrame({"account_id": ["a", "a", "a", "a"], "rank": [1, 2, 3, 4],
                         "feature": ["days_to_renewal", "active_users_30d", "tenure_days", "retired_feature"],
                         "reason": ["Renewal due in 12 days", "2 active users", "Customer for 90 days", "Old text"]})

@@ -204,7 +204,8 @@ def test_the_message_names_every_reason_and_stop_only_where_the_run_stops():
 def test_the_catalog_marks_the_as_of_clocks():
     clocks = {spec.name: spec.as_of_clock for spec in CATALOG if spec.as_of_clock}
     assert clocks == {"tenure_days": "age", "days_since_last_activity": "since", "days_since_last_ticket": "since",
-                      "days_since_last_response": "since", "days_to_renewal": "until"}
+                      "days_since_last_response": "since", "days_to_renewal": "until",
+                      "days_since_admin_active": "since", "days_since_cs_touch": "since"}
     assert all(c in AS_OF_CLOCKS for c in clocks.values())
     assert all(spec.unit == "days" for spec in CATALOG if spec.as_of_clock)
 

@@ -10,12 +10,12 @@ import pytest
 from pydantic import ValidationError
 
 from features.catalog import CATALOG, expand_catalog
+from features.config import FeatureConfig
 from serving.config import DEFAULT_RULES, DRIVER_GROUPS, ScoringConfig
 from serving.playbooks import dominant_groups, recommend_actions
 from serving.score import assign_tiers
 
-SPECS = {s.name: s for s in expand_catalog(CATALOG, {"each": [30], "trend": [30], "support": [90],
-                                                     "survey": [180]})}
+SPECS = {s.name: s for s in expand_catalog(CATALOG, FeatureConfig(windows=[30]).windows_by_kind())}
 RULES = [
     {"tier": "high", "group": "engagement", "action": "Adoption workshop", "owner_role": "CSM"},
     {"tier": "high", "group": "support", "action": "Escalate open tickets", "owner_role": "Support lead"},

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from features.catalog import CATALOG, expand_catalog
+from features.config import FeatureConfig
 from serving.reason_accuracy import largest_feature_groups, reason_accuracy
 
-SPECS = {s.name: s for s in expand_catalog(CATALOG, {"each": [30], "trend": [30], "support": [90],
-                                                     "survey": [180]})}
+SPECS = {s.name: s for s in expand_catalog(CATALOG, FeatureConfig(windows=[30]).windows_by_kind())}
 FEATURES = ["active_users_30d", "open_high_priority_tickets", "last_nps", "days_to_renewal"]
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from features.catalog import CATALOG, expand_catalog
+from features.config import FeatureConfig
 from serving.explain import (
     LOWERS,
     OVERALL,
@@ -22,7 +23,7 @@ from serving.explain import (
     rank_drivers,
 )
 
-WINDOWS = {"each": [7, 30, 90], "trend": [30], "support": [90], "survey": [180]}
+WINDOWS = FeatureConfig().windows_by_kind()
 SPECS = {s.name: s for s in expand_catalog(CATALOG, WINDOWS)}
 IDENTIFIER = re.compile(r"\b[a-z0-9]+_[a-z0-9_]+\b")  # snake_case, as feature names are written
 BENCHMARKS = Benchmarks(by="segment", values={
@@ -173,3 +174,35 @@ def test_every_catalog_feature_has_a_short_label():
 
     assert {_base_name(s) for s in SPECS.values()} <= set(FEATURE_LABELS)
     assert feature_label(SPECS["seat_utilisation_30d"]) == "Paid seats in use (last 30 days)"
+
+
+COMMENT = "Exports <b>fail</b> | again & again;\nwe are [really] frustrated and looking at other tools for next year"
+
+
+def test_a_negative_comment_driving_risk_is_quoted_on_one_line_cut_and_unescaped():
+    values = pd.DataFrame({"last_comment_sentiment": [-0.72, 0.6], "last_nps": [3.0, 9.0],
+                           "last_comment": [COMMENT, "Love it"]})
+    contributions = pd.DataFrame({"last_comment_sentiment": [0.9, -0.4], "last_nps": [0.1, -0.2], "bias": 0.0})
+    drivers = rank_drivers(contributions, values, ExplainContext(specs=SPECS, top_n=2, protective=1))
+    reason = drivers[(drivers["row"] == 0) & (drivers["feature"] == "last_comment_sentiment")]["reason"].item()
+    # Plain text in the warehouse: each output escapes it for its own format (tests/serving/test_report.py).
+    assert reason == ("Latest survey comment reads negative (-0.72): “Exports <b>fail</b> | again & again, we are "
+                      "[really] frustrated and looking at…”")
+    assert len(reason.split("“")[1].rstrip("”")) <= 80 and "\n" not in reason and ";" not in reason
+    positive = drivers[(drivers["row"] == 1) & (drivers["feature"] == "last_comment_sentiment")]["reason"].item()
+    assert positive == "Latest survey comment reads positive (+0.60): “Love it”"
+    # Without the words (a table from before comments were read) the template speaks.
+    bare = rank_drivers(contributions, values.drop(columns="last_comment"), ExplainContext(specs=SPECS, top_n=1))
+    assert bare["reason"].iloc[0] == "Latest survey comment scored -0.72 (-1 negative to 1 positive)"
+
+
+def test_new_signals_read_in_words():
+    assert describe_driver(SPECS["admins_lost_90d"], 1.0) == (
+        "1 admin gone quiet (active in the last 90 days, not recently)")
+    assert describe_driver(SPECS["cs_touches_90d"], 0.0) == "No CS touches in the last 90 days"
+    assert describe_driver(SPECS["days_since_cs_touch"], None) == "No CS touch on record"
+    assert describe_driver(SPECS["outcome_success_rate_90d"], 0.25) == "25% of outcomes won in the last 90 days"
+    assert describe_driver(SPECS["days_to_first_outcome"], None, row={"tenure_days": 120.0}.get) == (
+        "No outcome won with the product in 120 days since sign-up")
+    assert describe_driver(SPECS["value_realised_trend"], -0.4) == (
+        "Value realised fell 40% against the previous 30 days")

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from features.catalog import CATALOG, expand_catalog
+from features.config import FeatureConfig
 from serving.config import ReportConfig
 from serving.explain import OVERALL, Benchmarks
 from serving.report.accounts import build_waterfall
@@ -22,8 +23,7 @@ from serving.report.render import render_manager_report
 from serving.report.tables import build_at_risk, build_headline, build_rising_fast, build_tier_changes
 from training.calibrate import Calibrator
 
-SPECS = {s.name: s for s in expand_catalog(CATALOG, {"each": [30], "trend": [30], "support": [90],
-                                                     "survey": [180]})}
+SPECS = {s.name: s for s in expand_catalog(CATALOG, FeatureConfig(windows=[30]).windows_by_kind())}
 NOW, BEFORE = date(2025, 5, 1), date(2025, 4, 1)
 TIERS = ["high", "medium", "low"]
 
@@ -249,3 +249,13 @@ def test_the_page_degrades_without_model_explanations_or_a_previous_scoring(inpu
     assert parse_report(html).rows == ["a2", "a1", "a3"]
     assert "first scoring, nothing to compare with" in html
     assert "Portfolio plots unavailable" in html and "not found in MLflow" in html
+
+
+def test_a_quoted_comment_is_escaped_once_by_each_output(inputs):
+    reason = "Latest survey comment reads negative (-0.72): “Exports <b>fail</b> | again & [again]”"
+    inputs.scores.loc[inputs.scores.account_id == "a2", "top_reasons"] = reason
+    html = render_manager_report(inputs, ReportConfig())
+    assert "“Exports &lt;b&gt;fail&lt;/b&gt; | again &amp; [again]”" in html
+    assert "<b>fail</b>" not in html and "&amp;lt;" not in html and "&amp;amp;" not in html
+    markdown = at_risk_markdown(build_at_risk(inputs, ReportConfig()), NOW)
+    assert "“Exports &lt;b&gt;fail&lt;/b&gt; \\| again &amp; \\[again\\]”" in markdown and "&amp;lt;" not in markdown

@@ -12,6 +12,7 @@ import pytest
 import shap
 
 from features.catalog import CATALOG, ENGAGEMENT, expand_catalog
+from features.config import FeatureConfig
 from pipelines.config import load_params
 from serving.config import ScoringConfig
 from serving.explain import ExplainContext, explain_predictions, probability_points, rank_drivers
@@ -176,8 +177,7 @@ def timing_model_and_table():
 
 def test_context_is_never_a_reason_but_its_shap_is_kept_and_timing_is_written(timing_model_and_table):
     model, table = timing_model_and_table
-    specs = {s.name: s for s in expand_catalog(CATALOG, {"each": [30], "trend": [30], "support": [90],
-                                                         "survey": [180]})}
+    specs = {s.name: s for s in expand_catalog(CATALOG, FeatureConfig(windows=[30]).windows_by_kind())}
     scores, drivers = score_accounts(ScoredModel(model, "m", "1"), table,
                                      ScoringContext(specs, ScoringConfig(tiers_by="probability",
                                                                          tiers={"high": 0.5, "medium": 0.2})),
