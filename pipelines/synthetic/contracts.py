@@ -1,11 +1,10 @@
-"""Contracts: what each account pays for over time. A trial converts (or not) on its early health; a paid
-lifecycle renews at monthly or annual anniversaries of its paid start, where churn is drawn with the true hazard
-of `hazard` (and each cause's term in it is kept; a playbook the CS team ran scales it, `cs_team`), and upgrades (more likely when health is good) and price
-shocks (a price increase answered with fewer seats, the only contractions, drawn from the price_shock stream)
-split it into contiguous subscription rows; about 5% of
-churned accounts come back later for a new lifecycle; some paying accounts buy an overlapping add-on. Returns
-the alive spans the other tables are kept inside and the price shocks that happened, and builds the
-`subscriptions` and `sim_truth` output frames.
+"""Contracts: what each account pays for over time. A trial converts (or not) on its early health; a paid lifecycle
+renews at monthly or annual anniversaries of its paid start, where churn is drawn with the true hazard of `hazard`
+(and each cause's term in it is kept; a playbook the CS team ran scales it, `cs_team`), and upgrades (more likely
+when health is good) and price shocks (a price increase answered with fewer seats, the only contractions, drawn from
+the price_shock stream) split it into contiguous subscription rows; about 5% of churned accounts come back later for
+a new lifecycle; some paying accounts buy an overlapping add-on. Returns the alive spans the other tables are kept
+inside and the price shocks that happened, and builds the `subscriptions` and `sim_truth` output frames.
 """
 
 from __future__ import annotations

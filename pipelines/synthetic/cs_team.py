@@ -7,7 +7,7 @@ The rule is the simple one a CS team without a model runs, one playbook per kind
 | playbook | flagged when, at the month start | owner |
 | --- | --- | --- |
 | onboarding_review | a stalled onboarding: first value not reached 30-180 days after sign-up | Onboarding specialist |
-| adoption_workshop | use falling: a champion loss under way for two weeks, or health of the last 30 days very low | CSM |
+| adoption_workshop | use falling: a champion loss two weeks under way, or very low health over 30 days | CSM |
 | ticket_escalation | two or more tickets of a support-pain episode in the last 30 days | Support lead |
 | recovery_plan_call | half or more of the last 180 days' NPS answers unhappy, one in the last 60 days | CSM |
 | commercial_review | health of the last 30 days low (a discount call) | Account executive |

@@ -17,10 +17,12 @@ SCORE_COLUMNS = ["account_id", "as_of", "churn_probability", "risk_tier", "mrr",
                  "model_name", "model_version"]
 
 
-def judge(frames: dict[str, pd.DataFrame], label: LabelConfig = LabelConfig()) -> pd.DataFrame:
-    """Per playbook: the pooled intent-to-treat estimate (EFFECT_COLUMNS) with `true_effect` and `hazard_effect`."""
+def judge(frames: dict[str, pd.DataFrame], label: LabelConfig | None = None) -> pd.DataFrame:
+    """Per playbook: the pooled intent-to-treat estimate (EFFECT_COLUMNS) with `true_effect` and `hazard_effect`
+    (label: the default horizon and grace when None)."""
     from features.snapshots import build_labelled_population
 
+    label = label or LabelConfig()
     con = ibis.duckdb.connect(threads=2)
     subs = con.create_table("subscriptions", frames["subscriptions"])
     start, end = frames["accounts"]["created_at"].min(), frames["events"]["event_at"].max()
