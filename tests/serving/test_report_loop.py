@@ -109,6 +109,31 @@ def test_the_section_has_one_row_per_playbook_and_the_per_protocol_view_is_label
     assert 'id="playbook-effects"' in html and html.count('data-playbook="adoption_workshop"') == 2
 
 
+def test_on_a_simulated_warehouse_each_playbook_shows_its_true_effect_and_whether_the_interval_holds_it(
+        inputs):  # noqa: F811
+    """The workshop's interval (−13.8 to −4.2 pp) holds a true −7 pp; the review's (−3.8 to +6.1 pp) misses a true
+    −10 pp; a truth that is not known (NaN) shows no claim."""
+    truth = pd.DataFrame({"hazard_effect": [-0.3, -0.2, 0.0], "true_effect": [-0.27, -0.4, np.nan],
+                          "true_difference": [-0.07, -0.10, np.nan]},
+                         index=pd.Index(["adoption_workshop", "onboarding_review", "commercial_review"],
+                                        name="playbook"))
+    inputs.loop = facts(effects=effects(effect_row("adoption_workshop", (1000, 180), (500, 135)),
+                                        effect_row("onboarding_review", (1000, 250), (500, 120)),
+                                        effect_row("commercial_review", (1000, 100), (500, 50))),
+                        true_effects=truth)
+    section = build_playbook_section(inputs.loop)
+    truths = {e["row"].playbook: e["truth"] for e in section["rows"]}
+    assert truths["adoption_workshop"]["inside"] is True and truths["onboarding_review"]["inside"] is False
+    assert truths["commercial_review"] is None
+    low, high = section["scale"]
+    assert low <= -0.10 and all(0 <= t["at"] <= 100 for t in truths.values() if t)
+    text = _text(render_manager_report(inputs, ReportConfig()))
+    assert "Simulated truth" in text and "−7.0 pp −27% relative; inside the interval" in text
+    assert "−10.0 pp −40% relative; outside the interval" in text and "+0% relative" not in text
+    inputs.loop = facts()
+    assert "Simulated truth" not in _text(render_manager_report(inputs, ReportConfig()))
+
+
 def test_missed_churns_are_listed_by_churned_mrr_with_the_lead_time_of_the_flagged_ones(inputs):  # noqa: F811
     section = build_missed_section(facts(), inputs.attributes, "high")
     assert [r["account_id"] for r in section["rows"]] == ["a9", "a1"]
