@@ -116,7 +116,8 @@ VALUE = (
        "1 when the account had its first value event (features.value_events) before the as-of, else 0.",
        "flag", "down", "First value reached: {value}"),
     _f("days_to_first_value", "value", "events",
-       "Days from creation to the first value event; empty while not reached by the as-of.",
+       "Days from creation to the first value event; empty while not reached by the as-of, and for accounts created "
+       "before the event history's first event (their first value may predate it).",
        "days", "up", "Took {value} to reach first value"),
     _f("onboarding_share", "value", "milestones",
        "Share of the onboarding milestones (features.onboarding_milestones) achieved before the as-of.",
@@ -134,11 +135,13 @@ VALUE = (
        "Share of the core features (features.core_events) ever used before the as-of.",
        "share", "down", "{value} of core features ever adopted"),
     _f("core_adoption_median_days", "value", "events",
-       "Median days from creation to the first use of each adopted core feature.",
+       "Median days from creation to the first use of each adopted core feature; empty for accounts created before "
+       "the event history's first event.",
        "days", "up", "Core features took a median {value} to adopt"),
     _f("onboarding_overdue_days", "value", "events accounts.segment",
        "Days past the segment's first-value target (features.ttv_targets; '*' for other segments) without a value "
-       "event; 0 once first value is reached or while within the target; empty without a target.",
+       "event; 0 once first value is reached or while within the target; empty without a target and for accounts "
+       "created before the event history's first event.",
        "days", "up", "First value is {value} overdue against the segment's target"),
 )
 

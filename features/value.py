@@ -113,6 +113,10 @@ def _overdue_days(j: ir.Table, reached: ir.BooleanValue, config: FeatureConfig) 
 def _value_columns(j: ir.Table, config: FeatureConfig) -> dict[str, ir.Value]:
     null_day = ibis.null("float64")
     created = ibis.ifelse(j.created_at < j.as_of, j.created_at, ibis.null("timestamp"))
+    # An account created before the event history began may have reached value before it: days from its creation
+    # to a first use the events show are not known (a warehouse that started tracking years after its first sign-up
+    # would otherwise read "took 700 days to reach first value").
+    watched = (j.history_start.isnull() | (j.created_at >= j.history_start)).fill_null(False)
     first_value = _column(j, "first_value_at", "timestamp")
     reached = (first_value < j.as_of).fill_null(False)
     expanded = (j.first_expansion_at < j.as_of).fill_null(False)
@@ -124,15 +128,16 @@ def _value_columns(j: ir.Table, config: FeatureConfig) -> dict[str, ir.Value]:
     return {
         "tenure_days": days_between(j.as_of, created),
         "value_reached": ibis.ifelse(reached, 1.0, 0.0),
-        "days_to_first_value": ibis.ifelse(reached, days_between(first_value, created), null_day),
+        "days_to_first_value": ibis.ifelse(reached & watched, days_between(first_value, created), null_day),
         "onboarding_share": _share(onboarded, n_milestones),
         "days_to_onboard": ibis.ifelse((onboarded == n_milestones) & (n_milestones > 0),
                                        days_between(_column(j, "last_onboarded_at", "timestamp"), created), null_day),
         "trial_to_paid_days": ibis.ifelse(was_converted, days_between(converted, trial), null_day),
         "days_to_first_expansion": ibis.ifelse(expanded, days_between(j.first_expansion_at, j.first_paid_at), null_day),
         "core_adoption_share": _share(_column(j, "core_adopted", "int64"), len(config.core_events)),
-        "core_adoption_median_days": _column(j, "core_median_days", "float64").cast("float64"),
-        "onboarding_overdue_days": _overdue_days(j, reached, config),
+        "core_adoption_median_days": ibis.ifelse(watched, _column(j, "core_median_days", "float64").cast("float64"),
+                                                 null_day),
+        "onboarding_overdue_days": ibis.ifelse(watched, _overdue_days(j, reached, config), null_day),
     }
 
 
@@ -140,7 +145,8 @@ def compute_value_features(sources: Sources, grid: ir.Table, config: FeatureConf
     """Return one row per grid (account_id, as_of) with the time-to-value features of the catalog.
 
     Counts and flags are 0 when nothing happened before the as-of; day counts, shares and medians are NULL when
-    undefined (not reached yet, nothing configured). Features needing a source the warehouse lacks (milestones,
+    undefined (not reached yet, nothing configured), and the day counts from sign-up (to first value, to core use,
+    past the target) are NULL for accounts created before the event history's first event (not observed). Features needing a source the warehouse lacks (milestones,
     subscriptions.is_trial) are left out.
 
     Args:
@@ -154,6 +160,9 @@ def compute_value_features(sources: Sources, grid: ir.Table, config: FeatureConf
         j = j.left_join(part, "account_id").drop("account_id_right")
     for part in per_as_of:
         j = j.left_join(part, _KEYS).drop("account_id_right", "as_of_right")
+    # The first event of the whole warehouse, once it is before the as-of (a later one would be read from the future).
+    start = sources["events"].event_at.min().as_scalar()
+    j = j.mutate(history_start=ibis.ifelse(start < j.as_of, start, ibis.null("timestamp")))
     values = _value_columns(j, config)
     specs = producible(VALUE, config.windows_by_kind(), sources.missing)
     return j.select("account_id", "as_of", **{s.name: values[s.name] for s in specs})

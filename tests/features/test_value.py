@@ -20,8 +20,11 @@ ALL = ["tenure_days", "value_reached", "days_to_first_value", "onboarding_share"
        "trial_to_paid_days", "days_to_first_expansion", "core_adoption_share", "core_adoption_median_days"]
 
 ACCOUNTS = {"a": "2023-01-01", "late": "2023-06-01", "edge": "2024-01-01", "upsell": "2023-01-15",
-            "new": AS_OF}  # "ghost" is in the grid but has no account row and no data at all
+            "new": AS_OF, "legacy": "2022-01-01"}  # legacy signed up before the event history began  # "ghost" is in the grid but has no account row and no data at all
 EVENTS = [  # (account, time, event name)
+    ("legacy", "2022-12-20", "login"),              # the event history's first event
+    ("legacy", "2023-03-01", "create_report"),      # first value seen, but not when it first came: no day count
+    ("legacy", "2023-04-01", "run_automation"),
     ("a", "2023-01-02", "login"),
     ("a", "2023-01-11", "create_report"),           # first value: day 10
     ("a", "2023-02-01", "create_report"),
@@ -65,6 +68,8 @@ EXPECTED = {  # (account, as_of) → the features of ALL, in order
     ("upsell", AS_OF): (411.0, 0.0, NAN, 0.0, NAN, NAN, 212.0, 0.0, NAN),
     ("new", AS_OF): (NAN, 0.0, NAN, 0.0, NAN, NAN, NAN, 0.0, NAN),
     ("ghost", AS_OF): (NAN, 0.0, NAN, 0.0, NAN, NAN, NAN, 0.0, NAN),
+    ("legacy", AS_OF): (790.0, 1.0, NAN, 0.0, NAN, NAN, NAN, 2 / 3, NAN),  # created before the history
+    ("legacy", "2022-12-20"): (353.0, 0.0, NAN, 0.0, NAN, NAN, NAN, 0.0, NAN),  # no history before the as-of yet
 }
 
 
@@ -215,8 +220,9 @@ def _overdue_tables(segment: bool = True) -> dict[str, pd.DataFrame]:
                              "created_at": ts(*[a[1] for a in OVERDUE_ACCOUNTS]),
                              "segment": [a[2] for a in OVERDUE_ACCOUNTS]})
     valued = [a for a in OVERDUE_ACCOUNTS if a[3]]
-    events = pd.DataFrame({"account_id": [a[0] for a in valued], "event_at": ts(*[a[3] for a in valued]),
-                           "event_name": "create_report"})
+    events = pd.DataFrame({"account_id": [a[0] for a in valued] + ["other"],
+                           "event_at": ts(*[a[3] for a in valued], "2023-11-01"),   # the history starts before
+                           "event_name": ["create_report"] * len(valued) + ["login"]})  # every sign-up here
     subs = pd.DataFrame({"account_id": ["slow"], "start_at": ts("2024-01-01"), "end_at": ts(None), "mrr": [10.0]})
     return {"accounts": accounts if segment else accounts.drop(columns="segment"), "events": events,
             "subscriptions": subs}
