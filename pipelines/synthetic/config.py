@@ -87,7 +87,7 @@ class NowcastConfig:
     as-of (0 = no `sim_nowcast` table)."""
 
     horizon_days: int = 90
-    paths: int = 200
+    paths: int = 100
 
     def __post_init__(self) -> None:
         for name in ("horizon_days", "paths"):

@@ -148,9 +148,9 @@ def _nowcast_at(rng: np.random.Generator, state: LatentState, t: int, config: No
     survival = np.ones(rows.n)
     for k in range(renewals.shape[1]):
         due = rows.per_path(renewals[:, k])
-        inside = due != OPEN
-        hazard = _hazards(rng, state, rows, future, due, health[:, k]) * factors[:, k]
-        survival *= np.where(inside, 1.0 - np.clip(hazard, 0.0, 1.0), 1.0)
+        i = np.flatnonzero(due != OPEN)
+        hazard = _hazards(rng, state, rows, future, i, due[i], health[i, k]) * factors[i, k]
+        survival[i] *= 1.0 - np.clip(hazard, 0.0, 1.0)
     probability = 1.0 - survival.reshape(len(rows.acct), rows.paths).mean(axis=1)
     return pd.DataFrame({"acct": rows.acct, "as_of": np.full(len(rows.acct), t), "probability": probability})
 
@@ -495,19 +495,17 @@ def _latest(acct: np.ndarray, at: np.ndarray, wanted: np.ndarray, t: int) -> np.
     return np.where(same, pos, -1)
 
 
-def _hazards(rng: np.random.Generator, state: LatentState, rows: _Rows, future: _Future, due: np.ndarray,
-             health: np.ndarray) -> np.ndarray:
-    """Each path-row's churn probability at its renewal `due` (before any playbook), as `hazard.churn_hazards`
-    computes it, with the path's health, causes and a fresh unseen draw."""
-    i = np.arange(rows.n)
-    at = np.where(due == OPEN, rows.t + DAY, due)
-    bp = rows.per_path(rows.bp)
+def _hazards(rng: np.random.Generator, state: LatentState, rows: _Rows, future: _Future, i: np.ndarray,
+             due: np.ndarray, health: np.ndarray) -> np.ndarray:
+    """The churn probability of path-rows `i` at their renewals `due` (before any playbook), as
+    `hazard.churn_hazards` computes it, with the path's health, causes and a fresh unseen draw."""
+    bp = rows.bp[i // rows.paths]
     terms = cause_terms(future.acc, future.hazard_look, future.champions,
-                        Renewals(acct=i, at=at, bp=bp, shock_at=future.shock_at))
+                        Renewals(acct=i, at=due, bp=bp, shock_at=future.shock_at[i]))
     logit = (np.where(bp == 12, _HAZARD_BASE[12], _HAZARD_BASE[1])
-             + _HAZARD_SEGMENT[future.acc["segment"].to_numpy()]
-             - _HEALTH_WEIGHT * np.nan_to_num(health)
-             + rows.per_path(state.acc["frailty"].to_numpy()[rows.acct])
-             + rng.normal(0.0, _NOISE_SD, rows.n)
+             + _HAZARD_SEGMENT[future.acc["segment"].to_numpy()[i]]
+             - _HEALTH_WEIGHT * health
+             + state.acc["frailty"].to_numpy()[rows.acct[i // rows.paths]]
+             + rng.normal(0.0, _NOISE_SD, len(i))
              + terms.sum(axis=1))
     return sigmoid(logit)
