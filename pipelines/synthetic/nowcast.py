@@ -314,11 +314,13 @@ def _episodes(rng: np.random.Generator, known: Episodes, spec: EpisodeSpec, rate
     """One cause's episodes per path-row: those under way at the as-of (start and severity known, length drawn
     given it lasted this long) and new ones starting in (t, end] (a Poisson process at the cause's rate)."""
     t = rows.t
-    row, episode = known.covering(rows.acct, np.full(len(rows.acct), t))
+    row, episode = _recent(known, rows.acct, t)
     i = (row[:, None] * rows.paths + np.arange(rows.paths)).ravel()
     start, severity = np.repeat(known.start[episode], rows.paths), np.repeat(known.severity[episode], rows.paths)
+    ended = np.repeat(known.end[episode] <= t, rows.paths)
     lasted = (t - start) / DAY
-    length = rng.uniform(np.maximum(spec.days[0], lasted), spec.days[1])
+    drawn = rng.uniform(np.minimum(np.maximum(spec.days[0], lasted), spec.days[1]), spec.days[1])
+    length = np.where(ended, (np.repeat(known.end[episode], rows.paths) - start) / DAY, drawn)
     count = rng.poisson(rate * spec.per_year * (end - t) / (365 * DAY), rows.n)
     j = np.repeat(np.arange(rows.n), count)
     new_start = t + 1 + np.floor(rng.random(len(j)) * (end - t)).astype(np.int64)
@@ -329,6 +331,17 @@ def _episodes(rng: np.random.Generator, known: Episodes, spec: EpisodeSpec, rate
     severity = np.concatenate([severity, rng.uniform(*SEVERITY, len(j))])
     order = np.lexsort((start, acct))
     return Episodes(acct=acct[order], start=start[order], end=stop[order], severity=severity[order])
+
+
+def _recent(known: Episodes, acct: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (row, episode) of each row account's episodes started by t and not over before the earliest decision
+    a renewal in the horizon can have (`_NOTICE_DAYS` before t): under way at t, or over with a known end."""
+    first = np.searchsorted(known.acct, acct, "left")
+    count = np.searchsorted(known.acct, acct, "right") - first
+    row = np.repeat(np.arange(len(acct)), count)
+    episode = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count) + np.repeat(first, count)
+    keep = (known.start[episode] <= t) & (known.end[episode] > t - _NOTICE_DAYS * DAY)
+    return row[keep], episode[keep]
 
 
 def _pain_tickets(rng: np.random.Generator, state: LatentState, rows: _Rows, pain: Episodes, end: int):
