@@ -261,8 +261,8 @@ def demo(ctx: typer.Context) -> None:
     """Simulate a fresh warehouse, train, score the latest as-of, compute the KPIs, judge the simulated CS team's
     playbook experiments, report, print a summary."""
     from pipelines.demo_run import run_demo
-    from pipelines.outcomes_run import describe_effects
     from pipelines.kpis_run import describe_headline
+    from pipelines.outcomes_run import describe_effects
     from pipelines.urls import redact
     from pipelines.warehouse import warehouse_location
 

@@ -46,7 +46,6 @@ from pipelines.synthetic.causes import (
 from pipelines.synthetic.clock import DAY, make_clock, time_keys
 from pipelines.synthetic.company import Company
 from pipelines.synthetic.config import SimulationConfig
-from pipelines.synthetic.cs_team import actions_frame, draw_flags, month_starts, playbooks_frame
 from pipelines.synthetic.contracts import (
     Pressures,
     addon_rows,
@@ -54,6 +53,7 @@ from pipelines.synthetic.contracts import (
     subscriptions_frame,
     truth_frame,
 )
+from pipelines.synthetic.cs_team import actions_frame, draw_flags, month_starts, playbooks_frame
 from pipelines.synthetic.frames import format_ids
 from pipelines.synthetic.hazard import Candidates
 from pipelines.synthetic.health import cumulate_health, simulate_health

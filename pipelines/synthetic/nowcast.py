@@ -32,8 +32,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipelines.synthetic.causes import CHAMPION_LOSS, SEVERITY, STALL_SPREAD, SUPPORT_PAIN, UNHAPPY_VOICE, \
-    _STALL_DAYS, _STALL_NEVER, EpisodeSpec, Episodes, Shocks
+from pipelines.synthetic.causes import (
+    _STALL_DAYS,
+    _STALL_NEVER,
+    CHAMPION_LOSS,
+    SEVERITY,
+    STALL_SPREAD,
+    SUPPORT_PAIN,
+    UNHAPPY_VOICE,
+    Episodes,
+    EpisodeSpec,
+    Shocks,
+)
 from pipelines.synthetic.clock import DAY, OPEN, Clock, add_months, time_keys
 from pipelines.synthetic.config import NowcastConfig
 from pipelines.synthetic.contracts import SHOCK_SHARE
@@ -295,7 +305,8 @@ def _first_value(rng: np.random.Generator, state: LatentState, rows: _Rows, quer
     created = state.acc["created"].to_numpy()[acct]
     cdf = _delay_cdf(np.where(queries == OPEN, t, queries) - created[:, None])
     cdf_now = _delay_cdf(np.full(len(acct), t) - created)
-    came_by = (1 - _STALL_NEVER) * (cdf - cdf_now[:, None]) / (_STALL_NEVER + (1 - _STALL_NEVER) * (1 - cdf_now))[:, None]
+    waiting_mass = _STALL_NEVER + (1 - _STALL_NEVER) * (1 - cdf_now)  # P(not come by t)
+    came_by = (1 - _STALL_NEVER) * (cdf - cdf_now[:, None]) / waiting_mass[:, None]
     u = rng.random(rows.n)
     drawn = np.where(rows.per_path(came_by) > u[:, None], rows.per_path(queries), OPEN).min(axis=1, initial=OPEN)
     return np.where(rows.per_path(waiting), drawn, rows.per_path(value_at))
@@ -433,20 +444,21 @@ def _shock_times(rng: np.random.Generator, state: LatentState, rows: _Rows) -> n
     shocks, t = state.shocks, rows.t
     order = np.lexsort((shocks.at, shocks.acct))
     at = shocks.at[order]
-    last = _latest(shocks.acct[order], at, rows.acct, t)
-    had = (last >= 0) & (at[np.maximum(last, 0)] >= rows.life_start)
-    known_at = np.where(had, at[np.maximum(last, 0)], OPEN)
+    latest = np.append(at, OPEN)[_latest(shocks.acct[order], at, rows.acct, t)]  # OPEN when none
+    had = (latest != OPEN) & (latest >= rows.life_start)
+    known_at = np.where(had, latest, OPEN)
     grid = _anniversaries(state.clock, rows, state.clock.end)
     drawable = (grid >= 0) & (grid < state.clock.end)
     total, past = drawable.sum(axis=1), (drawable & (grid <= t)).sum(axis=1)
     share = min(1.0, SHOCK_SHARE * state.rates["price_shock"])
     later = total - past
-    chance = np.where(total > 0, share * later / np.maximum(total, 1) / (1 - share * past / np.maximum(total, 1)), 0)
+    total = np.maximum(total, 1)
+    chance = share * later / total / np.maximum(1 - share * past / total, 1e-12)  # 0 without later renewals
     u = rng.random(rows.n)
     hit = u < rows.per_path(chance)
     first_drawable = drawable.argmax(axis=1)
-    pick = rows.per_path(first_drawable + past) + np.floor(u / np.maximum(rows.per_path(chance), 1e-300)
-                                                           * rows.per_path(later)).astype(np.int64)
+    share_of = np.where(hit, u / np.where(hit, rows.per_path(chance), 1.0), 0.0)  # uniform in [0, 1) on a hit
+    pick = rows.per_path(first_drawable + past) + np.floor(share_of * rows.per_path(later)).astype(np.int64)
     pick = np.clip(pick, 0, grid.shape[1] - 1)
     drawn = np.where(hit, grid[np.repeat(np.arange(len(rows.acct)), rows.paths), pick], OPEN)
     return np.where(rows.per_path(had), rows.per_path(known_at), drawn)
@@ -466,13 +478,12 @@ def _future_flag_factors(rng: np.random.Generator, state: LatentState, rows: _Ro
     match = (index < n) & (rows.acct[np.minimum(index, n - 1)] == flags.acct[seen])
     used = np.zeros((n, len(PLAYBOOKS)), dtype=bool)
     used[index[match], flags.playbook[seen][match]] = True
-    last = _latest(flags.acct, flags.at, rows.acct, t)
-    last_at = np.where(last >= 0, flags.at[np.maximum(last, 0)], np.iinfo(np.int64).min)
+    last = _latest(flags.acct, flags.at, rows.acct, t)   # -1 when none: the appended entry
+    last_at = np.append(flags.at, np.iinfo(np.int64).min)[last]
     treated = np.flatnonzero(~flags.holdout)
     latest = _latest(flags.acct[treated], flags.at[treated], rows.acct, t)
-    chosen = treated[np.maximum(latest, 0)]
-    treated_at = np.where(latest >= 0, flags.at[chosen], OPEN)
-    treated_factor = np.where(latest >= 0, flags.factor[flags.playbook[chosen]], 1.0)
+    treated_at = np.append(flags.at[treated], OPEN)[latest]
+    treated_factor = np.append(flags.factor[flags.playbook[treated]], 1.0)[latest]
     used, free_from = rows.per_path(used), rows.per_path(np.where(last_at > np.iinfo(np.int64).min,
                                                                   last_at + flags.effect_days * DAY, last_at))
     history = [(rows.per_path(treated_at), rows.per_path(treated_factor))]

@@ -113,7 +113,8 @@ def draw_voice_answers(rng: np.random.Generator, acc: pd.DataFrame, health: np.n
              np.flatnonzero(rng.random(n) < 0.8)]
     episode, kind = np.concatenate(parts), np.repeat([0, 1, 2], [len(p) for p in parts])
     acct, severity = unhappy.acct[episode], unhappy.severity[episode]
-    responded = unhappy.start[episode] + np.round(rng.exponential(VOICE_DELAY_DAYS, len(episode)) * DAY).astype(np.int64)
+    delay = rng.exponential(VOICE_DELAY_DAYS, len(episode))
+    responded = unhappy.start[episode] + np.round(delay * DAY).astype(np.int64)
     h, noise = health_at(health, acct, responded).astype(np.float64), rng.normal(0.0, 1.0, len(episode))
     nps = np.clip(np.round(_NPS_MEAN + 1.2 * h - _VOICE_NPS_DROP * severity + 1.3 * noise), 0, 10)
     csat = np.clip(np.round(2.0 + 0.8 * noise), 1, 5)

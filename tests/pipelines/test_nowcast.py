@@ -98,7 +98,8 @@ def test_a_renewal_decided_before_the_as_of_is_exact_up_to_the_unseen_draw(big):
                        on="account_id")
     pairs = pairs[(pairs["renewal_at"] > pairs["as_of"]) & (pairs["renewal_at"] <= pairs["as_of"] + HORIZON)
                   & (pairs["lifecycle_start"] <= pairs["as_of"])]
-    pairs = pairs[pairs["lifecycle_start"] == pairs.groupby(["account_id", "as_of"])["lifecycle_start"].transform("max")]
+    current = pairs.groupby(["account_id", "as_of"])["lifecycle_start"].transform("max")
+    pairs = pairs[pairs["lifecycle_start"] == current]
     single = pairs.groupby(["account_id", "as_of"]).filter(lambda g: len(g) == 1)
     decided = single[(single["renewal_at"] - pd.Timedelta(days=45) < single["as_of"])
                      & (single["playbook_factor"] == 1.0)]
