@@ -146,8 +146,8 @@ def compute_value_features(sources: Sources, grid: ir.Table, config: FeatureConf
 
     Counts and flags are 0 when nothing happened before the as-of; day counts, shares and medians are NULL when
     undefined (not reached yet, nothing configured), and the day counts from sign-up (to first value, to core use,
-    past the target) are NULL for accounts created before the event history's first event (not observed). Features needing a source the warehouse lacks (milestones,
-    subscriptions.is_trial) are left out.
+    past the target) are NULL for accounts created before the event history's first event (not observed). Features
+    needing a source the warehouse lacks (milestones, subscriptions.is_trial) are left out.
 
     Args:
         grid: (account_id, as_of) rows, as_of a midnight timestamp.

@@ -294,8 +294,10 @@ def _print_training(result: TrainResult) -> None:
     for name, m in [("lightgbm (calibrated)", result.metrics), *result.baselines.items()]:
         console.print(f"  {name:<22}{m['roc_auc']:>9.3f}{m['pr_auc']:>9.3f}{m['brier']:>9.4f}"
                       f"{m['top_decile_lift']:>10.2f}{m['recall_at_capacity']:>12.2f}")
-    if oracle:
-        console.print(f"  {'oracle (simulation)':<22}{oracle:>9.3f}")
+    model = result.metrics["roc_auc"]
+    for name, ceiling in (("hindsight oracle", oracle), ("nowcast oracle", result.nowcast_roc_auc)):
+        if ceiling is not None:
+            console.print(f"  {name:<22}{ceiling:>9.3f}   gap of the model {ceiling - model:+.3f}")
     if result.reasons is not None:
         churners, top = result.reasons.churners, result.reasons.top_tier
         console.print(f"  reason accuracy (simulated causes): top-tier churners {churners['model']:.2f} "

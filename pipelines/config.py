@@ -81,6 +81,7 @@ class SimulateConfig(BaseModel):
     start: date = date(2024, 1, 1)
     causes: dict[str, float] = Field(default_factory=lambda: check_cause_rates({}))
     cs_team: CsTeamSection = Field(default_factory=lambda: CsTeamSection())
+    nowcast_paths: int = Field(default=100, ge=0, le=100_000, strict=True)
 
     @field_validator("cs_team", mode="before")
     @classmethod

@@ -24,7 +24,8 @@ class SimulateResult:
 
 def run_simulate(params: Params, config: SimulateConfig, progress: Progress, replace: bool = False) -> SimulateResult:
     """Generate the synthetic warehouse and write its tables (canonical names, cs_actions included) plus the truth
-    tables `sim_truth`, `sim_causes` and `sim_playbooks`.
+    tables `sim_truth`, `sim_causes`, `sim_playbooks` and (unless `simulate.nowcast_paths` is 0) `sim_nowcast`, the
+    nowcast oracle for `label.horizon_days`.
 
     Refuses to overwrite a warehouse that holds an `accounts` table it did not generate, unless `replace`.
     """
@@ -36,7 +37,7 @@ def run_simulate(params: Params, config: SimulateConfig, progress: Progress, rep
 
 
 def _fill(con, params: Params, config: SimulateConfig, progress: Progress, replace: bool) -> SimulateResult:
-    from pipelines.synthetic.config import SimulationConfig
+    from pipelines.synthetic.config import NowcastConfig, SimulationConfig
     from pipelines.synthetic.generate import generate_warehouse
 
     existing = set(con.list_tables())
@@ -46,7 +47,9 @@ def _fill(con, params: Params, config: SimulateConfig, progress: Progress, repla
     with progress.stage("generate") as info:
         frames = generate_warehouse(SimulationConfig(accounts=config.accounts, months=config.months,
                                                      seed=config.seed, start=config.start, causes=config.causes,
-                                                     cs_team=config.cs_team.team()))
+                                                     cs_team=config.cs_team.team(),
+                                                     nowcast=NowcastConfig(horizon_days=params.label.horizon_days,
+                                                                           paths=config.nowcast_paths)))
         info["detail"] = (f"{len(frames['accounts']):,} accounts, {len(frames['events']):,} events, "
                           f"{config.months} months")
     with progress.stage("write warehouse") as info:
@@ -56,6 +59,8 @@ def _fill(con, params: Params, config: SimulateConfig, progress: Progress, repla
         for name in OUTPUT_TABLES:
             if name in existing:
                 con.drop_table(name)
+        if "sim_nowcast" in existing and "sim_nowcast" not in frames:
+            con.drop_table("sim_nowcast")   # switched off: an older run's nowcast describes another company
         write_tables(con, frames)
         info["detail"] = ", ".join(f"{name} {len(frame):,}" for name, frame in frames.items())
     return SimulateResult(accounts=len(frames["accounts"]), events=len(frames["events"]))

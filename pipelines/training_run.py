@@ -54,6 +54,7 @@ from training.registry import (
 from training.report import RunFacts, render_model_card, render_plots, render_training_report
 
 SIM_TRUTH = "sim_truth"
+SIM_NOWCAST = "sim_nowcast"
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class TrainResult:
     report_path: Path
     backtest: pd.DataFrame | None
     reasons: ReasonAccuracy | None = None
+    nowcast_roc_auc: float | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class TrainingData:
     truth: pd.DataFrame | None
     data_end: datetime
     performance: pd.DataFrame | None = None
+    nowcast: pd.DataFrame | None = None  # the simulation's nowcast oracle (sim_nowcast)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class TrainingOutcome:
     champion: RegisteredModel | None
     decision: dict
     reasons: ReasonAccuracy | None = None
+    nowcast: float | None = None
 
 
 def _truth_keys(truth: pd.DataFrame) -> pd.DataFrame:
@@ -117,6 +121,25 @@ def oracle_roc_auc(truth: pd.DataFrame | None, valid: pd.DataFrame, horizon_days
 
     oracle = compute_oracle_probabilities(_truth_keys(truth), valid[["account_id", "as_of"]], horizon_days)
     return float(roc_auc_score(valid["label"], oracle))
+
+
+def nowcast_roc_auc(nowcast: pd.DataFrame | None, valid: pd.DataFrame, horizon_days: int,
+                    progress: Progress | None = None) -> float | None:
+    """ROC-AUC of the nowcast oracle (`sim_nowcast`) on the validation rows, when the warehouse is a simulated one
+    whose nowcast covers every validation row (month-start as-ofs, paying accounts, the label horizon); else None,
+    said in a note."""
+    if nowcast is None:
+        return None
+    from pipelines.synthetic.oracle import nowcast_probabilities
+
+    probability = nowcast_probabilities(nowcast, valid[["account_id", "as_of"]], horizon_days)
+    missing = int(np.isnan(probability).sum())
+    if missing:
+        if progress is not None:
+            progress.note(f"{SIM_NOWCAST} lacks {missing:,} of {len(valid):,} validation rows (it holds month-start "
+                          f"as-ofs of paying accounts for the horizon `churn simulate` ran with): no nowcast oracle")
+        return None
+    return float(roc_auc_score(valid["label"], probability))
 
 
 def check_reasons(truth: pd.DataFrame | None, experiment: Experiment, contributions: np.ndarray, params: Params,
@@ -174,11 +197,13 @@ def _load(params: Params, progress: Progress) -> TrainingData:
         frame, feature_set = build_feature_frame(params, wh, grid_dates(params, wh), progress)
         validate_feature_table(frame, feature_set.names, params.validation).raise_for_errors()
         attributes = account_attributes(wh)
-        truth = wh.con.table(SIM_TRUTH).execute() if SIM_TRUTH in wh.con.list_tables() else None
+        tables = wh.con.list_tables()
+        truth = wh.con.table(SIM_TRUTH).execute() if SIM_TRUTH in tables else None
+        nowcast = wh.con.table(SIM_NOWCAST).execute() if SIM_NOWCAST in tables else None
         data_end = wh.data_end
         performance = _read_performance(wh.con, progress)
     return TrainingData(frame.merge(attributes, on="account_id", how="left"), feature_set, truth, data_end,
-                        performance)
+                        performance, nowcast)
 
 
 def _read_performance(con, progress: Progress) -> pd.DataFrame | None:
@@ -209,13 +234,17 @@ def _backtest(params: Params, frame, features, folds: int, progress: Progress):
     return table, summary
 
 
-def _metrics_to_log(experiment, oracle, backtest, reasons: ReasonAccuracy | None = None) -> dict[str, float]:
+def _metrics_to_log(experiment, oracle, backtest, reasons: ReasonAccuracy | None = None,
+                    nowcast: float | None = None) -> dict[str, float]:
     logged = {f"valid_{name}_{k}": v for name, m in experiment.metrics.items() for k, v in m.items()}
     logged |= {f"valid_{k}": v for k, v in experiment.metrics[MODEL].items()}  # the model's, unprefixed too
     logged |= {"train_rows": float(len(experiment.split.train)),
                "train_churn_rate": float(experiment.split.train.label.mean())}
-    if oracle is not None:
-        logged["valid_oracle_roc_auc"] = oracle
+    model = experiment.metrics[MODEL]["roc_auc"]
+    for name, ceiling in (("oracle", oracle), ("nowcast", nowcast)):   # the hindsight and the nowcast oracle
+        if ceiling is not None:
+            logged[f"valid_{name}_roc_auc"] = ceiling
+            logged[f"valid_gap_to_{name}"] = ceiling - model
     if reasons is not None:
         logged |= {f"valid_{k}": v for k, v in reasons.metrics().items() if not np.isnan(v)}
     if backtest is not None:
@@ -252,17 +281,19 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
     backtested = _backtest(params, data.frame, feature_set.names, backtest, progress)
     with progress.stage("evaluate") as info:
         oracle = oracle_roc_auc(data.truth, split.valid, params.label.horizon_days)
+        nowcast = nowcast_roc_auc(data.nowcast, split.valid, params.label.horizon_days, progress)
         reasons = check_reasons(data.truth, experiment, contributions, params, catalog_specs(params))
         champion, champion_metrics, unavailable = _champion_metrics(params, split, progress)
         m = experiment.metrics
         info["detail"] = (f"ROC-AUC {m[MODEL]['roc_auc']:.3f} (health score {m['health_score']['roc_auc']:.3f}, "
                           f"logistic {m['logistic_regression']['roc_auc']:.3f}"
-                          + (f", oracle {oracle:.3f})" if oracle is not None else ")")
+                          + (f", hindsight oracle {oracle:.3f}" if oracle is not None else "")
+                          + (f", nowcast oracle {nowcast:.3f}" if nowcast is not None else "") + ")"
                           + (f"; reason accuracy {reasons.churners['model']:.2f} on {reasons.churners_rows} "
                              "top-tier churners" if reasons is not None else ""))
     decision = decide_promotion(experiment.metrics[MODEL], champion_metrics, params.model.promotion,
                                 force_promote, unavailable)
-    outcome = TrainingOutcome(experiment, backtested, oracle, champion, decision, reasons)
+    outcome = TrainingOutcome(experiment, backtested, oracle, champion, decision, reasons, nowcast)
     return _publish(params, progress, data, outcome, reports_dir)
 
 
@@ -271,7 +302,7 @@ def _run_facts(params: Params, data: TrainingData, outcome: TrainingOutcome) -> 
     return RunFacts(model_name=params.mlflow.model_name, version="(pending)", run_id="(pending)",
                     trained_at=f"{datetime.now():%Y-%m-%d %H:%M}", git_commit=git_commit(),
                     capacity=params.evaluation.capacity, decision=outcome.decision, oracle=outcome.oracle,
-                    reasons=outcome.reasons,
+                    nowcast=outcome.nowcast, reasons=outcome.reasons,
                     left_out=", ".join(data.feature_set.left_out),
                     segments={s: valid[s].to_numpy() for s in params.evaluation.segments if s in valid.columns},
                     bagging_seeds=params.model.bagging_seeds)
@@ -282,12 +313,13 @@ def _run_record(params: Params, data: TrainingData, outcome: TrainingOutcome, fa
     experiment, backtested, names = outcome.experiment, outcome.backtest, data.feature_set.names
     return RunRecord(
         params=_run_params(params, data.data_end, experiment.model.chosen),
-        metrics=_metrics_to_log(experiment, outcome.oracle, backtested, outcome.reasons),
+        metrics=_metrics_to_log(experiment, outcome.oracle, backtested, outcome.reasons, outcome.nowcast),
         tags={"git_commit": facts.git_commit, **experiment.split.window, "features": ",".join(names),
               "features_left_out": facts.left_out or "none", "calibration": experiment.model.calibrator.method},
         json_artifacts={"features.json": {"features": names, "left_out": data.feature_set.left_out},
                         BENCHMARKS_ARTIFACT: compute_benchmarks(data.frame, {n: specs[n] for n in names}).to_dict(),
                         "metrics.json": {"validation": experiment.metrics, "oracle_roc_auc": outcome.oracle,
+                                         "nowcast_roc_auc": outcome.nowcast,
                                          "calibration_brier": experiment.calibration_scores,
                                          "backtest": None if backtested is None
                                          else backtested[0].to_dict(orient="records")}},
@@ -324,4 +356,4 @@ def _publish(params: Params, progress: Progress, data: TrainingData, outcome: Tr
         oracle_roc_auc=outcome.oracle, run_id=run.run_id, version=run.version, decision=decision,
         features=data.feature_set.names, rows=len(data.frame), accounts=int(data.frame["account_id"].nunique()),
         churn_rate=float(experiment.split.train.label.mean()), report_path=report_path, backtest=summary,
-        reasons=outcome.reasons)
+        reasons=outcome.reasons, nowcast_roc_auc=outcome.nowcast)

@@ -36,7 +36,8 @@ class RunFacts:
     git_commit: str
     capacity: int
     decision: dict
-    oracle: float | None = None
+    oracle: float | None = None  # the hindsight oracle's ROC-AUC (a simulated warehouse)
+    nowcast: float | None = None  # the nowcast oracle's: the fair ceiling (a simulated warehouse)
     reasons: ReasonAccuracy | None = None  # on a warehouse that records its churn causes (a simulated one)
     left_out: str = ""
     segments: dict[str, np.ndarray] = field(default_factory=dict)

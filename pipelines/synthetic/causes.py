@@ -50,6 +50,8 @@ UNHAPPY_VOICE = EpisodeSpec(per_year=0.22, days=(60.0, 150.0))
 _STALL_SHARE = 0.2  # share of accounts whose onboarding stalls, at rate multiplier 1
 _STALL_NEVER = 0.35  # share of the stalled accounts that never reach first value
 _STALL_DAYS = 45.0  # median days to first value of the others
+STALL_SPREAD = 0.5  # sd of the log days to first value of the others
+SEVERITY = (0.75, 1.25)  # an episode's severity is uniform in this range
 _CHAMPION_FALL_DAYS = 25.0  # during a champion loss the others' daily activity logit falls by 1 every this many days
 
 
@@ -100,7 +102,7 @@ def draw_episodes(rng: np.random.Generator, acc: pd.DataFrame, clock: Clock, spe
     start = lo[acct] + np.floor(rng.random(len(acct)) * span[acct]).astype(np.int64)
     start = start // DAY * DAY + working_seconds(rng, len(acct))
     end = start + np.round(rng.uniform(*spec.days, len(acct)) * DAY).astype(np.int64)
-    severity = rng.uniform(0.75, 1.25, len(acct))
+    severity = rng.uniform(*SEVERITY, len(acct))
     order = np.lexsort((start, acct))
     return Episodes(acct=acct[order], start=start[order], end=end[order], severity=severity[order])
 
@@ -111,7 +113,7 @@ def draw_onboarding(rng: np.random.Generator, acc: pd.DataFrame, rate: float) ->
     n, created = len(acc), acc["created"].to_numpy()
     stalled = rng.random(n) < min(1.0, _STALL_SHARE * rate)
     never = rng.random(n) < _STALL_NEVER
-    delay = np.round(rng.lognormal(np.log(_STALL_DAYS), 0.5, n) * DAY).astype(np.int64)
+    delay = np.round(rng.lognormal(np.log(_STALL_DAYS), STALL_SPREAD, n) * DAY).astype(np.int64)
     value_at = np.where(stalled, np.where(never, OPEN, created + delay), created)
     return {"stalled": stalled, "value_at": value_at}
 

@@ -82,6 +82,22 @@ class CsTeamConfig:
 
 
 @dataclass(frozen=True)
+class NowcastConfig:
+    """The nowcast oracle (nowcast.py): the horizon of its churn probability and the forward paths per account and
+    as-of (0 = no `sim_nowcast` table)."""
+
+    horizon_days: int = 90
+    paths: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("horizon_days", "paths"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "horizon_days" else 0):
+                raise ValueError(f"nowcast.{name}: must be a whole number ≥ {1 if name == 'horizon_days' else 0}, "
+                                 f"not {value!r}")
+
+
+@dataclass(frozen=True)
 class SimulationConfig:
     """Size, length, seed and start of the simulated history, a rate multiplier per churn cause, and the CS team."""
 
@@ -91,6 +107,7 @@ class SimulationConfig:
     start: date = date(2024, 1, 1)  # first day of the history
     causes: Mapping[str, float] = field(default_factory=dict)  # cause -> rate multiplier (1.0 default, 0 = off)
     cs_team: CsTeamConfig = field(default_factory=CsTeamConfig)
+    nowcast: NowcastConfig = field(default_factory=NowcastConfig)
 
     def __post_init__(self) -> None:
         try:

@@ -30,7 +30,7 @@ _ADDON = 4  # index of "Add-on" in _PLANS
 _SEAT_PRICE = np.array([15.0, 30.0, 45.0, 65.0])  # list price per seat and month, by tier
 _CHANGE_RATE = {1: 0.03, 12: 0.3}  # probability per renewal of a plan review, an upgrade when health is good
 _REACTIVATION_SHARE = 0.05
-_SHOCK_SHARE = 0.2  # share of lifecycles with a price shock at one renewal, at rate multiplier 1
+SHOCK_SHARE = 0.2  # share of lifecycles with a price shock at one renewal, at rate multiplier 1
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,7 @@ def _draw_shocks(rng: np.random.Generator, drawable: np.ndarray, rate: float) ->
     the price per seat rises 8-20% and the account cuts its seats to 55-85% (shock_k -1 = none)."""
     n = len(drawable)
     choice = np.where(drawable, rng.random(drawable.shape), -1.0).argmax(axis=1)
-    chosen = (rng.random(n) < min(1.0, _SHOCK_SHARE * rate)) & drawable.any(axis=1)
+    chosen = (rng.random(n) < min(1.0, SHOCK_SHARE * rate)) & drawable.any(axis=1)
     return {"shock_k": np.where(chosen, choice, -1), "shock_price": rng.uniform(1.08, 1.2, n),
             "shock_seats": rng.uniform(0.55, 0.85, n)}
 

@@ -54,6 +54,7 @@ _CHAMPION_SHOWS = 0.3  # a champion loss is flagged this far into its 45-day ram
 _SUPPORT_DAYS, _SUPPORT_TICKETS = 30, 2
 _VOICE_SHARE, _VOICE_RECENT_DAYS = 0.5, 60
 _LOW_HEALTH = (-0.8, -0.4)  # mean latent health of the last 30 days below these: very low, low
+FLAG_HEALTH_DAYS = 30  # health is read as its mean over this many days before the month start
 _DONE_WITHIN_DAYS = 14  # a treated account's playbook is done within this many days of the flag
 
 
@@ -100,23 +101,17 @@ def draw_flags(rng: np.random.Generator, acc: pd.DataFrame, cum: np.ndarray, loo
     """
     n = len(acc)
     acct_all = np.arange(n)
-    created, value_at, stalled = (acc[c].to_numpy() for c in ("created", "value_at", "stalled"))
-    months = add_months(clock, np.zeros(1, dtype=np.int64), np.arange(1, clock.end // (28 * DAY) + 1))
+    created = acc["created"].to_numpy()
+    months = month_starts(clock)
     used = np.zeros((n, len(PLAYBOOKS)), dtype=bool)   # an account is flagged once per playbook
     free_from = np.full(n, np.iinfo(np.int64).min)     # and not inside an earlier flag's effect window
     parts = []
-    for t in months[months < clock.end]:   # a loop over month starts of vector operations over accounts
+    for t in months:   # a loop over month starts of vector operations over accounts
         now = np.full(n, t)
         tenure = (now - created) / DAY
-        health = mean_health_before(cum, acct_all, now, 30)
-        signals = np.column_stack([
-            stalled & (value_at > now) & (tenure >= _ONBOARDING_DAYS[0]) & (tenure <= _ONBOARDING_DAYS[1]),
-            (champions.progress(acct_all, now, 45) >= _CHAMPION_SHOWS) | (health < _LOW_HEALTH[0]),
-            count_before(look.support, acct_all, now, _SUPPORT_DAYS) >= _SUPPORT_TICKETS,
-            (unhappy_share(look, acct_all, now) >= _VOICE_SHARE)
-            & (count_before(look.unhappy, acct_all, now, _VOICE_RECENT_DAYS) >= 1),
-            health < _LOW_HEALTH[1],
-        ]) & ~used & (tenure >= 0)[:, None] & (free_from <= t)[:, None]
+        health = mean_health_before(cum, acct_all, now, FLAG_HEALTH_DAYS)
+        signals = flag_signals(acc, look, champions, health, acct_all, now)
+        signals &= ~used & (tenure >= 0)[:, None] & (free_from <= t)[:, None]
         flagged = np.flatnonzero(signals.any(axis=1))
         playbook = signals[flagged].argmax(axis=1)   # the first matching playbook in `PLAYBOOKS` order
         used[flagged, playbook] = True
@@ -131,6 +126,29 @@ def draw_flags(rng: np.random.Generator, acc: pd.DataFrame, cum: np.ndarray, loo
     factor = np.array([1.0 + config.effects[name] for name in PLAYBOOKS])
     return Flags(acct=acct[order], at=at[order], playbook=playbook[order].astype(np.int64), holdout=holdout[order],
                  done_at=done_at[order], effect_days=config.effect_days, factor=factor)
+
+
+def month_starts(clock: Clock) -> np.ndarray:
+    """The month starts inside the history after its first day: when the CS team looks (seconds)."""
+    months = add_months(clock, np.zeros(1, dtype=np.int64), np.arange(1, clock.end // (28 * DAY) + 1))
+    return months[months < clock.end]
+
+
+def flag_signals(acc: pd.DataFrame, look: Lookups, champions: Episodes, health: np.ndarray, acct: np.ndarray,
+                 now: np.ndarray) -> np.ndarray:
+    """Which playbooks' trouble shows for each (account, time), shape (rows, playbooks) in `PLAYBOOKS` order, before
+    the once-per-playbook and open-window rules; `health` is each row's mean health of the `FLAG_HEALTH_DAYS`
+    before."""
+    created, value_at, stalled = (acc[c].to_numpy()[acct] for c in ("created", "value_at", "stalled"))
+    tenure = (now - created) / DAY
+    return np.column_stack([
+        stalled & (value_at > now) & (tenure >= _ONBOARDING_DAYS[0]) & (tenure <= _ONBOARDING_DAYS[1]),
+        (champions.progress(acct, now, 45) >= _CHAMPION_SHOWS) | (health < _LOW_HEALTH[0]),
+        count_before(look.support, acct, now, _SUPPORT_DAYS) >= _SUPPORT_TICKETS,
+        (unhappy_share(look, acct, now) >= _VOICE_SHARE)
+        & (count_before(look.unhappy, acct, now, _VOICE_RECENT_DAYS) >= 1),
+        health < _LOW_HEALTH[1],
+    ])
 
 
 def actions_frame(flags: Flags, company: Company) -> pd.DataFrame:

@@ -45,7 +45,7 @@ from pipelines.synthetic.causes import (
     draw_episodes,
     draw_onboarding,
 )
-from pipelines.synthetic.clock import make_clock
+from pipelines.synthetic.clock import DAY, make_clock, time_keys
 from pipelines.synthetic.company import Company
 from pipelines.synthetic.config import SimulationConfig
 from pipelines.synthetic.contracts import (
@@ -55,10 +55,11 @@ from pipelines.synthetic.contracts import (
     subscriptions_frame,
     truth_frame,
 )
-from pipelines.synthetic.cs_team import actions_frame, draw_flags, playbooks_frame
+from pipelines.synthetic.cs_team import actions_frame, draw_flags, month_starts, playbooks_frame
 from pipelines.synthetic.frames import format_ids
 from pipelines.synthetic.hazard import Candidates
 from pipelines.synthetic.health import cumulate_health, simulate_health
+from pipelines.synthetic.nowcast import LatentState, nowcast_frame, simulate_nowcast
 from pipelines.synthetic.support import (
     draw_ces,
     draw_episode_tickets,
@@ -74,7 +75,7 @@ from pipelines.synthetic.support import (
 
 _STREAMS = ("accounts", "health", "tickets", "nps", "contracts", "addons", "users", "surveys", "events",
             "milestones", "onboarding", "champion_loss", "support_pain", "unhappy_voice", "price_shock", "cs_team",
-            "outcomes", "comments")
+            "outcomes", "comments", "nowcast")
 # the order fixes each stream's seed: append new ones, never reorder
 
 
@@ -100,21 +101,21 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
     rates, clock = config.causes, make_clock(config)
     acc = draw_accounts(streams["accounts"], config.accounts, clock)
     acc = acc.assign(**draw_onboarding(streams["onboarding"], acc, rates["onboarding"]))
-    health = simulate_health(streams["health"], acc, clock)
+    health, health_states = simulate_health(streams["health"], acc, clock, month_starts(clock) // DAY)
     episodes = {name: draw_episodes(streams[name], acc, clock, spec, rates[name])
                 for name, spec in (("champion_loss", CHAMPION_LOSS), ("support_pain", SUPPORT_PAIN),
                                    ("unhappy_voice", UNHAPPY_VOICE))}
     unhappy = episodes["unhappy_voice"]
     voiced = draw_voice_answers(streams["unhappy_voice"], acc, health, unhappy, clock)
-    candidates = Candidates(
-        pd.concat([draw_tickets(streams["tickets"], acc, health, clock),
-                   draw_episode_tickets(streams["support_pain"], acc, episodes["support_pain"], clock)],
-                  ignore_index=True),
-        pd.concat([voice_nps(draw_nps(streams["nps"], acc, health, clock), unhappy),
-                   voiced.loc[voiced["kind"] == 0, ["acct", "responded", "score", "voice"]]], ignore_index=True))
+    tickets = pd.concat([draw_tickets(streams["tickets"], acc, health, clock),
+                         draw_episode_tickets(streams["support_pain"], acc, episodes["support_pain"], clock)],
+                        ignore_index=True)
+    nps, nps_phase = draw_nps(streams["nps"], acc, health, clock)
+    candidates = Candidates(tickets, pd.concat([voice_nps(nps, unhappy), voiced.loc[
+        voiced["kind"] == 0, ["acct", "responded", "score", "voice"]]], ignore_index=True))
     cum = cumulate_health(health)
-    flags = draw_flags(streams["cs_team"], acc, cum, candidates.lookups(),
-                       episodes["champion_loss"], clock, config.cs_team)
+    flag_look = candidates.lookups()
+    flags = draw_flags(streams["cs_team"], acc, cum, flag_look, episodes["champion_loss"], clock, config.cs_team)
     pressures = Pressures(champions=episodes["champion_loss"], shock_rng=streams["price_shock"],
                           shock_rate=rates["price_shock"], flags=flags)
     subs, truth, spans, paid_start, shocks = simulate_contracts(streams["contracts"], acc, cum,
@@ -126,7 +127,15 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
     tickets, csat = finish_tickets(streams["tickets"], candidates.tickets, company)
     ces = voice_ces(draw_ces(streams["surveys"], acc, health, clock), unhappy)
     answers = [candidates.nps.assign(kind=0), csat, ces.assign(kind=2), voiced[voiced["kind"] > 0]]
-    return {
+    own = voiced[voiced["kind"] == 0]
+    latent = LatentState(acc=acc, clock=clock, cum=cum, health_states=health_states,
+                         champions=episodes["champion_loss"], pain=episodes["support_pain"], unhappy=unhappy,
+                         hazard_look=candidates.lookups(), flag_look=flag_look,
+                         voice_keys=np.sort(time_keys(own["acct"].to_numpy(), own["responded"].to_numpy())),
+                         nps_phase=nps_phase, flags=flags, spans=spans, paid_start=paid_start, shocks=shocks,
+                         rates=rates, holdout_share=config.cs_team.holdout_share)
+    nowcast = config.nowcast
+    frames = {
         "accounts": accounts_frame(acc, company.ids, clock),
         "subscriptions": subscriptions_frame(subs, company.ids, clock),
         "events": draw_events(streams["events"], company, users,
@@ -140,3 +149,7 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
         "sim_causes": causes_frame(company, episodes, shocks),
         "sim_playbooks": playbooks_frame(config.cs_team),
     }
+    if nowcast.paths:
+        frames["sim_nowcast"] = nowcast_frame(simulate_nowcast(streams["nowcast"], latent, nowcast), company.ids,
+                                              clock, nowcast.horizon_days)
+    return frames

@@ -29,7 +29,8 @@ CAUSE_MARGIN = 0.5  # a renewal's true cause is its largest cause term if above 
 
 _HAZARD_BASE = {1: -4.0, 12: -2.2}  # logit at a monthly / annual renewal without a cause, all else average
 _HAZARD_SEGMENT = np.array([0.15, 0.0, -0.3])
-_HEALTH_WEIGHT = 0.3  # logit per unit of mean latent health over the 30 days before the renewal (lowers it)
+_HEALTH_WEIGHT = 0.3  # logit per unit of mean latent health over the HEALTH_DAYS before the decision (lowers it)
+HEALTH_DAYS = 30
 _NOISE_SD = 0.15  # the per-renewal part of the hazard no table shows
 
 _NOTICE_DAYS = 45  # a renewal is decided this many days before it, on the causes as they stood then
@@ -128,7 +129,7 @@ def churn_hazards(rng: np.random.Generator, acc: pd.DataFrame, cum: np.ndarray, 
     logit = (
         np.where(due.bp == 12, _HAZARD_BASE[12], _HAZARD_BASE[1])
         + _HAZARD_SEGMENT[acc["segment"].to_numpy()[due.acct]]
-        - _HEALTH_WEIGHT * mean_health_before(cum, due.acct, due.at - _NOTICE_DAYS * DAY, 30)
+        - _HEALTH_WEIGHT * mean_health_before(cum, due.acct, due.at - _NOTICE_DAYS * DAY, HEALTH_DAYS)
         + acc["frailty"].to_numpy()[due.acct]
         + rng.normal(0.0, _NOISE_SD, len(due.acct))  # irreducible: no table shows it
         + terms.sum(axis=1)

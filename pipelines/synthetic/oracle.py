@@ -18,7 +18,8 @@ import pandas as pd
 
 from pipelines.synthetic.config import CAUSE_GROUPS
 
-__all__ = ["CAUSE_GROUPS", "compute_oracle_probabilities", "true_causes", "true_playbook_effects"]
+__all__ = ["CAUSE_GROUPS", "compute_oracle_probabilities", "nowcast_probabilities", "true_causes",
+           "true_playbook_effects"]
 TRUE_EFFECT_COLUMNS = ["hazard_effect", "true_effect", "true_difference", "true_treated_rate", "true_untreated_rate"]
 
 
@@ -43,6 +44,29 @@ def compute_oracle_probabilities(
     out = np.zeros(len(snapshots))
     out[per_row.index.to_numpy()] = 1.0 - np.exp(per_row.to_numpy())
     return out
+
+
+def nowcast_probabilities(nowcast: pd.DataFrame, snapshots: pd.DataFrame, horizon_days: int) -> np.ndarray:
+    """The nowcast oracle (`sim_nowcast`, built by `nowcast.simulate_nowcast`) for each snapshots row: P(churn within
+    (as_of, as_of + horizon] | the true latent state at the as-of), the fair ceiling a model is read against.
+
+    Args:
+        nowcast: `sim_nowcast` (account_id, as_of, horizon_days, probability).
+        snapshots: rows of (account_id, as_of).
+        horizon_days: label horizon in days; only the table's rows for this horizon are read.
+
+    Returns:
+        One probability per snapshots row, in row order; NaN where the table has none: an as-of off its grid
+        (the month starts of the history after its first day), another horizon, or an account not paying then
+        (a trial).
+    """
+    table = nowcast[nowcast["horizon_days"] == horizon_days]
+    keys = pd.DataFrame({"account_id": table["account_id"].astype(str).to_numpy(),
+                         "as_of": pd.to_datetime(table["as_of"]).to_numpy(),
+                         "probability": table["probability"].to_numpy(dtype=float)})
+    rows = pd.DataFrame({"account_id": snapshots["account_id"].astype(str).to_numpy(),
+                         "as_of": pd.to_datetime(snapshots["as_of"]).to_numpy()})
+    return rows.merge(keys, on=["account_id", "as_of"], how="left")["probability"].to_numpy(dtype=float)
 
 
 def true_causes(truth: pd.DataFrame, snapshots: pd.DataFrame, horizon_days: int) -> np.ndarray:

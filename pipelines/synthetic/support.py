@@ -28,6 +28,10 @@ _SURVEY_TYPES = ("nps", "csat", "ces")  # the `kind` codes of the answers
 _EPISODE_TICKETS = np.array([1.0, 1.8, 3.5])  # tickets per week of a support-pain episode, by segment
 _EPISODE_PRIORITY = np.array([0.05, 0.15, 0.45, 0.35])  # low, normal, high, urgent
 _NPS_MEAN = 7.2  # an NPS answer at health 0
+CAMPAIGN_DAYS, FIRST_CAMPAIGN_DAYS = 91, 30  # an NPS campaign per account every this many days, the first after sign-up
+NPS_ANSWERS = (0.35, 0.6)  # answers per campaign: a x users ** b
+NPS_DELAY_DAYS = 4.0  # mean days from a campaign to an answer
+VOICE_EXTRA_NPS, VOICE_DELAY_DAYS = 0.7, 3.0  # unhappy voice: detractor answers beyond the first, mean delay (days)
 _VOICE_NPS_DROP, _VOICE_CES_DROP = 4.0, 2.5  # points an unhappy-voice episode takes off NPS and CES answers
 _COMMENT_CHANCE = np.array([0.5, 0.3, 0.3])  # share of NPS, CSAT and CES answers with a comment
 _SCALE = np.array([[7.5, 2.0], [3.5, 1.0], [4.5, 1.5]])  # per survey type: the neutral score and a point's weight
@@ -98,21 +102,24 @@ def draw_episode_tickets(rng: np.random.Generator, acc: pd.DataFrame, pain: Epis
     })[keep].reset_index(drop=True)
 
 
-def draw_nps(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray, clock: Clock) -> pd.DataFrame:
-    """Candidate NPS answers: a campaign per account about every quarter, a few of its users answer."""
-    n, k = len(acc), clock.days // 91 + 2
-    campaign = rng.uniform(0, 91, n)[:, None] + 91.0 * np.arange(k)[None, :]
-    first = np.maximum(acc["created"].to_numpy() / DAY + 30, 0)
+def draw_nps(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray,
+             clock: Clock) -> tuple[pd.DataFrame, np.ndarray]:
+    """Candidate NPS answers: a campaign per account about every quarter, a few of its users answer; and each
+    account's first campaign day (its campaigns follow every `CAMPAIGN_DAYS`)."""
+    n, k = len(acc), clock.days // CAMPAIGN_DAYS + 2
+    phase = rng.uniform(0, CAMPAIGN_DAYS, n)
+    campaign = phase[:, None] + float(CAMPAIGN_DAYS) * np.arange(k)[None, :]
+    first = np.maximum(acc["created"].to_numpy() / DAY + FIRST_CAMPAIGN_DAYS, 0)
     a, j = np.nonzero((campaign >= first[:, None]) & (campaign < clock.days))
-    answers = rng.poisson(0.35 * acc["n_users"].to_numpy()[a] ** 0.6)
+    answers = rng.poisson(NPS_ANSWERS[0] * acc["n_users"].to_numpy()[a] ** NPS_ANSWERS[1])
     acct = np.repeat(a, answers)
-    day = np.floor(np.repeat(campaign[a, j], answers) + rng.exponential(4.0, len(acct))).astype(np.int64)
+    day = np.floor(np.repeat(campaign[a, j], answers) + rng.exponential(NPS_DELAY_DAYS, len(acct))).astype(np.int64)
     responded = day * DAY + working_seconds(rng, len(acct))
     keep = responded < clock.end
     acct, responded = acct[keep], responded[keep]
     h = health_at(health, acct, responded)
     score = np.clip(np.round(_NPS_MEAN + 1.2 * h + rng.normal(0, 1.3, len(acct))), 0, 10)
-    return pd.DataFrame({"acct": acct, "responded": responded, "score": score, "voice": False})
+    return pd.DataFrame({"acct": acct, "responded": responded, "score": score, "voice": False}), phase
 
 
 def draw_voice_answers(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray, unhappy: Episodes,
@@ -120,11 +127,12 @@ def draw_voice_answers(rng: np.random.Generator, acc: pd.DataFrame, health: np.n
     """Answers the account's users give in-app in the first days of each unhappy-voice episode: one or more
     detractor NPS answers (`kind` 0), usually a low CSAT (1) and a hard CES (2) answer; all flagged `voice`."""
     n = len(unhappy.acct)
-    parts = [np.repeat(np.arange(n), 1 + rng.poisson(0.7, n)), np.flatnonzero(rng.random(n) < 0.6),
+    parts = [np.repeat(np.arange(n), 1 + rng.poisson(VOICE_EXTRA_NPS, n)), np.flatnonzero(rng.random(n) < 0.6),
              np.flatnonzero(rng.random(n) < 0.8)]
     episode, kind = np.concatenate(parts), np.repeat([0, 1, 2], [len(p) for p in parts])
     acct, severity = unhappy.acct[episode], unhappy.severity[episode]
-    responded = unhappy.start[episode] + np.round(rng.exponential(3.0, len(episode)) * DAY).astype(np.int64)
+    delay = rng.exponential(VOICE_DELAY_DAYS, len(episode))
+    responded = unhappy.start[episode] + np.round(delay * DAY).astype(np.int64)
     h, noise = health_at(health, acct, responded).astype(np.float64), rng.normal(0.0, 1.0, len(episode))
     nps = np.clip(np.round(_NPS_MEAN + 1.2 * h - _VOICE_NPS_DROP * severity + 1.3 * noise), 0, 10)
     csat = np.clip(np.round(2.0 + 0.8 * noise), 1, 5)

@@ -20,7 +20,8 @@ ALL = ["tenure_days", "value_reached", "days_to_first_value", "onboarding_share"
        "trial_to_paid_days", "days_to_first_expansion", "core_adoption_share", "core_adoption_median_days"]
 
 ACCOUNTS = {"a": "2023-01-01", "late": "2023-06-01", "edge": "2024-01-01", "upsell": "2023-01-15",
-            "new": AS_OF, "legacy": "2022-01-01"}  # legacy signed up before the event history began  # "ghost" is in the grid but has no account row and no data at all
+            "new": AS_OF, "legacy": "2022-01-01"}  # legacy signed up before the event history began
+# "ghost" is in the grid but has no account row and no data at all
 EVENTS = [  # (account, time, event name)
     ("legacy", "2022-12-20", "login"),              # the event history's first event
     ("legacy", "2023-03-01", "create_report"),      # first value seen, but not when it first came: no day count

@@ -30,12 +30,13 @@ EXPECTED_COLUMNS = {
                   "onboarding", "champion_loss", "support_pain", "unhappy_voice", "price_shock", "cause"],
     "sim_causes": ["account_id", "cause", "group", "started_at", "ended_at"],
     "sim_playbooks": ["playbook", "hazard_effect", "effect_days", "holdout_share"],
+    "sim_nowcast": ["account_id", "as_of", "horizon_days", "probability"],
 }
 TIME_COLUMNS = {
     "accounts": ["created_at"], "subscriptions": ["start_at", "end_at"], "events": ["event_at"],
     "users": ["created_at"], "tickets": ["created_at", "resolved_at"], "surveys": ["responded_at"],
     "milestones": ["achieved_at"], "cs_actions": ["done_at"], "sim_truth": ["month", "renewal_at", "lifecycle_start"],
-    "sim_causes": ["started_at", "ended_at"],
+    "sim_causes": ["started_at", "ended_at"], "sim_nowcast": ["as_of"],
 }
 
 

@@ -24,9 +24,15 @@ def trained(make_project) -> tuple[Project, str]:
 
 def test_simulate_train_score_end_to_end(trained):
     project, first_training = trained
-    assert "no champion yet" in first_training and "oracle" in first_training
-    oracle = float(next(line for line in first_training.splitlines() if "oracle (simulation)" in line).split()[-1])
-    assert oracle > 0.6
+    assert "no champion yet" in first_training
+
+    def roc_auc(name: str) -> float:
+        return float(next(line for line in first_training.splitlines() if line.strip().startswith(name))
+                     .split(name)[1].split()[0])
+
+    # The fair ceiling sits between the model and the oracle that knows the future (a fixed seed: no flakiness).
+    hindsight, nowcast, model = roc_auc("hindsight oracle"), roc_auc("nowcast oracle"), roc_auc("lightgbm (calibrated)")
+    assert model < nowcast < hindsight and nowcast > 0.6
 
     project.churn("score")
     scores = project.query("SELECT * FROM churn_scores")
