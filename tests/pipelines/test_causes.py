@@ -221,7 +221,7 @@ def test_the_champion_who_leaves_is_an_admin(alone):
     for row in onsets.itertuples():
         account_users = users.index[users["account_id"] == row.account_id]
         stopped = last.reindex(account_users)
-        gone += list(stopped[(stopped < row.started_at) & (stopped >= row.started_at - pd.Timedelta(days=3))].index)
+        gone += list(stopped[(stopped < row.started_at) & (stopped >= row.started_at - pd.Timedelta(days=1))].index)
     assert len(gone) >= 20 and users.loc[gone, "role"].eq("admin").mean() > 0.7
 
 
