@@ -53,12 +53,14 @@ from pipelines.synthetic.contracts import (
     addon_rows,
     simulate_contracts,
     subscriptions_frame,
+    term_ends,
     truth_frame,
 )
 from pipelines.synthetic.cs_team import actions_frame, draw_flags, playbooks_frame
 from pipelines.synthetic.frames import format_ids
 from pipelines.synthetic.hazard import Candidates
 from pipelines.synthetic.health import cumulate_health, simulate_health
+from pipelines.synthetic.profiles import OPTIONAL_TABLES, get_profile
 from pipelines.synthetic.support import (
     draw_ces,
     draw_episode_tickets,
@@ -82,12 +84,13 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
     """Return the source tables (canonical names) plus 'sim_truth' and 'sim_causes'.
 
     Args:
-        config: size, length, seed, start of the history and the causes' rate multipliers; the same config always
-            gives the same frames.
+        config: size, length, seed, start of the history, the company profile and the causes' rate multipliers
+            (times the profile's `cause_scale`); the same config always gives the same frames.
 
     Returns:
         accounts, subscriptions, events, users, tickets, surveys and milestones with the contract's columns
-        (naive datetime64[us] timestamps); sim_truth (account_id, month, renewal_at, hazard, drawn,
+        (naive datetime64[us] timestamps; a profile without tickets, surveys or milestones leaves those tables
+        out, and one with pre-aggregated events adds `event_count`); sim_truth (account_id, month, renewal_at, hazard, drawn,
         lifecycle_start, one column per cause, cause): one row per renewal of each paid lifecycle inside the
         history with its true churn probability, each cause's term in its logit and its true cause ("none" when
         no term exceeds `hazard.CAUSE_MARGIN`); `drawn` is False for the renewals after the lifecycle churned
@@ -97,8 +100,9 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
     """
     # one child stream per part, so tuning one table never reshuffles the others
     streams = dict(zip(_STREAMS, np.random.default_rng(config.seed).spawn(len(_STREAMS)), strict=True))
-    rates, clock = config.causes, make_clock(config)
-    acc = draw_accounts(streams["accounts"], config.accounts, clock)
+    profile, clock = get_profile(config.profile), make_clock(config)
+    rates = {name: rate * profile.cause_scale.get(name, 1.0) for name, rate in config.causes.items()}
+    acc = draw_accounts(streams["accounts"], config.accounts, clock, profile)
     acc = acc.assign(**draw_onboarding(streams["onboarding"], acc, rates["onboarding"]))
     health = simulate_health(streams["health"], acc, clock)
     episodes = {name: draw_episodes(streams[name], acc, clock, spec, rates[name])
@@ -107,28 +111,31 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
     unhappy = episodes["unhappy_voice"]
     voiced = draw_voice_answers(streams["unhappy_voice"], acc, health, unhappy, clock)
     candidates = Candidates(
-        pd.concat([draw_tickets(streams["tickets"], acc, health, clock),
+        pd.concat([draw_tickets(streams["tickets"], acc, health, clock, profile.ticket_rate),
                    draw_episode_tickets(streams["support_pain"], acc, episodes["support_pain"], clock)],
                   ignore_index=True),
-        pd.concat([voice_nps(draw_nps(streams["nps"], acc, health, clock), unhappy),
+        pd.concat([voice_nps(draw_nps(streams["nps"], acc, health, clock, profile.nps_answers), unhappy),
                    voiced.loc[voiced["kind"] == 0, ["acct", "responded", "score", "voice"]]], ignore_index=True))
     cum = cumulate_health(health)
     flags = draw_flags(streams["cs_team"], acc, cum, candidates.lookups(),
                        episodes["champion_loss"], clock, config.cs_team)
     pressures = Pressures(champions=episodes["champion_loss"], shock_rng=streams["price_shock"],
-                          shock_rate=rates["price_shock"], flags=flags)
+                          shock_rate=rates["price_shock"], flags=flags, profile=profile)
     subs, truth, spans, paid_start, shocks = simulate_contracts(streams["contracts"], acc, cum,
                                                                 candidates, pressures, clock)
-    subs = pd.concat([subs, addon_rows(streams["addons"], acc, spans, paid_start, clock)], ignore_index=True)
+    subs = pd.concat([subs, addon_rows(streams["addons"], acc, spans, paid_start, clock, profile)],
+                     ignore_index=True)
+    if profile.future_term_ends:
+        subs = term_ends(subs, clock)
     company = Company(acc=acc, health=health, activity=activity_offsets(episodes["champion_loss"], len(acc), clock),
-                      spans=spans, clock=clock, ids=format_ids("A", len(acc), 5))
+                      spans=spans, clock=clock, ids=format_ids("A", len(acc), 5), profile=profile)
     users = draw_users(streams["users"], company)
     tickets, csat = finish_tickets(streams["tickets"], candidates.tickets, company)
     ces = voice_ces(draw_ces(streams["surveys"], acc, health, clock), unhappy)
     answers = [candidates.nps.assign(kind=0), csat, ces.assign(kind=2), voiced[voiced["kind"] > 0]]
-    return {
-        "accounts": accounts_frame(acc, company.ids, clock),
-        "subscriptions": subscriptions_frame(subs, company.ids, clock),
+    frames = {
+        "accounts": accounts_frame(acc, company.ids, clock, profile),
+        "subscriptions": subscriptions_frame(subs, company.ids, clock, profile.plans),
         "events": draw_events(streams["events"], company, users,
                               champion_departures(users, episodes["champion_loss"]), streams["outcomes"]),
         "users": users_frame(users, company.ids, clock),
@@ -140,3 +147,5 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
         "sim_causes": causes_frame(company, episodes, shocks),
         "sim_playbooks": playbooks_frame(config.cs_team),
     }
+    # A profile's warehouse without tickets, surveys or milestones simply lacks those tables.
+    return {name: frame for name, frame in frames.items() if name not in OPTIONAL_TABLES or name in profile.tables}

@@ -22,7 +22,6 @@ from pipelines.synthetic.draws import pick, sigmoid, working_seconds
 from pipelines.synthetic.frames import format_ids, take
 from pipelines.synthetic.health import health_at
 
-_TICKET_RATE = np.array([0.6, 1.5, 3.5])  # tickets per account and month at health 0, by segment
 _PRIORITIES = ("low", "normal", "high", "urgent")
 _SURVEY_TYPES = ("nps", "csat", "ces")  # the `kind` codes of the answers
 _EPISODE_TICKETS = np.array([1.0, 1.8, 3.5])  # tickets per week of a support-pain episode, by segment
@@ -48,9 +47,11 @@ COMMENTS = (
 )
 
 
-def draw_tickets(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray, clock: Clock) -> pd.DataFrame:
-    """Candidate tickets over the whole history; more, more urgent and slower to close when health is low."""
-    rate = _TICKET_RATE[acc["segment"].to_numpy()] / 22 * np.exp(-0.6 * health)
+def draw_tickets(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray, clock: Clock,
+                 monthly: tuple[float, ...]) -> pd.DataFrame:
+    """Candidate tickets over the whole history (`monthly` per account and month at health 0, by segment: the
+    profile's); more, more urgent and slower to close when health is low."""
+    rate = np.array(monthly)[acc["segment"].to_numpy()] / 22 * np.exp(-0.6 * health)
     day, acct = np.nonzero(rng.random(health.shape) < rate * clock.weekday_factor(0.2)[:, None])
     created = day * DAY + working_seconds(rng, len(day))
     keep = created > acc["created"].to_numpy()[acct]
@@ -98,13 +99,15 @@ def draw_episode_tickets(rng: np.random.Generator, acc: pd.DataFrame, pain: Epis
     })[keep].reset_index(drop=True)
 
 
-def draw_nps(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray, clock: Clock) -> pd.DataFrame:
-    """Candidate NPS answers: a campaign per account about every quarter, a few of its users answer."""
+def draw_nps(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray, clock: Clock,
+             answers_per_user: float) -> pd.DataFrame:
+    """Candidate NPS answers: a campaign per account about every quarter, a few of its users answer (Poisson with
+    mean `answers_per_user` x users ** 0.6: the profile's)."""
     n, k = len(acc), clock.days // 91 + 2
     campaign = rng.uniform(0, 91, n)[:, None] + 91.0 * np.arange(k)[None, :]
     first = np.maximum(acc["created"].to_numpy() / DAY + 30, 0)
     a, j = np.nonzero((campaign >= first[:, None]) & (campaign < clock.days))
-    answers = rng.poisson(0.35 * acc["n_users"].to_numpy()[a] ** 0.6)
+    answers = rng.poisson(answers_per_user * acc["n_users"].to_numpy()[a] ** 0.6)
     acct = np.repeat(a, answers)
     day = np.floor(np.repeat(campaign[a, j], answers) + rng.exponential(4.0, len(acct))).astype(np.int64)
     responded = day * DAY + working_seconds(rng, len(acct))
