@@ -23,8 +23,9 @@ class SimulateResult:
 
 
 def run_simulate(params: Params, config: SimulateConfig, progress: Progress, replace: bool = False) -> SimulateResult:
-    """Generate the synthetic warehouse and write its tables (canonical names, cs_actions included) plus the truth
-    tables `sim_truth`, `sim_causes` and `sim_playbooks`.
+    """Generate the synthetic warehouse of the configured profile and write its tables (canonical names,
+    cs_actions included; a source table the profile lacks is dropped) plus the truth tables `sim_truth`,
+    `sim_causes` and `sim_playbooks`.
 
     Refuses to overwrite a warehouse that holds an `accounts` table it did not generate, unless `replace`.
     """
@@ -46,14 +47,16 @@ def _fill(con, params: Params, config: SimulateConfig, progress: Progress, repla
     with progress.stage("generate") as info:
         frames = generate_warehouse(SimulationConfig(accounts=config.accounts, months=config.months,
                                                      seed=config.seed, start=config.start, causes=config.causes,
-                                                     cs_team=config.cs_team.team()))
-        info["detail"] = (f"{len(frames['accounts']):,} accounts, {len(frames['events']):,} events, "
-                          f"{config.months} months")
+                                                     cs_team=config.cs_team.team(), profile=config.profile))
+        info["detail"] = (f"{config.profile}: {len(frames['accounts']):,} accounts, {len(frames['events']):,} "
+                          f"event rows, {config.months} months")
     with progress.stage("write warehouse") as info:
         for name in OUTPUT_VIEWS:
             if name in existing:
                 con.drop_view(name)
-        for name in OUTPUT_TABLES:
+        # A profile without tickets, surveys or milestones must not leave an earlier company's ones behind.
+        stale = [name for name in SOURCE_TABLES if name not in frames]
+        for name in (*OUTPUT_TABLES, *stale):
             if name in existing:
                 con.drop_table(name)
         write_tables(con, frames)
