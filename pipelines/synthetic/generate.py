@@ -93,9 +93,9 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
         out, and one with pre-aggregated events adds `event_count`); sim_truth (account_id, month, renewal_at,
         hazard, drawn, lifecycle_start, one column per cause, cause): one row per renewal of each paid lifecycle
         inside the history with its true churn probability, each cause's term in its logit and its true cause
-        ("none" when no term exceeds `hazard.CAUSE_MARGIN`); `drawn` is False for the renewals after the lifecycle churned
-        (their hazard is what the account would have faced), and `lifecycle_start` tells a re-activated
-        account's lifecycles apart; sim_causes (account_id, cause, group, started_at, ended_at): every cause
+        ("none" when no term exceeds `hazard.CAUSE_MARGIN`); `drawn` is False for the renewals after the
+        lifecycle churned (their hazard is what the account would have faced), and `lifecycle_start` tells a
+        re-activated account's lifecycles apart; sim_causes (account_id, cause, group, started_at, ended_at): every cause
         episode that overlaps a time the account was alive.
     """
     # one child stream per part, so tuning one table never reshuffles the others
