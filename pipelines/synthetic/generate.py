@@ -95,8 +95,8 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
         inside the history with its true churn probability, each cause's term in its logit and its true cause
         ("none" when no term exceeds `hazard.CAUSE_MARGIN`); `drawn` is False for the renewals after the
         lifecycle churned (their hazard is what the account would have faced), and `lifecycle_start` tells a
-        re-activated account's lifecycles apart; sim_causes (account_id, cause, group, started_at, ended_at): every cause
-        episode that overlaps a time the account was alive.
+        re-activated account's lifecycles apart; sim_causes (account_id, cause, group, started_at, ended_at):
+        every cause episode that overlaps a time the account was alive.
     """
     # one child stream per part, so tuning one table never reshuffles the others
     streams = dict(zip(_STREAMS, np.random.default_rng(config.seed).spawn(len(_STREAMS)), strict=True))
