@@ -116,7 +116,7 @@ class EvaluateSize(BaseModel):
 
 def _default_evaluate_sizes() -> dict[str, EvaluateSize]:
     return {"demo": EvaluateSize(accounts=1500, months=18), "self_serve": EvaluateSize(accounts=1500, months=18),
-            "enterprise": EvaluateSize(accounts=500, months=36)}
+            "enterprise": EvaluateSize(accounts=800, months=36)}
 
 
 class EvaluateConfig(BaseModel):

@@ -108,13 +108,13 @@ def format_table(scores: list[ProfileScore]) -> list[str]:
         oracles.append(("nowcast", "nowcast_roc_auc"))
     trio = " / ".join(label for label, _ in CONTENDERS)
     head = [f"{'profile':<11}{'rows':>8}{'churners':>10}{'in valid':>10}"]
-    head += [f"{metric:>24}" for metric, _ in METRICS]
+    head += [f"{metric:>27}" for metric, _ in METRICS]
     head += [f"{name + ' oracle':>18}{'gap':>7}" for name, _ in oracles] + [f"{'seconds':>9}"]
-    legend = f"{'':<39}" + "".join(f"{trio:>24}" for _ in METRICS)
+    legend = f"{'':<39}" + "".join(f"{trio:>27}" for _ in METRICS)
     lines = ["".join(head), legend]
     for s in scores:
         cells = [f"{s.profile:<11}{s.rows:>8,}{s.churners:>10,}{s.valid_churners:>10,}"]
-        cells += [f"{' / '.join(f'{s.metrics[label][key]:.3f}' for label, _ in CONTENDERS):>24}"
+        cells += [f"{' / '.join(f'{s.metrics[label][key]:.3f}' for label, _ in CONTENDERS):>27}"
                   for _, key in METRICS]
         for _, attribute in oracles:
             oracle = getattr(s, attribute)
