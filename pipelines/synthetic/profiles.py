@@ -10,9 +10,10 @@ are the same processes in every profile; the truth (`sim_truth`, `sim_causes`) i
 - `demo`: today's company (the constants the generator always had; its frames are unchanged): SMB to Enterprise,
   about five events per active user-day, a fifth annual, every table.
 - `self_serve`: many small accounts on monthly plans that can churn at every renewal, heavy use (about 200 events
-  per active user-day, exported pre-aggregated: one row per session and event name with `event_count`), half the
-  paying accounts with an add-on row overlapping the base plan, term ends in the future, no tickets, surveys or
-  milestones (the support and voice causes have no channel there, so they are off), its own event names.
+  per active user-day, exported pre-aggregated: one row per session and event name with `event_count`), about a
+  third of the paying accounts with an add-on row overlapping the base plan, term ends in the future, no tickets,
+  surveys or milestones (the support and voice causes have no channel there, so they are off), its own event
+  names.
 - `enterprise`: few large accounts on annual contracts with tenures of up to six years, sparse events (about two
   per active user-day), rich tickets and surveys, term ends in the future, its own event and milestone names.
 

@@ -66,7 +66,7 @@ def test_every_profile_is_trained_and_scored_into_one_table(tmp_path):
     head = next(i for i, line in enumerate(lines) if line.startswith("profile "))
     rows = {line.split()[0]: line for line in lines[head + 2:head + 5]}
     assert list(rows) == list(TINY)
-    for profile, line in rows.items():
+    for line in rows.values():
         numbers = [float(v) for v in re.findall(r"\b\d+\.\d{3}\b", line)]
         model_roc, oracle, gap = numbers[0], numbers[-2], numbers[-1]
         assert 0.5 < model_roc < oracle <= 1.0, line   # better than chance, below the oracle
