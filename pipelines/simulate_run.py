@@ -50,6 +50,7 @@ def _fill(con, params: Params, config: SimulateConfig, progress: Progress, repla
                                                      cs_team=config.cs_team.team(), profile=config.profile))
         info["detail"] = (f"{config.profile}: {len(frames['accounts']):,} accounts, {len(frames['events']):,} "
                           f"event rows, {config.months} months")
+    _note_vocabulary(params, config.profile, progress)
     with progress.stage("write warehouse") as info:
         for name in OUTPUT_VIEWS:
             if name in existing:
@@ -62,3 +63,15 @@ def _fill(con, params: Params, config: SimulateConfig, progress: Progress, repla
         write_tables(con, frames)
         info["detail"] = ", ".join(f"{name} {len(frame):,}" for name, frame in frames.items())
     return SimulateResult(accounts=len(frames["accounts"]), events=len(frames["events"]))
+
+
+def _note_vocabulary(params: Params, name: str, progress: Progress) -> None:
+    """Say so when `features:` still names another company's events: the profile's params file names its own."""
+    from pipelines.synthetic.profiles import get_profile
+
+    profile = get_profile(name)
+    if params.features.login_event != profile.login_event or set(params.features.core_events) - set(
+            profile.event_names):
+        progress.note(f"the {name} company names its events its own way (login {profile.login_event!r}, core "
+                      f"{', '.join(profile.core_events)}); features: names others: lay docs/profiles/{name}.yaml "
+                      f"over your params (--params params.yaml --params docs/profiles/{name}.yaml)")

@@ -224,3 +224,15 @@ def test_profile_params_files_never_move_the_warehouse_or_the_mlflow_store():
     for overlay in overlays:
         sections = yaml.safe_load(overlay.read_text())
         assert not {"warehouse", "mlflow", "report", "validation"} & set(sections), overlay
+
+
+def test_simulating_a_profile_under_the_demos_event_names_says_which_params_file_to_lay_over(tmp_path):
+    params = write_params(tmp_path, {"simulate": {"accounts": 40, "months": 6, "profile": "enterprise"}})
+    with contextlib.chdir(tmp_path):
+        alone = CliRunner().invoke(app, ["--params", str(params), "simulate"])
+        laid = CliRunner().invoke(app, ["--params", str(params), "--params", str(OVERLAYS / "enterprise.yaml"),
+                                        "simulate", "--accounts", "40", "--months", "30"])
+    assert alone.exit_code == 0 and laid.exit_code == 0, alone.output + laid.output
+    assert "lay docs/profiles/enterprise.yaml over your params" in alone.output
+    assert "login 'sso_login'" in alone.output
+    assert "docs/profiles" not in laid.output
