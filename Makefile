@@ -10,7 +10,7 @@ PARAMS ?= params.yaml
 # Test files run in parallel, one worker per core (a file's tests stay together and share its fixtures).
 TEST_WORKERS ?= auto
 
-.PHONY: help setup demo simulate validate features kpis train score outcomes report docs test bench lint clean
+.PHONY: help setup demo simulate validate features kpis train score outcomes report docs test bench evaluate lint clean
 
 ## help: list the targets
 help:
@@ -83,6 +83,10 @@ test: $(STAMP) $(VENV)/.chromium $(VENV)/.spark
 ## bench: benchmark feature build (beside pandas), training and scoring on scaled warehouses (params `bench:`)
 bench: $(STAMP)
 	$(CHURN) --params $(PARAMS) bench
+
+## evaluate: simulate and train every company profile (demo, self_serve, enterprise; params `evaluate:`) in temporary folders, print one table
+evaluate: $(STAMP)
+	$(CHURN) --params $(PARAMS) evaluate --profiles
 
 ## lint: ruff over the code and tests
 lint: $(STAMP)

@@ -39,8 +39,11 @@ AS_OF_HELP = "As-of date (YYYY-MM-DD); features read only data strictly before i
 
 @app.callback()
 def main(ctx: typer.Context,
-         params: Path = typer.Option(Path("params.yaml"), "--params", help="Path to params.yaml.")) -> None:
-    """Churn prediction: simulate, validate, features, kpis, train, score, outcomes, report, demo, bench."""
+         params: list[Path] = typer.Option([Path("params.yaml")], "--params", metavar="PATH",
+                                           help="Path to params.yaml; repeat it to lay more files over it (later "
+                                                "ones win), e.g. a company profile's docs/profiles/NAME.yaml.")
+         ) -> None:
+    """Churn prediction: simulate, validate, features, kpis, train, score, outcomes, report, demo, bench, evaluate."""
     ctx.obj = params
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -66,7 +69,7 @@ def _params(ctx: typer.Context):
     from pipelines.config import load_params
     from pipelines.urls import password_forms
 
-    params = load_params(ctx.obj)
+    params = load_params(*ctx.obj)
     _SECRETS.extend(password_forms(params.warehouse.url) + password_forms(params.mlflow.tracking_uri))
     return params
 
@@ -254,6 +257,28 @@ def bench(ctx: typer.Context) -> None:
         result = run_bench(params, params.bench, _progress())
     if not result["all_targets_met"]:
         console.print("some targets were missed (see MISS above); the bench itself ran to the end", style="yellow")
+
+
+@app.command()
+def evaluate(ctx: typer.Context,
+             profiles: bool = typer.Option(False, "--profiles",
+                                           help="Simulate and train every company profile of `evaluate.profiles` "
+                                                "(demo, self_serve, enterprise) at its configured size.")) -> None:
+    """How the model does on warehouses unlike the demo's: with --profiles, each company profile is simulated and
+    trained through params alone (the --params files with docs/profiles/NAME.yaml laid over them) in a temporary
+    folder, and one table compares the model, the fitted health score and the logistic regression (ROC-AUC, PR-AUC,
+    lift in the top decile) and the model's gap to the oracle. Your warehouse and MLflow store are not touched."""
+    from pipelines.errors import StageError
+    from pipelines.evaluate_run import format_table, run_evaluate
+
+    with _expected_errors():
+        if not profiles:
+            raise StageError("churn evaluate: say what to evaluate: --profiles (see `churn evaluate --help`)")
+        params = _params(ctx)
+        scores = run_evaluate(list(ctx.obj), params.evaluate, _progress())
+    console.print("")
+    for line in format_table(scores):
+        console.print(line)
 
 
 @app.command()

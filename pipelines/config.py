@@ -14,6 +14,7 @@ from features.config import FeatureConfig, LabelConfig, SnapshotConfig, SourcesC
 from features.kpis.config import KpiConfig
 from pipelines.bench.config import BenchConfig
 from pipelines.synthetic.config import check_cause_rates
+from pipelines.synthetic.profiles import get_profile
 from pipelines.urls import fill_references, find_literal_secrets
 from pipelines.validation.config import ValidationConfig
 from serving.config import DriftConfig, OutcomesConfig, ReportConfig, ScoringConfig
@@ -79,9 +80,16 @@ class SimulateConfig(BaseModel):
     months: int = Field(default=24, ge=6)
     seed: int = 1
     start: date = date(2024, 1, 1)
+    profile: str = "demo"
     causes: dict[str, float] = Field(default_factory=lambda: check_cause_rates({}))
     cs_team: CsTeamSection = Field(default_factory=lambda: CsTeamSection())
     nowcast_paths: int = Field(default=100, ge=0, le=100_000, strict=True)
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        get_profile(value)   # one line naming the unknown profile and the known ones
+        return value
 
     @field_validator("cs_team", mode="before")
     @classmethod
@@ -96,6 +104,37 @@ class SimulateConfig(BaseModel):
         if not isinstance(value, dict):
             raise ValueError("a mapping of cause name to rate multiplier, e.g. {support_pain: 0}")
         return check_cause_rates(value)
+
+
+class EvaluateSize(BaseModel):
+    """One profile's warehouse in `churn evaluate --profiles`: accounts and months of history."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accounts: int = Field(ge=20)
+    months: int = Field(ge=6)
+
+
+def _default_evaluate_sizes() -> dict[str, EvaluateSize]:
+    return {"demo": EvaluateSize(accounts=1500, months=18), "self_serve": EvaluateSize(accounts=1500, months=18),
+            "enterprise": EvaluateSize(accounts=800, months=36)}
+
+
+class EvaluateConfig(BaseModel):
+    """The `evaluate:` section: the companies `churn evaluate --profiles` simulates and trains on, their sizes, and
+    where each one's params file lies."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profiles: dict[str, EvaluateSize] = Field(default_factory=_default_evaluate_sizes, min_length=1)
+    params_dir: Path = Path("docs/profiles")
+
+    @field_validator("profiles")
+    @classmethod
+    def _known_profiles(cls, value: dict[str, EvaluateSize]) -> dict[str, EvaluateSize]:
+        for name in value:
+            get_profile(name)
+        return value
 
 
 class ScoringSection(ScoringConfig):
@@ -124,6 +163,7 @@ class Params(BaseModel):
     kpis: KpiConfig = KpiConfig()
     simulate: SimulateConfig = SimulateConfig()
     bench: BenchConfig = BenchConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
 
     @model_validator(mode="after")
     def _health_score_features_exist(self) -> Params:
@@ -179,12 +219,38 @@ _TextDatesLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
 
-def load_params(path: Path) -> Params:
-    """Read params.yaml into Params; `CHURN_WAREHOUSE_URL` overrides `warehouse.url`.
+def load_params(path: Path, *overlays: Path) -> Params:
+    """Read params.yaml into Params, with each overlay file laid over it in turn (a company profile's params,
+    docs/profiles/); `CHURN_WAREHOUSE_URL` overrides `warehouse.url`.
+
+    An overlay's sections are merged key by key into the ones below; a key's value (a mapping such as
+    `features.ttv_targets` included) replaces the one below whole.
 
     Raises:
-        ParamsError: the file is missing, not YAML, or a key is unknown or has a bad value.
+        ParamsError: a file is missing, not YAML, or a key is unknown or has a bad value (naming the last file).
     """
+    raw = _read_yaml(path)
+    for overlay in overlays:
+        raw = merge_params(raw, _read_yaml(overlay))
+    path = Path(" + ".join(map(str, (path, *overlays))))  # errors name the files laid over each other
+    _resolve_urls(raw, path)
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(_describe(exc, path)) from None
+
+
+def merge_params(base: dict, overlay: dict) -> dict:
+    """`overlay` laid over `base`: each section merged key by key, each key's value replaced whole (so an overlay's
+    `ttv_targets` or `evaluate.profiles` is the whole mapping, not added to the one below)."""
+    merged = dict(base)
+    for section, values in overlay.items():
+        below = merged.get(section)
+        merged[section] = {**below, **values} if isinstance(below, dict) and isinstance(values, dict) else values
+    return merged
+
+
+def _read_yaml(path: Path) -> dict:
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_TextDatesLoader) or {}
     except UnicodeDecodeError:
@@ -197,8 +263,4 @@ def load_params(path: Path) -> Params:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections at the top level")
-    _resolve_urls(raw, path)
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as exc:
-        raise ParamsError(_describe(exc, path)) from None
+    return raw

@@ -23,9 +23,10 @@ class SimulateResult:
 
 
 def run_simulate(params: Params, config: SimulateConfig, progress: Progress, replace: bool = False) -> SimulateResult:
-    """Generate the synthetic warehouse and write its tables (canonical names, cs_actions included) plus the truth
-    tables `sim_truth`, `sim_causes`, `sim_playbooks` and (unless `simulate.nowcast_paths` is 0) `sim_nowcast`, the
-    nowcast oracle for `label.horizon_days`.
+    """Generate the synthetic warehouse of the configured profile and write its tables (canonical names,
+    cs_actions included; a source table the profile lacks is dropped) plus the truth tables `sim_truth`,
+    `sim_causes`, `sim_playbooks` and (unless `simulate.nowcast_paths` is 0) `sim_nowcast`, the nowcast oracle for
+    `label.horizon_days`.
 
     Refuses to overwrite a warehouse that holds an `accounts` table it did not generate, unless `replace`.
     """
@@ -47,16 +48,19 @@ def _fill(con, params: Params, config: SimulateConfig, progress: Progress, repla
     with progress.stage("generate") as info:
         frames = generate_warehouse(SimulationConfig(accounts=config.accounts, months=config.months,
                                                      seed=config.seed, start=config.start, causes=config.causes,
-                                                     cs_team=config.cs_team.team(),
+                                                     cs_team=config.cs_team.team(), profile=config.profile,
                                                      nowcast=NowcastConfig(horizon_days=params.label.horizon_days,
                                                                            paths=config.nowcast_paths)))
-        info["detail"] = (f"{len(frames['accounts']):,} accounts, {len(frames['events']):,} events, "
-                          f"{config.months} months")
+        info["detail"] = (f"{config.profile}: {len(frames['accounts']):,} accounts, {len(frames['events']):,} "
+                          f"event rows, {config.months} months")
+    _note_vocabulary(params, config.profile, progress)
     with progress.stage("write warehouse") as info:
         for name in OUTPUT_VIEWS:
             if name in existing:
                 con.drop_view(name)
-        for name in OUTPUT_TABLES:
+        # A profile without tickets, surveys or milestones must not leave an earlier company's ones behind.
+        stale = [name for name in SOURCE_TABLES if name not in frames]
+        for name in (*OUTPUT_TABLES, *stale):
             if name in existing:
                 con.drop_table(name)
         if "sim_nowcast" in existing and "sim_nowcast" not in frames:
@@ -64,3 +68,15 @@ def _fill(con, params: Params, config: SimulateConfig, progress: Progress, repla
         write_tables(con, frames)
         info["detail"] = ", ".join(f"{name} {len(frame):,}" for name, frame in frames.items())
     return SimulateResult(accounts=len(frames["accounts"]), events=len(frames["events"]))
+
+
+def _note_vocabulary(params: Params, name: str, progress: Progress) -> None:
+    """Say so when `features:` still names another company's events: the profile's params file names its own."""
+    from pipelines.synthetic.profiles import get_profile
+
+    profile = get_profile(name)
+    if params.features.login_event != profile.login_event or set(params.features.core_events) - set(
+            profile.event_names):
+        progress.note(f"the {name} company names its events its own way (login {profile.login_event!r}, core "
+                      f"{', '.join(profile.core_events)}); features: names others: lay docs/profiles/{name}.yaml "
+                      f"over your params (--params params.yaml --params docs/profiles/{name}.yaml)")

@@ -75,6 +75,8 @@ class TrainResult:
     churn_rate: float
     report_path: Path
     backtest: pd.DataFrame | None
+    labelled: tuple[int, int]  # labelled rows and churners among them (train, calibration and validation)
+    validated: tuple[int, int]  # validation rows and churners among them: what the metrics are measured on
     reasons: ReasonAccuracy | None = None
     nowcast_roc_auc: float | None = None
 
@@ -351,9 +353,15 @@ def _publish(params: Params, progress: Progress, data: TrainingData, outcome: Tr
         write_files({report_path: report}, "report.dir")
         info["detail"] = f"{params.mlflow.model_name} v{run.version}: {decision['reason']}"
     progress.note(f"training report: {report_path}")
+    split = experiment.split
     return TrainResult(
         metrics=experiment.metrics[MODEL], baselines={k: v for k, v in experiment.metrics.items() if k != MODEL},
         oracle_roc_auc=outcome.oracle, run_id=run.run_id, version=run.version, decision=decision,
         features=data.feature_set.names, rows=len(data.frame), accounts=int(data.frame["account_id"].nunique()),
         churn_rate=float(experiment.split.train.label.mean()), report_path=report_path, backtest=summary,
-        reasons=outcome.reasons, nowcast_roc_auc=outcome.nowcast)
+        labelled=_counts(*(part for part in (split.train, split.calib, split.valid) if part is not None)),
+        validated=_counts(split.valid), reasons=outcome.reasons, nowcast_roc_auc=outcome.nowcast)
+
+
+def _counts(*frames: pd.DataFrame) -> tuple[int, int]:
+    return sum(len(f) for f in frames), sum(int(f["label"].sum()) for f in frames)

@@ -1,7 +1,8 @@
-"""Accounts: who signs up and when (about a quarter exist before the history starts, the rest sign up
-front-loaded), with their firmographics (name, segment, industry, region, CS owner), commercial terms (seats,
-plan tier, billing period, discount, whether they start on a trial) and latent traits (drawn in `health`), and
-the `accounts` output frame. What happens to the accounts' subscriptions afterwards lives in `contracts`.
+"""Accounts: who signs up and when (a share exist before the history starts, the rest sign up front-loaded), with
+their firmographics (name, segment, industry, region, CS owner), commercial terms (seats, plan tier, billing
+period, discount, whether they start on a trial) and latent traits (drawn in `health`), and the `accounts` output
+frame; the shares and sizes are the company `Profile`'s. What happens to the accounts' subscriptions afterwards
+lives in `contracts`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from pipelines.synthetic.clock import DAY, Clock
 from pipelines.synthetic.draws import pick, working_seconds
 from pipelines.synthetic.frames import take
 from pipelines.synthetic.health import draw_latents
+from pipelines.synthetic.profiles import Profile
 
 TRIAL_DAYS = 14
 
-_SEGMENTS = ("SMB", "Mid-Market", "Enterprise")
-_SEGMENT_SHARE = (0.62, 0.28, 0.10)
 _INDUSTRIES = ("Software", "Fintech", "Healthcare", "Retail", "Manufacturing", "Education", "Media",
                "Logistics")
 _REGIONS = ("North America", "EMEA", "APAC", "LATAM")
@@ -31,23 +31,20 @@ _NAME_TAILS = ("harbor", "peak", "river", "forge", "labs", "works", "stone", "fi
 _NAME_SUFFIXES = ("Inc", "LLC", "GmbH", "Ltd", "Group", "Co")
 
 _TIER_SHARE = np.array([[0.65, 0.35, 0.0, 0.0], [0.0, 0.6, 0.4, 0.0], [0.0, 0.0, 0.45, 0.55]])  # by segment
-_SEATS_MEDIAN = np.array([6.0, 22.0, 60.0])
-_SEATS_RANGE = np.array([[1, 30], [8, 150], [30, 300]])
-_ANNUAL_SHARE = np.array([0.2, 0.5, 0.8])
-_TRIAL_SHARE = np.array([0.5, 0.3, 0.1])  # about 40% overall
-_PRE_EXISTING_SHARE = 0.25
 
 
-def draw_accounts(rng: np.random.Generator, n: int, clock: Clock) -> pd.DataFrame:
-    """Accounts in sign-up order: ~25% exist already at the start, the rest sign up, front-loaded."""
-    pre = rng.random(n) < _PRE_EXISTING_SHARE
-    day = np.where(pre, -rng.uniform(TRIAL_DAYS + 1, 730, n), clock.days * rng.beta(1.0, 1.5, n))
+def draw_accounts(rng: np.random.Generator, n: int, clock: Clock, profile: Profile) -> pd.DataFrame:
+    """Accounts in sign-up order: a share (the profile's, 25% in the demo) exist already at the start, the rest
+    sign up, front-loaded."""
+    pre = rng.random(n) < profile.pre_existing_share
+    day = np.where(pre, -rng.uniform(TRIAL_DAYS + 1, profile.pre_existing_days, n),
+                   clock.days * rng.beta(1.0, 1.5, n))
     created = np.floor(day).astype(np.int64) * DAY + working_seconds(rng, n)
     order = np.argsort(created, kind="stable")
     acc = pd.DataFrame({"created": created[order], "pre": pre[order]})
-    acc["segment"] = rng.choice(3, size=n, p=_SEGMENT_SHARE)
+    acc["segment"] = rng.choice(3, size=n, p=profile.segment_share)
     acc = acc.assign(**_draw_firmographics(rng, n))
-    acc = acc.assign(**_draw_commercials(rng, acc["segment"].to_numpy()))
+    acc = acc.assign(**_draw_commercials(rng, acc["segment"].to_numpy(), profile))
     return acc.assign(**draw_latents(rng, acc["segment"].to_numpy(), acc["seats"].to_numpy()))
 
 
@@ -63,27 +60,27 @@ def _draw_firmographics(rng: np.random.Generator, n: int) -> dict[str, np.ndarra
     }
 
 
-def _draw_commercials(rng: np.random.Generator, seg: np.ndarray) -> dict[str, np.ndarray]:
-    n = len(seg)
-    seats = np.exp(rng.normal(np.log(_SEATS_MEDIAN[seg]), 0.5))
-    seats = np.clip(np.round(seats), _SEATS_RANGE[seg, 0], _SEATS_RANGE[seg, 1]).astype(np.int64)
-    annual = rng.random(n) < _ANNUAL_SHARE[seg]
+def _draw_commercials(rng: np.random.Generator, seg: np.ndarray, profile: Profile) -> dict[str, np.ndarray]:
+    n, seats_range = len(seg), np.array(profile.seats_range)
+    seats = np.exp(rng.normal(np.log(np.array(profile.seats_median)[seg]), 0.5))
+    seats = np.clip(np.round(seats), seats_range[seg, 0], seats_range[seg, 1]).astype(np.int64)
+    annual = rng.random(n) < np.array(profile.annual_share)[seg]
     return {
         "bp": np.where(annual, 12, 1),
         "seats": seats,
         "tier": pick(rng, _TIER_SHARE[seg]),
         "discount": rng.uniform(0.85, 1.05, n) * np.where(annual, 0.85, 1.0),
-        "trial": rng.random(n) < _TRIAL_SHARE[seg],
+        "trial": rng.random(n) < np.array(profile.trial_share)[seg],
     }
 
 
-def accounts_frame(acc: pd.DataFrame, ids: pa.Array, clock: Clock) -> pd.DataFrame:
-    """The `accounts` table."""
+def accounts_frame(acc: pd.DataFrame, ids: pa.Array, clock: Clock, profile: Profile) -> pd.DataFrame:
+    """The `accounts` table (segments named as the profile names them)."""
     return pd.DataFrame({
         "account_id": take(ids, np.arange(len(acc))),
         "created_at": clock.timestamps(acc["created"].to_numpy()),
         "name": pd.Series(acc["name"].to_numpy(), dtype="str"),
-        "segment": take(_SEGMENTS, acc["segment"].to_numpy()),
+        "segment": take(profile.segments, acc["segment"].to_numpy()),
         "industry": pd.Series(acc["industry"].to_numpy(), dtype="str"),
         "region": pd.Series(acc["region"].to_numpy(), dtype="str"),
         "csm_owner": pd.Series(acc["csm_owner"].to_numpy(), dtype="str"),

@@ -20,24 +20,21 @@ from pipelines.synthetic.clock import DAY, OPEN, Clock, account_start_keys, time
 from pipelines.synthetic.company import Company
 from pipelines.synthetic.draws import pick, sigmoid, working_seconds
 from pipelines.synthetic.frames import format_ids, take
+from pipelines.synthetic.profiles import EVENT_SLOTS
 
 _ROLES = ("admin", "member", "viewer")
-_ACTIVE_LOGIT = -1.28  # a user's daily activity logit at health 0 (tunes the event volume)
-_CORE_EVENTS = ("create_report", "run_automation", "configure_integration", "share_report", "create_project")
+# Event codes (`profiles.EVENT_SLOTS`; each profile names them): 0 the login, 1-5 core, 6-14 other, 15-16 outcomes.
 _CORE_WEIGHTS = (0.3, 0.2, 0.1, 0.2, 0.2)
-_OTHER_EVENTS = ("view_dashboard", "search", "comment", "upload_file", "export_data", "api_call",
-                 "invite_user", "update_settings", "view_billing")
 _OTHER_WEIGHTS = (0.32, 0.16, 0.1, 0.08, 0.07, 0.14, 0.03, 0.05, 0.05)
-_OUTCOME_EVENTS = ("win_deal", "lose_deal")  # features.outcome_events of the demo: won, lost
-_EVENT_NAMES = ("login", *_CORE_EVENTS, *_OTHER_EVENTS, *_OUTCOME_EVENTS)
+_CORE, _OTHER = len(_CORE_WEIGHTS), len(_OTHER_WEIGHTS)
 _EVENT_SECONDS = np.array([5, 240, 90, 300, 40, 180, 45, 20, 60, 30, 40, 2, 30, 60, 30, 60, 60], dtype=float)
-_WON, _LOST = len(_EVENT_NAMES) - 2, len(_EVENT_NAMES) - 1
+_WON, _LOST = EVENT_SLOTS - 2, EVENT_SLOTS - 1
 _OUTCOME_SHARE = 0.08  # at health 0, the share of a session's other events that record a deal's outcome instead
 _DEAL_VALUE = np.array([400.0, 1500.0, 6000.0])  # median deal amount, by segment
-_INSTEAD_OF_VALUE = np.arange(len(_EVENT_NAMES))  # before its first value, a stalled account does other core work:
+_INSTEAD_OF_VALUE = np.arange(EVENT_SLOTS)  # before its first value, a stalled account does other core work:
 _INSTEAD_OF_VALUE[1:3] = (5, 3)  # create_project instead of create_report, configure_integration for run_automation
+_AGGREGATED_SPREAD_SECONDS = 1800  # a pre-aggregated row's first event comes this long after the login at most
 
-_MILESTONES = ("workspace_created", "first_integration", "first_report", "team_invited", "first_automation")
 _MILESTONE_DAYS = np.array([0.01, 3.0, 5.0, 8.0, 20.0])  # median days after sign-up at average speed
 
 
@@ -122,20 +119,25 @@ def draw_events(rng: np.random.Generator, company: Company, users: pd.DataFrame,
     pieces = _user_spans(users.assign(left=left), company.spans)
     piece, day = _active_user_days(rng, company, pieces)
     sessions = _sessions(rng, company, pieces, piece, day)
-    events = _record_outcomes(outcome_rng, company, pieces, sessions, _session_events(rng, sessions))
+    profile = company.profile
+    drawn = (_session_counts(rng, sessions, profile.session_events_log) if profile.aggregated_events
+             else _session_events(rng, sessions, profile.session_events_log))
+    events = _record_outcomes(outcome_rng, company, pieces, sessions, drawn)
     piece = events["piece"]
     keep = (events["at"] >= pieces["lo"].to_numpy()[piece]) & (events["at"] < pieces["hi"].to_numpy()[piece])
     order = np.flatnonzero(keep)[np.argsort(events["at"][keep], kind="stable")]
     events = {name: values[order] for name, values in events.items()}
     user = pieces["user"].to_numpy()[events["piece"]]
     sessions = int(events["session"].max(initial=0)) + 1
+    counts = {"event_count": events["count"]} if profile.aggregated_events else {}
     return pd.DataFrame({
         "account_id": take(company.ids, users["acct"].to_numpy()[user]),
         "event_at": company.clock.timestamps(events["at"]),
-        "event_name": take(pa.array(_EVENT_NAMES), events["code"]),
+        "event_name": take(pa.array(profile.event_names), events["code"]),
         "user_id": take(user_ids(users), user),
         "session_id": take(format_ids("S", sessions, 8), events["session"]),
         "duration_s": events["duration"],
+        **counts,
         "value": events["value"],
     })
 
@@ -158,7 +160,7 @@ def _active_user_days(rng, company: Company, pieces: pd.DataFrame) -> tuple[np.n
     offset = np.repeat(np.cumsum(length) - length, length).astype(np.int32)
     day = np.arange(len(piece), dtype=np.int32) - offset + first[piece]
     acct = pieces["acct"].to_numpy().astype(np.int32)[piece]
-    logit = (_ACTIVE_LOGIT + company.health[day, acct] + company.activity[day, acct]
+    logit = (company.profile.active_logit + company.health[day, acct] + company.activity[day, acct]
              + pieces["propensity"].to_numpy().astype(np.float32)[piece])
     chance = company.clock.weekday_factor(0.1).astype(np.float32)[day] / (1.0 + np.exp(-logit))
     active = rng.random(len(piece), dtype=np.float32) < chance
@@ -169,7 +171,7 @@ def _sessions(rng, company: Company, pieces, piece, day) -> dict[str, np.ndarray
     """One or more sessions per active user-day, starting in working hours; core use grows with onboarding, and
     value events wait for a stalled account's first value (`value_at`)."""
     acc = company.acc
-    count = 1 + rng.poisson(0.3, len(piece))
+    count = 1 + rng.poisson(company.profile.extra_sessions, len(piece))
     piece, day = np.repeat(piece, count), np.repeat(day, count).astype(np.int64)
     acct = pieces["acct"].to_numpy()[piece]
     start = day * DAY + working_seconds(rng, len(piece), mean_hour=13.0)
@@ -181,14 +183,15 @@ def _sessions(rng, company: Company, pieces, piece, day) -> dict[str, np.ndarray
     return {"piece": piece, "start": start, "h": h, "core_share": core_share, "blocked": blocked}
 
 
-def _session_events(rng, sessions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A login, then a health-driven number of core and other events, one after another."""
-    count = 1 + rng.poisson(np.exp(1.0 + 0.3 * sessions["h"]))
+def _session_events(rng, sessions: dict[str, np.ndarray], log_mean: float) -> dict[str, np.ndarray]:
+    """A login, then a health-driven number of core and other events (exp(`log_mean`) at health 0), one after
+    another."""
+    count = 1 + rng.poisson(np.exp(log_mean + 0.3 * sessions["h"]))
     session = np.repeat(np.arange(len(count)), count)
     first = np.cumsum(count) - count
     core = rng.random(len(session)) < sessions["core_share"][session]
-    core_code = 1 + rng.choice(len(_CORE_EVENTS), size=len(session), p=_CORE_WEIGHTS)
-    other_code = 1 + len(_CORE_EVENTS) + rng.choice(len(_OTHER_EVENTS), size=len(session), p=_OTHER_WEIGHTS)
+    core_code = 1 + rng.choice(_CORE, size=len(session), p=_CORE_WEIGHTS)
+    other_code = 1 + _CORE + rng.choice(_OTHER, size=len(session), p=_OTHER_WEIGHTS)
     code = np.where(core, core_code, other_code).astype(np.int8)
     code = np.where(sessions["blocked"][session], _INSTEAD_OF_VALUE[code], code).astype(np.int8)
     code[first] = 0  # "login"
@@ -200,6 +203,32 @@ def _session_events(rng, sessions: dict[str, np.ndarray]) -> dict[str, np.ndarra
             "duration": duration}
 
 
+def _session_counts(rng, sessions: dict[str, np.ndarray], log_mean: float) -> dict[str, np.ndarray]:
+    """Pre-aggregated events: per session a login row, then one row per event name used with its number of
+    events (`count`): the same health-driven mean (exp(`log_mean`) at health 0) and core share as
+    `_session_events`, split over the names (Poisson); a stalled account's value events are other core work."""
+    n, h = len(sessions["h"]), sessions["h"]
+    mean, core = np.exp(log_mean + 0.3 * h), sessions["core_share"]
+    rates = np.hstack([(mean * core)[:, None] * np.array(_CORE_WEIGHTS),
+                       (mean * (1.0 - core))[:, None] * np.array(_OTHER_WEIGHTS)])
+    counts = rng.poisson(rates)  # column j is event code j + 1
+    blocked = np.flatnonzero(sessions["blocked"])
+    for value_code in (1, 2):  # before its first value, a stalled account does other core work instead
+        counts[blocked, _INSTEAD_OF_VALUE[value_code] - 1] += counts[blocked, value_code - 1]
+        counts[blocked, value_code - 1] = 0
+    session, column = np.nonzero(counts)
+    session = np.concatenate([np.arange(n), session])
+    code = np.concatenate([np.zeros(n, dtype=np.int64), column + 1]).astype(np.int8)
+    count = np.concatenate([np.ones(n, dtype=np.int64), counts[session[n:], column]])
+    order = np.lexsort((code, session))
+    session, code, count = session[order], code[order], count[order]
+    offset = np.where(code == 0, 0, np.floor(rng.uniform(1, _AGGREGATED_SPREAD_SECONDS, len(code))))
+    duration = np.round(_EVENT_SECONDS[code] * count * rng.lognormal(0.0, 0.6, len(code)), 1)
+    return {"piece": sessions["piece"][session], "session": session,
+            "at": sessions["start"][session] + offset.astype(np.int64), "code": code, "duration": duration,
+            "count": count}
+
+
 def _record_outcomes(rng, company: Company, pieces: pd.DataFrame, sessions: dict[str, np.ndarray],
                      events: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Turn some of the sessions' other events into deal outcomes, each with the deal's amount in `value`: fewer
@@ -209,7 +238,7 @@ def _record_outcomes(rng, company: Company, pieces: pd.DataFrame, sessions: dict
     h, blocked = sessions["h"][session], sessions["blocked"][session]
     acct = pieces["acct"].to_numpy()[sessions["piece"][session]]
     stalled = company.acc["stalled"].to_numpy()[acct]
-    other = events["code"] > len(_CORE_EVENTS)
+    other = events["code"] > _CORE
     chance = np.where(blocked, 0.0, _OUTCOME_SHARE * 2 * sigmoid(0.8 * h) * np.where(stalled, 0.5, 1.0))
     outcome = other & (rng.random(len(session)) < chance)
     won = rng.random(len(session)) < sigmoid(0.4 + 1.2 * h - 1.0 * stalled)
@@ -217,7 +246,9 @@ def _record_outcomes(rng, company: Company, pieces: pd.DataFrame, sessions: dict
     code = np.where(outcome, np.where(won, _WON, _LOST), events["code"]).astype(np.int8)
     duration = np.where(outcome, np.round(_EVENT_SECONDS[code] * rng.lognormal(0.0, 0.6, len(session)), 1),
                         events["duration"])
-    return events | {"code": code, "duration": duration, "value": np.where(outcome, np.round(amount, 2), np.nan)}
+    counted = {"count": np.where(outcome, 1, events["count"])} if "count" in events else {}
+    return events | {"code": code, "duration": duration, "value": np.where(outcome, np.round(amount, 2), np.nan),
+                     **counted}
 
 
 # --- onboarding milestones ---------------------------------------------------------------------------------
@@ -228,7 +259,7 @@ def draw_milestones(rng: np.random.Generator, company: Company) -> pd.DataFrame:
     later ones more. A stalled onboarding reaches the milestones after the workspace only once its first value
     came (and skips more of them), or never."""
     acc = company.acc
-    n, m = len(acc), len(_MILESTONES)
+    n, m = len(acc), len(_MILESTONE_DAYS)
     days = _MILESTONE_DAYS[None, :] * acc["ttv"].to_numpy()[:, None] * rng.lognormal(0.0, 0.4, (n, m))
     days[:, 0] = rng.uniform(60, 1800, n) / DAY  # the workspace comes minutes after sign-up
     stalled, value_at = acc["stalled"].to_numpy(), acc["value_at"].to_numpy()
@@ -242,6 +273,6 @@ def draw_milestones(rng: np.random.Generator, company: Company) -> pd.DataFrame:
     keep = (achieved < company.clock.end) & company.alive(acct, achieved)
     return pd.DataFrame({
         "account_id": take(company.ids, acct[keep]),
-        "milestone": take(_MILESTONES, which[keep]),
+        "milestone": take(company.profile.milestones, which[keep]),
         "achieved_at": company.clock.timestamps(achieved[keep]),
     })

@@ -14,12 +14,13 @@ import pandas as pd
 import pyarrow as pa
 
 from pipelines.synthetic.clock import Clock, time_keys
+from pipelines.synthetic.profiles import Profile
 
 
 @dataclass(frozen=True)
 class Company:
-    """Accounts, health, activity offsets, alive spans, clock and ids: what every table drawn after the contracts
-    reads."""
+    """Accounts, health, activity offsets, alive spans, clock, ids and profile: what every table drawn after the
+    contracts reads."""
 
     acc: pd.DataFrame  # one row per account, in sign-up order: traits, commercial terms and latents
     health: np.ndarray  # latent daily health, shape (days, accounts)
@@ -27,6 +28,7 @@ class Company:
     spans: pd.DataFrame  # alive spans [lo, hi) (acct, lo, hi, life), sorted by account and start
     clock: Clock
     ids: pa.Array  # account ids by account index
+    profile: Profile  # the company's scale, vocabulary and which tables it has
 
     def alive(self, acct: np.ndarray, seconds: np.ndarray) -> np.ndarray:
         """Whether each (account, time) falls in one of the account's alive spans [lo, hi)."""

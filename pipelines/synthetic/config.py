@@ -99,7 +99,8 @@ class NowcastConfig:
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """Size, length, seed and start of the simulated history, a rate multiplier per churn cause, and the CS team."""
+    """Size, length, seed and start of the simulated history, the company profile (`profiles.PROFILES`: demo,
+    self_serve, enterprise), a rate multiplier per churn cause, and the CS team."""
 
     accounts: int = 2000  # accounts signing up over the period
     months: int = 24  # length of the simulated history in months
@@ -108,8 +109,12 @@ class SimulationConfig:
     causes: Mapping[str, float] = field(default_factory=dict)  # cause -> rate multiplier (1.0 default, 0 = off)
     cs_team: CsTeamConfig = field(default_factory=CsTeamConfig)
     nowcast: NowcastConfig = field(default_factory=NowcastConfig)
+    profile: str = "demo"  # the company's scale, billing, tables and event names (profiles.py)
 
     def __post_init__(self) -> None:
+        from pipelines.synthetic.profiles import get_profile
+
+        get_profile(self.profile)
         try:
             rates = check_cause_rates(self.causes)
         except ValueError as exc:

@@ -24,10 +24,9 @@ from pipelines.synthetic.draws import sigmoid, working_seconds
 from pipelines.synthetic.frames import take
 from pipelines.synthetic.hazard import SHOCK_WINDOW_DAYS, Candidates, Lookups, Renewals, churn_hazards, true_cause
 from pipelines.synthetic.health import mean_health_before
+from pipelines.synthetic.profiles import Profile
 
-_PLANS = ("Starter", "Growth", "Scale", "Enterprise", "Add-on")
-_ADDON = 4  # index of "Add-on" in _PLANS
-_SEAT_PRICE = np.array([15.0, 30.0, 45.0, 65.0])  # list price per seat and month, by tier
+_ADDON = 4  # index of the add-on in a profile's plans (0-3 are the tiers)
 _CHANGE_RATE = {1: 0.03, 12: 0.3}  # probability per renewal of a plan review, an upgrade when health is good
 _REACTIVATION_SHARE = 0.05
 SHOCK_SHARE = 0.2  # share of lifecycles with a price shock at one renewal, at rate multiplier 1
@@ -36,13 +35,15 @@ SHOCK_SHARE = 0.2  # share of lifecycles with a price shock at one renewal, at r
 @dataclass(frozen=True)
 class Pressures:
     """What weighs on renewals besides health: the champion-loss episodes, the price_shock stream with its
-    rate multiplier (the live episode tickets and answers come from the candidates), and the CS team's flags
-    (a treated account's playbook scales its churn probability)."""
+    rate multiplier (the live episode tickets and answers come from the candidates), the CS team's flags
+    (a treated account's playbook scales its churn probability), and the company's profile (its base hazard by
+    billing period and its seat prices)."""
 
     champions: Episodes
     shock_rng: np.random.Generator
     shock_rate: float
     flags: Flags
+    profile: Profile
 
 
 def simulate_contracts(rng, acc: pd.DataFrame, cum: np.ndarray, candidates: Candidates, pressures: Pressures,
@@ -92,7 +93,7 @@ def _empty_truth() -> pd.DataFrame:
 class _Terms:
     """What subscription rows sell; a scalar applies to every row."""
 
-    plan: np.ndarray | int  # index into _PLANS
+    plan: np.ndarray | int  # index into the profile's plans
     seats: np.ndarray | int
     trial: bool
     bp: np.ndarray | int  # billing period in months
@@ -135,7 +136,7 @@ def _first_lifecycle(acc: pd.DataFrame, paid_start: np.ndarray) -> pd.DataFrame:
 def _run_lifecycle(rng, acc, life, cum, look: Lookups, pressures: Pressures, clock: Clock):
     """Draw churn at the renewals of one paid lifecycle; return its rows, truth rows, churn times and shocks."""
     grid = _draw_renewals(pressures, life, clock)
-    hazard, terms = _renewal_hazards(rng, acc, life, grid, cum, look, pressures.champions)
+    hazard, terms = _renewal_hazards(rng, acc, life, grid, cum, look, pressures)
     row, k = np.nonzero(grid.drawable)
     factor = pressures.flags.hazard_factors(life["acct"].to_numpy()[row], grid.at[row, k],
                                             life["start"].to_numpy()[row])
@@ -149,7 +150,8 @@ def _run_lifecycle(rng, acc, life, cum, look: Lookups, pressures: Pressures, clo
                           "drawn": k <= churn.k[row], "life_start": life["start"].to_numpy()[row],
                           "playbook_factor": factor,
                           **dict(zip(CAUSES, terms.T, strict=True))})
-    return _paid_rows(rng, life, grid, churn, cum), truth, churn.at, _shocks(life, grid, churn)
+    seat_price = np.array(pressures.profile.seat_price)
+    return _paid_rows(rng, life, grid, churn, cum, seat_price), truth, churn.at, _shocks(life, grid, churn)
 
 
 def _next_lifecycle(rng, acc, life, churn, clock):
@@ -219,14 +221,15 @@ def _shock_times(grid: _RenewalGrid) -> np.ndarray:
     return np.where(grid.shock_k >= 0, grid.at[np.arange(len(grid.at)), np.maximum(grid.shock_k, 0)], OPEN)
 
 
-def _renewal_hazards(rng, acc, life, grid: _RenewalGrid, cum, look: Lookups, champions: Episodes):
+def _renewal_hazards(rng, acc, life, grid: _RenewalGrid, cum, look: Lookups, pressures: Pressures):
     """True churn probability at each drawable renewal (NaN elsewhere), and the cause terms of each drawable
     renewal in `np.nonzero(grid.drawable)` order."""
     row, k = np.nonzero(grid.drawable)
     due = Renewals(acct=life["acct"].to_numpy()[row], at=grid.at[row, k], bp=life["bp"].to_numpy()[row],
                    shock_at=_shock_times(grid)[row])
     hazard = np.full(grid.at.shape, np.nan)
-    hazard[row, k], terms = churn_hazards(rng, acc, cum, look, champions, due)
+    hazard[row, k], terms = churn_hazards(rng, acc, cum, look, pressures.champions, due,
+                                          pressures.profile.hazard_base)
     return hazard, terms
 
 
@@ -246,7 +249,8 @@ def _first_churn(hit: np.ndarray, ren: np.ndarray) -> _Churn:
     return _Churn(k=churn_k, at=churn)
 
 
-def _paid_rows(rng, life: pd.DataFrame, grid: _RenewalGrid, churn: _Churn, cum: np.ndarray) -> pd.DataFrame:
+def _paid_rows(rng, life: pd.DataFrame, grid: _RenewalGrid, churn: _Churn, cum: np.ndarray,
+               seat_price: np.ndarray) -> pd.DataFrame:
     """Contiguous rows of one lifecycle: a new row at each renewal with an upgrade or a price shock."""
     n = len(life)
     acct, bp = life["acct"].to_numpy(), life["bp"].to_numpy()
@@ -267,7 +271,7 @@ def _paid_rows(rng, life: pd.DataFrame, grid: _RenewalGrid, churn: _Churn, cum: 
     row, start, seats, tier, price = row[order], start[order], seats[order], tier[order], price[order]
     last = np.append(row[1:] != row[:-1], True)
     end = np.where(last, churn.at[row], np.append(start[1:], 0))
-    mrr = np.round(seats * _SEAT_PRICE[tier] * life["discount"].to_numpy()[row] * price, 2)
+    mrr = np.round(seats * seat_price[tier] * life["discount"].to_numpy()[row] * price, 2)
     return _row_frame(acct[row], start, end, mrr, _Terms(plan=tier, seats=seats, trial=False, bp=bp[row]))
 
 
@@ -282,23 +286,42 @@ def _upgrade(rng, seats, tier, up) -> tuple[np.ndarray, np.ndarray]:
 # --- add-ons and output frames -----------------------------------------------------------------------------
 
 
-def addon_rows(rng, acc, spans, paid_start, clock) -> pd.DataFrame:
-    """Overlapping add-on rows (small MRR, no seats) for ~15% of paying accounts, in their first lifecycle, kept
-    until the account churns (a contraction is a price shock's signal, so no add-on is dropped before)."""
+def addon_rows(rng, acc, spans, paid_start, clock, profile: Profile) -> pd.DataFrame:
+    """Overlapping add-on rows (small MRR, no seats) for a share of paying accounts (`profile.addon_share` of
+    those whose add-on starts before they leave: ~15% in the demo), in their first lifecycle, kept until the account
+    churns (a contraction is a price shock's signal, so no add-on is dropped before)."""
     first = spans[spans["life"] == 0]
     acct, hi = first["acct"].to_numpy(), first["hi"].to_numpy()
     n = len(acct)
     day = paid_start[acct] // DAY + np.floor(rng.uniform(20, 400, n)).astype(np.int64)
     start = day * DAY + working_seconds(rng, n)
     end = np.where(hi == clock.end, OPEN, hi)  # ends with the account
-    base = acc["seats"].to_numpy()[acct] * _SEAT_PRICE[acc["tier"].to_numpy()[acct]]
+    base = acc["seats"].to_numpy()[acct] * np.array(profile.seat_price)[acc["tier"].to_numpy()[acct]]
     mrr = np.round(np.maximum(10.0, base * rng.uniform(0.05, 0.15, n)), 2)
-    keep = (rng.random(n) < 0.2) & (start < hi)
-    return _row_frame(acct[keep], start[keep], end[keep], mrr[keep], _Terms(plan=_ADDON, seats=0, trial=False, bp=1))
+    keep = (rng.random(n) < profile.addon_share) & (start < hi)
+    bp = acc["bp"].to_numpy()[acct][keep] if profile.addon_on_plan_terms else 1
+    return _row_frame(acct[keep], start[keep], end[keep], mrr[keep], _Terms(plan=_ADDON, seats=0, trial=False, bp=bp))
 
 
-def subscriptions_frame(rows: pd.DataFrame, ids: pa.Array, clock: Clock) -> pd.DataFrame:
-    """The `subscriptions` table: per account by start, a trial before the paid row starting with it."""
+def term_ends(rows: pd.DataFrame, clock: Clock) -> pd.DataFrame:
+    """The rows with the term end a billing system records: each open paid row (trials stay as they are) ends at
+    its first billing anniversary after the history, a date in the future of the data (never churn before it has
+    passed); a real warehouse's active contracts look like this."""
+    open_paid = (rows["end"].to_numpy() == OPEN) & ~rows["trial"].to_numpy(dtype=bool)
+    start, bp = rows["start"].to_numpy()[open_paid], rows["bp"].to_numpy()[open_paid]
+    periods = np.maximum((clock.end - start) // (31 * DAY) // bp, 0)  # a lower bound on the periods elapsed
+    end = add_months(clock, start, periods * bp)
+    while (late := end <= clock.end).any():  # one more period until past the history (a few passes)
+        periods = np.where(late, periods + 1, periods)
+        end = np.where(late, add_months(clock, start, periods * bp), end)
+    ends = rows["end"].to_numpy().copy()
+    ends[open_paid] = end
+    return rows.assign(end=ends)
+
+
+def subscriptions_frame(rows: pd.DataFrame, ids: pa.Array, clock: Clock, plans: tuple[str, ...]) -> pd.DataFrame:
+    """The `subscriptions` table: per account by start, a trial before the paid row starting with it; plans named
+    as the profile names them."""
     rows = rows.sort_values(["acct", "start", "trial"], ascending=[True, True, False], kind="stable",
                             ignore_index=True)
     return pd.DataFrame({
@@ -306,7 +329,7 @@ def subscriptions_frame(rows: pd.DataFrame, ids: pa.Array, clock: Clock) -> pd.D
         "start_at": clock.timestamps(rows["start"].to_numpy()),
         "end_at": clock.timestamps(rows["end"].to_numpy()),
         "mrr": rows["mrr"].to_numpy(dtype=np.float64),
-        "plan": take(_PLANS, rows["plan"].to_numpy()),
+        "plan": take(plans, rows["plan"].to_numpy()),
         "seats": rows["seats"].to_numpy(dtype=np.int64),
         "is_trial": rows["trial"].to_numpy(dtype=bool),
         "billing_period_months": rows["bp"].to_numpy(dtype=np.int64),

@@ -53,6 +53,7 @@ from pipelines.synthetic.contracts import (
     addon_rows,
     simulate_contracts,
     subscriptions_frame,
+    term_ends,
     truth_frame,
 )
 from pipelines.synthetic.cs_team import actions_frame, draw_flags, month_starts, playbooks_frame
@@ -60,6 +61,7 @@ from pipelines.synthetic.frames import format_ids
 from pipelines.synthetic.hazard import Candidates
 from pipelines.synthetic.health import cumulate_health, simulate_health
 from pipelines.synthetic.nowcast import LatentState, nowcast_frame, simulate_nowcast
+from pipelines.synthetic.profiles import OPTIONAL_TABLES, get_profile
 from pipelines.synthetic.support import (
     draw_ces,
     draw_episode_tickets,
@@ -83,23 +85,25 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
     """Return the source tables (canonical names) plus 'sim_truth' and 'sim_causes'.
 
     Args:
-        config: size, length, seed, start of the history and the causes' rate multipliers; the same config always
-            gives the same frames.
+        config: size, length, seed, start of the history, the company profile and the causes' rate multipliers
+            (times the profile's `cause_scale`); the same config always gives the same frames.
 
     Returns:
         accounts, subscriptions, events, users, tickets, surveys and milestones with the contract's columns
-        (naive datetime64[us] timestamps); sim_truth (account_id, month, renewal_at, hazard, drawn,
-        lifecycle_start, one column per cause, cause): one row per renewal of each paid lifecycle inside the
-        history with its true churn probability, each cause's term in its logit and its true cause ("none" when
-        no term exceeds `hazard.CAUSE_MARGIN`); `drawn` is False for the renewals after the lifecycle churned
-        (their hazard is what the account would have faced), and `lifecycle_start` tells a re-activated
-        account's lifecycles apart; sim_causes (account_id, cause, group, started_at, ended_at): every cause
-        episode that overlaps a time the account was alive.
+        (naive datetime64[us] timestamps; a profile without tickets, surveys or milestones leaves those tables
+        out, and one with pre-aggregated events adds `event_count`); sim_truth (account_id, month, renewal_at,
+        hazard, drawn, lifecycle_start, one column per cause, cause): one row per renewal of each paid lifecycle
+        inside the history with its true churn probability, each cause's term in its logit and its true cause
+        ("none" when no term exceeds `hazard.CAUSE_MARGIN`); `drawn` is False for the renewals after the
+        lifecycle churned (their hazard is what the account would have faced), and `lifecycle_start` tells a
+        re-activated account's lifecycles apart; sim_causes (account_id, cause, group, started_at, ended_at):
+        every cause episode that overlaps a time the account was alive.
     """
     # one child stream per part, so tuning one table never reshuffles the others
     streams = dict(zip(_STREAMS, np.random.default_rng(config.seed).spawn(len(_STREAMS)), strict=True))
-    rates, clock = config.causes, make_clock(config)
-    acc = draw_accounts(streams["accounts"], config.accounts, clock)
+    profile, clock = get_profile(config.profile), make_clock(config)
+    rates = {name: rate * profile.cause_scale.get(name, 1.0) for name, rate in config.causes.items()}
+    acc = draw_accounts(streams["accounts"], config.accounts, clock, profile)
     acc = acc.assign(**draw_onboarding(streams["onboarding"], acc, rates["onboarding"]))
     health, health_states = simulate_health(streams["health"], acc, clock, month_starts(clock) // DAY)
     episodes = {name: draw_episodes(streams[name], acc, clock, spec, rates[name])
@@ -107,22 +111,25 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
                                    ("unhappy_voice", UNHAPPY_VOICE))}
     unhappy = episodes["unhappy_voice"]
     voiced = draw_voice_answers(streams["unhappy_voice"], acc, health, unhappy, clock)
-    tickets = pd.concat([draw_tickets(streams["tickets"], acc, health, clock),
+    tickets = pd.concat([draw_tickets(streams["tickets"], acc, health, clock, profile.ticket_rate),
                          draw_episode_tickets(streams["support_pain"], acc, episodes["support_pain"], clock)],
                         ignore_index=True)
-    nps, nps_phase = draw_nps(streams["nps"], acc, health, clock)
+    nps, nps_phase = draw_nps(streams["nps"], acc, health, clock, profile.nps_answers)
     candidates = Candidates(tickets, pd.concat([voice_nps(nps, unhappy), voiced.loc[
         voiced["kind"] == 0, ["acct", "responded", "score", "voice"]]], ignore_index=True))
     cum = cumulate_health(health)
     flag_look = candidates.lookups()
     flags = draw_flags(streams["cs_team"], acc, cum, flag_look, episodes["champion_loss"], clock, config.cs_team)
     pressures = Pressures(champions=episodes["champion_loss"], shock_rng=streams["price_shock"],
-                          shock_rate=rates["price_shock"], flags=flags)
+                          shock_rate=rates["price_shock"], flags=flags, profile=profile)
     subs, truth, spans, paid_start, shocks = simulate_contracts(streams["contracts"], acc, cum,
                                                                 candidates, pressures, clock)
-    subs = pd.concat([subs, addon_rows(streams["addons"], acc, spans, paid_start, clock)], ignore_index=True)
+    subs = pd.concat([subs, addon_rows(streams["addons"], acc, spans, paid_start, clock, profile)],
+                     ignore_index=True)
+    if profile.future_term_ends:
+        subs = term_ends(subs, clock)
     company = Company(acc=acc, health=health, activity=activity_offsets(episodes["champion_loss"], len(acc), clock),
-                      spans=spans, clock=clock, ids=format_ids("A", len(acc), 5))
+                      spans=spans, clock=clock, ids=format_ids("A", len(acc), 5), profile=profile)
     users = draw_users(streams["users"], company)
     tickets, csat = finish_tickets(streams["tickets"], candidates.tickets, company)
     ces = voice_ces(draw_ces(streams["surveys"], acc, health, clock), unhappy)
@@ -133,11 +140,11 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
                          hazard_look=candidates.lookups(), flag_look=flag_look,
                          voice_keys=np.sort(time_keys(own["acct"].to_numpy(), own["responded"].to_numpy())),
                          nps_phase=nps_phase, flags=flags, spans=spans, paid_start=paid_start, shocks=shocks,
-                         rates=rates, holdout_share=config.cs_team.holdout_share)
+                         rates=rates, holdout_share=config.cs_team.holdout_share, profile=profile)
     nowcast = config.nowcast
     frames = {
-        "accounts": accounts_frame(acc, company.ids, clock),
-        "subscriptions": subscriptions_frame(subs, company.ids, clock),
+        "accounts": accounts_frame(acc, company.ids, clock, profile),
+        "subscriptions": subscriptions_frame(subs, company.ids, clock, profile.plans),
         "events": draw_events(streams["events"], company, users,
                               champion_departures(users, episodes["champion_loss"]), streams["outcomes"]),
         "users": users_frame(users, company.ids, clock),
@@ -152,4 +159,5 @@ def generate_warehouse(config: SimulationConfig) -> dict[str, pd.DataFrame]:
     if nowcast.paths:
         frames["sim_nowcast"] = nowcast_frame(simulate_nowcast(streams["nowcast"], latent, nowcast), company.ids,
                                               clock, nowcast.horizon_days)
-    return frames
+    # A profile's warehouse without tickets, surveys or milestones simply lacks those tables.
+    return {name: frame for name, frame in frames.items() if name not in OPTIONAL_TABLES or name in profile.tables}

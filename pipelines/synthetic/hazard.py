@@ -14,6 +14,7 @@ drives churn, start at `churn_hazards`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +28,6 @@ from pipelines.synthetic.health import mean_health_before
 
 CAUSE_MARGIN = 0.5  # a renewal's true cause is its largest cause term if above this many logits, else "none"
 
-_HAZARD_BASE = {1: -4.0, 12: -2.2}  # logit at a monthly / annual renewal without a cause, all else average
 _HAZARD_SEGMENT = np.array([0.15, 0.0, -0.3])
 _HEALTH_WEIGHT = 0.3  # logit per unit of mean latent health over the HEALTH_DAYS before the decision (lowers it)
 HEALTH_DAYS = 30
@@ -111,7 +111,7 @@ class Renewals:
 
 
 def churn_hazards(rng: np.random.Generator, acc: pd.DataFrame, cum: np.ndarray, look: Lookups,
-                  champions: Episodes, due: Renewals) -> tuple[np.ndarray, np.ndarray]:
+                  champions: Episodes, due: Renewals, base: Mapping[int, float]) -> tuple[np.ndarray, np.ndarray]:
     """True churn probability at each renewal of `due`, and each cause's term in its logit.
 
     Args:
@@ -121,13 +121,15 @@ def churn_hazards(rng: np.random.Generator, acc: pd.DataFrame, cum: np.ndarray, 
         look: the live episode tickets and NPS answers at this lifecycle pass.
         champions: the champion-loss episodes.
         due: the renewals.
+        base: the logit at a monthly (1) and an annual (12) renewal without a cause, all else average (the
+            profile's: -4.0 and -2.2 in the demo).
 
     Returns:
         The hazards, and the cause terms, shape (renewals, causes) in `CAUSES` order.
     """
     terms = cause_terms(acc, look, champions, due)
     logit = (
-        np.where(due.bp == 12, _HAZARD_BASE[12], _HAZARD_BASE[1])
+        np.where(due.bp == 12, base[12], base[1])
         + _HAZARD_SEGMENT[acc["segment"].to_numpy()[due.acct]]
         - _HEALTH_WEIGHT * mean_health_before(cum, due.acct, due.at - _NOTICE_DAYS * DAY, HEALTH_DAYS)
         + acc["frailty"].to_numpy()[due.acct]

@@ -51,7 +51,6 @@ from pipelines.synthetic.cs_team import FLAG_HEALTH_DAYS, PLAYBOOKS, Flags, flag
 from pipelines.synthetic.draws import sigmoid
 from pipelines.synthetic.frames import take
 from pipelines.synthetic.hazard import (
-    _HAZARD_BASE,
     _HAZARD_SEGMENT,
     _HEALTH_WEIGHT,
     _NOISE_SD,
@@ -62,12 +61,13 @@ from pipelines.synthetic.hazard import (
     cause_terms,
 )
 from pipelines.synthetic.health import _HEALTH_PHI, _HEALTH_SD, _SHOCK_PHI, _SHOCK_RATE, SHOCK_SIZE, onboarding_dip
+from pipelines.synthetic.profiles import Profile
 from pipelines.synthetic.support import (
     _EPISODE_TICKETS,
     CAMPAIGN_DAYS,
     FIRST_CAMPAIGN_DAYS,
-    NPS_ANSWERS,
     NPS_DELAY_DAYS,
+    NPS_USERS_POWER,
     VOICE_DELAY_DAYS,
     VOICE_EXTRA_NPS,
 )
@@ -95,8 +95,9 @@ class LatentState:
     spans: pd.DataFrame  # alive spans (acct, lo, hi, life)
     paid_start: np.ndarray  # each account's first paid start
     shocks: Shocks
-    rates: dict[str, float]
+    rates: dict[str, float]  # the causes' rates, times the profile's cause_scale
     holdout_share: float
+    profile: Profile  # the company's knobs the hazard and the campaigns read
 
 
 def simulate_nowcast(rng: np.random.Generator, state: LatentState, config: NowcastConfig) -> pd.DataFrame:
@@ -378,7 +379,7 @@ def _nps_answers(rng: np.random.Generator, state: LatentState, rows: _Rows, unha
     t, acc, paths = rows.t, state.acc, rows.paths
     phase = state.nps_phase[rows.acct]
     first = np.maximum(acc["created"].to_numpy()[rows.acct] / DAY + FIRST_CAMPAIGN_DAYS, 0)
-    rate = NPS_ANSWERS[0] * acc["n_users"].to_numpy()[rows.acct] ** NPS_ANSWERS[1]
+    rate = state.profile.nps_answers * acc["n_users"].to_numpy()[rows.acct] ** NPS_USERS_POWER
     j0 = np.floor((t / DAY - 10 * NPS_DELAY_DAYS - phase) / CAMPAIGN_DAYS)
     parts = []
     for step in range(int((end - t) / DAY // CAMPAIGN_DAYS) + 3):
@@ -526,7 +527,8 @@ def _hazards(rng: np.random.Generator, state: LatentState, rows: _Rows, future: 
     bp = rows.bp[i // rows.paths]
     terms = cause_terms(future.acc, future.hazard_look, future.champions,
                         Renewals(acct=i, at=due, bp=bp, shock_at=future.shock_at[i]))
-    logit = (np.where(bp == 12, _HAZARD_BASE[12], _HAZARD_BASE[1])
+    base = state.profile.hazard_base
+    logit = (np.where(bp == 12, base[12], base[1])
              + _HAZARD_SEGMENT[future.acc["segment"].to_numpy()[i]]
              - _HEALTH_WEIGHT * health
              + state.acc["frailty"].to_numpy()[rows.acct[i // rows.paths]]

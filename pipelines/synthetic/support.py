@@ -22,14 +22,13 @@ from pipelines.synthetic.draws import pick, sigmoid, working_seconds
 from pipelines.synthetic.frames import format_ids, take
 from pipelines.synthetic.health import health_at
 
-_TICKET_RATE = np.array([0.6, 1.5, 3.5])  # tickets per account and month at health 0, by segment
 _PRIORITIES = ("low", "normal", "high", "urgent")
 _SURVEY_TYPES = ("nps", "csat", "ces")  # the `kind` codes of the answers
 _EPISODE_TICKETS = np.array([1.0, 1.8, 3.5])  # tickets per week of a support-pain episode, by segment
 _EPISODE_PRIORITY = np.array([0.05, 0.15, 0.45, 0.35])  # low, normal, high, urgent
 _NPS_MEAN = 7.2  # an NPS answer at health 0
 CAMPAIGN_DAYS, FIRST_CAMPAIGN_DAYS = 91, 30  # an NPS campaign per account every this many days, the first after sign-up
-NPS_ANSWERS = (0.35, 0.6)  # answers per campaign: a x users ** b
+NPS_USERS_POWER = 0.6  # answers per campaign: the profile's nps_answers x users ** this
 NPS_DELAY_DAYS = 4.0  # mean days from a campaign to an answer
 VOICE_EXTRA_NPS, VOICE_DELAY_DAYS = 0.7, 3.0  # unhappy voice: detractor answers beyond the first, mean delay (days)
 _VOICE_NPS_DROP, _VOICE_CES_DROP = 4.0, 2.5  # points an unhappy-voice episode takes off NPS and CES answers
@@ -52,9 +51,11 @@ COMMENTS = (
 )
 
 
-def draw_tickets(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray, clock: Clock) -> pd.DataFrame:
-    """Candidate tickets over the whole history; more, more urgent and slower to close when health is low."""
-    rate = _TICKET_RATE[acc["segment"].to_numpy()] / 22 * np.exp(-0.6 * health)
+def draw_tickets(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray, clock: Clock,
+                 monthly: tuple[float, ...]) -> pd.DataFrame:
+    """Candidate tickets over the whole history (`monthly` per account and month at health 0, by segment: the
+    profile's); more, more urgent and slower to close when health is low."""
+    rate = np.array(monthly)[acc["segment"].to_numpy()] / 22 * np.exp(-0.6 * health)
     day, acct = np.nonzero(rng.random(health.shape) < rate * clock.weekday_factor(0.2)[:, None])
     created = day * DAY + working_seconds(rng, len(day))
     keep = created > acc["created"].to_numpy()[acct]
@@ -102,16 +103,17 @@ def draw_episode_tickets(rng: np.random.Generator, acc: pd.DataFrame, pain: Epis
     })[keep].reset_index(drop=True)
 
 
-def draw_nps(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray,
-             clock: Clock) -> tuple[pd.DataFrame, np.ndarray]:
-    """Candidate NPS answers: a campaign per account about every quarter, a few of its users answer; and each
-    account's first campaign day (its campaigns follow every `CAMPAIGN_DAYS`)."""
+def draw_nps(rng: np.random.Generator, acc: pd.DataFrame, health: np.ndarray, clock: Clock,
+             answers_per_user: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """Candidate NPS answers: a campaign per account about every quarter, a few of its users answer (Poisson with
+    mean `answers_per_user` x users ** `NPS_USERS_POWER`: the profile's); and each account's first campaign day
+    (its campaigns follow every `CAMPAIGN_DAYS`)."""
     n, k = len(acc), clock.days // CAMPAIGN_DAYS + 2
     phase = rng.uniform(0, CAMPAIGN_DAYS, n)
     campaign = phase[:, None] + float(CAMPAIGN_DAYS) * np.arange(k)[None, :]
     first = np.maximum(acc["created"].to_numpy() / DAY + FIRST_CAMPAIGN_DAYS, 0)
     a, j = np.nonzero((campaign >= first[:, None]) & (campaign < clock.days))
-    answers = rng.poisson(NPS_ANSWERS[0] * acc["n_users"].to_numpy()[a] ** NPS_ANSWERS[1])
+    answers = rng.poisson(answers_per_user * acc["n_users"].to_numpy()[a] ** NPS_USERS_POWER)
     acct = np.repeat(a, answers)
     day = np.floor(np.repeat(campaign[a, j], answers) + rng.exponential(NPS_DELAY_DAYS, len(acct))).astype(np.int64)
     responded = day * DAY + working_seconds(rng, len(acct))

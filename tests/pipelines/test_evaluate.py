@@ -1,0 +1,75 @@
+"""`churn evaluate --profiles`: every company profile simulated and trained through params alone, in temporary
+folders, into one table."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.evaluate_run import ProfileScore, format_table
+from tests.e2e import REPO, churn, write_params
+
+TINY = {"demo": {"accounts": 300, "months": 16}, "self_serve": {"accounts": 300, "months": 15},
+        "enterprise": {"accounts": 150, "months": 30}}
+
+
+def _score(profile: str, nowcast: float | None = None) -> ProfileScore:
+    metrics = {label: {"roc_auc": 0.8, "pr_auc": 0.4, "top_decile_lift": 3.0} for label in ("model", "health",
+                                                                                            "logistic")}
+    return ProfileScore(profile=profile, rows=1000, churners=100, valid_churners=30, metrics=metrics,
+                        oracle_roc_auc=0.85, nowcast_roc_auc=nowcast, seconds=12.0)
+
+
+def test_the_table_shows_the_nowcast_oracle_only_when_training_reports_one():
+    without = format_table([_score("demo"), _score("enterprise")])
+    assert "hindsight oracle" in without[0] and "nowcast" not in "".join(without)
+    assert re.search(r"^demo\s+1,000\s+100\s+30\s+0\.800 / 0\.800 / 0\.800\s+0\.400 / 0\.400 / 0\.400\s+"
+                     r"3\.000 / 3\.000 / 3\.000\s+0\.850\s+0\.050\s+12$", without[2])
+    with_nowcast = format_table([_score("demo", 0.83), _score("enterprise")])
+    assert "nowcast oracle" in with_nowcast[0]
+    assert with_nowcast[2].split()[-3:] == ["0.830", "0.030", "12"]
+    assert with_nowcast[3].split()[-2:] == ["n/a", "12"]   # a profile without one says so
+
+
+def test_evaluate_says_what_to_evaluate(tmp_path):
+    output = churn(write_params(tmp_path), "evaluate", expect=1)
+    assert "--profiles" in output
+
+
+def test_a_profile_params_file_must_simulate_its_profile(tmp_path):
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "self_serve.yaml").write_text("simulate:\n  profile: enterprise\n")
+    params = write_params(tmp_path, {"evaluate": {"params_dir": str(tmp_path / "profiles"),
+                                                  "profiles": {"self_serve": {"accounts": 50, "months": 12}}}})
+    output = churn(params, "evaluate", "--profiles", expect=1)
+    assert "self_serve.yaml: simulate.profile is 'enterprise', not 'self_serve'" in output
+
+
+def test_a_missing_profile_params_file_is_named(tmp_path):
+    params = write_params(tmp_path, {"evaluate": {"params_dir": str(tmp_path),
+                                                  "profiles": {"enterprise": {"accounts": 50, "months": 12}}}})
+    output = churn(params, "evaluate", "--profiles", expect=1)
+    assert f"no params file {tmp_path / 'enterprise.yaml'} for profile enterprise" in output
+
+
+@pytest.mark.slow
+def test_every_profile_is_trained_and_scored_into_one_table(tmp_path):
+    params = write_params(tmp_path, {"evaluate": {"params_dir": str(REPO / "docs" / "profiles"), "profiles": TINY}})
+    with contextlib.chdir(tmp_path):
+        result = CliRunner().invoke(app, ["--params", str(params), "evaluate", "--profiles"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("profile "))
+    rows = {line.split()[0]: line for line in lines[head + 2:head + 5]}
+    assert sorted(rows) == sorted(TINY)   # in the order of `evaluate.profiles` (sorted when the file was written)
+    for line in rows.values():
+        numbers = [float(v) for v in re.findall(r"\b\d+\.\d{3}\b", line)]
+        model_roc, oracle, gap = numbers[0], numbers[-2], numbers[-1]
+        assert 0.5 < model_roc < oracle <= 1.0, line   # better than chance, below the oracle
+        assert gap == pytest.approx(oracle - model_roc, abs=0.002), line
+    # Everything ran in temporary folders: the project's warehouse and MLflow store were never created.
+    assert not (tmp_path / "warehouse.duckdb").exists() and not (tmp_path / "mlruns.db").exists()
