@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from features.catalog import CHAMPIONS, SUPPORT, TOUCHES, VOICE, WORDS, expand_catalog
+from features.catalog import CHAMPIONS, SUPPORT, VOICE, WORDS, expand_catalog
 from features.config import FeatureConfig
 from tests.e2e import SMALL, churn
 
@@ -35,8 +35,9 @@ def test_without_optional_tables_the_dependent_features_are_left_out_and_the_run
     trained = churn(lean, "train")
     note = next(line for line in trained.splitlines() if "features left out" in line)
     windows = FeatureConfig().windows_by_kind()
-    # Comments, champions (users.role) and CS touches (no cs_actions in the simulation) go with their tables.
-    expected = {s.name for s in expand_catalog(SUPPORT + VOICE + WORDS + CHAMPIONS + TOUCHES, windows)} | {
+    # Comments and champions (users.role) go with their tables; CS touches stay (the simulated CS team logs
+    # cs_actions, which is not switched off here).
+    expected = {s.name for s in expand_catalog(SUPPORT + VOICE + WORDS + CHAMPIONS, windows)} | {
         "onboarding_share", "days_to_onboard"}
     left_out = {item.split(" (")[0] for item in note.split(": ", 1)[1].split(", ") if " (needs" in item}
     assert left_out == expected

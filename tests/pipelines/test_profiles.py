@@ -62,7 +62,7 @@ def test_same_config_gives_identical_frames_and_another_seed_others(frames, name
 
 
 def test_each_profile_has_the_tables_it_promises(frames):
-    truth = {"sim_truth", "sim_causes", "sim_playbooks"}
+    truth = {"sim_truth", "sim_causes", "sim_playbooks", "sim_nowcast"}
     common = {"accounts", "subscriptions", "events", "users", "cs_actions"} | truth
     assert set(frames["demo"]) == common | set(OPTIONAL_TABLES)
     assert set(frames["enterprise"]) == common | set(OPTIONAL_TABLES)
