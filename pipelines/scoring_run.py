@@ -9,6 +9,7 @@ import ibis
 import pandas as pd
 
 from features.snapshots import latest_as_of
+from features.vocabulary import EventVocabulary
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.features_run import (
@@ -87,8 +88,9 @@ def _predict(params: Params, batch: ScoringBatch, progress: Progress):
     with progress.stage("predict + explain") as info:
         try:
             scored_at = datetime.now().replace(microsecond=0)
-            context = ScoringContext(catalog_specs(params), params.scoring, health=_health(params, champion),
-                                     benchmarks=_benchmarks(champion), attributes=account_attributes(batch.wh))
+            vocabulary = EventVocabulary.of_model(champion.model.vocabulary, params.features)
+            context = ScoringContext(catalog_specs(params, vocabulary), params.scoring,
+                                     health=_health(params, champion), benchmarks=_benchmarks(champion), attributes=account_attributes(batch.wh))
             scores, drivers = score_accounts(ScoredModel(champion.model, champion.name, champion.version),
                                              batch.frame, context, scored_at)
             # Read in this read-only pass: the published scoring before the as-of (several as-ofs chain in order).
@@ -199,7 +201,8 @@ def run_score(params: Params, progress: Progress, as_of: date | None = None,
     with open_warehouse(params, progress, read_only=True) as wh:
         as_of = as_of or latest_as_of(wh.data_end)
         check_as_of(as_of, wh)
-        frame, feature_set = build_feature_frame(params, wh, [as_of], progress)
+        vocabulary = EventVocabulary.of_model(champion.model.vocabulary, params.features)
+        frame, feature_set = build_feature_frame(params, wh, [as_of], progress, vocabulary)
         validate_feature_table(frame, feature_set.names, params.validation).raise_for_errors()
         batch = ScoringBatch(champion, wh, as_of, frame)
         drift = _guard_drift(params, batch, progress)
