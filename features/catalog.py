@@ -41,6 +41,7 @@ class FeatureSpec:
     `window_kind` says which configured window fills `{window}` (see WINDOW_KINDS); `window` is that number once bound.
     `as_of_clock` is set on features whose value is a count of days from or to the as-of (see AS_OF_CLOCKS).
     `role` says whether the feature is a cause a CS team can act on or context (see ROLES).
+    `subject` names the event of a mix feature (`mix_specs`), so a reason can quote it as the warehouse spells it.
     """
 
     name: str
@@ -54,6 +55,7 @@ class FeatureSpec:
     window: int | None = None
     as_of_clock: str | None = None
     role: str = "cause"
+    subject: str | None = None  # the event name a mix feature is about, as the warehouse spells it
 
     def for_window(self, window: int) -> FeatureSpec:
         """The concrete feature for one window."""
@@ -126,11 +128,11 @@ RATES = (
        "Active user-days over seat-days (paid seats × days observed) in the last {window} days or since sign-up.",
        "share", "down", "Paid seats in use on {value} of the days in the last {window} days (or since sign-up)",
        "each"),
-    _f("daily_users_per_100_mrr_{window}d", "realised", "events.user_id subscriptions accounts",
+    _f("daily_users_per_100_mrr", "realised", "events.user_id subscriptions accounts",
        "Average daily active users over the last {window} days (or since sign-up) per 100 of MRR: use for the "
        "money (value for money); empty without MRR.",
        "number", "down", "{value} daily active users per 100 of MRR over the last {window} days", "trend"),
-    _f("daily_events_per_100_mrr_{window}d", "realised", "events subscriptions accounts",
+    _f("daily_events_per_100_mrr", "realised", "events subscriptions accounts",
        "Product events per day over the last {window} days (or since sign-up) per 100 of MRR; empty without MRR.",
        "number", "down", "{value} product events a day per 100 of MRR over the last {window} days", "trend"),
 )
@@ -350,13 +352,13 @@ def mix_specs(events: list[str], window: int) -> list[FeatureSpec]:
                         f"Share of the account's product events in the last {window} days that were `{event}` "
                         "(features.event_mix); empty without events.", "share", "mixed",
                         f"{{value}} of product events were {name} in the last {{window}} days", window_kind="trend",
-                        window=window),
+                        window=window, subject=event),
             FeatureSpec(f"{MIX_CHANGE}{slug}", "trend", ("events",),
                         f"Share of `{event}` among the account's events in the last {window} days minus its share in "
                         "the window before, in percentage points; empty when either window has no events.",
                         "points", "mixed",
                         f"Share of {name} events moved {{value}} against the previous {{window}} days",
-                        window_kind="trend", window=window),
+                        window_kind="trend", window=window, subject=event),
         ]
     return specs
 
@@ -467,6 +469,22 @@ def catalog_markdown(specs: list[FeatureSpec]) -> str:
         "MRR level, seats, trial) says when and for whom risk applies: it stays in the model, its SHAP values are in",
         "`churn_score_drivers` (role `context`, no rank), and renewal timing is written to `churn_scores` as",
         "`renewal_date`, `days_to_renewal` and `billing_period_months`.", "",
+        "Event names: `features.core_events` and `features.value_events`, when left empty, are picked at training",
+        "from the events before the first held-out as-of: core = the `features.core_events_top` names used by the most",
+        "accounts (the login event left out), value = the `features.value_events_top` names used by the most accounts",
+        "after the core ones. The mix of event types takes the `features.event_mix.top` names with the most events",
+        "(or `features.event_mix.events`). The names are kept in the model (`vocabulary.json`, the training report)",
+        "and scoring reads the model's, never picking again; a warehouse lacking one of them cannot provide the",
+        "features that read it, and scoring says so.", "",
+        "Per mix event *e* (named `mix_share_<e>` and `mix_change_<e>`, where `<e>` is the event name in lower case",
+        "with every run of characters other than a-z and 0-9 made one `_`, cut to 40 characters, `e_` before a",
+        "leading digit, and `_2`, `_3`... when two names come out alike):", "",
+        "| feature | group | role | unit | risk rises when | description | reason |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| `mix_share_<e>` | breadth | cause | share | depends | Share of the account's events in the trend window "
+        "that were *e*; empty without events. | {value} of product events were *e* in the last {window} days |",
+        "| `mix_change_<e>` | trend | cause | points | depends | That share minus the share in the window before, in "
+        "percentage points. | Share of *e* events fell from 30% to 5% against the previous {window} days |", "",
     ]
     direction = {"up": "higher", "down": "lower", "mixed": "depends"}
     lines += grouped_tables(

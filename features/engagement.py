@@ -238,9 +238,9 @@ def _rate_columns(j: ir.Table, config: FeatureConfig, has_users: bool) -> dict[s
                     f"seat_day_utilisation_{w}d": _ratio(user_days, j.seats * days)}
     t = config.trend_window_days
     days = _observed_days(j, t)
-    out[f"daily_events_per_100_mrr_{t}d"] = j[f"events_{t}d"] / days / per_100
+    out["daily_events_per_100_mrr"] = j[f"events_{t}d"] / days / per_100
     if has_users:
-        out[f"daily_users_per_100_mrr_{t}d"] = j[f"user_days_{t}d"] / days / per_100
+        out["daily_users_per_100_mrr"] = j[f"user_days_{t}d"] / days / per_100
     return out
 
 

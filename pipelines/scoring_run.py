@@ -90,7 +90,8 @@ def _predict(params: Params, batch: ScoringBatch, progress: Progress):
             scored_at = datetime.now().replace(microsecond=0)
             vocabulary = EventVocabulary.of_model(champion.model.vocabulary, params.features)
             context = ScoringContext(catalog_specs(params, vocabulary), params.scoring,
-                                     health=_health(params, champion), benchmarks=_benchmarks(champion), attributes=account_attributes(batch.wh))
+                                     health=_health(params, champion), benchmarks=_benchmarks(champion),
+                                     attributes=account_attributes(batch.wh))
             scores, drivers = score_accounts(ScoredModel(champion.model, champion.name, champion.version),
                                              batch.frame, context, scored_at)
             # Read in this read-only pass: the published scoring before the as-of (several as-ofs chain in order).

@@ -23,7 +23,16 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from features.catalog import LAST_COMMENT, NEGATIVE_AT, FeatureSpec, describe_change, format_value, render_reason
+from features.catalog import (
+    LAST_COMMENT,
+    MIX_CHANGE,
+    MIX_SHARE,
+    NEGATIVE_AT,
+    FeatureSpec,
+    describe_change,
+    format_value,
+    render_reason,
+)
 from training.calibrate import Calibrator
 from training.train import TrainedModel
 
@@ -147,6 +156,8 @@ MISSING_REASONS = {
 
 
 def _base_name(spec: FeatureSpec) -> str:
+    if spec.subject is not None:  # a mix feature: one sentence for every event
+        return (MIX_CHANGE if spec.name.startswith(MIX_CHANGE) else MIX_SHARE) + "{event}"
     if spec.window is None:
         return spec.name
     return re.sub(rf"_{spec.window}d$", "_{window}d", spec.name)
@@ -329,9 +340,22 @@ def _onboarding_open(spec: FeatureSpec, value, row: Callable[[str], object]) -> 
     return f"Onboarding not complete after {days}{done}"
 
 
+def _mix_detail(spec: FeatureSpec, value, row: Callable[[str], object]) -> str | None:
+    """"Share of export_report events fell from 30% to 5% against the previous 30 days"."""
+    now = row(MIX_SHARE + spec.name.removeprefix(MIX_CHANGE))
+    if _is_missing(now) or _is_missing(value):
+        return None
+    before = now - value / 100.0
+    if abs(value) < 0.5:
+        return f"Share of {spec.subject} events held at {now:.0%} against the previous {spec.window} days"
+    return (f"Share of {spec.subject} events {'fell' if value < 0 else 'rose'} from {before:.0%} to {now:.0%} "
+            f"against the previous {spec.window} days")
+
+
 # Reasons that say more than the template when the account's other values are at hand: for a value, or for a
 # censored one (missing or zero because the thing has not happened yet), which the template would misstate.
-_DETAILS = {"seat_utilisation_{window}d": _seat_detail, "last_comment_sentiment": _comment_detail}
+_DETAILS = {"seat_utilisation_{window}d": _seat_detail, "last_comment_sentiment": _comment_detail,
+            MIX_CHANGE + "{event}": _mix_detail}
 _CENSORED = {"days_to_first_value": _no_first_value, "value_reached": _no_first_value,
              "core_adoption_median_days": _no_core_adoption, "core_adoption_share": _no_core_adoption,
              "days_to_onboard": _onboarding_open, "days_to_first_outcome": _no_outcome_won}
