@@ -25,7 +25,7 @@ from serving.drift import compare_mrr, compute_drift, stop_reasons, summarise_dr
 from serving.experiments import HOLDOUT, assignment_rows
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks
 from serving.history import chain_history
-from serving.score import ScoredModel, ScoringContext, score_accounts
+from serving.score import ScoredModel, ScoringContext, check_features_available, score_accounts
 from serving.writeback import (
     add_missing_columns,
     read_previous_scores,
@@ -205,6 +205,10 @@ def run_score(params: Params, progress: Progress, as_of: date | None = None,
         vocabulary = EventVocabulary.of_model(champion.model.vocabulary, params.features)
         frame, feature_set = build_feature_frame(params, wh, [as_of], progress, vocabulary)
         validate_feature_table(frame, feature_set.names, params.validation).raise_for_errors()
+        try:  # before the drift guard: a feature the warehouse cannot give is the problem to name, not its drift
+            check_features_available(champion.model, frame)
+        except ValueError as exc:
+            raise StageError(str(exc)) from None
         batch = ScoringBatch(champion, wh, as_of, frame)
         drift = _guard_drift(params, batch, progress)
         publish = allow_drift or not stop_reasons(drift)

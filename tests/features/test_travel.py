@@ -106,7 +106,8 @@ def test_picked_names_follow_accounts_for_core_and_value_and_volume_for_the_mix(
         for day, name in enumerate(names, start=1)]
     account, at, name = zip(*rows, strict=True)
     events = pd.DataFrame({"account_id": account, "event_at": ts(*at), "event_name": name})
-    late = pd.DataFrame({"account_id": ["d"] * 9, "event_at": ts(*["2024-02-10"] * 9), "event_name": ["bulk_import"] * 9})
+    late = pd.DataFrame({"account_id": ["d"] * 9, "event_at": ts(*["2024-02-10"] * 9),
+                         "event_name": ["bulk_import"] * 9})
     subs = pd.DataFrame({"account_id": list("abcd"), "start_at": ts(*["2023-01-01"] * 4), "end_at": ts(*[None] * 4),
                          "mrr": [10.0] * 4})
     con = load_tables(accounts=pd.DataFrame({"account_id": list("abcd"), "created_at": ts(*["2023-01-01"] * 4)}),
