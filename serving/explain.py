@@ -57,6 +57,14 @@ FEATURE_LABELS = {
     "active_users_trend": "Change in active users",
     "events_trend": "Change in product events",
     "sessions_trend": "Change in sessions",
+    "events_per_day_{window}d": "Product events a day (last {window} days)",
+    "active_day_share_{window}d": "Share of days active (last {window} days)",
+    "events_per_user_day_{window}d": "Actions per user on a day of use (last {window} days)",
+    "seat_day_utilisation_{window}d": "Paid seat-days in use (last {window} days)",
+    "daily_users_per_100_mrr": "Daily active users per 100 of MRR",
+    "daily_events_per_100_mrr": "Daily product events per 100 of MRR",
+    MIX_SHARE + "{event}": "Share of {event} events",
+    MIX_CHANGE + "{event}": "Change in the share of {event} events",
     "tenure_days": "Time as a customer",
     "value_reached": "First value reached",
     "days_to_first_value": "Time to first value",
@@ -172,7 +180,7 @@ def feature_label(spec: FeatureSpec) -> str:
     label = getattr(spec, "label", None) or FEATURE_LABELS.get(_base_name(spec))
     if label is None:  # a feature newer than this table: the first clause of its description
         label = re.split(r"[.;:(]", re.sub(r"\([^)]*\)", "", spec.description))[0].strip()
-    return label.replace("{window}", str(spec.window))
+    return label.replace("{window}", str(spec.window)).replace("{event}", spec.subject or "")
 
 
 def explain_predictions(model: TrainedModel, frame: pd.DataFrame) -> pd.DataFrame:

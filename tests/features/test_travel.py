@@ -14,7 +14,7 @@ from features.config import FeatureConfig
 from features.feature_table import compute_feature_table, features_reading_events, select_features
 from features.sources import load_sources
 from features.vocabulary import EventVocabulary, find_absent_events, pick_event_vocabulary
-from serving.explain import describe_driver
+from serving.explain import describe_driver, feature_label
 from tests.conftest import ts
 from tests.features.test_engagement import EVENTS, _events
 
@@ -97,6 +97,7 @@ def test_mix_reasons_name_the_event_and_the_shares():
     assert describe_driver(change, -25.0, row=values.get) == (
         "Share of export_report events fell from 30% to 5% against the previous 30 days")
     assert render_reason(change, -25.0) == "Share of export_report events moved -25 points against the previous 30 days"
+    assert feature_label(share) == "Share of export_report events"
 
 
 def test_picked_names_follow_accounts_for_core_and_value_and_volume_for_the_mix(load_tables):
