@@ -1,7 +1,9 @@
-"""Engagement features (frequency, breadth, depth, trends), computed in the warehouse from event rollups.
+"""Engagement features (frequency, breadth, depth, trends, the rates that travel and the mix of event types),
+computed in the warehouse from event rollups.
 
 The events are scanned twice: once to session pieces (account, user, day, session), from which the per-account-day
-and per-user rollups derive, and once to (account, event name, period). Every window and as-of reads those
+and per-user rollups derive, and once to (account, event name, period) with the period's event count (the mix's
+shares). Every window and as-of reads those
 rollups, never the raw events again. Distinct counts over a window (users, event names) are counted without
 COUNT(DISTINCT): per as-of, each user or event name keeps only the last period it was seen in, and a window counts
 those seen inside it. A period runs between two consecutive window cuts (`window_cuts`), so no window starts or ends
