@@ -20,6 +20,10 @@ def test_picked_event_names_are_kept_in_the_model_and_scoring_needs_every_one(ma
                             "features.event_mix": {"top": 4}})
     trained = project.churn("train")
     assert "event names: core events (picked from the training data)" in trained
+    # The training report says which names the features read and that they were picked.
+    report = next(line.split("training report:", 1)[1].strip() for line in trained.splitlines()
+                  if "training report:" in line)
+    assert "core events (picked from the training data)" in (project.root / report).read_text()
 
     model = load_model_version(load_params(project.params).mlflow).model
     vocabulary = EventVocabulary.from_dict(model.vocabulary)
