@@ -41,6 +41,7 @@ class FeatureSpec:
     `window_kind` says which configured window fills `{window}` (see WINDOW_KINDS); `window` is that number once bound.
     `as_of_clock` is set on features whose value is a count of days from or to the as-of (see AS_OF_CLOCKS).
     `role` says whether the feature is a cause a CS team can act on or context (see ROLES).
+    `subject` names the event of a mix feature (`mix_specs`), so a reason can quote it as the warehouse spells it.
     """
 
     name: str
@@ -54,6 +55,7 @@ class FeatureSpec:
     window: int | None = None
     as_of_clock: str | None = None
     role: str = "cause"
+    subject: str | None = None  # the event name a mix feature is about, as the warehouse spells it
 
     def for_window(self, window: int) -> FeatureSpec:
         """The concrete feature for one window."""
@@ -108,6 +110,37 @@ ENGAGEMENT = (
        "Change in sessions: the last trend window against the one before it.", "change", "down",
        "Sessions {change} against the previous {window} days", "trend"),
 )
+
+# Rates that travel between warehouses of other scales: per observed day (the window's days, or the days since
+# sign-up for an account younger than the window, so a 10-day-old account is not judged on a 90-day count), per
+# active user-day (a user active on a day counts once), per seat-day and per 100 of MRR.
+RATES = (
+    _f("events_per_day_{window}d", "frequency", "events accounts",
+       "Product events per day over the last {window} days, or per day since sign-up for a younger account.",
+       "number", "down", "{value} product events a day over the last {window} days (or since sign-up)", "each"),
+    _f("active_day_share_{window}d", "frequency", "events accounts",
+       "Share of the last {window} days (or of the days since sign-up, if fewer) with any product event.",
+       "share", "down", "Active on {value} of the days in the last {window} days (or since sign-up)", "each"),
+    _f("events_per_user_day_{window}d", "frequency", "events.user_id",
+       "Product events per active user-day (a user active on a day counts once) in the last {window} days.",
+       "number", "down", "{value} actions per user on a day of use, last {window} days", "each"),
+    _f("seat_day_utilisation_{window}d", "breadth", "events.user_id subscriptions.seats accounts",
+       "Active user-days over seat-days (paid seats × days observed) in the last {window} days or since sign-up.",
+       "share", "down", "Paid seats in use on {value} of the days in the last {window} days (or since sign-up)",
+       "each"),
+    _f("daily_users_per_100_mrr", "realised", "events.user_id subscriptions accounts",
+       "Average daily active users over the last {window} days (or since sign-up) per 100 of MRR: use for the "
+       "money (value for money); empty without MRR.",
+       "number", "down", "{value} daily active users per 100 of MRR over the last {window} days", "trend"),
+    _f("daily_events_per_100_mrr", "realised", "events subscriptions accounts",
+       "Product events per day over the last {window} days (or since sign-up) per 100 of MRR; empty without MRR.",
+       "number", "down", "{value} product events a day per 100 of MRR over the last {window} days", "trend"),
+)
+
+# The features that read the configured (or automatically picked) core and value event names: a warehouse that lacks
+# one of those names cannot provide them.
+CORE_EVENT_FEATURES = ("core_feature_share_{window}d", "core_adoption_share", "core_adoption_median_days")
+VALUE_EVENT_FEATURES = ("value_reached", "days_to_first_value", "onboarding_overdue_days")
 
 VALUE = (
     _f("tenure_days", "value", "accounts", "Days from the account's creation to the as-of.",
@@ -279,7 +312,58 @@ TOUCHES = (
        "count", "down", "{value} CS touches in the last {window} days", "touch"),
 )
 
-CATALOG = ENGAGEMENT + CHAMPIONS + VALUE + REALISED + SUPPORT + VOICE + WORDS + TOUCHES + COMMERCIAL
+CATALOG = ENGAGEMENT + RATES + CHAMPIONS + VALUE + REALISED + SUPPORT + VOICE + WORDS + TOUCHES + COMMERCIAL
+
+
+# The mix of event types: for each event name of `features.event_mix`, its share of the account's events in the
+# trend window and the change of that share against the window before. Feature names carry the event name made a
+# safe identifier (`event_slug`); the description and the reason name the event as the warehouse spells it.
+MIX_SHARE, MIX_CHANGE = "mix_share_", "mix_change_"
+_SLUG_CHARS = 40
+
+
+def event_slug(event: str) -> str:
+    """An event name as a safe identifier: lower case, runs of anything but a-z and 0-9 made one `_`, at most 40
+    characters, an `e_` before a leading digit (`Export Report!` → `export_report`, `2fa.enable` → `e_2fa_enable`)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", event.lower()).strip("_")[:_SLUG_CHARS].strip("_") or "event"
+    return f"e_{slug}" if slug[0].isdigit() else slug
+
+
+def mix_slugs(events: list[str]) -> list[str]:
+    """Each event's slug, made unique in order (`export_report`, `export_report_2`) when two names sanitise alike."""
+    out: list[str] = []
+    for event in events:
+        slug, n = event_slug(event), 1
+        while (slug if n == 1 else f"{slug}_{n}") in out:
+            n += 1
+        out.append(slug if n == 1 else f"{slug}_{n}")
+    return out
+
+
+def _literal(text: str) -> str:
+    # An event name inside a reason template: braces doubled, so `str.format` prints them as they are.
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def mix_specs(events: list[str], window: int) -> list[FeatureSpec]:
+    """The share and share-change features of each mix event, bound to the trend window."""
+    specs = []
+    for event, slug in zip(events, mix_slugs(events), strict=True):
+        name = _literal(event)
+        specs += [
+            FeatureSpec(f"{MIX_SHARE}{slug}", "breadth", ("events",),
+                        f"Share of the account's product events in the last {window} days that were `{event}` "
+                        "(features.event_mix); empty without events.", "share", "mixed",
+                        f"{{value}} of product events were {name} in the last {{window}} days", window_kind="trend",
+                        window=window, subject=event),
+            FeatureSpec(f"{MIX_CHANGE}{slug}", "trend", ("events",),
+                        f"Share of `{event}` among the account's events in the last {window} days minus its share in "
+                        "the window before, in percentage points; empty when either window has no events.",
+                        "points", "mixed",
+                        f"Share of {name} events moved {{value}} against the previous {{window}} days",
+                        window_kind="trend", window=window, subject=event),
+        ]
+    return specs
 
 
 def expand_catalog(specs: tuple[FeatureSpec, ...], windows: dict[str, list[int]]) -> list[FeatureSpec]:
@@ -366,7 +450,7 @@ def render_reason(spec: FeatureSpec, value) -> str:
 GROUP_TITLES = {
     "frequency": "Engagement frequency", "breadth": "Engagement breadth", "depth": "Engagement depth",
     "trend": "Engagement trends", "champions": "Champions (admin-role users)", "value": "Time to value",
-    "realised": "Value realised (amounts and outcomes)", "support": "Support tickets",
+    "realised": "Value realised (amounts, outcomes, use per MRR)", "support": "Support tickets",
     "voice": "Voice of the customer (surveys)", "words": "Voice in words (survey comments)",
     "touches": "CS touches", "commercial": "Commercial",
 }
@@ -388,6 +472,22 @@ def catalog_markdown(specs: list[FeatureSpec]) -> str:
         "MRR level, seats, trial) says when and for whom risk applies: it stays in the model, its SHAP values are in",
         "`churn_score_drivers` (role `context`, no rank), and renewal timing is written to `churn_scores` as",
         "`renewal_date`, `days_to_renewal` and `billing_period_months`.", "",
+        "Event names: `features.core_events` and `features.value_events`, when left empty, are picked at training",
+        "from the events before the first held-out as-of: core = the `features.core_events_top` names used by the most",
+        "accounts (the login event left out), value = the `features.value_events_top` names used by the most accounts",
+        "after the core ones. The mix of event types takes the `features.event_mix.top` names with the most events",
+        "(or `features.event_mix.events`). The names are kept in the model (`vocabulary.json`, the training report)",
+        "and scoring reads the model's, never picking again; a warehouse lacking one of them cannot provide the",
+        "features that read it, and scoring says so.", "",
+        "Per mix event *e* (named `mix_share_<e>` and `mix_change_<e>`, where `<e>` is the event name in lower case",
+        "with every run of characters other than a-z and 0-9 made one `_`, cut to 40 characters, `e_` before a",
+        "leading digit, and `_2`, `_3`... when two names come out alike):", "",
+        "| feature | group | role | unit | risk rises when | description | reason |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| `mix_share_<e>` | breadth | cause | share | depends | Share of the account's events in the trend window "
+        "that were *e*; empty without events. | {value} of product events were *e* in the last {window} days |",
+        "| `mix_change_<e>` | trend | cause | points | depends | That share minus the share in the window before, in "
+        "percentage points. | Share of *e* events fell from 30% to 5% against the previous {window} days |", "",
     ]
     direction = {"up": "higher", "down": "lower", "mixed": "depends"}
     lines += grouped_tables(

@@ -37,6 +37,24 @@ class OutcomeEvents(BaseModel):
         return bool(self.won)
 
 
+class EventMixConfig(BaseModel):
+    """Which event names get a share-of-activity feature and a share trend (the account's mix of event types)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # How many of the warehouse's event names, the most frequent by volume on the training data (0: no mix features).
+    top: int = Field(default=8, ge=0, le=50)
+    # The names themselves; null = picked automatically at training (the `top` by volume) and kept in the model.
+    events: list[str] | None = None
+
+    @field_validator("events")
+    @classmethod
+    def _distinct(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (len(set(value)) != len(value) or any(not name.strip() for name in value)):
+            raise ValueError("events must be distinct, non-empty event names")
+        return value
+
+
 class FeatureConfig(BaseModel):
     """Windows and event vocabulary the feature groups use."""
 
@@ -45,9 +63,14 @@ class FeatureConfig(BaseModel):
     windows: list[int] = Field(default=[7, 30, 90], min_length=1)
     trend_window_days: int = Field(default=30, gt=0)
     login_event: str = "login"
+    # Empty or null: picked at training (the `core_events_top` event names used by the most accounts, login excluded).
     core_events: list[str] = Field(default_factory=list)
+    core_events_top: int = Field(default=5, ge=1, le=50)
     session_gap_minutes: int = Field(default=30, gt=0)
+    # Empty or null: picked at training (the `value_events_top` names used by the most accounts after the core ones).
     value_events: list[str] = Field(default_factory=list)
+    value_events_top: int = Field(default=3, ge=1, le=50)
+    event_mix: EventMixConfig = Field(default_factory=EventMixConfig)
     onboarding_milestones: list[str] = Field(default_factory=list)
     high_priorities: list[str] = Field(default_factory=lambda: ["high", "urgent"])
     support_window_days: int = Field(default=90, gt=0)
@@ -63,10 +86,15 @@ class FeatureConfig(BaseModel):
     admin_lost_days: int = Field(default=90, gt=0)
     touch_window_days: int = Field(default=90, gt=0)
 
-    @field_validator("outcome_events", mode="before")
+    @field_validator("outcome_events", "event_mix", mode="before")
     @classmethod
     def _null_is_none(cls, value):
         return {} if value is None else value
+
+    @field_validator("core_events", "value_events", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value):
+        return [] if value is None else value
 
     @field_validator("admin_roles")
     @classmethod

@@ -1,7 +1,9 @@
-"""Engagement features (frequency, breadth, depth, trends), computed in the warehouse from event rollups.
+"""Engagement features (frequency, breadth, depth, trends, the rates that travel and the mix of event types),
+computed in the warehouse from event rollups.
 
 The events are scanned twice: once to session pieces (account, user, day, session), from which the per-account-day
-and per-user rollups derive, and once to (account, event name, period). Every window and as-of reads those
+and per-user rollups derive, and once to (account, event name, period) with the period's event count (the mix's
+shares). Every window and as-of reads those
 rollups, never the raw events again. Distinct counts over a window (users, event names) are counted without
 COUNT(DISTINCT): per as-of, each user or event name keeps only the last period it was seen in, and a window counts
 those seen inside it. A period runs between two consecutive window cuts (`window_cuts`), so no window starts or ends
@@ -16,6 +18,7 @@ from datetime import date, timedelta
 import ibis
 import ibis.expr.types as ir
 
+from features.catalog import MIX_CHANGE, MIX_SHARE, mix_slugs
 from features.config import FeatureConfig
 from features.pit import days_before, days_between, latest_before, rows_within
 from features.sources import Sources
@@ -25,9 +28,10 @@ from features.sources import Sources
 class EventRollups:
     """Events rolled up in the warehouse for the span the grid reads."""
 
-    account_days: ir.Table  # account_id, day, n, logins, pieces (session pieces), seconds, timed (pieces with seconds)
+    account_days: ir.Table  # account_id, day, n, logins, pieces (session pieces), seconds, timed (pieces with
+    # seconds), user_days (users active that day)
     user_days: ir.Table | None  # account_id, user_id, day: a period's first day (None when events have no user_id)
-    event_days: ir.Table  # account_id, event_name, day: a period's first day
+    event_days: ir.Table  # account_id, event_name, day (a period's first day), n (events in the period)
     sessions: ir.Table  # account_id, user_id, day, session, n, logins, seconds
     active_days: ir.Table  # account_id, day: the span's active days and each account's last one before it
 
@@ -95,13 +99,15 @@ def build_event_rollups(sources: Sources, config: FeatureConfig, as_of_dates: li
     timed = sessions.seconds.notnull()
     account_days = sessions.group_by(["account_id", "day"]).aggregate(
         n=sessions.n.sum(), logins=sessions.logins.sum(), pieces=sessions.count(),
-        seconds=sessions.seconds.sum(), timed=ibis.ifelse(timed, 1, 0).sum())
+        seconds=sessions.seconds.sum(), timed=ibis.ifelse(timed, 1, 0).sum(),
+        user_days=sessions.user_id.nunique())
     user_days = None
     if sources.has("events", "user_id"):
         known = sessions.filter(sessions.user_id.notnull())
         user_days = known.select("account_id", "user_id", day=_period(known.day, cuts)).distinct()
-    # One scan to (account, event name, period).
-    event_days = recent.select("account_id", "event_name", day=_period(recent.day, cuts)).distinct()
+    # One scan to (account, event name, period), with the period's count for the mix of event types.
+    periods = recent.mutate(day=_period(recent.day, cuts))
+    event_days = periods.group_by(["account_id", "event_name", "day"]).aggregate(n=periods.n.sum())
     # Active days for the days since the last activity: the span's, and each account's last one before it.
     earlier = base.filter(base.event_at < ibis.timestamp(since))
     earlier = earlier.group_by("account_id").aggregate(day=earlier.day.max())
@@ -130,7 +136,7 @@ def _trend_halves(j: ir.Table, config: FeatureConfig) -> tuple[ir.Value, ir.Valu
     return last, (j.day < days_before(j.as_of, t)) & (j.day >= days_before(j.as_of, 2 * t))
 
 
-def _daily_metrics(rollups: EventRollups, grid: ir.Table, config: FeatureConfig) -> ir.Table:
+def _daily_metrics(rollups: EventRollups, grid: ir.Table, config: FeatureConfig, windows: list[int]) -> ir.Table:
     """Per window active days, events, logins, session pieces and their mean length, and events and sessions in
     the two trend halves, from the per-account-day rollup.
 
@@ -138,18 +144,19 @@ def _daily_metrics(rollups: EventRollups, grid: ir.Table, config: FeatureConfig)
     """
     j = rows_within(grid, rollups.account_days, "day", config.lookback_days)
     metrics = {}
-    for w in config.windows:
+    for w in windows:
         inside = j.day >= days_before(j.as_of, w)
         metrics |= {f"active_days_{w}d": j.count(where=inside), f"events_{w}d": j.n.sum(where=inside),
                     f"logins_{w}d": j.logins.sum(where=inside), f"sessions_{w}d": j.pieces.sum(where=inside),
-                    f"seconds_{w}d": j.seconds.sum(where=inside), f"timed_{w}d": j.timed.sum(where=inside)}
+                    f"seconds_{w}d": j.seconds.sum(where=inside), f"timed_{w}d": j.timed.sum(where=inside),
+                    f"user_days_{w}d": j.user_days.sum(where=inside)}
     last, previous = _trend_halves(j, config)
     metrics |= {"events_last": j.n.sum(where=last), "events_prev": j.n.sum(where=previous),
                 "sessions_last": j.pieces.sum(where=last), "sessions_prev": j.pieces.sum(where=previous)}
     daily = j.group_by(["account_id", "as_of"]).aggregate(**metrics)
     # The mean length of the window's timed session pieces (null when none has a length).
-    means = {f"session_seconds_{w}d": _ratio(daily[f"seconds_{w}d"], daily[f"timed_{w}d"]) for w in config.windows}
-    return daily.mutate(**means).drop(*[f"{part}_{w}d" for part in ("seconds", "timed") for w in config.windows])
+    means = {f"session_seconds_{w}d": _ratio(daily[f"seconds_{w}d"], daily[f"timed_{w}d"]) for w in windows}
+    return daily.mutate(**means).drop(*[f"{part}_{w}d" for part in ("seconds", "timed") for w in windows])
 
 
 def _last_seen(rollup: ir.Table, entity: str, grid: ir.Table, config: FeatureConfig) -> ir.Table:
@@ -187,23 +194,79 @@ def _last_activity(rollups: EventRollups, grid: ir.Table) -> ir.Table:
     return j.select("account_id", "as_of", days_since_last_activity=days_between(j.as_of, j.day))
 
 
-def compute_engagement_features(rollups: EventRollups, grid: ir.Table, seats: ir.Table,
+def _mix_metrics(rollups: EventRollups, grid: ir.Table, config: FeatureConfig) -> ir.Table | None:
+    """Per mix event, its events and all events in the two trend halves (`features.event_mix`)."""
+    events = config.event_mix.events or []
+    if not events:
+        return None
+    j = rows_within(grid, rollups.event_days, "day", 2 * config.trend_window_days)
+    last, previous = _trend_halves(j, config)
+    metrics = {"mix_total_last": j.n.sum(where=last), "mix_total_prev": j.n.sum(where=previous)}
+    for i, event in enumerate(events):
+        named = j.event_name == event
+        metrics |= {f"mix_{i}_last": j.n.sum(where=last & named), f"mix_{i}_prev": j.n.sum(where=previous & named)}
+    return j.group_by(["account_id", "as_of"]).aggregate(**metrics)
+
+
+def _mix_columns(j: ir.Table, config: FeatureConfig) -> dict[str, ir.Value]:
+    """Each mix event's share of the last trend window's events, and the change of its share in percentage points."""
+    events = config.event_mix.events or []
+    out = {}
+    for i, slug in enumerate(mix_slugs(events)):
+        now = _ratio(j[f"mix_{i}_last"], j.mix_total_last)
+        before = _ratio(j[f"mix_{i}_prev"], j.mix_total_prev)
+        out |= {f"{MIX_SHARE}{slug}": now, f"{MIX_CHANGE}{slug}": (now - before) * 100.0}
+    return out
+
+
+def _observed_days(j: ir.Table, window: int) -> ir.Value:
+    """The days of a window an account was there for: the window, or the days since sign-up when fewer (at least 1;
+    the window when the sign-up is unknown or not before the as-of)."""
+    age = days_between(j.as_of, ibis.ifelse(j.created_at < j.as_of, j.created_at, ibis.null("timestamp")))
+    return ibis.cases((age.isnull() | (age >= window), float(window)), (age < 1, 1.0), else_=age.cast("float64"))
+
+
+def _rate_columns(j: ir.Table, config: FeatureConfig, has_users: bool) -> dict[str, ir.Value]:
+    """The rates that travel between warehouses (catalog RATES): per observed day, user-day, seat-day, 100 of MRR."""
+    out = {}
+    per_100 = ibis.ifelse(j.mrr > 0, j.mrr / 100.0, ibis.null("float64"))
+    for w in config.windows:
+        days = _observed_days(j, w)
+        out |= {f"events_per_day_{w}d": j[f"events_{w}d"] / days,
+                f"active_day_share_{w}d": j[f"active_days_{w}d"] / days}
+        if has_users:
+            user_days = j[f"user_days_{w}d"]
+            out |= {f"events_per_user_day_{w}d": _ratio(j[f"events_{w}d"], user_days),
+                    f"seat_day_utilisation_{w}d": _ratio(user_days, j.seats * days)}
+    t = config.trend_window_days
+    days = _observed_days(j, t)
+    out["daily_events_per_100_mrr"] = j[f"events_{t}d"] / days / per_100
+    if has_users:
+        out["daily_users_per_100_mrr"] = j[f"user_days_{t}d"] / days / per_100
+    return out
+
+
+def compute_engagement_features(rollups: EventRollups, grid: ir.Table, state: ir.Table,
                                 config: FeatureConfig) -> ir.Table:
-    """Return one row per grid (account_id, as_of) with the engagement features of the catalog.
+    """Return one row per grid (account_id, as_of) with the engagement features of the catalog, the rates that travel
+    and the mix of event types.
 
     Args:
         rollups: event rollups spanning the grid's windows (`build_event_rollups`).
         grid: (account_id, as_of) rows, as_of a midnight timestamp.
-        seats: (account_id, as_of, seats) paid seats just before each as-of.
+        state: (account_id, as_of, mrr, seats, created_at): MRR and paid seats just before each as-of, and sign-up.
     """
-    parts = [_daily_metrics(rollups, grid, config), *_distinct_metrics(rollups, grid, config),
-             _last_activity(rollups, grid),
-             seats.select("account_id", "as_of", "seats")]
+    windows = sorted({*config.windows, config.trend_window_days})
+    parts = [_daily_metrics(rollups, grid, config, windows), *_distinct_metrics(rollups, grid, config),
+             _last_activity(rollups, grid), _mix_metrics(rollups, grid, config),
+             state.select("account_id", "as_of", "seats", "mrr", "created_at")]
     j = grid
     for part in parts:
-        j = j.left_join(part, ["account_id", "as_of"]).drop("account_id_right", "as_of_right")
+        if part is not None:
+            j = j.left_join(part, ["account_id", "as_of"]).drop("account_id_right", "as_of_right")
+    kept = ("days_since_last_activity", "seats", "mrr", "created_at")
     zero = {c: j[c].fill_null(0) for c in j.columns if c not in grid.columns
-            and c not in ("days_since_last_activity", "seats") and not c.startswith("session_seconds")}
+            and c not in kept and not c.startswith("session_seconds")}
     j = j.mutate(**zero)
     out = {"days_since_last_activity": j.days_since_last_activity}
     for w in config.windows:
@@ -227,4 +290,5 @@ def compute_engagement_features(rollups: EventRollups, grid: ir.Table, seats: ir
             "sessions_trend": _change(j.sessions_last, j.sessions_prev)}
     if rollups.has_users:
         out["active_users_trend"] = _change(j.users_last, j.users_prev)
+    out |= _rate_columns(j, config, rollups.has_users) | _mix_columns(j, config)
     return j.select(*grid.columns, **out)

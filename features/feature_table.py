@@ -7,7 +7,19 @@ from datetime import date
 
 import ibis.expr.types as ir
 
-from features.catalog import CATALOG, LAST_COMMENT, FeatureSpec, expand_catalog, missing_needs
+from features.catalog import (
+    CATALOG,
+    CORE_EVENT_FEATURES,
+    LAST_COMMENT,
+    MIX_CHANGE,
+    MIX_SHARE,
+    VALUE_EVENT_FEATURES,
+    FeatureSpec,
+    expand_catalog,
+    missing_needs,
+    mix_slugs,
+    mix_specs,
+)
 from features.champions import compute_champion_features
 from features.commercial import compute_commercial_features, compute_subscription_state
 from features.config import FeatureConfig
@@ -17,6 +29,7 @@ from features.sources import Sources
 from features.support import compute_support_features
 from features.touches import compute_touch_features
 from features.value import compute_value_features
+from features.vocabulary import EventVocabulary
 from features.voice import compute_voice_features
 from features.words import compute_words_features
 
@@ -35,15 +48,47 @@ class FeatureSet:
 
     specs: tuple[FeatureSpec, ...]
     left_out: dict[str, list[str]]
+    # The event names the features read, and which were picked automatically (kept in the model).
+    vocabulary: EventVocabulary = EventVocabulary()
 
     @property
     def names(self) -> list[str]:
         return [s.name for s in self.specs]
 
+    def without(self, lacking: dict[str, list[str]]) -> FeatureSet:
+        """The set with the features of `lacking` (name → what they lack) left out too."""
+        return FeatureSet(specs=tuple(s for s in self.specs if s.name not in lacking), left_out=self.left_out | {
+            name: needs for name, needs in lacking.items() if name in self.names}, vocabulary=self.vocabulary)
+
+
+def _bound(bases: tuple[str, ...], windows: list[int]) -> list[str]:
+    return sorted({base.format(window=w) for base in bases for w in windows})
+
+
+def features_reading_events(vocabulary: EventVocabulary, absent: list[str], config: FeatureConfig) -> dict:
+    """The features that read one of the `absent` event names (name → the events they lack): a core event's
+    breadth and adoption features, a value event's time-to-value features, a mix event's share and its change."""
+    lacking: dict[str, list[str]] = {}
+
+    def add(names, event):
+        for name in names:
+            lacking.setdefault(name, []).append(f"event '{event}'")
+
+    for event in absent:
+        if event in vocabulary.core_events:
+            add(_bound(CORE_EVENT_FEATURES, config.windows), event)
+        if event in vocabulary.value_events:
+            add(_bound(VALUE_EVENT_FEATURES, config.windows), event)
+    for event, slug in zip(vocabulary.mix_events, mix_slugs(list(vocabulary.mix_events)), strict=True):
+        if event in absent:
+            add([f"{MIX_SHARE}{slug}", f"{MIX_CHANGE}{slug}"], event)
+    return lacking
+
 
 def catalog_for(config: FeatureConfig) -> list[FeatureSpec]:
-    """The concrete catalog for the configured windows."""
-    return expand_catalog(CATALOG, config.windows_by_kind())
+    """The concrete catalog for the configured windows and the mix's event names (none until they are picked)."""
+    return expand_catalog(CATALOG, config.windows_by_kind()) + mix_specs(config.event_mix.events or [],
+                                                                          config.trend_window_days)
 
 
 def select_features(config: FeatureConfig, missing_sources: list[str]) -> FeatureSet:
@@ -73,7 +118,9 @@ def compute_feature_table(sources: Sources, grid: ir.Table, as_of_dates: list[da
     feature_set = select_features(config, sources.missing)
     keys = grid.select("account_id", "as_of")
     rollups = build_event_rollups(sources, config, as_of_dates)
-    parts = [compute_engagement_features(rollups, keys, compute_subscription_state(sources, keys), config)]
+    accounts = sources["accounts"].select("account_id", "created_at")
+    state = compute_subscription_state(sources, keys).left_join(accounts, "account_id").drop("account_id_right")
+    parts = [compute_engagement_features(rollups, keys, state, config)]
     parts += [compute(sources, keys, config) for table, compute in _GROUPS if table is None or sources.has(table)]
     signals = (compute_realised_features(sources, keys, config, as_of_dates),
                compute_champion_features(sources, keys, config, as_of_dates) if sources.has("users") else None,

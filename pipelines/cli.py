@@ -125,6 +125,19 @@ def validate(ctx: typer.Context) -> None:
         console.print("contract satisfied", style="green")
 
 
+def _list_mix_templates(params) -> None:
+    """The mix features of the event names picked at training, one line per kind (`<event>` for each name)."""
+    mix = params.features.event_mix
+    if mix.events is not None or not mix.top:
+        return
+    from features.catalog import mix_specs
+
+    for spec, kind in zip(mix_specs(["<event>"], params.features.trend_window_days), ("share", "change"), strict=True):
+        name = f"mix_{kind}_<event>"
+        console.print(f"{name:<40} {spec.group:<10} {spec.role:<7} {spec.unit:<8} {spec.description} One per event "
+                      f"name of the {mix.top} with the most events, picked at training.")
+
+
 @app.command()
 def features(ctx: typer.Context,
              as_of: datetime = typer.Option(None, formats=["%Y-%m-%d"], help=AS_OF_HELP),
@@ -144,6 +157,7 @@ def features(ctx: typer.Context,
             else:
                 for spec in specs.values():
                     console.print(f"{spec.name:<40} {spec.group:<10} {spec.role:<7} {spec.unit:<8} {spec.description}")
+                _list_mix_templates(params)
             return
         from pipelines.features_run import run_features
 

@@ -3,15 +3,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time
 
 import ibis
 import pandas as pd
 
-from features.feature_table import FeatureSet, catalog_for, compute_feature_table
+from features.feature_table import (
+    CONTEXT_COLUMNS,
+    FeatureSet,
+    catalog_for,
+    compute_feature_table,
+    features_reading_events,
+)
 from features.snapshots import build_as_of_dates, build_snapshots, latest_as_of
 from features.value import find_unmatched_targets
+from features.vocabulary import EventVocabulary, find_absent_events, pick_event_vocabulary
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
@@ -34,9 +41,14 @@ def check_as_of(as_of: date, wh: Warehouse) -> None:
                          f"{wh.data_end:%Y-%m-%d}; the latest as-of they support is {newest})")
 
 
-def build_feature_frame(params: Params, wh: Warehouse, as_of_dates: list[date],
-                        progress: Progress) -> tuple[pd.DataFrame, FeatureSet]:
-    """Snapshots, labels and features for the as-of dates, computed in the warehouse, one row per account and as-of."""
+def build_feature_frame(params: Params, wh: Warehouse, as_of_dates: list[date], progress: Progress,
+                        vocabulary: EventVocabulary | None = None) -> tuple[pd.DataFrame, FeatureSet]:
+    """Snapshots, labels and features for the as-of dates, computed in the warehouse, one row per account and as-of.
+
+    Args:
+        vocabulary: the event names the features read (a model's, at scoring); None picks those params leave empty
+            from the events before the first held-out as-of (`pick_event_vocabulary`), as training does.
+    """
     with progress.stage("snapshots + labels") as info:
         grid = build_snapshots(wh.sources, as_of_dates, params.label, wh.data_end,
                                params.snapshots.include_trials).cache()
@@ -47,17 +59,33 @@ def build_feature_frame(params: Params, wh: Warehouse, as_of_dates: list[date],
     # The grid is materialised once and read by every feature group. It is dropped here, while the connection is
     # open: left to garbage collection, the drop may run after the connection closed, and print an error.
     try:
-        return _features_on_grid(params, wh, grid, counts, as_of_dates, progress)
+        if vocabulary is None:
+            vocabulary = pick_event_vocabulary(wh.sources, params.features, _picking_cutoff(params, grid, as_of_dates))
+        return _features_on_grid(params, wh, grid, counts, as_of_dates, vocabulary, progress)
     finally:
         grid.release()
 
 
+def _picking_cutoff(params: Params, grid: ibis.Table, as_of_dates: list[date]) -> datetime:
+    """The first as-of the training holds out (validation and calibration), or the newest as-of when the grid has too
+    few labelled ones: event names are picked on the events before it, so held-out data never chooses them."""
+    labelled = grid.filter(grid.label.notnull()).select("as_of").distinct().execute()["as_of"]
+    dates = sorted(pd.to_datetime(labelled))
+    held = params.model.validation_snapshots + params.model.calibration_snapshots
+    return dates[-held].to_pydatetime() if len(dates) > held else datetime.combine(max(as_of_dates), time())
+
+
 def _features_on_grid(params: Params, wh: Warehouse, grid: ibis.Table, counts: pd.Series, as_of_dates: list[date],
-                      progress: Progress) -> tuple[pd.DataFrame, FeatureSet]:
+                      vocabulary: EventVocabulary, progress: Progress) -> tuple[pd.DataFrame, FeatureSet]:
     if int(counts.rows) == 0:
         raise StageError("snapshots: no account is active at any as-of date (check sources.subscriptions)")
+    config = vocabulary.apply(params.features)
     with progress.stage("features") as info:
-        table, feature_set = compute_feature_table(wh.sources, grid, as_of_dates, params.features)
+        table, feature_set = compute_feature_table(wh.sources, grid, as_of_dates, config)
+        absent = find_absent_events(wh.sources, vocabulary, datetime.combine(max(as_of_dates), time()))
+        feature_set = replace(feature_set.without(features_reading_events(vocabulary, absent, config)),
+                              vocabulary=vocabulary)
+        table = table.select(*[c for c in table.columns if c in CONTEXT_COLUMNS or c in feature_set.names])
         frame = table.order_by(["as_of", "account_id"]).execute()
         frame["as_of"] = pd.to_datetime(frame["as_of"])
         # Engines sum floating-point numbers in parallel, in an order that varies between runs; rounding away the
@@ -65,6 +93,8 @@ def _features_on_grid(params: Params, wh: Warehouse, grid: ibis.Table, counts: p
         numeric = frame.select_dtypes("float").columns
         frame[numeric] = frame[numeric].round(10)
         info["detail"] = f"{len(feature_set.names)} features × {len(frame):,} rows"
+    if vocabulary.picked:
+        progress.note(f"event names: {vocabulary.describe()}")
     if feature_set.left_out:
         progress.note("features left out: " + ", ".join(
             f"{name} (needs {', '.join(needs)})" for name, needs in feature_set.left_out.items()))
@@ -111,6 +141,8 @@ def account_attributes(wh: Warehouse) -> pd.DataFrame:
     return accounts.select("account_id", *columns).execute().drop_duplicates("account_id", ignore_index=True)
 
 
-def catalog_specs(params: Params) -> dict:
-    """Catalog entries by feature name for the configured windows."""
-    return {spec.name: spec for spec in catalog_for(params.features)}
+def catalog_specs(params: Params, vocabulary: EventVocabulary | None = None) -> dict:
+    """Catalog entries by feature name for the configured windows and event names (a model's vocabulary, or the
+    params' when None)."""
+    config = params.features if vocabulary is None else vocabulary.apply(params.features)
+    return {spec.name: spec for spec in catalog_for(config)}

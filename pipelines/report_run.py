@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import FeatureSpec
+from features.vocabulary import EventVocabulary
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.features_run import account_attributes, build_feature_frame, catalog_specs
@@ -147,7 +148,8 @@ def _load_model(params: Params, name: str, version: str):
 
 def _portfolio(params: Params, wh, model, as_of: date, scores: pd.DataFrame, progress: Progress):
     """Exact contributions of every scored account, recomputed from the features at the as-of."""
-    frame, _ = build_feature_frame(params, wh, [as_of], progress)
+    frame, _ = build_feature_frame(params, wh, [as_of], progress,
+                                   EventVocabulary.of_model(model.vocabulary, params.features))
     frame["account_id"] = frame["account_id"].astype(str)
     frame = frame[frame["account_id"].isin(scores["account_id"])].set_index("account_id")
     lacking = [f for f in model.features if f not in frame.columns]
@@ -221,15 +223,18 @@ def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInp
     with open_warehouse(params, progress, read_only=True) as wh:
         with progress.stage("read scores") as info:
             as_of, previous, scored = _pick_as_ofs(wh.con, as_of)
-            specs = catalog_specs(params)
             scores = _read(wh.con, SCORES, SCORES_SCHEMA, as_of)
-            drivers = keep_cause_drivers(_read(wh.con, DRIVERS, DRIVERS_SCHEMA, as_of), specs)
+            drivers = _read(wh.con, DRIVERS, DRIVERS_SCHEMA, as_of)
             attributes = account_attributes(wh)
             info["detail"] = (f"{len(scores):,} accounts as of {as_of}"
                               + (f", previous {previous}" if previous else ", no previous scoring"))
         with progress.stage("scoring model") as info:
             model, facts, benchmarks = _load_model(params, *_scoring_model(scores))
             info["detail"] = f"{facts.name} v{facts.version}, run {facts.run_id}" if facts else "not in MLflow"
+        # The mix features are named after the event names the model picked: its vocabulary names them.
+        specs = catalog_specs(params, None if model is None else EventVocabulary.of_model(model.vocabulary,
+                                                                                           params.features))
+        drivers = keep_cause_drivers(drivers, specs)
         portfolio, notes = (_portfolio(params, wh, model, as_of, scores, progress) if model is not None
                             else (None, ["the model that wrote these scores is not in MLflow any more"]))
         return ReportInputs(

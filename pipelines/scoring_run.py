@@ -9,6 +9,7 @@ import ibis
 import pandas as pd
 
 from features.snapshots import latest_as_of
+from features.vocabulary import EventVocabulary
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.features_run import (
@@ -24,7 +25,7 @@ from serving.drift import compare_mrr, compute_drift, stop_reasons, summarise_dr
 from serving.experiments import HOLDOUT, assignment_rows
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks
 from serving.history import chain_history
-from serving.score import ScoredModel, ScoringContext, score_accounts
+from serving.score import ScoredModel, ScoringContext, check_features_available, score_accounts
 from serving.writeback import (
     add_missing_columns,
     read_previous_scores,
@@ -87,8 +88,10 @@ def _predict(params: Params, batch: ScoringBatch, progress: Progress):
     with progress.stage("predict + explain") as info:
         try:
             scored_at = datetime.now().replace(microsecond=0)
-            context = ScoringContext(catalog_specs(params), params.scoring, health=_health(params, champion),
-                                     benchmarks=_benchmarks(champion), attributes=account_attributes(batch.wh))
+            vocabulary = EventVocabulary.of_model(champion.model.vocabulary, params.features)
+            context = ScoringContext(catalog_specs(params, vocabulary), params.scoring,
+                                     health=_health(params, champion), benchmarks=_benchmarks(champion),
+                                     attributes=account_attributes(batch.wh))
             scores, drivers = score_accounts(ScoredModel(champion.model, champion.name, champion.version),
                                              batch.frame, context, scored_at)
             # Read in this read-only pass: the published scoring before the as-of (several as-ofs chain in order).
@@ -199,8 +202,13 @@ def run_score(params: Params, progress: Progress, as_of: date | None = None,
     with open_warehouse(params, progress, read_only=True) as wh:
         as_of = as_of or latest_as_of(wh.data_end)
         check_as_of(as_of, wh)
-        frame, feature_set = build_feature_frame(params, wh, [as_of], progress)
+        vocabulary = EventVocabulary.of_model(champion.model.vocabulary, params.features)
+        frame, feature_set = build_feature_frame(params, wh, [as_of], progress, vocabulary)
         validate_feature_table(frame, feature_set.names, params.validation).raise_for_errors()
+        try:  # before the drift guard: a feature the warehouse cannot give is the problem to name, not its drift
+            check_features_available(champion.model, frame)
+        except ValueError as exc:
+            raise StageError(str(exc)) from None
         batch = ScoringBatch(champion, wh, as_of, frame)
         drift = _guard_drift(params, batch, progress)
         publish = allow_drift or not stop_reasons(drift)

@@ -221,7 +221,7 @@ def _read_performance(con, progress: Progress) -> pd.DataFrame | None:
     return con.table(PERFORMANCE_TABLE).select(*PERFORMANCE_SCHEMA.names).execute()
 
 
-def _backtest(params: Params, frame, features, folds: int, progress: Progress):
+def _backtest(params: Params, frame, features, folds: int, specs: dict[str, FeatureSpec], progress: Progress):
     if not folds:
         return None
     possible = max_backtest_folds(frame, params.model)
@@ -229,7 +229,7 @@ def _backtest(params: Params, frame, features, folds: int, progress: Progress):
         raise StageError(f"--backtest {folds}: the labelled as-of dates allow at most {possible} folds of "
                          f"{params.model.validation_snapshots} validation dates")
     with progress.stage("backtest") as info:
-        table = run_backtest(frame, features, params.model, params.evaluation, folds, catalog_specs(params))
+        table = run_backtest(frame, features, params.model, params.evaluation, folds, specs)
         summary = summarise_backtest(table)
         model = summary[summary.contender == MODEL].iloc[0]
         info["detail"] = f"{folds} folds: ROC-AUC {model.roc_auc_mean:.3f} ± {model.roc_auc_std:.3f}"
@@ -266,12 +266,14 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
         split = split_out_of_time(data.frame, params.model.validation_snapshots, params.model.calibration_snapshots)
     except ValueError as exc:
         raise StageError(str(exc)) from None
+    specs = catalog_specs(params, feature_set.vocabulary)
     with progress.stage("train + baselines") as info:
-        experiment = run_experiment(split, feature_set.names, params.model, params.evaluation, catalog_specs(params))
+        experiment = run_experiment(split, feature_set.names, params.model, params.evaluation, specs)
+        experiment.model.vocabulary = feature_set.vocabulary.to_dict()
         # The drift reference is the newest labelled window, the population the validation metrics describe.
         contributions = experiment.model.contributions(split.valid)  # also read by the reason accuracy
         importance = np.abs(contributions[:, :-1]).mean(axis=0)
-        clocks = {name: spec.as_of_clock for name, spec in catalog_specs(params).items() if spec.as_of_clock}
+        clocks = {name: spec.as_of_clock for name, spec in specs.items() if spec.as_of_clock}
         experiment.model.reference = {
             "features": reference_distribution(split.valid, feature_set.names, params.scoring.drift.bins, clocks),
             "importance": dict(zip(experiment.model.features, importance.tolist(), strict=True)),
@@ -280,11 +282,11 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
                           f"validation rows, {experiment.model.best_iteration} trees "
                           f"({', '.join(f'{k} {v:g}' for k, v in experiment.model.chosen.items()) or 'as pinned'}), "
                           f"{experiment.model.calibrator.method} calibration")
-    backtested = _backtest(params, data.frame, feature_set.names, backtest, progress)
+    backtested = _backtest(params, data.frame, feature_set.names, backtest, specs, progress)
     with progress.stage("evaluate") as info:
         oracle = oracle_roc_auc(data.truth, split.valid, params.label.horizon_days)
         nowcast = nowcast_roc_auc(data.nowcast, split.valid, params.label.horizon_days, progress)
-        reasons = check_reasons(data.truth, experiment, contributions, params, catalog_specs(params))
+        reasons = check_reasons(data.truth, experiment, contributions, params, specs)
         champion, champion_metrics, unavailable = _champion_metrics(params, split, progress)
         m = experiment.metrics
         info["detail"] = (f"ROC-AUC {m[MODEL]['roc_auc']:.3f} (health score {m['health_score']['roc_auc']:.3f}, "
@@ -306,6 +308,7 @@ def _run_facts(params: Params, data: TrainingData, outcome: TrainingOutcome) -> 
                     capacity=params.evaluation.capacity, decision=outcome.decision, oracle=outcome.oracle,
                     nowcast=outcome.nowcast, reasons=outcome.reasons,
                     left_out=", ".join(data.feature_set.left_out),
+                    vocabulary=data.feature_set.vocabulary.describe(),
                     segments={s: valid[s].to_numpy() for s in params.evaluation.segments if s in valid.columns},
                     bagging_seeds=params.model.bagging_seeds)
 
@@ -318,7 +321,8 @@ def _run_record(params: Params, data: TrainingData, outcome: TrainingOutcome, fa
         metrics=_metrics_to_log(experiment, outcome.oracle, backtested, outcome.reasons, outcome.nowcast),
         tags={"git_commit": facts.git_commit, **experiment.split.window, "features": ",".join(names),
               "features_left_out": facts.left_out or "none", "calibration": experiment.model.calibrator.method},
-        json_artifacts={"features.json": {"features": names, "left_out": data.feature_set.left_out},
+        json_artifacts={"features.json": {"features": names, "left_out": data.feature_set.left_out,
+                                          "vocabulary": data.feature_set.vocabulary.to_dict()},
                         BENCHMARKS_ARTIFACT: compute_benchmarks(data.frame, {n: specs[n] for n in names}).to_dict(),
                         "metrics.json": {"validation": experiment.metrics, "oracle_roc_auc": outcome.oracle,
                                          "nowcast_roc_auc": outcome.nowcast,
@@ -332,7 +336,7 @@ def _publish(params: Params, progress: Progress, data: TrainingData, outcome: Tr
              reports_dir: Path) -> TrainResult:
     experiment, backtested = outcome.experiment, outcome.backtest
     with progress.stage("MLflow run + registry") as info:
-        specs = catalog_specs(params)
+        specs = catalog_specs(params, data.feature_set.vocabulary)
         plots = render_plots(experiment)
         facts = _run_facts(params, data, outcome)
         run = log_training_run(params.mlflow, experiment.model, experiment.split.valid,

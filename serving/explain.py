@@ -23,7 +23,16 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from features.catalog import LAST_COMMENT, NEGATIVE_AT, FeatureSpec, describe_change, format_value, render_reason
+from features.catalog import (
+    LAST_COMMENT,
+    MIX_CHANGE,
+    MIX_SHARE,
+    NEGATIVE_AT,
+    FeatureSpec,
+    describe_change,
+    format_value,
+    render_reason,
+)
 from training.calibrate import Calibrator
 from training.train import TrainedModel
 
@@ -48,6 +57,14 @@ FEATURE_LABELS = {
     "active_users_trend": "Change in active users",
     "events_trend": "Change in product events",
     "sessions_trend": "Change in sessions",
+    "events_per_day_{window}d": "Product events a day (last {window} days)",
+    "active_day_share_{window}d": "Share of days active (last {window} days)",
+    "events_per_user_day_{window}d": "Actions per user on a day of use (last {window} days)",
+    "seat_day_utilisation_{window}d": "Paid seat-days in use (last {window} days)",
+    "daily_users_per_100_mrr": "Daily active users per 100 of MRR",
+    "daily_events_per_100_mrr": "Daily product events per 100 of MRR",
+    MIX_SHARE + "{event}": "Share of {event} events",
+    MIX_CHANGE + "{event}": "Change in the share of {event} events",
     "tenure_days": "Time as a customer",
     "value_reached": "First value reached",
     "days_to_first_value": "Time to first value",
@@ -147,6 +164,8 @@ MISSING_REASONS = {
 
 
 def _base_name(spec: FeatureSpec) -> str:
+    if spec.subject is not None:  # a mix feature: one sentence for every event
+        return (MIX_CHANGE if spec.name.startswith(MIX_CHANGE) else MIX_SHARE) + "{event}"
     if spec.window is None:
         return spec.name
     return re.sub(rf"_{spec.window}d$", "_{window}d", spec.name)
@@ -161,7 +180,7 @@ def feature_label(spec: FeatureSpec) -> str:
     label = getattr(spec, "label", None) or FEATURE_LABELS.get(_base_name(spec))
     if label is None:  # a feature newer than this table: the first clause of its description
         label = re.split(r"[.;:(]", re.sub(r"\([^)]*\)", "", spec.description))[0].strip()
-    return label.replace("{window}", str(spec.window))
+    return label.replace("{window}", str(spec.window)).replace("{event}", spec.subject or "")
 
 
 def explain_predictions(model: TrainedModel, frame: pd.DataFrame) -> pd.DataFrame:
@@ -329,9 +348,22 @@ def _onboarding_open(spec: FeatureSpec, value, row: Callable[[str], object]) -> 
     return f"Onboarding not complete after {days}{done}"
 
 
+def _mix_detail(spec: FeatureSpec, value, row: Callable[[str], object]) -> str | None:
+    """"Share of export_report events fell from 30% to 5% against the previous 30 days"."""
+    now = row(MIX_SHARE + spec.name.removeprefix(MIX_CHANGE))
+    if _is_missing(now) or _is_missing(value):
+        return None
+    before = now - value / 100.0
+    if abs(value) < 0.5:
+        return f"Share of {spec.subject} events held at {now:.0%} against the previous {spec.window} days"
+    return (f"Share of {spec.subject} events {'fell' if value < 0 else 'rose'} from {before:.0%} to {now:.0%} "
+            f"against the previous {spec.window} days")
+
+
 # Reasons that say more than the template when the account's other values are at hand: for a value, or for a
 # censored one (missing or zero because the thing has not happened yet), which the template would misstate.
-_DETAILS = {"seat_utilisation_{window}d": _seat_detail, "last_comment_sentiment": _comment_detail}
+_DETAILS = {"seat_utilisation_{window}d": _seat_detail, "last_comment_sentiment": _comment_detail,
+            MIX_CHANGE + "{event}": _mix_detail}
 _CENSORED = {"days_to_first_value": _no_first_value, "value_reached": _no_first_value,
              "core_adoption_median_days": _no_core_adoption, "core_adoption_share": _no_core_adoption,
              "days_to_onboard": _onboarding_open, "days_to_first_outcome": _no_outcome_won}

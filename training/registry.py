@@ -96,7 +96,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
 
 def write_model_files(model: TrainedModel, folder: Path) -> dict[str, str]:
     """Write the booster (LightGBM text), its calibration, the training reference distribution, the fitted
-    health score and the training churn rate (JSON); return the pyfunc artifact paths by name."""
+    health score, the training churn rate and the event vocabulary (JSON); return the pyfunc artifact paths by name."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"booster": folder / "booster.txt", "calibration": folder / "calibration.json",
              "reference": folder / "reference.json"}
@@ -109,20 +109,24 @@ def write_model_files(model: TrainedModel, folder: Path) -> dict[str, str]:
     if model.health is not None:
         paths["health"] = folder / "health.json"
         paths["health"].write_text(json.dumps(model.health.to_dict()))
+    if model.vocabulary:
+        paths["vocabulary"] = folder / "vocabulary.json"
+        paths["vocabulary"].write_text(json.dumps(model.vocabulary))
     return {name: str(path) for name, path in paths.items()}
 
 
 def read_model_files(paths: dict[str, Path]) -> TrainedModel:
-    """The TrainedModel written by `write_model_files` (a model without a reference, health or training file has
-    none of what it holds)."""
+    """The TrainedModel written by `write_model_files` (a model without a reference, health, training or vocabulary
+    file has none of what it holds)."""
     booster = lgb.Booster(model_file=str(paths["booster"]))
     calibrator = Calibrator.from_dict(json.loads(paths["calibration"].read_text()))
     reference = json.loads(paths["reference"].read_text()) if "reference" in paths else {}
     health = HealthScore.from_dict(json.loads(paths["health"].read_text())) if "health" in paths else None
     training = json.loads(paths["training"].read_text()) if "training" in paths else {}
+    vocabulary = json.loads(paths["vocabulary"].read_text()) if "vocabulary" in paths else {}
     return TrainedModel(booster=booster, features=booster.feature_name(),
                         best_iteration=booster.current_iteration(), calibrator=calibrator, reference=reference,
-                        health=health, base_rate=training.get("base_rate"))
+                        health=health, base_rate=training.get("base_rate"), vocabulary=vocabulary)
 
 
 def log_training_run(config: RegistryConfig, model: TrainedModel, example: pd.DataFrame,

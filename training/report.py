@@ -40,6 +40,7 @@ class RunFacts:
     nowcast: float | None = None  # the nowcast oracle's: the fair ceiling (a simulated warehouse)
     reasons: ReasonAccuracy | None = None  # on a warehouse that records its churn causes (a simulated one)
     left_out: str = ""
+    vocabulary: str = ""  # the event names the features read and where they came from (EventVocabulary.describe)
     segments: dict[str, np.ndarray] = field(default_factory=dict)
     bagging_seeds: int = 1  # boosters averaged into the model (model.bagging_seeds)
 
@@ -141,6 +142,7 @@ def render_model_card(experiment: Experiment, facts: RunFacts, backtest: pd.Data
         f"**Data**: {len(split.train):,} training rows (as-of {split.window['train_as_of']}), "
         f"{len(split.valid):,} validation rows (as-of {split.window['valid_as_of']}); "
         f"{len(experiment.model.features)} features; left out for missing sources: {facts.left_out or 'none'}.", "",
+        f"**Event names**: {facts.vocabulary or 'as in params'}.", "",
         "**Validation metrics beside the baselines**:", "", header, "|" + " --- |" * 7, *rows, "",
     ]
     if backtest is not None:

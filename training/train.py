@@ -46,6 +46,9 @@ class TrainedModel:
     base_rate: float | None = None
     # The LightGBM settings chosen on the calibration dates (not pinned in params), for the run's record.
     chosen: dict = field(default_factory=dict)
+    # The event names its features read (core, value, mix) and which were picked automatically at training
+    # (`features.vocabulary.EventVocabulary.to_dict`): scoring computes the same features, never re-picking them.
+    vocabulary: dict = field(default_factory=dict)
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """The booster's own probabilities, before calibration."""

@@ -3,6 +3,7 @@ scoring with drivers and write-back. They talk to each other through files in th
 
 from __future__ import annotations
 
+import json
 import pickle
 import time
 from datetime import datetime
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
+from features.vocabulary import EventVocabulary
 from pipelines.config import Params
 from pipelines.progress import Progress
 
@@ -23,6 +25,11 @@ def bench_params(params: Params, warehouse: Path) -> Params:
         "sources": {},
         "snapshots": params.snapshots.model_copy(update={"start": None, "end": None, "data_end": None}),
     })
+
+
+def _vocabulary_path(frame_path: Path) -> Path:
+    """Where the feature step keeps the event names it picked, for the training step to record in the model."""
+    return frame_path.with_name(frame_path.stem + "_vocabulary.json")
 
 
 def run_feature_build(params: Params, warehouse: Path, as_of_count: int, frame_path: Path) -> dict:
@@ -39,6 +46,7 @@ def run_feature_build(params: Params, warehouse: Path, as_of_count: int, frame_p
         frame, feature_set = build_feature_frame(params, wh, dates, progress)
     seconds = time.perf_counter() - start
     frame.to_parquet(frame_path)
+    _vocabulary_path(frame_path).write_text(json.dumps(feature_set.vocabulary.to_dict()))
     return {"seconds": seconds, "stages": dict(progress.timings), "rows": len(frame),
             "features": feature_set.names, "as_of_dates": dates}
 
@@ -52,8 +60,10 @@ def run_training(params: Params, frame_path: Path, features: list[str], model_pa
     frame = pd.read_parquet(frame_path)
     split = split_out_of_time(frame, params.model.validation_snapshots, params.model.calibration_snapshots)
     start = time.perf_counter()
-    experiment = run_experiment(split, features, params.model, params.evaluation, catalog_specs(params))
+    vocabulary = EventVocabulary.from_dict(json.loads(_vocabulary_path(frame_path).read_text()))
+    experiment = run_experiment(split, features, params.model, params.evaluation, catalog_specs(params, vocabulary))
     seconds = time.perf_counter() - start
+    experiment.model.vocabulary = vocabulary.to_dict()
     model_path.write_bytes(pickle.dumps(experiment.model))
     calib = 0 if split.calib is None else len(split.calib)
     return {"seconds": seconds, "rows": len(split.train) + calib + len(split.valid), "train_rows": len(split.train),
@@ -93,7 +103,7 @@ def run_scoring(params: Params, frame_path: Path, model_path: Path, accounts: in
     frame = pd.read_parquet(frame_path)
     population = build_scoring_population(frame, model.features, accounts, params.model.seed)
     as_of = population["as_of"].max().date()
-    specs = catalog_specs(params)
+    specs = catalog_specs(params, EventVocabulary.of_model(model.vocabulary, params.features))
     scores_path.unlink(missing_ok=True)
     start = time.perf_counter()
     scores, drivers = score_accounts(ScoredModel(model, "bench", "0"), population,

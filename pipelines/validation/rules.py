@@ -48,8 +48,9 @@ UNTIL_DATA_END = {("cs_actions", "done_at")}
 UNIT_RANGES = {"share": (0, 1), "flag": (0, 1), "score": (0, 10), "count": (0, None), "days": (0, None),
                "hours": (0, None), "minutes": (0, None), "currency": (0, None), "number": (0, None),
                "sentiment": (-1, 1)}
-# Active users over paid seats: over-use of seats is real, so this "share" may exceed 1.
-UNBOUNDED_SHARES = ("seat_utilisation_",)
+# Active users (or user-days) over paid seats (or seat-days): over-use of seats is real, so these "shares" may
+# exceed 1.
+UNBOUNDED_SHARES = ("seat_utilisation_", "seat_day_utilisation_")
 
 ACCOUNT_KNOWN = "_account_known"
 

@@ -20,12 +20,14 @@ from features.config import FeatureConfig
 from features.feature_table import compute_feature_table
 from features.pit import latest_before, rows_before, rows_open_before, rows_within
 from features.sources import load_sources
+from features.vocabulary import EventVocabulary, pick_event_vocabulary
 
 AS_OF = pd.Timestamp("2024-03-01")
 CONFIG = FeatureConfig(windows=[7, 30], trend_window_days=14, core_events=["e1", "e2"], value_events=["e2"],
                        onboarding_milestones=["m1", "m2"], support_window_days=30, survey_window_days=60,
                        ttv_targets={"SMB": 20, "*": 200}, outcome_events={"won": ["win"], "lost": ["lose"]},
-                       outcome_window_days=20, admin_active_days=7, admin_lost_days=30, touch_window_days=30)
+                       outcome_window_days=20, admin_active_days=7, admin_lost_days=30, touch_window_days=30,
+                       event_mix={"events": ["login", "e1", "e3"]})
 ACCOUNTS = [f"a{i}" for i in range(6)]
 NAMES = ["login", "e1", "e2", "e3", "win", "lose"]
 COMMENTS = ["Great product, love it.", "Terrible, the exports keep failing.", "It does the job.", "", None]
@@ -53,7 +55,9 @@ def _base_warehouse(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
                          "seats": rng.integers(1, 6, len(ACCOUNTS)).astype(float)})
     subs = subs.assign(plan=rng.choice(["Growth", "Scale"], len(ACCOUNTS)), is_trial=rng.random(len(ACCOUNTS)) < 0.2,
                        billing_period_months=rng.choice([1, 12], len(ACCOUNTS)))
-    accounts = pd.DataFrame({"account_id": ACCOUNTS, "created_at": pd.Timestamp("2023-09-01"),
+    # Sign-ups up to a few days before the as-of: the rates of young accounts count the days since sign-up.
+    accounts = pd.DataFrame({"account_id": ACCOUNTS, "created_at": _stamps(rng, len(ACCOUNTS),
+                                                                          pd.Timestamp("2023-09-01"), AS_OF),
                              "segment": rng.choice(["SMB", "Enterprise"], len(ACCOUNTS))})
     return {"accounts": accounts, "subscriptions": subs.astype({"start_at": "datetime64[us]"}), "events": events,
             "users": _random_users(rng), "tickets": _random_tickets(rng, 40, pd.Timestamp("2023-12-01"), AS_OF),
@@ -259,7 +263,17 @@ def test_future_rows_never_change_features(seed, moves):
     with tempfile.TemporaryDirectory() as folder:
         before = _features(base, Path(folder), "before")
         after = _features(changed, Path(folder), "after")
+        # The event names picked on the data before the as-of are the same too.
+        assert _picked(base, Path(folder), "before") == _picked(changed, Path(folder), "after")
     pd.testing.assert_frame_equal(before, after)
+
+
+def _picked(tables: dict[str, pd.DataFrame], folder: Path, name: str) -> EventVocabulary:
+    con = ibis.duckdb.connect(str(folder / f"{name}.duckdb"), threads=1)
+    picked = pick_event_vocabulary(load_sources(con, {}), FeatureConfig(core_events_top=2, value_events_top=2,
+                                                                        event_mix={"top": 3}), AS_OF.to_pydatetime())
+    con.disconnect()
+    return picked
 
 
 def test_the_features_cover_every_source_table():
@@ -268,7 +282,9 @@ def test_the_features_cover_every_source_table():
         columns = set(_features(_base_warehouse(rng), Path(folder), "all").columns)
     for needed in ("events_30d", "tenure_days", "open_tickets", "last_nps", "onboarding_share", "plan", "mrr",
                    "value_realised_30d", "outcome_success_rate_20d", "days_since_admin_active",
-                   "negative_comment_share_60d", "last_comment", "days_since_cs_touch", "cs_touches_30d"):
+                   "negative_comment_share_60d", "last_comment", "days_since_cs_touch", "cs_touches_30d",
+                   "events_per_day_7d", "active_day_share_30d", "events_per_user_day_7d", "seat_day_utilisation_30d",
+                   "daily_users_per_100_mrr", "daily_events_per_100_mrr", "mix_share_e1", "mix_change_login"):
         assert needed in columns
 
 
