@@ -345,11 +345,17 @@ def _literal(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
+def spoken_event(event: str) -> str:
+    """An event name as a reason says it to a person: separators read as spaces, in quotes ("view dashboard")."""
+    words = " ".join(re.split(r"[_\-.:/]+", event)).strip()
+    return f"“{words or event}”"
+
+
 def mix_specs(events: list[str], window: int) -> list[FeatureSpec]:
     """The share and share-change features of each mix event, bound to the trend window."""
     specs = []
     for event, slug in zip(events, mix_slugs(events), strict=True):
-        name = _literal(event)
+        name = _literal(spoken_event(event))
         specs += [
             FeatureSpec(f"{MIX_SHARE}{slug}", "breadth", ("events",),
                         f"Share of the account's product events in the last {window} days that were `{event}` "

@@ -9,7 +9,7 @@ from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.warehouse import connect_warehouse, redact_url, write_tables
 
-SOURCE_TABLES = ("accounts", "subscriptions", "events", "users", "tickets", "surveys", "milestones")
+SOURCE_TABLES = ("accounts", "subscriptions", "events", "users", "tickets", "surveys", "milestones", "cs_actions")
 OUTPUT_TABLES = ("churn_scores", "churn_score_drivers", "churn_features", "churn_kpis")
 OUTPUT_VIEWS = ("churn_scores_latest", "churn_kpis_latest")
 

@@ -32,6 +32,7 @@ from features.catalog import (
     describe_change,
     format_value,
     render_reason,
+    spoken_event,
 )
 from training.calibrate import Calibrator
 from training.train import TrainedModel
@@ -180,7 +181,8 @@ def feature_label(spec: FeatureSpec) -> str:
     label = getattr(spec, "label", None) or FEATURE_LABELS.get(_base_name(spec))
     if label is None:  # a feature newer than this table: the first clause of its description
         label = re.split(r"[.;:(]", re.sub(r"\([^)]*\)", "", spec.description))[0].strip()
-    return label.replace("{window}", str(spec.window)).replace("{event}", spec.subject or "")
+    return label.replace("{window}", str(spec.window)).replace("{event}", spoken_event(spec.subject) if spec.subject
+                                                               else "")
 
 
 def explain_predictions(model: TrainedModel, frame: pd.DataFrame) -> pd.DataFrame:
@@ -349,15 +351,15 @@ def _onboarding_open(spec: FeatureSpec, value, row: Callable[[str], object]) -> 
 
 
 def _mix_detail(spec: FeatureSpec, value, row: Callable[[str], object]) -> str | None:
-    """"Share of export_report events fell from 30% to 5% against the previous 30 days"."""
+    """"Share of “export report” events fell from 30% to 5% against the previous 30 days"."""
     now = row(MIX_SHARE + spec.name.removeprefix(MIX_CHANGE))
     if _is_missing(now) or _is_missing(value):
         return None
     before = now - value / 100.0
     if abs(value) < 0.5:
-        return f"Share of {spec.subject} events held at {now:.0%} against the previous {spec.window} days"
-    return (f"Share of {spec.subject} events {'fell' if value < 0 else 'rose'} from {before:.0%} to {now:.0%} "
-            f"against the previous {spec.window} days")
+        return f"Share of {spoken_event(spec.subject)} events held at {now:.0%} against the previous {spec.window} days"
+    return (f"Share of {spoken_event(spec.subject)} events {'fell' if value < 0 else 'rose'} from {before:.0%} to "
+            f"{now:.0%} against the previous {spec.window} days")
 
 
 # Reasons that say more than the template when the account's other values are at hand: for a value, or for a

@@ -92,12 +92,13 @@ def test_event_names_become_safe_unique_identifiers():
 
 def test_mix_reasons_name_the_event_and_the_shares():
     share, change = mix_specs(["export_report"], 30)
-    assert render_reason(share, 0.3) == "30% of product events were export_report in the last 30 days"
+    assert render_reason(share, 0.3) == "30% of product events were “export report” in the last 30 days"
     values = {"mix_share_export_report": 0.05}
     assert describe_driver(change, -25.0, row=values.get) == (
-        "Share of export_report events fell from 30% to 5% against the previous 30 days")
-    assert render_reason(change, -25.0) == "Share of export_report events moved -25 points against the previous 30 days"
-    assert feature_label(share) == "Share of export_report events"
+        "Share of “export report” events fell from 30% to 5% against the previous 30 days")
+    assert render_reason(change, -25.0) == (
+        "Share of “export report” events moved -25 points against the previous 30 days")
+    assert feature_label(share) == "Share of “export report” events"
 
 
 def test_picked_names_follow_accounts_for_core_and_value_and_volume_for_the_mix(load_tables):
