@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pipelines.config import Params
-from pipelines.synthetic.config import DEFAULT_PLAYBOOK_EFFECTS, CsTeamConfig, SimulationConfig
+from pipelines.synthetic.config import DEFAULT_PLAYBOOK_EFFECTS, CsTeamConfig, NowcastConfig, SimulationConfig
 from pipelines.synthetic.cs_team import PLAYBOOKS
 from pipelines.synthetic.generate import generate_warehouse
 from serving.effects import WORKS
@@ -19,7 +19,8 @@ from tests.e2e import REPO
 from tests.pipelines.cs_team_judge import judge
 
 SEEDS = (1, 2, 3, 4, 5, 6, 8, 9)
-COVERAGE_ACCOUNTS = 1500   # coverage needs no power: a smaller company per seed keeps the suite fast
+COVERAGE_ACCOUNTS = 1000   # coverage needs no power: a smaller company per seed keeps the suite fast
+NO_NOWCAST = NowcastConfig(paths=0)   # the experiments read no nowcast (its own stream: nothing else changes)
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +28,14 @@ def judged() -> dict[int, pd.DataFrame]:
     """Per seed: the pooled intent-to-treat estimates beside the true effects."""
     out = {}
     for seed in SEEDS:
-        frames = generate_warehouse(SimulationConfig(accounts=COVERAGE_ACCOUNTS, seed=seed))
+        frames = generate_warehouse(SimulationConfig(accounts=COVERAGE_ACCOUNTS, seed=seed, nowcast=NO_NOWCAST))
         out[seed] = judge(frames)
     return out
 
 
 @pytest.fixture(scope="module")
 def company() -> dict[str, pd.DataFrame]:
-    frames = generate_warehouse(SimulationConfig(accounts=600, seed=5))
+    frames = generate_warehouse(SimulationConfig(accounts=600, seed=5, nowcast=NO_NOWCAST))
     return {name: frames[name] for name in ("accounts", "subscriptions", "cs_actions", "sim_truth", "sim_playbooks")}
 
 
@@ -115,7 +116,7 @@ def test_at_the_demo_scale_the_minus_30_percent_playbook_is_found_and_every_true
     assert sim.cs_team.effects["adoption_workshop"] == -0.3
     found = judge(generate_warehouse(SimulationConfig(accounts=sim.accounts, months=sim.months, seed=sim.seed,
                                                       start=sim.start, causes=sim.causes,
-                                                      cs_team=sim.cs_team.team())))
+                                                      cs_team=sim.cs_team.team(), nowcast=NO_NOWCAST)))
     workshop = found.loc["adoption_workshop"]
     assert workshop.verdict == WORKS and workshop.relative_high < 0
     inside = (found.relative_low <= found.true_effect) & (found.true_effect <= found.relative_high)
