@@ -9,12 +9,10 @@ import pandas as pd
 
 from features.config import LabelConfig
 from features.sources import Sources
+from pipelines.outcomes_run import SCORE_COLUMNS
 from pipelines.synthetic.oracle import true_playbook_effects
 from serving.effects import ALL, INTENT_TO_TREAT, estimate_effects, first_exposures
 from serving.outcomes import arms_from_actions, join_outcomes, split_matured
-
-SCORE_COLUMNS = ["account_id", "as_of", "churn_probability", "risk_tier", "mrr", "top_reasons", "playbook",
-                 "model_name", "model_version"]
 
 
 def judge(frames: dict[str, pd.DataFrame], label: LabelConfig | None = None) -> pd.DataFrame:
