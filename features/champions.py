@@ -16,6 +16,7 @@ import ibis.expr.types as ir
 
 from features.catalog import CHAMPIONS, FeatureSpec, producible
 from features.config import FeatureConfig
+from features.joins import left_join_all
 from features.pit import days_before, days_between, rows_before, rows_within
 from features.sources import Sources
 
@@ -79,9 +80,7 @@ def compute_champion_features(sources: Sources, grid: ir.Table, config: FeatureC
     keys = grid.select(*_KEYS)
     admins = _admins(sources, config)
     days = _admin_days(sources, admins, as_of_dates)
-    j = keys
-    for part in (_last_admin_day(days, keys), _activity(days, keys, config), _admin_counts(admins, keys)):
-        j = j.left_join(part, _KEYS).drop("account_id_right", "as_of_right")
+    j = left_join_all(keys, (_last_admin_day(days, keys), _activity(days, keys, config), _admin_counts(admins, keys)))
     active = j.active.fill_null(0).cast("float64")
     values = {
         "days_since_admin_active": j.days_since_admin_active,

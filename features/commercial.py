@@ -12,6 +12,7 @@ import ibis.expr.types as ir
 
 from features.catalog import COMMERCIAL, producible
 from features.config import FeatureConfig
+from features.joins import left_join_all
 from features.pit import days_before, open_before, rows_before, rows_open_before, rows_within
 from features.sources import Sources
 
@@ -175,10 +176,7 @@ def compute_commercial_features(sources: Sources, grid: ir.Table, config: Featur
     """
     keys = grid.select("account_id", "as_of")
     parts = [_open_totals(sources, keys), _largest_open_row(sources, keys), _downgrades(sources, keys)]
-    j = keys
-    for part in parts:
-        if part is not None:
-            j = j.left_join(part, _KEYS).drop("account_id_right", "as_of_right")
+    j = left_join_all(keys, parts)
     values = _commercial_values(j)
     specs = producible(COMMERCIAL, config.windows_by_kind(), sources.missing)
     return j.select("account_id", "as_of",

@@ -20,6 +20,7 @@ import ibis.expr.types as ir
 
 from features.catalog import MIX_CHANGE, MIX_SHARE, mix_slugs
 from features.config import FeatureConfig
+from features.joins import left_join_all
 from features.pit import days_before, days_between, latest_before, rows_within
 from features.sources import Sources
 
@@ -260,10 +261,7 @@ def compute_engagement_features(rollups: EventRollups, grid: ir.Table, state: ir
     parts = [_daily_metrics(rollups, grid, config, windows), *_distinct_metrics(rollups, grid, config),
              _last_activity(rollups, grid), _mix_metrics(rollups, grid, config),
              state.select("account_id", "as_of", "seats", "mrr", "created_at")]
-    j = grid
-    for part in parts:
-        if part is not None:
-            j = j.left_join(part, ["account_id", "as_of"]).drop("account_id_right", "as_of_right")
+    j = left_join_all(grid, parts)
     kept = ("days_since_last_activity", "seats", "mrr", "created_at")
     zero = {c: j[c].fill_null(0) for c in j.columns if c not in grid.columns
             and c not in kept and not c.startswith("session_seconds")}

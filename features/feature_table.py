@@ -24,6 +24,7 @@ from features.champions import compute_champion_features
 from features.commercial import compute_commercial_features, compute_subscription_state
 from features.config import FeatureConfig
 from features.engagement import build_event_rollups, compute_engagement_features
+from features.joins import KEYS, left_join_all
 from features.realised import compute_realised_features
 from features.sources import Sources
 from features.support import compute_support_features
@@ -127,9 +128,11 @@ def compute_feature_table(sources: Sources, grid: ir.Table, as_of_dates: list[da
                compute_words_features(sources, keys, config, as_of_dates) if sources.has("surveys") else None,
                compute_touch_features(sources, keys, config) if sources.has("cs_actions") else None)
     parts += [part for part in signals if part is not None]
-    table = grid
-    for part in parts:
-        part = part.drop(*[c for c in part.columns if c in table.columns and c not in ("account_id", "as_of")])
-        table = table.left_join(part, ["account_id", "as_of"]).drop("account_id_right", "as_of_right")
-    context = [c for c in CONTEXT_COLUMNS if c in table.columns]
+    shared = set(grid.columns)
+    trimmed = []
+    for part in parts:   # a column two groups compute (e.g. mrr) is read from the first one
+        trimmed.append(part.drop(*[c for c in part.columns if c in shared and c not in KEYS]))
+        shared |= set(part.columns)
+    table = left_join_all(grid, trimmed)
+    context = [c for c in CONTEXT_COLUMNS if c in shared]
     return table.select(*context, *[n for n in feature_set.names if n not in context]), feature_set

@@ -18,6 +18,7 @@ import ibis.expr.types as ir
 from features.catalog import REALISED, FeatureSpec, producible
 from features.commercial import compute_subscription_state
 from features.config import FeatureConfig
+from features.joins import left_join_all
 from features.pit import days_before, days_between, rows_within
 from features.sources import Sources
 
@@ -116,11 +117,10 @@ def compute_realised_features(sources: Sources, grid: ir.Table, config: FeatureC
     keys = grid.select(*_KEYS)
     rollup = _daily_rollup(sources, config, as_of_dates, amounts=sources.has("events", "value"))
     accounts = sources["accounts"].select("account_id", "created_at")
-    j = keys.left_join(_window_sums(rollup, keys, config), _KEYS).drop("account_id_right", "as_of_right")
-    j = j.left_join(compute_subscription_state(sources, keys).select(*_KEYS, "mrr"), _KEYS)
-    j = j.drop("account_id_right", "as_of_right").left_join(accounts, "account_id").drop("account_id_right")
     first_won = _first_won(sources, keys, config) if config.outcome_events.configured else None
-    j = j.left_join(first_won, "account_id").drop("account_id_right") if first_won is not None else j.mutate(
-        first_won_at=ibis.null("timestamp"))
+    j = left_join_all(keys, (_window_sums(rollup, keys, config),
+                             compute_subscription_state(sources, keys).select(*_KEYS, "mrr"), accounts, first_won))
+    if first_won is None:
+        j = j.mutate(first_won_at=ibis.null("timestamp"))
     values = _columns(j, config)
     return j.select(*_KEYS, **{s.name: values[s.name] for s in specs})

@@ -13,6 +13,7 @@ import ibis.expr.types as ir
 
 from features.catalog import SUPPORT, producible
 from features.config import FeatureConfig
+from features.joins import left_join_all
 from features.pit import days_before, days_between, latest_before, open_before, rows_before, within
 from features.sources import Sources
 
@@ -81,9 +82,7 @@ def compute_support_features(sources: Sources, grid: ir.Table, config: FeatureCo
     """
     tickets = _tickets(sources, config)
     keys = grid.select("account_id", "as_of")
-    j = (keys.left_join(_ticket_metrics(tickets, keys, config), ["account_id", "as_of"])
-         .drop("account_id_right", "as_of_right")
-         .left_join(_last_ticket(tickets, keys), ["account_id", "as_of"]).drop("account_id_right", "as_of_right"))
+    j = left_join_all(keys, (_ticket_metrics(tickets, keys, config), _last_ticket(tickets, keys)))
     specs = producible(SUPPORT, config.windows_by_kind(), sources.missing)
     out = {s.name: (j[s.name].fill_null(0) if s.unit == "count" else j[s.name]).cast("float64")
            for s in specs}

@@ -12,6 +12,7 @@ import ibis.expr.types as ir
 
 from features.catalog import TOUCHES, FeatureSpec, producible
 from features.config import FeatureConfig
+from features.joins import left_join_all
 from features.pit import days_between, rows_before, rows_within
 from features.sources import Sources
 
@@ -42,9 +43,7 @@ def compute_touch_features(sources: Sources, grid: ir.Table, config: FeatureConf
     last = before.group_by(_KEYS).aggregate(last_at=before.done_at.max())
     recent = rows_within(keys, touches, "done_at", w)
     counts = recent.group_by(_KEYS).aggregate(n=recent.count())
-    j = keys
-    for part in (last, counts):
-        j = j.left_join(part, _KEYS).drop("account_id_right", "as_of_right")
+    j = left_join_all(keys, (last, counts))
     values = {"days_since_cs_touch": days_between(j.as_of, j.last_at),
               f"cs_touches_{w}d": j.n.fill_null(0).cast("float64")}
     return j.select(*_KEYS, **{s.name: values[s.name] for s in specs})

@@ -14,6 +14,7 @@ import ibis.expr.types as ir
 from features.catalog import VALUE, producible
 from features.commercial import compute_mrr_change_points, is_expansion
 from features.config import FeatureConfig
+from features.joins import left_join_all
 from features.pit import days_between, rows_before
 from features.sources import Sources
 
@@ -155,11 +156,7 @@ def compute_value_features(sources: Sources, grid: ir.Table, config: FeatureConf
     """
     keys = grid.select("account_id", "as_of")
     per_account, per_as_of = _value_parts(sources, keys, config)
-    j = keys
-    for part in per_account:
-        j = j.left_join(part, "account_id").drop("account_id_right")
-    for part in per_as_of:
-        j = j.left_join(part, _KEYS).drop("account_id_right", "as_of_right")
+    j = left_join_all(keys, [*per_account, *per_as_of])   # per account on account_id, per as-of on both keys
     # The first event of the whole warehouse, once it is before the as-of (a later one would be read from the future).
     start = sources["events"].event_at.min().as_scalar()
     j = j.mutate(history_start=ibis.ifelse(start < j.as_of, start, ibis.null("timestamp")))

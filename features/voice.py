@@ -11,6 +11,7 @@ import ibis.expr.types as ir
 
 from features.catalog import VOICE, producible
 from features.config import FeatureConfig
+from features.joins import left_join_all
 from features.pit import days_before, days_between, latest_before, rows_within
 from features.sources import Sources
 
@@ -73,10 +74,8 @@ def compute_voice_features(sources: Sources, grid: ir.Table, config: FeatureConf
         grid: (account_id, as_of) rows, as_of a midnight timestamp.
     """
     surveys, keys, w = _surveys(sources), grid.select("account_id", "as_of"), config.survey_window_days
-    j = keys
-    for part in (_last_nps(surveys, keys), _detractor_share(surveys, keys, w), _window_metrics(surveys, keys, w),
-                 _last_response(surveys, keys)):
-        j = j.left_join(part, ["account_id", "as_of"]).drop("account_id_right", "as_of_right")
+    j = left_join_all(keys, (_last_nps(surveys, keys), _detractor_share(surveys, keys, w),
+                             _window_metrics(surveys, keys, w), _last_response(surveys, keys)))
     specs = producible(VOICE, config.windows_by_kind(), sources.missing)
     out = {}
     for s in specs:

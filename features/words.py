@@ -21,6 +21,7 @@ import pandas as pd
 
 from features.catalog import LAST_COMMENT, NEGATIVE_AT, WORDS, FeatureSpec, producible
 from features.config import FeatureConfig
+from features.joins import left_join_all
 from features.pit import latest_before, rows_within
 from features.sources import Sources
 
@@ -81,8 +82,6 @@ def compute_words_features(sources: Sources, grid: ir.Table, config: FeatureConf
         share=j.count(where=j.sentiment <= NEGATIVE_AT).cast("float64") / j.count())
     last = latest_before(keys, comments, "responded_at", ties=["response_id"])
     last = last.select(*_KEYS, "sentiment", "comment")
-    out = keys
-    for part in (share, last):
-        out = out.left_join(part, _KEYS).drop("account_id_right", "as_of_right")
+    out = left_join_all(keys, (share, last))
     values = {f"negative_comment_share_{w}d": out.share, "last_comment_sentiment": out.sentiment}
     return out.select(*_KEYS, **{s.name: values[s.name] for s in specs}, **{LAST_COMMENT: out.comment})
