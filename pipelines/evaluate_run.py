@@ -21,13 +21,15 @@ from pipelines.simulate_run import run_simulate
 from pipelines.training_run import TrainResult, run_train
 
 CONTENDERS = (("model", None), ("health", "health_score"), ("logistic", "logistic_regression"))
-METRICS = (("ROC-AUC", "roc_auc"), ("PR-AUC", "pr_auc"), ("lift", "top_decile_lift"))
+METRICS = (("ROC-AUC", "roc_auc"), ("PR-AUC", "pr_auc"), ("Brier", "brier"), ("lift", "top_decile_lift"))
+_DIGITS = {"brier": 4}   # Brier scores of a few percent need a fourth decimal to tell the contenders apart
 
 
 @dataclass(frozen=True)
 class ProfileScore:
     """One profile's line of the table: its labelled rows and churners, each contender's validation metrics
-    (model, health, logistic -> roc_auc, pr_auc, top_decile_lift), the oracles' ROC-AUC, and the seconds taken."""
+    (model, health, logistic -> roc_auc, pr_auc, brier, top_decile_lift), the oracles' ROC-AUC, and the seconds
+    taken."""
 
     profile: str
     rows: int
@@ -101,8 +103,10 @@ def _score(name: str, trained: TrainResult, seconds: float) -> ProfileScore:
 
 def format_table(scores: list[ProfileScore]) -> list[str]:
     """The table's lines: per profile its labelled rows and churners (and the churners in validation), ROC-AUC,
-    PR-AUC and lift in the top decile as model / fitted health score / logistic regression, and the model's gap in
-    ROC-AUC to the hindsight oracle (and to the nowcast oracle: a column shown only when training reports one)."""
+    PR-AUC, Brier score (lower is better) and lift in the top decile as model / fitted health score / logistic
+    regression (the health score mapped to probabilities on the calibration dates, as the model is), and the
+    model's gap in ROC-AUC to the hindsight oracle (and to the nowcast oracle: a column shown only when training
+    reports one)."""
     oracles = [("hindsight", "oracle_roc_auc")]
     if any(s.nowcast_roc_auc is not None for s in scores):
         oracles.append(("nowcast", "nowcast_roc_auc"))
@@ -114,7 +118,7 @@ def format_table(scores: list[ProfileScore]) -> list[str]:
     lines = ["".join(head), legend]
     for s in scores:
         cells = [f"{s.profile:<11}{s.rows:>8,}{s.churners:>10,}{s.valid_churners:>10,}"]
-        cells += [f"{' / '.join(f'{s.metrics[label][key]:.3f}' for label, _ in CONTENDERS):>27}"
+        cells += [f"{' / '.join(f'{s.metrics[label][key]:.{_DIGITS.get(key, 3)}f}' for label, _ in CONTENDERS):>27}"
                   for _, key in METRICS]
         for _, attribute in oracles:
             oracle = getattr(s, attribute)

@@ -18,8 +18,8 @@ TINY = {"demo": {"accounts": 300, "months": 16}, "self_serve": {"accounts": 300,
 
 
 def _score(profile: str, nowcast: float | None = None) -> ProfileScore:
-    metrics = {label: {"roc_auc": 0.8, "pr_auc": 0.4, "top_decile_lift": 3.0} for label in ("model", "health",
-                                                                                            "logistic")}
+    metrics = {label: {"roc_auc": 0.8, "pr_auc": 0.4, "brier": brier, "top_decile_lift": 3.0}
+               for label, brier in (("model", 0.0712), ("health", 0.0805), ("logistic", 0.0791))}
     return ProfileScore(profile=profile, rows=1000, churners=100, valid_churners=30, metrics=metrics,
                         oracle_roc_auc=0.85, nowcast_roc_auc=nowcast, seconds=12.0)
 
@@ -28,7 +28,7 @@ def test_the_table_shows_the_nowcast_oracle_only_when_training_reports_one():
     without = format_table([_score("demo"), _score("enterprise")])
     assert "hindsight oracle" in without[0] and "nowcast" not in "".join(without)
     assert re.search(r"^demo\s+1,000\s+100\s+30\s+0\.800 / 0\.800 / 0\.800\s+0\.400 / 0\.400 / 0\.400\s+"
-                     r"3\.000 / 3\.000 / 3\.000\s+0\.850\s+0\.050\s+12$", without[2])
+                     r"0\.0712 / 0\.0805 / 0\.0791\s+3\.000 / 3\.000 / 3\.000\s+0\.850\s+0\.050\s+12$", without[2])
     with_nowcast = format_table([_score("demo", 0.83), _score("enterprise")])
     assert "nowcast oracle" in with_nowcast[0]
     assert with_nowcast[2].split()[-3:] == ["0.830", "0.030", "12"]
@@ -71,5 +71,7 @@ def test_every_profile_is_trained_and_scored_into_one_table(tmp_path):
         model_roc, oracle, gap = numbers[0], numbers[-2], numbers[-1]
         assert 0.5 < model_roc < oracle <= 1.0, line   # better than chance, below the oracle
         assert gap == pytest.approx(oracle - model_roc, abs=0.002), line
+        briers = [float(v) for v in re.findall(r"\b0\.\d{4}\b", line)]   # model / health / logistic
+        assert len(briers) == 3 and all(0 < b < 0.25 for b in briers), line
     # Everything ran in temporary folders: the project's warehouse and MLflow store were never created.
     assert not (tmp_path / "warehouse.duckdb").exists() and not (tmp_path / "mlruns.db").exists()
