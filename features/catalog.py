@@ -25,9 +25,9 @@ WINDOW_KINDS = ("each", "trend", "support", "survey", "outcome", "admin", "admin
 AS_OF_CLOCKS = ("age", "since", "until")
 
 # What a feature is to the people acting on it. A `cause` is behaviour or experience the CS team can change (usage,
-# adoption, time to value, tickets, survey answers, seat use, contraction): reasons and playbooks come from causes
-# only. A `context` feature says when and for whom risk applies (days to renewal, billing period, tenure, plan, MRR
-# level): it stays in the model and is shown as timing and urgency, never as a reason.
+# adoption, time to value, tickets, survey answers, seat use, contraction, price increases): reasons and playbooks
+# come from causes only. A `context` feature says when and for whom risk applies (days to renewal, billing period,
+# tenure, plan, MRR level): it stays in the model and is shown as timing and urgency, never as a reason.
 ROLES = ("cause", "context")
 
 
@@ -445,7 +445,8 @@ def describe_change(value) -> str:
 
 
 # The counted nouns of the catalog's sentences, singular for a count of one ("1 downgrade in the last year").
-_COUNTED = re.compile(r"\b(event|user|action|session|ticket|response|seat|downgrade|increase|outcome|admin|touch)(?:s|es)\b")
+_COUNTED = re.compile(
+    r"\b(event|user|action|session|ticket|response|seat|downgrade|increase|outcome|admin|touch)(?:s|es)\b")
 
 
 def render_reason(spec: FeatureSpec, value) -> str:
