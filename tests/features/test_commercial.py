@@ -139,6 +139,66 @@ def test_required_columns_alone_give_mrr_change_and_downgrades(load_tables):
     assert _row(out, "base", AS_OF)["downgrades_365d"] == 1.0
 
 
+PRICE_ROWS = [  # (account, start, end, mrr, plan, seats, is_trial, billing_period_months), each seen at AS_OF
+    # raised: two seats renewed on the same plan at 60 a seat instead of 50.
+    ("raised", "2023-09-01", "2024-01-01", 100.0, "team", 2.0, False, 1),
+    ("raised", "2024-01-01", None, 120.0, "team", 2.0, False, 1),
+    # same_price: more seats at the same price per seat; slight: 1.5% more per seat (under the 2% floor).
+    ("same_price", "2023-09-01", "2024-01-01", 100.0, "team", 2.0, False, 1),
+    ("same_price", "2024-01-01", None, 200.0, "team", 4.0, False, 1),
+    ("slight", "2023-09-01", "2024-01-01", 100.0, "team", 2.0, False, 1),
+    ("slight", "2024-01-01", None, 101.5, "team", 2.0, False, 1),
+    # plan_change: a dearer seat on another plan is an upgrade, not a price increase.
+    ("plan_change", "2023-09-01", "2024-01-01", 100.0, "team", 2.0, False, 1),
+    ("plan_change", "2024-01-01", None, 200.0, "business", 2.0, False, 1),
+    # addon: dearer add-on rows without seats (0, then NULL) never count, not even after a row with a seat.
+    ("addon", "2023-09-01", "2024-01-01", 10.0, "extra", 1.0, False, 1),
+    ("addon", "2024-01-01", "2024-02-01", 20.0, "extra", 0.0, False, 1),
+    ("addon", "2024-02-01", None, 30.0, "extra", None, False, 1),
+    # starts_at_as_of: the dearer row starts on the as-of itself.
+    ("starts_at_as_of", "2023-09-01", AS_OF, 100.0, "team", 2.0, False, 1),
+    ("starts_at_as_of", AS_OF, None, 120.0, "team", 2.0, False, 1),
+    # ends_at_as_of: the dearer row starts half a day before the old row's end, which is the as-of.
+    ("ends_at_as_of", "2023-09-01", AS_OF, 100.0, "team", 2.0, False, 1),
+    ("ends_at_as_of", "2024-02-29 12:00", None, 120.0, "team", 2.0, False, 1),
+    # aged: increases 366 days and exactly 365 days before the as-of (2024 is a leap year): the second is in.
+    ("aged", "2022-01-01", "2023-03-01", 100.0, "team", 2.0, False, 1),
+    ("aged", "2023-03-01", "2023-03-02", 120.0, "team", 2.0, False, 1),
+    ("aged", "2023-03-02", None, 140.0, "team", 2.0, False, 1),
+    # gaps: renewals written a day after and a day before the old end count; two days after does not.
+    ("gaps", "2023-06-01", "2023-09-01", 100.0, "team", 2.0, False, 1),
+    ("gaps", "2023-09-02", "2023-12-01", 120.0, "team", 2.0, False, 1),
+    ("gaps", "2023-11-30", "2024-01-01", 140.0, "team", 2.0, False, 1),
+    ("gaps", "2024-01-03", None, 160.0, "team", 2.0, False, 1),
+    # twins: one dearer row continuing two rows that end together is one increase; a trial at 0 never rises.
+    ("twins", "2023-09-01", "2024-01-01", 100.0, "team", 2.0, False, 1),
+    ("twins", "2023-10-01", "2024-01-01", 100.0, "team", 2.0, False, 1),
+    ("twins", "2024-01-01", None, 120.0, "team", 2.0, False, 1),
+    ("twins", "2023-08-01", "2023-09-01", 0.0, "team", 2.0, True, 1),
+]
+PRICE_INCREASES = {"raised": 1.0, "same_price": 0.0, "slight": 0.0, "plan_change": 0.0, "addon": 0.0,
+                   "starts_at_as_of": 0.0, "ends_at_as_of": 0.0, "aged": 1.0, "gaps": 2.0, "twins": 1.0}
+
+
+def _price_increases(load_tables, rows=PRICE_ROWS) -> dict[str, float]:
+    accounts = sorted(PRICE_INCREASES)
+    con = load_tables(**_tables(_subscriptions(rows), accounts))
+    out = _features(con, keys=[(a, AS_OF) for a in accounts])
+    return dict(zip(out.account_id, out.price_increases_365d, strict=True))
+
+
+def test_price_increases_count_same_plan_renewals_dearer_per_seat_known_before_the_as_of(load_tables):
+    assert _price_increases(load_tables) == PRICE_INCREASES
+
+
+def test_a_price_increase_a_day_older_is_seen(load_tables):
+    """Guard against a comparison that cannot fail: the renewal on the as-of, moved a day earlier, counts."""
+    moved = [(a, "2024-02-29" if s == AS_OF and a == "starts_at_as_of" else s,
+              "2024-02-29" if e == AS_OF and a == "starts_at_as_of" else e, *rest)
+             for a, s, e, *rest in PRICE_ROWS]
+    assert _price_increases(load_tables, moved)["starts_at_as_of"] == 1.0
+
+
 def _future_changed(subs: pd.DataFrame, new_end: str | None) -> pd.DataFrame:
     """Move every end at or after the account's last as-of (or open) to `new_end` (None: open; "as_of": that
     as-of), and add rows starting at or after the as-of."""
