@@ -25,9 +25,9 @@ WINDOW_KINDS = ("each", "trend", "support", "survey", "outcome", "admin", "admin
 AS_OF_CLOCKS = ("age", "since", "until")
 
 # What a feature is to the people acting on it. A `cause` is behaviour or experience the CS team can change (usage,
-# adoption, time to value, tickets, survey answers, seat use, contraction): reasons and playbooks come from causes
-# only. A `context` feature says when and for whom risk applies (days to renewal, billing period, tenure, plan, MRR
-# level): it stays in the model and is shown as timing and urgency, never as a reason.
+# adoption, time to value, tickets, survey answers, seat use, contraction, price increases): reasons and playbooks
+# come from causes only. A `context` feature says when and for whom risk applies (days to renewal, billing period,
+# tenure, plan, MRR level): it stays in the model and is shown as timing and urgency, never as a reason.
 ROLES = ("cause", "context")
 
 
@@ -247,6 +247,10 @@ COMMERCIAL = (
     _f("downgrades_365d", "commercial", "subscriptions",
        "MRR decreases that left the account paying (contractions) in the last 365 days.",
        "count", "up", "{value} downgrades in the last year"),
+    _f("price_increases_365d", "commercial", "subscriptions.seats subscriptions.plan",
+       "Renewals in the last 365 days of a row by one of the same plan (starting within a day of its end) at a price "
+       "per seat (MRR / seats) more than 2% higher; rows without seats (add-ons) never count.",
+       "count", "up", "{value} price increases in the last year"),
 )
 
 # What customers get out of the product: the amounts on their events (`events.value`: deals won, invoices sent) and
@@ -441,7 +445,8 @@ def describe_change(value) -> str:
 
 
 # The counted nouns of the catalog's sentences, singular for a count of one ("1 downgrade in the last year").
-_COUNTED = re.compile(r"\b(event|user|action|session|ticket|response|seat|downgrade|outcome|admin|touch)(?:s|es)\b")
+_COUNTED = re.compile(
+    r"\b(event|user|action|session|ticket|response|seat|downgrade|increase|outcome|admin|touch)(?:s|es)\b")
 
 
 def render_reason(spec: FeatureSpec, value) -> str:

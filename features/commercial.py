@@ -18,6 +18,11 @@ from features.sources import Sources
 
 MRR_CHANGE_DAYS = 90  # fixed by the catalog's `mrr_change_90d`
 DOWNGRADE_DAYS = 365  # fixed by the catalog's `downgrades_365d`
+PRICE_INCREASE_DAYS = 365  # fixed by the catalog's `price_increases_365d`
+# A renewal row charging more than 2% more per seat is a price increase; smaller steps are rounding of the MRR.
+PRICE_INCREASE_MIN = 0.02
+# Warehouses write a renewal's start on the old row's end, or a day after or before it.
+RENEWAL_GAP_DAYS = 1
 _KEYS = ["account_id", "as_of"]
 _EXACT = ibis.dtype("decimal(38, 6)")
 
@@ -72,6 +77,34 @@ def compute_mrr_change_points(sources: Sources) -> ir.Table:
         ibis.cumulative_window(group_by="account_id", order_by="changed_at")))
     return steps.select("account_id", "changed_at", mrr_before=(steps.after - steps.delta).cast("float64"),
                         mrr_after=steps.after.cast("float64"))
+
+
+def compute_price_increase_points(sources: Sources) -> ir.Table:
+    """Return (account_id, plan, start_at, known_at): every start of a row that renews an earlier row of the same plan
+    at a higher price per seat.
+
+    A row renews an earlier one when it starts within `RENEWAL_GAP_DAYS` of that row's end; its price per seat
+    (mrr / seats) must exceed the earlier row's by more than `PRICE_INCREASE_MIN`. Rows without seats (add-ons) and
+    earlier rows charging nothing (trials) never count. `known_at` is the latest of the new start and the old end: a
+    feature at t keeps the points with `known_at < t`, so both rows are known before t and no end at or after t is
+    read for its value.
+    """
+    subs = sources["subscriptions"]
+    seated = subs.filter(subs.seats > 0, subs.plan.notnull(), subs.mrr.notnull())
+    # One timestamp type on both sides: a warehouse may keep start_at as DATE and end_at as TIMESTAMP.
+    moment = subs.end_at.type() if subs.end_at.type() == subs.start_at.type() else ibis.dtype("timestamp")
+    seated = seated.mutate(start_at=seated.start_at.cast(moment), end_at=seated.end_at.cast(moment))
+    new = seated.select("account_id", "plan", "start_at", "mrr", "seats")
+    old = seated.filter(seated.end_at.notnull(), seated.mrr > 0).select(
+        "account_id", "plan", old_start_at="start_at", old_end_at="end_at", old_mrr="mrr", old_seats="seats")
+    gap = ibis.interval(days=RENEWAL_GAP_DAYS)
+    pairs = new.join(old, [new.account_id == old.account_id, new.plan == old.plan,
+                           old.old_start_at < new.start_at,
+                           new.start_at.between(old.old_end_at - gap, old.old_end_at + gap),
+                           new.mrr * old.old_seats > old.old_mrr * new.seats * (1 + PRICE_INCREASE_MIN)])
+    pairs = pairs.mutate(known_at=ibis.greatest(pairs.start_at, pairs.old_end_at))
+    # One point per renewal start, however many earlier rows it continues.
+    return pairs.group_by(["account_id", "plan", "start_at"]).aggregate(known_at=pairs.known_at.min())
 
 
 def is_expansion(changes: ir.Table) -> ir.BooleanValue:
@@ -143,6 +176,14 @@ def _downgrades(sources: Sources, keys: ir.Table) -> ir.Table:
     return j.group_by(_KEYS).aggregate(downgrades=j.count())
 
 
+def _price_increases(sources: Sources, keys: ir.Table) -> ir.Table | None:
+    if not (sources.has("subscriptions", "seats") and sources.has("subscriptions", "plan")):
+        return None
+    points = compute_price_increase_points(sources)
+    j = rows_within(keys, points, "known_at", PRICE_INCREASE_DAYS)
+    return j.group_by(_KEYS).aggregate(price_increases=j.count())
+
+
 def _commercial_values(j: ir.Table) -> dict[str, ir.Value]:
     open_rows = j.open_rows.fill_null(0)
     mrr, mrr_then = j.mrr.fill_null(0.0), j.mrr_then.fill_null(0.0)
@@ -151,6 +192,8 @@ def _commercial_values(j: ir.Table) -> dict[str, ir.Value]:
         "mrr_change_90d": ibis.ifelse(mrr_then > 0, mrr / mrr_then.nullif(0) - 1.0, ibis.null("float64")),
         "downgrades_365d": j.downgrades.fill_null(0).cast("float64"),
     }
+    if "price_increases" in j.columns:
+        values["price_increases_365d"] = j.price_increases.fill_null(0).cast("float64")
     if "seats" in j.columns:
         # No open row: 0 seats; open rows that all lack a seat count: unknown.
         values["seats"] = ibis.ifelse(open_rows > 0, j.seats, 0.0).cast("float64")
@@ -175,7 +218,8 @@ def compute_commercial_features(sources: Sources, grid: ir.Table, config: Featur
         config: feature settings (only the catalog's windows are read).
     """
     keys = grid.select("account_id", "as_of")
-    parts = [_open_totals(sources, keys), _largest_open_row(sources, keys), _downgrades(sources, keys)]
+    parts = [_open_totals(sources, keys), _largest_open_row(sources, keys), _downgrades(sources, keys),
+             _price_increases(sources, keys)]
     j = left_join_all(keys, parts)
     values = _commercial_values(j)
     specs = producible(COMMERCIAL, config.windows_by_kind(), sources.missing)

@@ -180,7 +180,8 @@ DEFAULT_RULES = [
      "urgent_owner_role": "CS manager and account executive",
      "urgent_action": "Before the renewal: executive sponsor call on the feedback and a recovery plan"},
     {"tier": "high", "group": "commercial", "name": "commercial_review", "owner_role": "Account executive",
-     "action": "Commercial review: understand the contraction and agree the right plan and seats",
+     "action": ("Commercial review: understand the contraction or price increase and agree the right plan, seats and "
+                "price"),
      "urgent_action": "Renewal negotiation: review plan, seats and price with the decision maker"},
     {"tier": "high", "group": ANY_GROUP, "name": "sponsor_call", "owner_role": "CS manager",
      "action": "Executive sponsor call to understand the risk and agree next steps",
@@ -195,7 +196,7 @@ DEFAULT_RULES = [
     {"tier": "medium", "group": "voice", "name": "feedback_follow_up", "owner_role": "CSM",
      "action": "Follow up on the latest survey feedback"},
     {"tier": "medium", "group": "commercial", "name": "plan_fit_check", "owner_role": "Account executive",
-     "action": "Check in on the recent contraction and the plan's fit"},
+     "action": "Check in on the recent contraction or price increase and the plan's fit"},
     {"tier": "medium", "group": ANY_GROUP, "name": "health_check", "owner_role": "CSM",
      "action": "Health check at the next touchpoint",
      "urgent_action": "Health check before the renewal"},

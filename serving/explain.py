@@ -115,6 +115,7 @@ FEATURE_LABELS = {
     "billing_period_months": "Billing period",
     "in_trial": "In trial",
     "downgrades_365d": "Downgrades (last year)",
+    "price_increases_365d": "Price increases per seat (last year)",
 }
 
 # What a missing value means, in words: the catalog's templates read badly with "no data" in them
@@ -389,6 +390,7 @@ ZERO_REASONS = {
     "high_priority_tickets_{window}d": "No high-priority tickets in the last {window} days",
     "survey_responses_{window}d": "No survey answers in the last {window} days",
     "downgrades_365d": "No downgrades in the last year",
+    "price_increases_365d": "No price increases in the last year",
     "admins_lost_{window}d": "No admin gone quiet in the last {window} days",
     "value_realised_{window}d": "No value realised in the last {window} days",
     "outcomes_{window}d": "No outcomes (won or lost) in the last {window} days",

@@ -38,7 +38,8 @@ def test_context_is_timing_and_who_and_everything_else_is_a_cause():
     assert {s.role for s in CATALOG} <= set(ROLES)
     context = {s.name for s in CATALOG if s.role == "context"}
     assert context == {"days_to_renewal", "billing_period_months", "tenure_days", "plan", "mrr", "seats", "in_trial"}
-    # What a CS team can change stays a cause: contraction, seat use, time to value, tickets, answers, usage.
+    # What a CS team can change stays a cause: contraction, price increases, seat use, time to value, tickets,
+    # answers, usage.
     causes = {s.name for s in CATALOG if s.role == "cause"}
-    assert {"mrr_change_90d", "downgrades_365d", "seat_utilisation_{window}d", "days_to_first_value",
-            "open_high_priority_tickets", "last_nps", "active_users_trend"} <= causes
+    assert {"mrr_change_90d", "downgrades_365d", "price_increases_365d", "seat_utilisation_{window}d",
+            "days_to_first_value", "open_high_priority_tickets", "last_nps", "active_users_trend"} <= causes

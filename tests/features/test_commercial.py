@@ -15,7 +15,7 @@ from tests.conftest import tiny_accounts, ts
 
 AS_OF, EARLIER, MID_MONTH = "2024-03-01", "2023-11-01", "2024-03-20"  # 2024 is a leap year: 2024-02 has 29 days
 ALL = ["mrr", "mrr_change_90d", "seats", "plan", "days_to_renewal", "billing_period_months", "in_trial",
-       "downgrades_365d"]
+       "downgrades_365d", "price_increases_365d"]
 
 SUBSCRIPTIONS = [  # (account, start, end, mrr, plan, seats, is_trial, billing_period_months)
     # base: an annual base plan upgraded on 2023-10-01, a monthly add-on ending 2024-01-15 (a downgrade),
@@ -43,22 +43,26 @@ SUBSCRIPTIONS = [  # (account, start, end, mrr, plan, seats, is_trial, billing_p
     # unnamed: the largest row names no plan (the plan comes from the add-on; the renewal from the largest row).
     ("unnamed", "2024-01-10", None, 200.0, None, 1.0, False, 1),
     ("unnamed", "2024-01-10", None, 50.0, "addon", None, False, 12),
+    # hike: one seat renewed on the same plan at a 10% higher price (MRR up, no contraction).
+    ("hike", "2023-06-10", "2024-01-10", 50.0, "solo", 1.0, False, 1),
+    ("hike", "2024-01-10", None, 55.0, "solo", 1.0, False, 1),
 ]
-ACCOUNTS = ["base", "monthly", "trial", "tie", "gone", "old", "due", "unnamed", "none"]
+ACCOUNTS = ["base", "monthly", "trial", "tie", "gone", "old", "due", "unnamed", "hike", "none"]
 NAN = float("nan")
 
 EXPECTED = {  # (account, as_of) → mrr, mrr_change_90d, seats, plan, days_to_renewal, billing_period_months,
-#   in_trial, downgrades_365d
-    ("base", AS_OF): (320.0, 320 / 350 - 1, 10.0, "growth", 214.0, 12.0, 0.0, 1.0),  # renewal 2024-10-01
-    ("base", EARLIER): (350.0, 350 / 150 - 1, 12.0, "growth", 335.0, 12.0, 0.0, 0.0),  # MRR on 2023-08-03: 150
-    ("monthly", AS_OF): (80.0, NAN, 0.0, "starter", 30.0, 1.0, 0.0, 0.0),  # 2024-02-29 passed; next 2024-03-31
-    ("trial", AS_OF): (0.0, NAN, 3.0, "trial", NAN, NAN, 1.0, 0.0),
-    ("tie", AS_OF): (120.0, 1.0, 2.0, "beta", NAN, NAN, 0.0, 0.0),
-    ("gone", AS_OF): (0.0, -1.0, 0.0, None, NAN, NAN, 0.0, 0.0),
-    ("old", AS_OF): (100.0, 0.0, 4.0, "legacy", 306.0, 12.0, 0.0, 1.0),  # renewal 2025-01-01
-    ("due", AS_OF): (10.0, 0.0, 1.0, "starter", 0.0, 1.0, 0.0, 0.0),
-    ("unnamed", MID_MONTH): (250.0, NAN, 1.0, "addon", 21.0, 1.0, 0.0, 0.0),  # 2024-03-10 passed; next 2024-04-10
-    ("none", AS_OF): (0.0, NAN, 0.0, None, NAN, NAN, 0.0, 0.0),
+#   in_trial, downgrades_365d, price_increases_365d
+    ("base", AS_OF): (320.0, 320 / 350 - 1, 10.0, "growth", 214.0, 12.0, 0.0, 1.0, 0.0),  # renewal 2024-10-01
+    ("base", EARLIER): (350.0, 350 / 150 - 1, 12.0, "growth", 335.0, 12.0, 0.0, 0.0, 0.0),  # MRR on 2023-08-03: 150
+    ("monthly", AS_OF): (80.0, NAN, 0.0, "starter", 30.0, 1.0, 0.0, 0.0, 0.0),  # 2024-02-29 passed; next 2024-03-31
+    ("trial", AS_OF): (0.0, NAN, 3.0, "trial", NAN, NAN, 1.0, 0.0, 0.0),
+    ("tie", AS_OF): (120.0, 1.0, 2.0, "beta", NAN, NAN, 0.0, 0.0, 0.0),
+    ("gone", AS_OF): (0.0, -1.0, 0.0, None, NAN, NAN, 0.0, 0.0, 0.0),
+    ("old", AS_OF): (100.0, 0.0, 4.0, "legacy", 306.0, 12.0, 0.0, 1.0, 0.0),  # renewal 2025-01-01
+    ("due", AS_OF): (10.0, 0.0, 1.0, "starter", 0.0, 1.0, 0.0, 0.0, 0.0),
+    ("unnamed", MID_MONTH): (250.0, NAN, 1.0, "addon", 21.0, 1.0, 0.0, 0.0, 0.0),  # 2024-03-10 passed; next 2024-04-10
+    ("hike", AS_OF): (55.0, 0.1, 1.0, "solo", 9.0, 1.0, 0.0, 0.0, 1.0),  # MRR on 2023-12-02: 50; next 2024-03-10
+    ("none", AS_OF): (0.0, NAN, 0.0, None, NAN, NAN, 0.0, 0.0, 0.0),
 }
 
 
@@ -69,19 +73,18 @@ def _subscriptions(rows=SUBSCRIPTIONS) -> pd.DataFrame:
                          "is_trial": list(trial), "billing_period_months": pd.Series(period, dtype="Int64")})
 
 
-def _tables(subs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def _tables(subs: pd.DataFrame, accounts: list[str] = ACCOUNTS) -> dict[str, pd.DataFrame]:
     events = pd.DataFrame({"account_id": ["base"], "event_at": ts("2024-01-05"), "event_name": ["login"]})
-    return {"accounts": tiny_accounts(*ACCOUNTS), "subscriptions": subs, "events": events}
+    return {"accounts": tiny_accounts(*accounts), "subscriptions": subs, "events": events}
 
 
-def _grid() -> ir.Table:
-    keys = sorted(EXPECTED)
+def _grid(keys=EXPECTED) -> ir.Table:
+    keys = sorted(keys)
     return ibis.memtable(pd.DataFrame({"account_id": [k[0] for k in keys], "as_of": ts(*[k[1] for k in keys])}))
 
 
-
-def _features(con, sources_config=None) -> pd.DataFrame:
-    expr = compute_commercial_features(load_sources(con, sources_config or {}), _grid(), FeatureConfig())
+def _features(con, sources_config=None, keys=EXPECTED) -> pd.DataFrame:
+    expr = compute_commercial_features(load_sources(con, sources_config or {}), _grid(keys), FeatureConfig())
     out = expr.execute()
     out["as_of"] = out["as_of"].dt.strftime("%Y-%m-%d")
     return out.sort_values(["account_id", "as_of"]).reset_index(drop=True)
@@ -120,7 +123,8 @@ def test_commercial_features_exact_values(full):
 
 
 @pytest.mark.parametrize(("column", "features"), [
-    ("plan", ["plan"]), ("seats", ["seats"]), ("is_trial", ["in_trial"]),
+    ("plan", ["plan", "price_increases_365d"]), ("seats", ["seats", "price_increases_365d"]),
+    ("is_trial", ["in_trial"]),
     ("billing_period_months", ["days_to_renewal", "billing_period_months"])])
 def test_a_missing_optional_column_drops_only_its_features(load_tables, full, column, features):
     out = _features(load_tables(**_tables(_subscriptions().drop(columns=[column]))))
@@ -135,6 +139,66 @@ def test_required_columns_alone_give_mrr_change_and_downgrades(load_tables):
     assert _row(out, "base", AS_OF)["downgrades_365d"] == 1.0
 
 
+PRICE_ROWS = [  # (account, start, end, mrr, plan, seats, is_trial, billing_period_months), each seen at AS_OF
+    # raised: two seats renewed on the same plan at 60 a seat instead of 50.
+    ("raised", "2023-09-01", "2024-01-01", 100.0, "team", 2.0, False, 1),
+    ("raised", "2024-01-01", None, 120.0, "team", 2.0, False, 1),
+    # same_price: more seats at the same price per seat; slight: 1.5% more per seat (under the 2% floor).
+    ("same_price", "2023-09-01", "2024-01-01", 100.0, "team", 2.0, False, 1),
+    ("same_price", "2024-01-01", None, 200.0, "team", 4.0, False, 1),
+    ("slight", "2023-09-01", "2024-01-01", 100.0, "team", 2.0, False, 1),
+    ("slight", "2024-01-01", None, 101.5, "team", 2.0, False, 1),
+    # plan_change: a dearer seat on another plan is an upgrade, not a price increase.
+    ("plan_change", "2023-09-01", "2024-01-01", 100.0, "team", 2.0, False, 1),
+    ("plan_change", "2024-01-01", None, 200.0, "business", 2.0, False, 1),
+    # addon: dearer add-on rows without seats (0, then NULL) never count, not even after a row with a seat.
+    ("addon", "2023-09-01", "2024-01-01", 10.0, "extra", 1.0, False, 1),
+    ("addon", "2024-01-01", "2024-02-01", 20.0, "extra", 0.0, False, 1),
+    ("addon", "2024-02-01", None, 30.0, "extra", None, False, 1),
+    # starts_at_as_of: the dearer row starts on the as-of itself.
+    ("starts_at_as_of", "2023-09-01", AS_OF, 100.0, "team", 2.0, False, 1),
+    ("starts_at_as_of", AS_OF, None, 120.0, "team", 2.0, False, 1),
+    # ends_at_as_of: the dearer row starts half a day before the old row's end, which is the as-of.
+    ("ends_at_as_of", "2023-09-01", AS_OF, 100.0, "team", 2.0, False, 1),
+    ("ends_at_as_of", "2024-02-29 12:00", None, 120.0, "team", 2.0, False, 1),
+    # aged: increases 366 days and exactly 365 days before the as-of (2024 is a leap year): the second is in.
+    ("aged", "2022-01-01", "2023-03-01", 100.0, "team", 2.0, False, 1),
+    ("aged", "2023-03-01", "2023-03-02", 120.0, "team", 2.0, False, 1),
+    ("aged", "2023-03-02", None, 140.0, "team", 2.0, False, 1),
+    # gaps: renewals written a day after and a day before the old end count; two days after does not.
+    ("gaps", "2023-06-01", "2023-09-01", 100.0, "team", 2.0, False, 1),
+    ("gaps", "2023-09-02", "2023-12-01", 120.0, "team", 2.0, False, 1),
+    ("gaps", "2023-11-30", "2024-01-01", 140.0, "team", 2.0, False, 1),
+    ("gaps", "2024-01-03", None, 160.0, "team", 2.0, False, 1),
+    # twins: one dearer row continuing two rows that end together is one increase; a trial at 0 never rises.
+    ("twins", "2023-09-01", "2024-01-01", 100.0, "team", 2.0, False, 1),
+    ("twins", "2023-10-01", "2024-01-01", 100.0, "team", 2.0, False, 1),
+    ("twins", "2024-01-01", None, 120.0, "team", 2.0, False, 1),
+    ("twins", "2023-08-01", "2023-09-01", 0.0, "team", 2.0, True, 1),
+]
+PRICE_INCREASES = {"raised": 1.0, "same_price": 0.0, "slight": 0.0, "plan_change": 0.0, "addon": 0.0,
+                   "starts_at_as_of": 0.0, "ends_at_as_of": 0.0, "aged": 1.0, "gaps": 2.0, "twins": 1.0}
+
+
+def _price_increases(load_tables, rows=PRICE_ROWS) -> dict[str, float]:
+    accounts = sorted(PRICE_INCREASES)
+    con = load_tables(**_tables(_subscriptions(rows), accounts))
+    out = _features(con, keys=[(a, AS_OF) for a in accounts])
+    return dict(zip(out.account_id, out.price_increases_365d, strict=True))
+
+
+def test_price_increases_count_same_plan_renewals_dearer_per_seat_known_before_the_as_of(load_tables):
+    assert _price_increases(load_tables) == PRICE_INCREASES
+
+
+def test_a_price_increase_a_day_older_is_seen(load_tables):
+    """Guard against a comparison that cannot fail: the renewal on the as-of, moved a day earlier, counts."""
+    moved = [(a, "2024-02-29" if s == AS_OF and a == "starts_at_as_of" else s,
+              "2024-02-29" if e == AS_OF and a == "starts_at_as_of" else e, *rest)
+             for a, s, e, *rest in PRICE_ROWS]
+    assert _price_increases(load_tables, moved)["starts_at_as_of"] == 1.0
+
+
 def _future_changed(subs: pd.DataFrame, new_end: str | None) -> pd.DataFrame:
     """Move every end at or after the account's last as-of (or open) to `new_end` (None: open; "as_of": that
     as-of), and add rows starting at or after the as-of."""
@@ -146,7 +210,8 @@ def _future_changed(subs: pd.DataFrame, new_end: str | None) -> pd.DataFrame:
     extra = _subscriptions([("base", AS_OF, None, 999.0, "mega", 99.0, False, 1),
                             ("gone", "2024-04-01", None, 40.0, "starter", 2.0, False, 1),
                             ("none", "2024-03-01 09:00", "2024-05-01", 70.0, "starter", 1.0, True, 12),
-                            ("monthly", "2024-03-02", None, 500.0, "enterprise", 20.0, False, 12)])
+                            ("monthly", "2024-03-02", None, 500.0, "enterprise", 20.0, False, 12),
+                            ("hike", AS_OF, None, 90.0, "solo", 1.0, False, 1)])
     return pd.concat([subs, extra], ignore_index=True)
 
 

@@ -59,11 +59,24 @@ def _base_warehouse(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
     accounts = pd.DataFrame({"account_id": ACCOUNTS, "created_at": _stamps(rng, len(ACCOUNTS),
                                                                           pd.Timestamp("2023-09-01"), AS_OF),
                              "segment": rng.choice(["SMB", "Enterprise"], len(ACCOUNTS))})
-    return {"accounts": accounts, "subscriptions": subs.astype({"start_at": "datetime64[us]"}), "events": events,
-            "users": _random_users(rng), "tickets": _random_tickets(rng, 40, pd.Timestamp("2023-12-01"), AS_OF),
-            "surveys": _random_surveys(rng, 40, pd.Timestamp("2023-10-01"), AS_OF),
-            "milestones": _random_milestones(rng, pd.Timestamp("2023-09-01"), pd.Timestamp("2024-04-01")),
-            "cs_actions": _random_actions(rng, 20, pd.Timestamp("2023-11-01"), pd.Timestamp("2024-04-01"))}
+    subs = subs.astype({"start_at": "datetime64[us]"})
+    tables = {"accounts": accounts, "events": events,
+              "users": _random_users(rng), "tickets": _random_tickets(rng, 40, pd.Timestamp("2023-12-01"), AS_OF),
+              "surveys": _random_surveys(rng, 40, pd.Timestamp("2023-10-01"), AS_OF),
+              "milestones": _random_milestones(rng, pd.Timestamp("2023-09-01"), pd.Timestamp("2024-04-01")),
+              "cs_actions": _random_actions(rng, 20, pd.Timestamp("2023-11-01"), pd.Timestamp("2024-04-01"))}
+    return {**tables, "subscriptions": pd.concat([subs, _earlier_rows(rng, subs)], ignore_index=True)}
+
+
+def _earlier_rows(rng: np.random.Generator, subs: pd.DataFrame) -> pd.DataFrame:
+    """A row before each subscription row, of the same plan and ending within a day either side of its start (a
+    renewal, as warehouses write them), at a random price per seat: some renewals are price increases."""
+    n = len(subs)
+    seats = rng.integers(1, 6, n).astype(float)
+    per_seat = subs.mrr / subs.seats * rng.uniform(0.8, 1.2, n)
+    ends = subs.start_at + pd.to_timedelta(rng.integers(-1440, 1441, n), unit="min")
+    return subs.assign(start_at=subs.start_at - pd.Timedelta(days=60), end_at=ends.astype("datetime64[us]"),
+                       seats=seats, mrr=(per_seat * seats).round(2))
 
 
 def _stamps(rng: np.random.Generator, n: int, low: pd.Timestamp, high: pd.Timestamp) -> pd.Series:
@@ -279,13 +292,16 @@ def _picked(tables: dict[str, pd.DataFrame], folder: Path, name: str) -> EventVo
 def test_the_features_cover_every_source_table():
     rng = np.random.default_rng(2)
     with tempfile.TemporaryDirectory() as folder:
-        columns = set(_features(_base_warehouse(rng), Path(folder), "all").columns)
+        features = _features(_base_warehouse(rng), Path(folder), "all")
     for needed in ("events_30d", "tenure_days", "open_tickets", "last_nps", "onboarding_share", "plan", "mrr",
                    "value_realised_30d", "outcome_success_rate_20d", "days_since_admin_active",
                    "negative_comment_share_60d", "last_comment", "days_since_cs_touch", "cs_touches_30d",
                    "events_per_day_7d", "active_day_share_30d", "events_per_user_day_7d", "seat_day_utilisation_30d",
-                   "daily_users_per_100_mrr", "daily_events_per_100_mrr", "mix_share_e1", "mix_change_login"):
-        assert needed in columns
+                   "daily_users_per_100_mrr", "daily_events_per_100_mrr", "mix_share_e1", "mix_change_login",
+                   "price_increases_365d"):
+        assert needed in features.columns
+    # The random warehouse renews at higher and lower prices, so the property test has increases to keep fixed.
+    assert set(features.price_increases_365d) == {0.0, 1.0}
 
 
 def test_the_mutation_does_change_features_when_it_reaches_the_past():

@@ -104,6 +104,11 @@ def test_the_dominant_group_is_the_one_whose_cause_drivers_weigh_most():
     assert dominant_groups(contributions, SPECS).tolist() == ["engagement", "commercial", None]
 
 
+def test_a_price_increase_drives_the_commercial_playbooks():
+    contributions = pd.DataFrame({"active_users_30d": [0.1], "price_increases_365d": [0.3], "bias": [-2.0]})
+    assert dominant_groups(contributions, SPECS).tolist() == ["commercial"]
+
+
 def test_context_never_picks_the_group_however_much_it_weighs():
     # A renewal 10 days out weighs most, but it says when the account can leave, not why: support drives it.
     contributions = pd.DataFrame({

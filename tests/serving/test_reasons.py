@@ -79,6 +79,7 @@ TENURE = {"tenure_days": 730.0, "onboarding_share": 0.5}.get
     # zero usage
     ("active_days_30d", 0.0, "Not active on any of the last 30 days"),
     ("sessions_7d", 0.0, "No sessions in the last 7 days"),
+    ("price_increases_365d", 0.0, "No price increases in the last year"),
 ])
 def test_censored_missing_and_zero_values_read_as_what_they_are(feature, value, sentence):
     assert describe_driver(SPECS[feature], value, BENCHMARKS, None, TENURE) == sentence
@@ -106,6 +107,8 @@ def test_zero_days_is_the_same_day_not_a_censored_value(feature, sentence):
     ("core_feature_share_30d", 0.4, "40% of core features used in the last 30 days"),
     # A count of one reads singular.
     ("downgrades_365d", 1.0, "1 downgrade in the last year"),
+    ("price_increases_365d", 1.0, "1 price increase in the last year"),
+    ("price_increases_365d", 2.0, "2 price increases in the last year"),
     ("open_high_priority_tickets", 1.0, "1 high-priority ticket open"),
     ("events_30d", 1.0, "1 product event in the last 30 days"),
     ("events_30d", 2.0, "2 product events in the last 30 days"),
