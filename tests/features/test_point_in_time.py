@@ -264,10 +264,11 @@ def test_pit_joins_keep_the_same_rows_whatever_happens_at_or_after_the_as_of(dat
 MOVES = st.lists(st.sampled_from(["drop_events", "rename_events", "add_events", "move_end_dates",
                                   "add_subscriptions", "move_ticket_resolutions", "add_tickets_and_surveys",
                                   "move_milestones_and_users", "change_values",
-                                  "change_comments_roles_and_touches"]), min_size=1, max_size=10, unique=True)
+                                  "change_comments_roles_and_touches"]), min_size=3, max_size=10, unique=True)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Ten warehouses, each with at least three kinds of future change: every example builds the features twice.
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), moves=MOVES)
 def test_future_rows_never_change_features(seed, moves):
     rng = np.random.default_rng(seed)
