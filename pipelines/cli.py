@@ -281,9 +281,10 @@ def evaluate(ctx: typer.Context,
     """How the model does on warehouses unlike the demo's: with --profiles, each company profile is simulated and
     trained through params alone (the --params files with docs/profiles/NAME.yaml laid over them) in a temporary
     folder, and one table compares the model, the fitted health score and the logistic regression (ROC-AUC, PR-AUC,
-    lift in the top decile) and the model's gap to the oracle. Your warehouse and MLflow store are not touched."""
+    Brier, lift in the top decile) and the model's gap to the oracles; a second gives the model's lead over each
+    baseline with a 95% interval. Your warehouse and MLflow store are not touched."""
     from pipelines.errors import StageError
-    from pipelines.evaluate_run import format_table, run_evaluate
+    from pipelines.evaluate_run import format_leads, format_table, run_evaluate
 
     with _expected_errors():
         if not profiles:
@@ -291,8 +292,8 @@ def evaluate(ctx: typer.Context,
         params = _params(ctx)
         scores = run_evaluate(list(ctx.obj), params.evaluate, _progress())
     console.print("")
-    for line in format_table(scores):
-        console.print(line)
+    for line in [*format_table(scores), "", *format_leads(scores)]:
+        console.print(line, markup=False, highlight=False)
 
 
 @app.command()

@@ -79,6 +79,9 @@ class TrainResult:
     validated: tuple[int, int]  # validation rows and churners among them: what the metrics are measured on
     reasons: ReasonAccuracy | None = None
     nowcast_roc_auc: float | None = None
+    # The validation rows (account_id, label) with each contender's probability (model, health_score,
+    # logistic_regression): what the metrics were computed on, for comparisons with intervals (`churn evaluate`).
+    validation: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -364,7 +367,8 @@ def _publish(params: Params, progress: Progress, data: TrainingData, outcome: Tr
         features=data.feature_set.names, rows=len(data.frame), accounts=int(data.frame["account_id"].nunique()),
         churn_rate=float(experiment.split.train.label.mean()), report_path=report_path, backtest=summary,
         labelled=_counts(*(part for part in (split.train, split.calib, split.valid) if part is not None)),
-        validated=_counts(split.valid), reasons=outcome.reasons, nowcast_roc_auc=outcome.nowcast)
+        validated=_counts(split.valid), reasons=outcome.reasons, nowcast_roc_auc=outcome.nowcast,
+        validation=split.valid[["account_id", "label"]].reset_index(drop=True).assign(**experiment.predictions))
 
 
 def _counts(*frames: pd.DataFrame) -> tuple[int, int]:

@@ -230,3 +230,57 @@ def segment_metrics(labels: np.ndarray, probabilities: np.ndarray, segments, min
         })
     columns = ["segment", "rows", "churn_rate", "roc_auc", "brier", "mean_predicted"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _ranked(y: np.ndarray, p: np.ndarray):
+    """ROC-AUC under row weights, from the probabilities' distinct values ranked once: the Mann-Whitney statistic with
+    ties counted half (the same number as sklearn's roc_auc_score with sample_weight), in O(rows) per weighting."""
+    inverse = np.unique(p, return_inverse=True)[1]
+    levels = int(inverse.max()) + 1
+
+    def auc(weights: np.ndarray) -> float:
+        positive = np.bincount(inverse, weights=weights * y, minlength=levels)
+        negative = np.bincount(inverse, weights=weights * (1 - y), minlength=levels)
+        below = np.cumsum(negative) - negative
+        return float((positive * (below + 0.5 * negative)).sum() / (positive.sum() * negative.sum()))
+
+    return auc
+
+
+def lead_interval(labels, first, second, accounts, metric: str, *, resamples: int = 1000,
+                  seed: int = 0) -> tuple[float, float, float]:
+    """How far `first` leads `second` on `metric` (positive: `first` is better), with a 95% percentile interval from a
+    bootstrap over accounts (scipy.stats.bootstrap): the rows of an account at several as-of dates are drawn together,
+    since they are not independent.
+
+    Args:
+        labels: 0/1 outcomes; first, second: both contenders' probabilities for the same rows.
+        accounts: each row's account.
+        metric: roc_auc (the difference in ROC-AUC) or brier (the second's Brier score minus the first's).
+
+    Returns:
+        (estimate on the rows as they are, low, high).
+    """
+    from scipy.stats import bootstrap
+
+    y, a = _as_arrays(labels, first)
+    _, b = _as_arrays(labels, second)
+    codes, uniques = pd.factorize(pd.Series(_aligned(accounts, len(y), "accounts")))
+    if metric == "roc_auc":
+        auc_a, auc_b = _ranked(y, a), _ranked(y, b)
+
+        def lead(weights: np.ndarray) -> float:
+            return auc_a(weights) - auc_b(weights)
+    elif metric == "brier":
+        def lead(weights: np.ndarray) -> float:
+            return float(np.average((b - y) ** 2 - (a - y) ** 2, weights=weights))
+    else:
+        raise ValueError(f"metric must be roc_auc or brier, not {metric!r}")
+
+    def drawn(sample: np.ndarray) -> float:  # a resample of account codes -> each row weighted by its account's draws
+        return lead(np.bincount(sample, minlength=len(uniques))[codes].astype(float))
+
+    result = bootstrap((np.arange(len(uniques)),), drawn, n_resamples=resamples, vectorized=False,
+                       method="percentile", rng=np.random.default_rng(seed))
+    interval = result.confidence_interval
+    return lead(np.ones(len(y))), float(interval.low), float(interval.high)
