@@ -35,6 +35,14 @@ def test_the_table_shows_the_nowcast_oracle_only_when_training_reports_one():
     assert with_nowcast[3].split()[-2:] == ["n/a", "12"]   # a profile without one says so
 
 
+def test_the_help_names_every_column_of_the_table():
+    result = CliRunner().invoke(app, ["evaluate", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for column in ("ROC-AUC", "PR-AUC", "Brier score", "lift in the top decile", "hindsight", "nowcast"):
+        assert column in text, column
+
+
 def test_evaluate_says_what_to_evaluate(tmp_path):
     output = churn(write_params(tmp_path), "evaluate", expect=1)
     assert "--profiles" in output
