@@ -200,7 +200,7 @@ def test_a_price_increase_a_day_older_is_seen(load_tables):
 
 
 def test_a_plan_written_in_another_case_or_with_spaces_is_the_same_plan(load_tables):
-    """"Team " renewing "team" at a dearer seat is a price increase; a renewal onto "Business" is still a plan change."""
+    """"Team " renewing "team" at a dearer seat is a price increase; a renewal onto "Business" is a plan change."""
     rows = [("raised", "2023-09-01", "2024-01-01", 100.0, "team", 2.0, False, 1),
             ("raised", "2024-01-01", None, 120.0, "Team ", 2.0, False, 1),
             ("plan_change", "2023-09-01", "2024-01-01", 100.0, " TEAM", 2.0, False, 1),
