@@ -83,17 +83,20 @@ def compute_price_increase_points(sources: Sources) -> ir.Table:
     """Return (account_id, plan, start_at, known_at): every start of a row that renews an earlier row of the same plan
     at a higher price per seat.
 
-    A row renews an earlier one when it starts within `RENEWAL_GAP_DAYS` of that row's end; its price per seat
-    (mrr / seats) must exceed the earlier row's by more than `PRICE_INCREASE_MIN`. Rows without seats (add-ons) and
-    earlier rows charging nothing (trials) never count. `known_at` is the latest of the new start and the old end: a
-    feature at t keeps the points with `known_at < t`, so both rows are known before t and no end at or after t is
-    read for its value.
+    A row renews an earlier one of the same plan (plans compared, and returned, lower-cased without surrounding
+    spaces) when it starts within `RENEWAL_GAP_DAYS` of that row's end; its price per seat (mrr / seats) must
+    exceed the earlier row's by more than `PRICE_INCREASE_MIN`. Rows without seats (add-ons) and earlier rows
+    charging nothing (trials) never count. `known_at` is the latest of the new start and the old end: a feature at t
+    keeps the points with `known_at < t`, so both rows are known before t and no end at or after t is read for its
+    value.
     """
     subs = sources["subscriptions"]
     seated = subs.filter(subs.seats > 0, subs.plan.notnull(), subs.mrr.notnull())
     # One timestamp type on both sides: a warehouse may keep start_at as DATE and end_at as TIMESTAMP.
     moment = subs.end_at.type() if subs.end_at.type() == subs.start_at.type() else ibis.dtype("timestamp")
-    seated = seated.mutate(start_at=seated.start_at.cast(moment), end_at=seated.end_at.cast(moment))
+    # Billing systems and hand-kept sheets write one plan as "Team" on one row and "team " on the next.
+    seated = seated.mutate(start_at=seated.start_at.cast(moment), end_at=seated.end_at.cast(moment),
+                           plan=seated.plan.strip().lower())
     new = seated.select("account_id", "plan", "start_at", "mrr", "seats")
     old = seated.filter(seated.end_at.notnull(), seated.mrr > 0).select(
         "account_id", "plan", old_start_at="start_at", old_end_at="end_at", old_mrr="mrr", old_seats="seats")

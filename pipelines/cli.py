@@ -281,8 +281,9 @@ def evaluate(ctx: typer.Context,
     """How the model does on warehouses unlike the demo's: with --profiles, each company profile is simulated and
     trained through params alone (the --params files with docs/profiles/NAME.yaml laid over them) in a temporary
     folder, and one table compares the model, the fitted health score and the logistic regression (ROC-AUC, PR-AUC,
-    Brier, lift in the top decile) and the model's gap to the oracles; a second gives the model's lead over each
-    baseline with a 95% interval. Your warehouse and MLflow store are not touched."""
+    Brier score, lift in the top decile) and the model's gap to the oracles (hindsight, and nowcast when training
+    reports one); a second table gives the model's lead over each baseline with a 95% interval. Your warehouse and
+    MLflow store are not touched."""
     from pipelines.errors import StageError
     from pipelines.evaluate_run import format_leads, format_table, run_evaluate
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from pipelines.config import EvaluateConfig, EvaluateSize, Params, ParamsError, load_params
@@ -54,11 +55,24 @@ def run_evaluate(params_files: list[Path], config: EvaluateConfig, progress: Pro
         config: the profiles, their sizes and the folder holding their params files.
 
     Raises:
-        StageError: a profile's params file is missing or simulates another profile.
+        StageError: a profile's params file is missing or simulates another profile, its history would run past
+            today, or its warehouse does not fit in memory.
         ParamsError: the params laid over each other are invalid.
     """
-    return [_evaluate_profile(name, size, _profile_params(params_files, config, name), progress)
-            for name, size in config.profiles.items()]
+    chosen = [(name, size, _profile_params(params_files, config, name)) for name, size in config.profiles.items()]
+    for name, size, params in chosen:   # every size checked before the first profile spends minutes
+        _check_history_ends_by_today(name, size, params.simulate.start, config.params_dir / f"{name}.yaml")
+    return [_evaluate_profile(name, size, params, progress) for name, size, params in chosen]
+
+
+def _check_history_ends_by_today(name: str, size: EvaluateSize, start: date, overlay: Path) -> None:
+    """A simulated history running past today holds future timestamps, which validation rejects after the whole
+    company has been simulated; say so before, with the most months that fit."""
+    today = date.today()
+    fit = (today.year - start.year) * 12 + today.month - start.month - (today.day < start.day)
+    if size.months > fit:
+        raise StageError(f"evaluate.profiles.{name}.months: {size.months} months from simulate.start {start} run "
+                         f"past today ({today}); at most {max(fit, 0)}, or an earlier simulate.start in {overlay}")
 
 
 def _profile_params(params_files: list[Path], config: EvaluateConfig, name: str) -> Params:
@@ -79,8 +93,12 @@ def _evaluate_profile(name: str, size: EvaluateSize, params: Params, progress: P
     progress.note(f"profile {name}: {size.accounts:,} accounts, {size.months} months")
     with tempfile.TemporaryDirectory(prefix=f"churn-evaluate-{name}-") as folder:
         local = isolate_params(params, Path(folder), size)
-        run_simulate(local, local.simulate, progress)
-        trained = run_train(local, progress, reports_dir=Path(folder) / "reports")
+        try:
+            run_simulate(local, local.simulate, progress)
+            trained = run_train(local, progress, reports_dir=Path(folder) / "reports")
+        except MemoryError:
+            raise StageError(f"evaluate.profiles.{name}: {size.accounts:,} accounts over {size.months} months do not "
+                             "fit in this machine's memory; give it fewer accounts") from None
     with progress.stage("model vs baselines") as info:
         leads = _leads(trained)
         info["detail"] = f"{name}: {_verdict(leads)}"

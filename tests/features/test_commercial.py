@@ -199,6 +199,17 @@ def test_a_price_increase_a_day_older_is_seen(load_tables):
     assert _price_increases(load_tables, moved)["starts_at_as_of"] == 1.0
 
 
+def test_a_plan_written_in_another_case_or_with_spaces_is_the_same_plan(load_tables):
+    """"Team " renewing "team" at a dearer seat is a price increase; a renewal onto "Business" is a plan change."""
+    rows = [("raised", "2023-09-01", "2024-01-01", 100.0, "team", 2.0, False, 1),
+            ("raised", "2024-01-01", None, 120.0, "Team ", 2.0, False, 1),
+            ("plan_change", "2023-09-01", "2024-01-01", 100.0, " TEAM", 2.0, False, 1),
+            ("plan_change", "2024-01-01", None, 200.0, "Business", 2.0, False, 1)]
+    con = load_tables(**_tables(_subscriptions(rows), ["plan_change", "raised"]))
+    out = _features(con, keys=[("plan_change", AS_OF), ("raised", AS_OF)])
+    assert dict(zip(out.account_id, out.price_increases_365d, strict=True)) == {"plan_change": 0.0, "raised": 1.0}
+
+
 def _future_changed(subs: pd.DataFrame, new_end: str | None) -> pd.DataFrame:
     """Move every end at or after the account's last as-of (or open) to `new_end` (None: open; "as_of": that
     as-of), and add rows starting at or after the as-of."""

@@ -9,8 +9,12 @@ import re
 import pytest
 from typer.testing import CliRunner
 
+import pipelines.evaluate_run
 from pipelines.cli import app
-from pipelines.evaluate_run import ProfileScore, format_table
+from pipelines.config import load_params
+from pipelines.errors import StageError
+from pipelines.evaluate_run import ProfileScore, format_table, run_evaluate
+from pipelines.progress import Progress
 from tests.e2e import REPO, churn, write_params
 
 TINY = {"demo": {"accounts": 300, "months": 16}, "self_serve": {"accounts": 300, "months": 15},
@@ -35,6 +39,14 @@ def test_the_table_shows_the_nowcast_oracle_only_when_training_reports_one():
     assert with_nowcast[3].split()[-2:] == ["n/a", "12"]   # a profile without one says so
 
 
+def test_the_help_names_every_column_of_the_table():
+    result = CliRunner().invoke(app, ["evaluate", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for column in ("ROC-AUC", "PR-AUC", "Brier score", "lift in the top decile", "hindsight", "nowcast"):
+        assert column in text, column
+
+
 def test_evaluate_says_what_to_evaluate(tmp_path):
     output = churn(write_params(tmp_path), "evaluate", expect=1)
     assert "--profiles" in output
@@ -54,6 +66,28 @@ def test_a_missing_profile_params_file_is_named(tmp_path):
                                                   "profiles": {"enterprise": {"accounts": 50, "months": 12}}}})
     output = churn(params, "evaluate", "--profiles", expect=1)
     assert f"no params file {tmp_path / 'enterprise.yaml'} for profile enterprise" in output
+
+
+def test_a_history_running_past_today_is_refused_before_anything_is_simulated(tmp_path):
+    params = write_params(tmp_path, {"evaluate": {"params_dir": str(REPO / "docs" / "profiles"), "profiles": {
+        "demo": {"accounts": 50, "months": 12}, "enterprise": {"accounts": 50, "months": 1200}}}})
+    output = churn(params, "evaluate", "--profiles", expect=1)
+    assert re.search(r"evaluate\.profiles\.enterprise\.months: 1200 months from simulate\.start 2023-01-01 run "
+                     r"past today \(\d{4}-\d\d-\d\d\); at most \d+, or an earlier simulate\.start in "
+                     r".*enterprise\.yaml",
+                     " ".join(output.split())), output
+    assert "demo:" not in output and "generate" not in output   # not even the first profile was simulated
+
+
+def test_a_warehouse_too_large_for_memory_is_one_line_naming_the_profile(tmp_path, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr(pipelines.evaluate_run, "run_simulate", out_of_memory)
+    params = write_params(tmp_path, {"evaluate": {"params_dir": str(REPO / "docs" / "profiles"),
+                                                  "profiles": {"demo": {"accounts": 10**11, "months": 12}}}})
+    with pytest.raises(StageError, match=r"^evaluate\.profiles\.demo: 100,000,000,000 accounts over 12 months do "
+                                         r"not fit in this machine's memory; give it fewer accounts$"):
+        run_evaluate([params], load_params(params).evaluate, Progress())
 
 
 @pytest.mark.slow
