@@ -181,13 +181,13 @@ def format_leads(scores: list[ProfileScore]) -> list[str]:
     regression in ROC-AUC and in Brier score (+ is the model ahead), each with its 95% interval from a bootstrap over
     accounts, and a verdict: ahead where the whole interval is above 0, level where it holds 0, behind below."""
     pairs = [(label, metric) for label, source in CONTENDERS if source is not None for metric in LEAD_NAMES]
-    head = f"{'profile':<11}" + "".join(f"{LEAD_NAMES[m] + ' vs ' + label:>26}" for label, m in pairs)
+    head = f"{'profile':<11}" + "".join(f"{LEAD_NAMES[m] + ' vs ' + label:>29}" for label, m in pairs)
     lines = ["the model's lead over each baseline, 95% interval from a bootstrap over accounts (+ = the model ahead)",
              head + "  verdict"]
     for s in scores:
         cells = [f"{s.profile:<11}"]
         for label, metric in pairs:
             estimate, low, high = s.leads[label][metric]
-            cells.append(f"{f'{estimate:+.4f} ({low:+.4f}, {high:+.4f})':>26}")
+            cells.append(f"{f'{estimate:+.4f} ({low:+.4f}, {high:+.4f})':>29}")
         lines.append("".join(cells) + "  " + _verdict(s.leads))
     return lines

@@ -13,7 +13,7 @@ import pipelines.evaluate_run
 from pipelines.cli import app
 from pipelines.config import load_params
 from pipelines.errors import StageError
-from pipelines.evaluate_run import ProfileScore, format_table, run_evaluate
+from pipelines.evaluate_run import ProfileScore, format_leads, format_table, run_evaluate
 from pipelines.progress import Progress
 from tests.e2e import REPO, churn, write_params
 
@@ -37,6 +37,19 @@ def test_the_table_shows_the_nowcast_oracle_only_when_training_reports_one():
     assert "nowcast oracle" in with_nowcast[0]
     assert with_nowcast[2].split()[-3:] == ["0.830", "0.030", "12"]
     assert with_nowcast[3].split()[-2:] == ["n/a", "12"]   # a profile without one says so
+
+
+def test_the_leads_table_gives_each_lead_with_its_interval_and_a_verdict():
+    ahead = {"roc_auc": (0.02, 0.01, 0.03), "brier": (0.004, 0.002, 0.006)}
+    level = {"roc_auc": (0.001, -0.005, 0.007), "brier": (-0.0015, -0.0025, -0.0005)}
+    lines = format_leads([ProfileScore(**{**vars(_score("demo")), "leads": {"health": ahead, "logistic": ahead}}),
+                          ProfileScore(**{**vars(_score("self_serve")), "leads": {"health": ahead,
+                                                                                  "logistic": level}})])
+    assert "bootstrap over accounts" in lines[0]
+    assert lines[1].split()[:4] == ["profile", "ROC-AUC", "vs", "health"] and lines[1].endswith("verdict")
+    assert re.search(r"^demo\s+\+0\.0200 \(\+0\.0100, \+0\.0300\)\s+\+0\.0040 \(\+0\.0020, \+0\.0060\)", lines[2])
+    assert lines[2].endswith("ahead of both on ROC-AUC and Brier")
+    assert lines[3].endswith("level with logistic on ROC-AUC; behind logistic on Brier")
 
 
 def test_the_help_names_every_column_of_the_table():
@@ -107,5 +120,14 @@ def test_every_profile_is_trained_and_scored_into_one_table(tmp_path):
         assert gap == pytest.approx(oracle - model_roc, abs=0.002), line
         briers = [float(v) for v in re.findall(r"\b0\.\d{4}\b", line)]   # model / health / logistic
         assert len(briers) == 3 and all(0 < b < 0.25 for b in briers), line
+    # The second table: the model's lead over each baseline, every estimate inside its interval, and a verdict.
+    lead_head = next(i for i, line in enumerate(lines) if line.startswith("the model's lead over each baseline"))
+    leads = {line.split()[0]: line for line in lines[lead_head + 2:lead_head + 5]}
+    assert sorted(leads) == sorted(TINY)
+    for line in leads.values():
+        triples = re.findall(r"([+-]\d\.\d{4}) \(([+-]\d\.\d{4}), ([+-]\d\.\d{4})\)", line)
+        assert len(triples) == 4, line   # ROC-AUC and Brier, against the health score and the logistic regression
+        assert all(float(low) <= float(estimate) <= float(high) for estimate, low, high in triples), line
+        assert re.search(r"(ahead of both on ROC-AUC and Brier|(level with|behind) (health|logistic) on)", line), line
     # Everything ran in temporary folders: the project's warehouse and MLflow store were never created.
     assert not (tmp_path / "warehouse.duckdb").exists() and not (tmp_path / "mlruns.db").exists()
