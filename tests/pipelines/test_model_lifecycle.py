@@ -102,10 +102,11 @@ def test_same_data_params_and_seed_give_identical_metrics(lifecycle, history):
     first, second = (r.data.metrics for r in runs)
     assert set(first) == set(second) and first["valid_roc_auc"] > 0.6
     # The model's metrics are identical. The logistic baseline reads raw feature values, whose last bits follow the
-    # order of DuckDB's parallel float sums (session minutes, rates): its metrics agree to 9 significant digits.
+    # order of DuckDB's parallel float sums (session minutes, rates): its metrics agree to 7 significant digits (the
+    # binned calibration error moved in the 9th).
     logistic = {k for k in first if "logistic_regression" in k}
     assert {k: first[k] for k in set(first) - logistic} == {k: second[k] for k in set(second) - logistic}
-    assert {k: second[k] for k in logistic} == pytest.approx({k: first[k] for k in logistic}, rel=1e-9)
+    assert {k: second[k] for k in logistic} == pytest.approx({k: first[k] for k in logistic}, rel=1e-7)
 
 
 @pytest.fixture(scope="module")
