@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 
 from pipelines.config import load_params
 from tests.e2e import MEDIUM, Project, churn
-from training.registry import load_model_version
+from training.registry import load_model_version, set_alias
 
 pytestmark = pytest.mark.slow
 WEAK = {"n_estimators": 3, "num_leaves": 2, "learning_rate": 0.01}
@@ -61,13 +61,14 @@ class Step:
 @pytest.fixture(scope="module")
 def history(lifecycle) -> list[Step]:
     """Train weak (v1), default (v2), default again (v3), weaker (v4), weaker forced (v5), recording what each
-    printed and the champion after it; then default forced (v6), so the good model is champion for what follows."""
+    printed and the champion after it; then the champion alias goes back to v2 (the default model) for what follows,
+    as the registry's own `set_alias` moves it."""
     steps = []
     for params, *options in ((lifecycle.weak,), (lifecycle.default,), (lifecycle.default,), (lifecycle.weaker,),
                              (lifecycle.weaker, "--force-promote")):
         output = churn(params, "train", *options)
         steps.append(Step(output, _champion(lifecycle)))
-    churn(lifecycle.default, "train", "--force-promote")
+    set_alias(load_params(lifecycle.default).mlflow, "2")
     return steps
 
 
