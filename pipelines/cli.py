@@ -143,7 +143,9 @@ def features(ctx: typer.Context,
              as_of: datetime = typer.Option(None, formats=["%Y-%m-%d"], help=AS_OF_HELP),
              list_: bool = typer.Option(False, "--list", help="Print the feature catalog and exit."),
              markdown: Path = typer.Option(None, help="Write the catalog as Markdown to this file and exit.")) -> None:
-    """Compute the feature table for the as-of grid (or one date) and write churn_features."""
+    """Compute the feature table for the as-of grid (or one date) and write churn_features.
+
+    Once the params change its columns (a window, a source), a grid run rebuilds it; one --as-of is refused."""
     with _expected_errors():
         params = _params(ctx)
         if list_ or markdown:

@@ -23,7 +23,7 @@ from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.warehouse import Warehouse, open_warehouse, open_writer
-from serving.writeback import replace_as_of_rows
+from serving.writeback import describe_schema_problems, rebuild_table, replace_as_of_rows
 
 FEATURES_TABLE = "churn_features"
 
@@ -125,9 +125,27 @@ def run_features(params: Params, as_of: date | None, progress: Progress) -> Feat
     schema = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
                           **{s.name: "string" if s.is_categorical else "float64" for s in feature_set.specs}})
     with progress.stage("write churn_features") as info, open_writer(params) as con:
-        replace_as_of_rows(con, {FEATURES_TABLE: (frame, schema)}, dates)
-        info["detail"] = f"{len(frame):,} rows for {len(dates)} as-of dates"
+        stale = stale_columns(con, schema)
+        if stale and as_of:
+            raise StageError(f"{FEATURES_TABLE}: {'; '.join(stale)}: its rows were computed with other params or "
+                             f"another version; run `churn features` without --as-of to rebuild it for the grid")
+        if stale:
+            rebuild_table(con, FEATURES_TABLE, frame, schema)
+        else:
+            replace_as_of_rows(con, {FEATURES_TABLE: (frame, schema)}, dates)
+        info["detail"] = (f"{len(frame):,} rows for {len(dates)} as-of dates"
+                          + (" (rebuilt: its columns were another feature set's)" if stale else ""))
     return FeaturesResult(rows=len(frame), features=feature_set.names, table=FEATURES_TABLE)
+
+
+def stale_columns(con: ibis.BaseBackend, schema: ibis.Schema) -> list[str]:
+    """How an existing churn_features differs from the columns these params compute: the columns it lacks or holds
+    with another type, and those no longer computed (a window, source or event list changed). [] when it fits."""
+    if FEATURES_TABLE not in con.list_tables():
+        return []
+    problems = describe_schema_problems(con, FEATURES_TABLE, schema)
+    extra = [c for c in con.table(FEATURES_TABLE).schema().names if c not in schema]
+    return problems + ([f"holds column(s) these params do not compute: {', '.join(extra)}"] if extra else [])
 
 
 ACCOUNT_ATTRIBUTES = ("name", "segment", "industry", "region", "csm_owner")

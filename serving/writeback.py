@@ -244,6 +244,18 @@ def replace_tables(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFrame, 
     _run_atomically(con, statements, before_commit)
 
 
+def rebuild_table(con: ibis.BaseBackend, name: str, frame: pd.DataFrame, schema: ibis.Schema,
+                  before_commit=None) -> None:
+    """Replace table `name` whole, its columns and their types too, with the frame, in one transaction: for a
+    derived table whose columns follow the params (churn_features after a window or source was added or dropped).
+    A failure at any point (a view of the user's that needs a dropped column, say) leaves the table as it was."""
+    stage = _stage(con, name, frame, schema)
+    target = _quote(con, name)
+    columns = ", ".join(_quote(con, c) for c in schema.names)
+    _run_atomically(con, [f"DROP TABLE IF EXISTS {target}",
+                          f"CREATE TABLE {target} AS SELECT {columns} FROM {_quote(con, stage)}"], before_commit)
+
+
 def write_kpis(con: ibis.BaseBackend, kpis: pd.DataFrame, before_commit=None) -> None:
     """Publish churn_kpis (every month, segment and KPI) and the view churn_kpis_latest, atomically.
 

@@ -13,6 +13,7 @@ from serving.writeback import (
     KPIS_SCHEMA,
     SCORES_SCHEMA,
     describe_schema_problems,
+    rebuild_table,
     replace_as_of_rows,
     write_kpis,
     write_scores,
@@ -212,3 +213,25 @@ def test_engine_widths_are_not_a_different_shape(duckdb_con):
     wanted = ibis.schema({"as_of": "date", "scored_at": "timestamp", "label": "int8", "mrr": "decimal(38, 6)"})
     assert describe_schema_problems(duckdb_con, "t", wanted) == []
     assert describe_schema_problems(duckdb_con, "absent", wanted) == []
+
+
+def test_a_rebuilt_table_takes_the_new_columns_whole_and_a_failed_rebuild_leaves_the_old_one(duckdb_con):
+    old = ibis.schema({"account_id": "string", "as_of": "date", "events_7d": "float64", "plan": "string"})
+    new = ibis.schema({"account_id": "string", "as_of": "date", "events_7d": "string", "events_180d": "float64"})
+    rebuild_table(duckdb_con, "churn_features", pd.DataFrame(
+        {"account_id": ["a", "b"], "as_of": pd.Timestamp("2024-04-01"), "events_7d": [1.0, 2.0], "plan": "x"}), old)
+    frame = pd.DataFrame({"account_id": ["c"], "as_of": pd.Timestamp("2024-05-01"), "events_7d": ["7"],
+                          "events_180d": [3.0]})
+
+    def fail():
+        raise RuntimeError("killed before the commit")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        rebuild_table(duckdb_con, "churn_features", frame, new, before_commit=fail)
+    assert duckdb_con.table("churn_features").schema() == old
+    assert _rows(duckdb_con, "churn_features").account_id.tolist() == ["a", "b"]
+
+    rebuild_table(duckdb_con, "churn_features", frame, new)
+    assert duckdb_con.table("churn_features").schema() == new
+    assert _rows(duckdb_con, "churn_features").to_dict("records") == [
+        {"account_id": "c", "as_of": pd.Timestamp("2024-05-01"), "events_7d": "7", "events_180d": 3.0}]
