@@ -63,6 +63,13 @@ def _expected_errors() -> Iterator[None]:
     except (ParamsError, ContractError, StageError, WarehouseError, RegistryError) as exc:
         console.print(Text.assemble(("error:", "red"), " ", redact(str(exc), _SECRETS)))
         raise typer.Exit(1) from None
+    except MemoryError as exc:
+        # Stages publish at their end in one transaction, so running out of memory before it leaves the
+        # warehouse's tables as they were.
+        detail = str(exc).splitlines()[0] if str(exc) else "no detail"
+        console.print(Text.assemble(("error:", "red"), f" out of memory ({detail}); give the run less data: fewer "
+                                    "accounts, months or as-of dates"))
+        raise typer.Exit(1) from None
 
 
 def _params(ctx: typer.Context):
@@ -109,8 +116,8 @@ def simulate(ctx: typer.Context,
 
     with _expected_errors():
         params = _params(ctx)
-        overrides = {k: v for k, v in {"accounts": accounts, "months": months, "seed": seed}.items() if v}
-        run_simulate(params, params.simulate.model_copy(update=overrides), _progress(), replace)
+        config = params.simulate.with_options(accounts=accounts, months=months, seed=seed)
+        run_simulate(params, config, _progress(), replace)
 
 
 @app.command()

@@ -71,12 +71,18 @@ class CsTeamSection(BaseModel):
         return CsTeamConfig(holdout_share=self.holdout_share, effect_days=self.effect_days, effects=self.effects)
 
 
+# The generator holds a whole simulated company in memory (3,000 to 3,600 event rows per account over two years):
+# more accounts than this need more memory than any laptop has. Larger warehouses are `make bench`'s, generated in
+# chunks.
+MAX_SIMULATED_ACCOUNTS = 100_000
+
+
 class SimulateConfig(BaseModel):
     """The `simulate:` section: the synthetic warehouse `churn simulate` and `churn demo` build."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    accounts: int = Field(default=4000, ge=20)
+    accounts: int = Field(default=4000, ge=20, le=MAX_SIMULATED_ACCOUNTS)
     months: int = Field(default=24, ge=6)
     seed: int = 1
     start: date = date(2024, 1, 1)
@@ -105,13 +111,27 @@ class SimulateConfig(BaseModel):
             raise ValueError("a mapping of cause name to rate multiplier, e.g. {support_pain: 0}")
         return check_cause_rates(value)
 
+    def with_options(self, **options: int | None) -> SimulateConfig:
+        """This section with the command line's options laid over it (`accounts=`, `months=`, `seed=`; None = not
+        given, 0 is a value), checked like the file's values.
+
+        Raises:
+            ParamsError: one line per bad option, naming it (`--accounts: ...`).
+        """
+        given = {key: value for key, value in options.items() if value is not None}
+        try:
+            return SimulateConfig.model_validate(self.model_dump() | given)
+        except ValidationError as exc:
+            raise ParamsError("\n".join(f"--{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) \
+                from None
+
 
 class EvaluateSize(BaseModel):
     """One profile's warehouse in `churn evaluate --profiles`: accounts and months of history."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    accounts: int = Field(ge=20)
+    accounts: int = Field(ge=20, le=MAX_SIMULATED_ACCOUNTS)
     months: int = Field(ge=6)
 
 

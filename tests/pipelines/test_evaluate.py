@@ -97,8 +97,8 @@ def test_a_warehouse_too_large_for_memory_is_one_line_naming_the_profile(tmp_pat
         raise MemoryError
     monkeypatch.setattr(pipelines.evaluate_run, "run_simulate", out_of_memory)
     params = write_params(tmp_path, {"evaluate": {"params_dir": str(REPO / "docs" / "profiles"),
-                                                  "profiles": {"demo": {"accounts": 10**11, "months": 12}}}})
-    with pytest.raises(StageError, match=r"^evaluate\.profiles\.demo: 100,000,000,000 accounts over 12 months do "
+                                                  "profiles": {"demo": {"accounts": 100_000, "months": 12}}}})
+    with pytest.raises(StageError, match=r"^evaluate\.profiles\.demo: 100,000 accounts over 12 months do "
                                          r"not fit in this machine's memory; give it fewer accounts$"):
         run_evaluate([params], load_params(params).evaluate, Progress())
 
