@@ -23,7 +23,13 @@ from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.warehouse import Warehouse, open_warehouse, open_writer
-from serving.writeback import describe_schema_problems, rebuild_table, replace_as_of_rows
+from serving.writeback import (
+    describe_engine_error,
+    describe_schema_problems,
+    engine_errors,
+    rebuild_table,
+    replace_as_of_rows,
+)
 
 FEATURES_TABLE = "churn_features"
 
@@ -125,17 +131,32 @@ def run_features(params: Params, as_of: date | None, progress: Progress) -> Feat
     schema = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
                           **{s.name: "string" if s.is_categorical else "float64" for s in feature_set.specs}})
     with progress.stage("write churn_features") as info, open_writer(params) as con:
-        stale = stale_columns(con, schema)
-        if stale and as_of:
-            raise StageError(f"{FEATURES_TABLE}: {'; '.join(stale)}: its rows were computed with other params or "
-                             f"another version; run `churn features` without --as-of to rebuild it for the grid")
+        stale = write_features(con, frame, schema, dates, single=as_of is not None)
+        info["detail"] = (f"{len(frame):,} rows for {len(dates)} as-of dates"
+                          + (" (rebuilt: its columns were another feature set's)" if stale else ""))
+    return FeaturesResult(rows=len(frame), features=feature_set.names, table=FEATURES_TABLE)
+
+
+def write_features(con: ibis.BaseBackend, frame: pd.DataFrame, schema: ibis.Schema, dates: list[date],
+                   single: bool) -> bool:
+    """Write the feature frame of `dates` into churn_features; return whether the table was rebuilt whole (its
+    columns were another feature set's). A `single` as-of with another feature set and a write the warehouse
+    refuses are StageErrors; then nothing was written."""
+    stale = stale_columns(con, schema)
+    if stale and single:
+        raise StageError(f"{FEATURES_TABLE}: {'; '.join(stale)}: its rows were computed with other params or "
+                         f"another version; run `churn features` without --as-of to rebuild it for the grid")
+    try:
         if stale:
             rebuild_table(con, FEATURES_TABLE, frame, schema)
         else:
             replace_as_of_rows(con, {FEATURES_TABLE: (frame, schema)}, dates)
-        info["detail"] = (f"{len(frame):,} rows for {len(dates)} as-of dates"
-                          + (" (rebuilt: its columns were another feature set's)" if stale else ""))
-    return FeaturesResult(rows=len(frame), features=feature_set.names, table=FEATURES_TABLE)
+    except engine_errors(con) as exc:
+        # A view of the user's on the table (PostgreSQL refuses the DROP), a role that does not own it, a view
+        # named churn_features: the transaction rolled back, so the table is as it was.
+        raise StageError(f"{FEATURES_TABLE}: the warehouse refused the {'rebuild' if stale else 'write'}: "
+                         f"{describe_engine_error(exc)}; nothing was written") from None
+    return bool(stale)
 
 
 def stale_columns(con: ibis.BaseBackend, schema: ibis.Schema) -> list[str]:

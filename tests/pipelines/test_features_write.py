@@ -1,0 +1,70 @@
+"""Writing churn_features when the warehouse stands in the way: a view of the user's on it, a view by that
+name. Each is one StageError naming the table and what refused, and the warehouse is left as it was
+(never a traceback, never the user's objects dropped)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import ibis
+import pandas as pd
+import pytest
+
+from pipelines.errors import StageError
+from pipelines.features_run import FEATURES_TABLE, write_features
+
+OLD = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
+                   "events_7d": "float64", "events_90d": "float64"})
+NEW = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
+                   "events_7d": "float64", "events_180d": "float64"})
+DATES = [date(2024, 4, 1)]
+
+
+def _frame(schema: ibis.Schema) -> pd.DataFrame:
+    frame = pd.DataFrame({"account_id": ["a", "b"], "as_of": pd.Timestamp("2024-04-01"), "label": [0, 1],
+                          "mrr": [10.0, 20.0]})
+    return frame.assign(**{c: [1.0, 2.0] for c in schema.names if c not in frame})
+
+
+def _rows(con: ibis.BaseBackend, name: str) -> pd.DataFrame:
+    return con.table(name).execute().sort_values(list(con.table(name).columns)).reset_index(drop=True)
+
+
+def _seeded(con: ibis.BaseBackend) -> pd.DataFrame:
+    assert write_features(con, _frame(OLD), OLD, DATES, single=False) is False
+    return _rows(con, FEATURES_TABLE)
+
+
+@pytest.fixture
+def postgres_con(postgres_schema):
+    con = ibis.connect(postgres_schema.url)
+    yield con
+    con.disconnect()
+
+
+def test_a_view_on_the_table_stops_the_rebuild_in_one_line_on_postgres(postgres_con):
+    """PostgreSQL refuses to drop a table a view depends on: the rebuild says so, naming the view, and rolls back
+    (its hint, DROP ... CASCADE, would drop the user's view: it is not repeated)."""
+    before = _seeded(postgres_con)
+    postgres_con.raw_sql(f"CREATE VIEW my_view AS SELECT account_id, events_7d FROM {FEATURES_TABLE}").close()
+    with pytest.raises(StageError) as refused:
+        write_features(postgres_con, _frame(NEW), NEW, DATES, single=False)
+    message = str(refused.value)
+    assert message.startswith("churn_features: the warehouse refused the rebuild: cannot drop table churn_features")
+    assert "view my_view depends on table churn_features" in message and "nothing was written" in message
+    assert "\n" not in message and "CASCADE" not in message
+    pd.testing.assert_frame_equal(_rows(postgres_con, FEATURES_TABLE), before)
+    assert "events_90d" in postgres_con.table(FEATURES_TABLE).columns and "my_view" in postgres_con.list_tables()
+
+
+def test_a_view_named_churn_features_is_one_line_and_stays(duckdb_con):
+    before = _seeded(duckdb_con)
+    duckdb_con.raw_sql(f"ALTER TABLE {FEATURES_TABLE} RENAME TO kept")
+    duckdb_con.raw_sql(f"CREATE VIEW {FEATURES_TABLE} AS SELECT * FROM kept")
+    for schema, verb in ((OLD, "write"), (NEW, "rebuild")):
+        with pytest.raises(StageError, match=f"^churn_features: the warehouse refused the {verb}: ") as refused:
+            write_features(duckdb_con, _frame(schema), schema, DATES, single=False)
+        assert "\n" not in str(refused.value) and str(refused.value).endswith("; nothing was written")
+    pd.testing.assert_frame_equal(_rows(duckdb_con, FEATURES_TABLE), before)
+    pd.testing.assert_frame_equal(_rows(duckdb_con, "kept"), before)
+
