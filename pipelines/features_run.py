@@ -24,6 +24,7 @@ from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.warehouse import Warehouse, open_warehouse, open_writer
 from serving.writeback import (
+    ROW_KEYS,
     describe_engine_error,
     describe_schema_problems,
     engine_errors,
@@ -140,8 +141,13 @@ def run_features(params: Params, as_of: date | None, progress: Progress) -> Feat
 def write_features(con: ibis.BaseBackend, frame: pd.DataFrame, schema: ibis.Schema, dates: list[date],
                    single: bool) -> bool:
     """Write the feature frame of `dates` into churn_features; return whether the table was rebuilt whole (its
-    columns were another feature set's). A `single` as-of with another feature set and a write the warehouse
-    refuses are StageErrors; then nothing was written."""
+    columns were another feature set's). A `single` as-of with another feature set, a table of another tool and a
+    write the warehouse refuses are StageErrors; then nothing was written."""
+    foreign = lacking_row_keys(con)
+    if foreign:
+        raise StageError(f"{FEATURES_TABLE}: lacks column(s) {', '.join(foreign)}: not a table `churn features` "
+                         f"wrote (its rows are keyed by {' and '.join(ROW_KEYS)}), so it is neither rebuilt nor "
+                         f"written into; rename or drop it, and `churn features` creates its own")
     stale = stale_columns(con, schema)
     if stale and single:
         raise StageError(f"{FEATURES_TABLE}: {'; '.join(stale)}: its rows were computed with other params or "
@@ -157,6 +163,14 @@ def write_features(con: ibis.BaseBackend, frame: pd.DataFrame, schema: ibis.Sche
         raise StageError(f"{FEATURES_TABLE}: the warehouse refused the {'rebuild' if stale else 'write'}: "
                          f"{describe_engine_error(exc)}; nothing was written") from None
     return bool(stale)
+
+
+def lacking_row_keys(con: ibis.BaseBackend) -> list[str]:
+    """The row keys (ROW_KEYS) an existing churn_features lacks: every version of this project wrote them, so such a
+    table is another tool's, and a rebuild would drop it, rows and all. [] when there is no such table."""
+    if FEATURES_TABLE not in con.list_tables():
+        return []
+    return [c for c in ROW_KEYS if c not in con.table(FEATURES_TABLE).columns]
 
 
 def stale_columns(con: ibis.BaseBackend, schema: ibis.Schema) -> list[str]:

@@ -1,5 +1,5 @@
-"""Writing churn_features when the warehouse stands in the way: a view of the user's on it, a view by that
-name. Each is one StageError naming the table and what refused, and the warehouse is left as it was
+"""Writing churn_features when the warehouse stands in the way: a view of the user's on it, a view or another tool's
+table by that name. Each is one StageError naming the table and what refused, and the warehouse is left as it was
 (never a traceback, never the user's objects dropped)."""
 
 from __future__ import annotations
@@ -68,3 +68,14 @@ def test_a_view_named_churn_features_is_one_line_and_stays(duckdb_con):
     pd.testing.assert_frame_equal(_rows(duckdb_con, FEATURES_TABLE), before)
     pd.testing.assert_frame_equal(_rows(duckdb_con, "kept"), before)
 
+
+def test_another_tools_table_by_that_name_is_refused_not_dropped(duckdb_con):
+    """A churn_features without account_id and as_of was not written by this project: a grid run must not drop it
+    (rows and all) as a stale feature set, nor a single as-of write into it."""
+    duckdb_con.raw_sql(f"CREATE TABLE {FEATURES_TABLE} (customer TEXT NOT NULL, note TEXT)")
+    duckdb_con.raw_sql(f"INSERT INTO {FEATURES_TABLE} VALUES ('x', 'theirs')")
+    for single in (False, True):
+        with pytest.raises(StageError, match="^churn_features: lacks column[(]s[)] account_id, as_of: not a table "
+                                             "`churn features` wrote"):
+            write_features(duckdb_con, _frame(NEW), NEW, DATES, single=single)
+    assert duckdb_con.table(FEATURES_TABLE).execute().to_dict("records") == [{"customer": "x", "note": "theirs"}]
