@@ -73,6 +73,19 @@ def build_feature_frame(params: Params, wh: Warehouse, as_of_dates: list[date], 
         grid.release()
 
 
+def grid_vocabulary(params: Params, wh: Warehouse) -> EventVocabulary | None:
+    """The event names a grid run reads, for one as-of of the same table: picked on one as-of's own events, a name
+    can rank otherwise than on the grid's, and the row would get other mix columns (refused as another feature set,
+    however often the grid is rebuilt) or core features of other events under the same names. The names are the
+    grid's, as a model's are at scoring. None when the data spans no grid (the as-of's own events pick them)."""
+    try:
+        dates = grid_dates(params, wh)
+    except ValueError:
+        return None
+    grid = build_snapshots(wh.sources, dates, params.label, wh.data_end, params.snapshots.include_trials)
+    return pick_event_vocabulary(wh.sources, params.features, _picking_cutoff(params, grid, dates))
+
+
 def _picking_cutoff(params: Params, grid: ibis.Table, as_of_dates: list[date]) -> datetime:
     """The first as-of the training holds out (validation and calibration), or the newest as-of when the grid has too
     few labelled ones: event names are picked on the events before it, so held-out data never chooses them."""
@@ -128,7 +141,8 @@ def run_features(params: Params, as_of: date | None, progress: Progress) -> Feat
         dates = [as_of] if as_of else grid_dates(params, wh)
         if as_of:
             check_as_of(as_of, wh)
-        frame, feature_set = build_feature_frame(params, wh, dates, progress)
+        vocabulary = grid_vocabulary(params, wh) if as_of else None
+        frame, feature_set = build_feature_frame(params, wh, dates, progress, vocabulary)
     schema = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
                           **{s.name: "string" if s.is_categorical else "float64" for s in feature_set.specs}})
     with progress.stage("write churn_features") as info, open_writer(params) as con:

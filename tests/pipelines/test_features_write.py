@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from datetime import date
 
+import duckdb
 import ibis
 import pandas as pd
 import pytest
 
 from pipelines.errors import StageError
 from pipelines.features_run import FEATURES_TABLE, write_features
+from tests.e2e import TINY
 
 OLD = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
                    "events_7d": "float64", "events_90d": "float64"})
@@ -79,3 +81,23 @@ def test_another_tools_table_by_that_name_is_refused_not_dropped(duckdb_con):
                                              "`churn features` wrote"):
             write_features(duckdb_con, _frame(NEW), NEW, DATES, single=single)
     assert duckdb_con.table(FEATURES_TABLE).execute().to_dict("records") == [{"customer": "x", "note": "theirs"}]
+
+
+@pytest.mark.slow
+def test_one_as_of_reads_the_event_names_of_the_grid(make_project):
+    """An event heavy only early in the data ranks into the mix on one early as-of's own events but not on the
+    grid's: that as-of reads the grid's names, so it writes the grid's row for that date and is not refused as
+    another feature set (which no grid rebuild would cure)."""
+    project = make_project(simulation=TINY)
+    with duckdb.connect(str(project.warehouse)) as con:
+        con.execute("INSERT INTO events SELECT account_id, event_at + INTERVAL 1 SECOND, 'legacy_export', user_id, "
+                    "session_id, duration_s, value FROM events WHERE event_name = 'login' AND event_at < '2024-04-01'")
+    grid = project.churn("features")
+    assert "legacy_export" not in grid
+    as_of = "2024-04-01"
+    before = project.query(f"SELECT * FROM churn_features WHERE as_of = '{as_of}' ORDER BY account_id")
+    assert len(before)
+    single = project.churn("features", "--as-of", as_of)
+    assert "legacy_export" not in single and "1 as-of dates" in single
+    after = project.query(f"SELECT * FROM churn_features WHERE as_of = '{as_of}' ORDER BY account_id")
+    pd.testing.assert_frame_equal(after, before)
