@@ -23,7 +23,14 @@ from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.warehouse import Warehouse, open_warehouse, open_writer
-from serving.writeback import describe_schema_problems, rebuild_table, replace_as_of_rows
+from serving.writeback import (
+    ROW_KEYS,
+    describe_engine_error,
+    describe_schema_problems,
+    engine_errors,
+    rebuild_table,
+    replace_as_of_rows,
+)
 
 FEATURES_TABLE = "churn_features"
 
@@ -64,6 +71,19 @@ def build_feature_frame(params: Params, wh: Warehouse, as_of_dates: list[date], 
         return _features_on_grid(params, wh, grid, counts, as_of_dates, vocabulary, progress)
     finally:
         grid.release()
+
+
+def grid_vocabulary(params: Params, wh: Warehouse) -> EventVocabulary | None:
+    """The event names a grid run reads, for one as-of of the same table: picked on one as-of's own events, a name
+    can rank otherwise than on the grid's, and the row would get other mix columns (refused as another feature set,
+    however often the grid is rebuilt) or core features of other events under the same names. The names are the
+    grid's, as a model's are at scoring. None when the data spans no grid (the as-of's own events pick them)."""
+    try:
+        dates = grid_dates(params, wh)
+    except ValueError:
+        return None
+    grid = build_snapshots(wh.sources, dates, params.label, wh.data_end, params.snapshots.include_trials)
+    return pick_event_vocabulary(wh.sources, params.features, _picking_cutoff(params, grid, dates))
 
 
 def _picking_cutoff(params: Params, grid: ibis.Table, as_of_dates: list[date]) -> datetime:
@@ -121,21 +141,50 @@ def run_features(params: Params, as_of: date | None, progress: Progress) -> Feat
         dates = [as_of] if as_of else grid_dates(params, wh)
         if as_of:
             check_as_of(as_of, wh)
-        frame, feature_set = build_feature_frame(params, wh, dates, progress)
+        vocabulary = grid_vocabulary(params, wh) if as_of else None
+        frame, feature_set = build_feature_frame(params, wh, dates, progress, vocabulary)
     schema = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
                           **{s.name: "string" if s.is_categorical else "float64" for s in feature_set.specs}})
     with progress.stage("write churn_features") as info, open_writer(params) as con:
-        stale = stale_columns(con, schema)
-        if stale and as_of:
-            raise StageError(f"{FEATURES_TABLE}: {'; '.join(stale)}: its rows were computed with other params or "
-                             f"another version; run `churn features` without --as-of to rebuild it for the grid")
+        stale = write_features(con, frame, schema, dates, single=as_of is not None)
+        info["detail"] = (f"{len(frame):,} rows for {len(dates)} as-of dates"
+                          + (" (rebuilt: its columns were another feature set's)" if stale else ""))
+    return FeaturesResult(rows=len(frame), features=feature_set.names, table=FEATURES_TABLE)
+
+
+def write_features(con: ibis.BaseBackend, frame: pd.DataFrame, schema: ibis.Schema, dates: list[date],
+                   single: bool) -> bool:
+    """Write the feature frame of `dates` into churn_features; return whether the table was rebuilt whole (its
+    columns were another feature set's). A `single` as-of with another feature set, a table of another tool and a
+    write the warehouse refuses are StageErrors; then nothing was written."""
+    foreign = lacking_row_keys(con)
+    if foreign:
+        raise StageError(f"{FEATURES_TABLE}: lacks column(s) {', '.join(foreign)}: not a table `churn features` "
+                         f"wrote (its rows are keyed by {' and '.join(ROW_KEYS)}), so it is neither rebuilt nor "
+                         f"written into; rename or drop it, and `churn features` creates its own")
+    stale = stale_columns(con, schema)
+    if stale and single:
+        raise StageError(f"{FEATURES_TABLE}: {'; '.join(stale)}: its rows were computed with other params or "
+                         f"another version; run `churn features` without --as-of to rebuild it for the grid")
+    try:
         if stale:
             rebuild_table(con, FEATURES_TABLE, frame, schema)
         else:
             replace_as_of_rows(con, {FEATURES_TABLE: (frame, schema)}, dates)
-        info["detail"] = (f"{len(frame):,} rows for {len(dates)} as-of dates"
-                          + (" (rebuilt: its columns were another feature set's)" if stale else ""))
-    return FeaturesResult(rows=len(frame), features=feature_set.names, table=FEATURES_TABLE)
+    except engine_errors(con) as exc:
+        # A view of the user's on the table (PostgreSQL refuses the DROP), a role that does not own it, a view
+        # named churn_features: the transaction rolled back, so the table is as it was.
+        raise StageError(f"{FEATURES_TABLE}: the warehouse refused the {'rebuild' if stale else 'write'}: "
+                         f"{describe_engine_error(exc)}; nothing was written") from None
+    return bool(stale)
+
+
+def lacking_row_keys(con: ibis.BaseBackend) -> list[str]:
+    """The row keys (ROW_KEYS) an existing churn_features lacks: every version of this project wrote them, so such a
+    table is another tool's, and a rebuild would drop it, rows and all. [] when there is no such table."""
+    if FEATURES_TABLE not in con.list_tables():
+        return []
+    return [c for c in ROW_KEYS if c not in con.table(FEATURES_TABLE).columns]
 
 
 def stale_columns(con: ibis.BaseBackend, schema: ibis.Schema) -> list[str]:

@@ -135,6 +135,29 @@ def _run_atomically(con: ibis.BaseBackend, statements: list[str], before_commit=
             before_commit()
 
 
+def engine_errors(con: ibis.BaseBackend) -> tuple[type[Exception], ...]:
+    """The exceptions the connection's engine raises for a statement it refuses (a lacking privilege, an object of
+    the user's in the way): a stage turns them into one line instead of a traceback. () for other engines."""
+    if con.name == "duckdb":
+        import duckdb
+
+        return (duckdb.Error,)
+    if con.name == "postgres":
+        import psycopg
+
+        return (psycopg.Error,)
+    return ()
+
+
+def describe_engine_error(exc: Exception) -> str:
+    """The engine's refusal in one line: its message and, for PostgreSQL, the detail that names the object (a view
+    that depends on the table, say). PostgreSQL's hint is left out: it suggests DROP ... CASCADE, which would drop
+    the user's views with the table."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    detail = getattr(getattr(exc, "diag", None), "message_detail", None)
+    return (lines[0] if lines else type(exc).__name__) + (f" ({detail.strip()})" if detail else "")
+
+
 # The columns that say which rows a table holds: a table lacking one was not written by any version of this
 # project, so it is refused rather than migrated.
 ROW_KEYS = ("account_id", "as_of")
@@ -248,7 +271,8 @@ def rebuild_table(con: ibis.BaseBackend, name: str, frame: pd.DataFrame, schema:
                   before_commit=None) -> None:
     """Replace table `name` whole, its columns and their types too, with the frame, in one transaction: for a
     derived table whose columns follow the params (churn_features after a window or source was added or dropped).
-    A failure at any point (a view of the user's that needs a dropped column, say) leaves the table as it was."""
+    A failure at any point leaves the table as it was: on PostgreSQL any view of the user's on the table is one (the
+    DROP is refused); DuckDB does not track views, so there a view reading a dropped column fails when next read."""
     stage = _stage(con, name, frame, schema)
     target = _quote(con, name)
     columns = ", ".join(_quote(con, c) for c in schema.names)

@@ -1,0 +1,103 @@
+"""Writing churn_features when the warehouse stands in the way: a view of the user's on it, a view or another tool's
+table by that name. Each is one StageError naming the table and what refused, and the warehouse is left as it was
+(never a traceback, never the user's objects dropped)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import ibis
+import pandas as pd
+import pytest
+
+from pipelines.errors import StageError
+from pipelines.features_run import FEATURES_TABLE, write_features
+from tests.e2e import TINY
+
+OLD = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
+                   "events_7d": "float64", "events_90d": "float64"})
+NEW = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
+                   "events_7d": "float64", "events_180d": "float64"})
+DATES = [date(2024, 4, 1)]
+
+
+def _frame(schema: ibis.Schema) -> pd.DataFrame:
+    frame = pd.DataFrame({"account_id": ["a", "b"], "as_of": pd.Timestamp("2024-04-01"), "label": [0, 1],
+                          "mrr": [10.0, 20.0]})
+    return frame.assign(**{c: [1.0, 2.0] for c in schema.names if c not in frame})
+
+
+def _rows(con: ibis.BaseBackend, name: str) -> pd.DataFrame:
+    return con.table(name).execute().sort_values(list(con.table(name).columns)).reset_index(drop=True)
+
+
+def _seeded(con: ibis.BaseBackend) -> pd.DataFrame:
+    assert write_features(con, _frame(OLD), OLD, DATES, single=False) is False
+    return _rows(con, FEATURES_TABLE)
+
+
+@pytest.fixture
+def postgres_con(postgres_schema):
+    con = ibis.connect(postgres_schema.url)
+    yield con
+    con.disconnect()
+
+
+def test_a_view_on_the_table_stops_the_rebuild_in_one_line_on_postgres(postgres_con):
+    """PostgreSQL refuses to drop a table a view depends on: the rebuild says so, naming the view, and rolls back
+    (its hint, DROP ... CASCADE, would drop the user's view: it is not repeated)."""
+    before = _seeded(postgres_con)
+    postgres_con.raw_sql(f"CREATE VIEW my_view AS SELECT account_id, events_7d FROM {FEATURES_TABLE}").close()
+    with pytest.raises(StageError) as refused:
+        write_features(postgres_con, _frame(NEW), NEW, DATES, single=False)
+    message = str(refused.value)
+    assert message.startswith("churn_features: the warehouse refused the rebuild: cannot drop table churn_features")
+    assert "view my_view depends on table churn_features" in message and "nothing was written" in message
+    assert "\n" not in message and "CASCADE" not in message
+    pd.testing.assert_frame_equal(_rows(postgres_con, FEATURES_TABLE), before)
+    assert "events_90d" in postgres_con.table(FEATURES_TABLE).columns and "my_view" in postgres_con.list_tables()
+
+
+def test_a_view_named_churn_features_is_one_line_and_stays(duckdb_con):
+    before = _seeded(duckdb_con)
+    duckdb_con.raw_sql(f"ALTER TABLE {FEATURES_TABLE} RENAME TO kept")
+    duckdb_con.raw_sql(f"CREATE VIEW {FEATURES_TABLE} AS SELECT * FROM kept")
+    for schema, verb in ((OLD, "write"), (NEW, "rebuild")):
+        with pytest.raises(StageError, match=f"^churn_features: the warehouse refused the {verb}: ") as refused:
+            write_features(duckdb_con, _frame(schema), schema, DATES, single=False)
+        assert "\n" not in str(refused.value) and str(refused.value).endswith("; nothing was written")
+    pd.testing.assert_frame_equal(_rows(duckdb_con, FEATURES_TABLE), before)
+    pd.testing.assert_frame_equal(_rows(duckdb_con, "kept"), before)
+
+
+def test_another_tools_table_by_that_name_is_refused_not_dropped(duckdb_con):
+    """A churn_features without account_id and as_of was not written by this project: a grid run must not drop it
+    (rows and all) as a stale feature set, nor a single as-of write into it."""
+    duckdb_con.raw_sql(f"CREATE TABLE {FEATURES_TABLE} (customer TEXT NOT NULL, note TEXT)")
+    duckdb_con.raw_sql(f"INSERT INTO {FEATURES_TABLE} VALUES ('x', 'theirs')")
+    for single in (False, True):
+        with pytest.raises(StageError, match="^churn_features: lacks column[(]s[)] account_id, as_of: not a table "
+                                             "`churn features` wrote"):
+            write_features(duckdb_con, _frame(NEW), NEW, DATES, single=single)
+    assert duckdb_con.table(FEATURES_TABLE).execute().to_dict("records") == [{"customer": "x", "note": "theirs"}]
+
+
+@pytest.mark.slow
+def test_one_as_of_reads_the_event_names_of_the_grid(make_project):
+    """An event heavy only early in the data ranks into the mix on one early as-of's own events but not on the
+    grid's: that as-of reads the grid's names, so it writes the grid's row for that date and is not refused as
+    another feature set (which no grid rebuild would cure)."""
+    project = make_project(simulation=TINY)
+    with duckdb.connect(str(project.warehouse)) as con:
+        con.execute("INSERT INTO events SELECT account_id, event_at + INTERVAL 1 SECOND, 'legacy_export', user_id, "
+                    "session_id, duration_s, value FROM events WHERE event_name = 'login' AND event_at < '2024-04-01'")
+    grid = project.churn("features")
+    assert "legacy_export" not in grid
+    as_of = "2024-04-01"
+    before = project.query(f"SELECT * FROM churn_features WHERE as_of = '{as_of}' ORDER BY account_id")
+    assert len(before)
+    single = project.churn("features", "--as-of", as_of)
+    assert "legacy_export" not in single and "1 as-of dates" in single
+    after = project.query(f"SELECT * FROM churn_features WHERE as_of = '{as_of}' ORDER BY account_id")
+    pd.testing.assert_frame_equal(after, before)
