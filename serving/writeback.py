@@ -269,15 +269,30 @@ def replace_tables(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFrame, 
 
 def rebuild_table(con: ibis.BaseBackend, name: str, frame: pd.DataFrame, schema: ibis.Schema,
                   before_commit=None) -> None:
-    """Replace table `name` whole, its columns and their types too, with the frame, in one transaction: for a
+    """Replace every row of table `name` with the frame and bring its columns to `schema`, in one transaction: for a
     derived table whose columns follow the params (churn_features after a window or source was added or dropped).
-    A failure at any point leaves the table as it was: on PostgreSQL any view of the user's on the table is one (the
-    DROP is refused); DuckDB does not track views, so there a view reading a dropped column fails when next read."""
+
+    The table is altered in place (columns it should not hold dropped, those of another type dropped and added
+    again, lacking ones added), not dropped and created, so the grants, indexes and comments the warehouse keeps
+    on it stay. A failure at any point leaves the table as it was: on PostgreSQL a view of the user's that reads a
+    dropped column is one (the DROP COLUMN is refused); DuckDB does not track views, so there such a view fails
+    when next read. Created on first use.
+    """
+    if name not in con.list_tables():
+        con.create_table(name, schema=schema)
+    existing = con.table(name).schema()
+    retyped = [c for c in schema.names if c in existing and _kind(existing[c]) != _kind(schema[c])]
+    dropped = [c for c in existing.names if c not in schema] + retyped
     stage = _stage(con, name, frame, schema)
     target = _quote(con, name)
     columns = ", ".join(_quote(con, c) for c in schema.names)
-    _run_atomically(con, [f"DROP TABLE IF EXISTS {target}",
-                          f"CREATE TABLE {target} AS SELECT {columns} FROM {_quote(con, stage)}"], before_commit)
+    statements = [f"LOCK TABLE {target} IN EXCLUSIVE MODE"] if con.name == "postgres" else []
+    statements += [f"ALTER TABLE {target} DROP COLUMN {_quote(con, c)}" for c in dropped]
+    statements += _add_column_statements(con, name, schema, [c for c in schema.names
+                                                             if c not in existing or c in retyped])
+    statements += [f"DELETE FROM {target}", f"INSERT INTO {target} ({columns}) SELECT {columns} FROM "
+                                            f"{_quote(con, stage)}"]
+    _run_atomically(con, statements, before_commit)
 
 
 def write_kpis(con: ibis.BaseBackend, kpis: pd.DataFrame, before_commit=None) -> None:

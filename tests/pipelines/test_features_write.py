@@ -44,19 +44,41 @@ def postgres_con(postgres_schema):
     con.disconnect()
 
 
-def test_a_view_on_the_table_stops_the_rebuild_in_one_line_on_postgres(postgres_con):
-    """PostgreSQL refuses to drop a table a view depends on: the rebuild says so, naming the view, and rolls back
-    (its hint, DROP ... CASCADE, would drop the user's view: it is not repeated)."""
-    before = _seeded(postgres_con)
-    postgres_con.raw_sql(f"CREATE VIEW my_view AS SELECT account_id, events_7d FROM {FEATURES_TABLE}").close()
+@pytest.mark.postgres
+def test_a_rebuild_keeps_what_the_warehouse_holds_on_the_table_and_stops_at_a_view_on_a_dropped_column(postgres_con):
+    """The rebuild alters the table in place: the grants, indexes, comments and views the warehouse keeps on it stay.
+    A view of the user's reading a column the new feature set drops makes PostgreSQL refuse: one line naming the
+    view, rolled back (its hint, DROP ... CASCADE, would drop the user's view: it is not repeated)."""
+    _seeded(postgres_con)
+    for sql in (f"CREATE VIEW my_view AS SELECT account_id, events_7d FROM {FEATURES_TABLE}",
+                f"CREATE INDEX my_index ON {FEATURES_TABLE} (account_id)",
+                f"COMMENT ON TABLE {FEATURES_TABLE} IS 'for the BI team'",
+                f"GRANT SELECT ON {FEATURES_TABLE} TO PUBLIC"):
+        postgres_con.raw_sql(sql).close()
+
+    def kept() -> list:
+        return [postgres_con.raw_sql(sql).fetchall() for sql in (
+            "SELECT indexname FROM pg_indexes WHERE indexname = 'my_index'",
+            f"SELECT obj_description('{FEATURES_TABLE}'::regclass)",
+            f"SELECT privilege_type FROM information_schema.table_privileges WHERE table_name = '{FEATURES_TABLE}' "
+            "AND grantee = 'PUBLIC'",
+            "SELECT COUNT(*) FROM my_view")]
+
+    assert kept() == [[("my_index",)], [("for the BI team",)], [("SELECT",)], [(2,)]]
+    assert write_features(postgres_con, _frame(NEW), NEW, DATES, single=False) is True
+    assert list(postgres_con.table(FEATURES_TABLE).columns) == list(NEW.names)
+    assert kept() == [[("my_index",)], [("for the BI team",)], [("SELECT",)], [(2,)]]
+
+    before = _rows(postgres_con, FEATURES_TABLE)
+    postgres_con.raw_sql(f"CREATE VIEW wide_view AS SELECT account_id, events_180d FROM {FEATURES_TABLE}").close()
     with pytest.raises(StageError) as refused:
-        write_features(postgres_con, _frame(NEW), NEW, DATES, single=False)
+        write_features(postgres_con, _frame(OLD), OLD, DATES, single=False)
     message = str(refused.value)
-    assert message.startswith("churn_features: the warehouse refused the rebuild: cannot drop table churn_features")
-    assert "view my_view depends on table churn_features" in message and "nothing was written" in message
+    assert message.startswith("churn_features: the warehouse refused the rebuild: cannot drop column events_180d")
+    assert "view wide_view depends on column events_180d" in message and "nothing was written" in message
     assert "\n" not in message and "CASCADE" not in message
     pd.testing.assert_frame_equal(_rows(postgres_con, FEATURES_TABLE), before)
-    assert "events_90d" in postgres_con.table(FEATURES_TABLE).columns and "my_view" in postgres_con.list_tables()
+    assert list(postgres_con.table(FEATURES_TABLE).columns) == list(NEW.names)
 
 
 def test_a_view_named_churn_features_is_one_line_and_stays(duckdb_con):
