@@ -84,6 +84,14 @@ def postgres_schema():
         yield schema
 
 
+@pytest.fixture
+def postgres_con(postgres_schema):
+    """A connection whose search path is a fresh schema on the test PostgreSQL server."""
+    con = ibis.connect(postgres_schema.url)
+    yield con
+    con.disconnect()
+
+
 @pytest.fixture(scope="session")
 def simulated_warehouse(tmp_path_factory) -> Callable[[Simulation], Path]:
     """A read-only synthetic warehouse per `Simulation`, simulated once per session (per xdist worker)."""

@@ -37,13 +37,6 @@ def _seeded(con: ibis.BaseBackend) -> pd.DataFrame:
     return _rows(con, FEATURES_TABLE)
 
 
-@pytest.fixture
-def postgres_con(postgres_schema):
-    con = ibis.connect(postgres_schema.url)
-    yield con
-    con.disconnect()
-
-
 @pytest.mark.postgres
 def test_a_rebuild_keeps_what_the_warehouse_holds_on_the_table_and_stops_at_a_view_on_a_dropped_column(postgres_con):
     """The rebuild alters the table in place: the grants, indexes, comments and views the warehouse keeps on it stay.

@@ -366,14 +366,6 @@ def test_run_validate_prints_the_table_writes_the_validation_page_and_names_erro
         report.raise_for_errors()
 
 
-@pytest.fixture
-def postgres_con(postgres_schema):
-    """A connection whose search path is a fresh schema on the test PostgreSQL server."""
-    con = ibis.connect(postgres_schema.url)
-    yield con
-    con.disconnect()
-
-
 @pytest.mark.postgres
 def test_postgres_gives_the_same_failures_and_names_a_value_that_does_not_cast(postgres_con):
     tables = good_tables() | {
