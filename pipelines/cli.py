@@ -56,11 +56,12 @@ def _expected_errors() -> Iterator[None]:
     from pipelines.errors import StageError
     from pipelines.urls import redact
     from pipelines.warehouse import WarehouseError
+    from serving.writeback import WriteRefused
     from training.errors import RegistryError
 
     try:
         yield
-    except (ParamsError, ContractError, StageError, WarehouseError, RegistryError) as exc:
+    except (ParamsError, ContractError, StageError, WarehouseError, RegistryError, WriteRefused) as exc:
         console.print(Text.assemble(("error:", "red"), " ", redact(str(exc), _SECRETS)))
         raise typer.Exit(1) from None
     except MemoryError as exc:

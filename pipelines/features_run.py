@@ -23,14 +23,7 @@ from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.warehouse import Warehouse, open_warehouse, open_writer
-from serving.writeback import (
-    ROW_KEYS,
-    describe_engine_error,
-    describe_schema_problems,
-    engine_errors,
-    rebuild_table,
-    replace_as_of_rows,
-)
+from serving.writeback import ROW_KEYS, WriteRefused, describe_schema_problems, rebuild_table, replace_as_of_rows
 
 FEATURES_TABLE = "churn_features"
 
@@ -171,11 +164,8 @@ def write_features(con: ibis.BaseBackend, frame: pd.DataFrame, schema: ibis.Sche
             rebuild_table(con, FEATURES_TABLE, frame, schema)
         else:
             replace_as_of_rows(con, {FEATURES_TABLE: (frame, schema)}, dates)
-    except engine_errors(con) as exc:
-        # A view of the user's on the table (PostgreSQL refuses the DROP), a role that does not own it, a view
-        # named churn_features: the transaction rolled back, so the table is as it was.
-        raise StageError(f"{FEATURES_TABLE}: the warehouse refused the {'rebuild' if stale else 'write'}: "
-                         f"{describe_engine_error(exc)}; nothing was written") from None
+    except WriteRefused as exc:
+        raise StageError(str(exc)) from None
     return bool(stale)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 
 import ibis
@@ -135,9 +137,13 @@ def _run_atomically(con: ibis.BaseBackend, statements: list[str], before_commit=
             before_commit()
 
 
-def engine_errors(con: ibis.BaseBackend) -> tuple[type[Exception], ...]:
-    """The exceptions the connection's engine raises for a statement it refuses (a lacking privilege, an object of
-    the user's in the way): a stage turns them into one line instead of a traceback. () for other engines."""
+class WriteRefused(RuntimeError):
+    """The warehouse refused a write (a lacking privilege, an object of the user's in the way), in one line naming
+    the tables; the transaction rolled back, so nothing was written."""
+
+
+def _engine_errors(con: ibis.BaseBackend) -> tuple[type[Exception], ...]:
+    """The exceptions the connection's engine raises for a statement it refuses; () for other engines."""
     if con.name == "duckdb":
         import duckdb
 
@@ -156,6 +162,17 @@ def describe_engine_error(exc: Exception) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     detail = getattr(getattr(exc, "diag", None), "message_detail", None)
     return (lines[0] if lines else type(exc).__name__) + (f" ({detail.strip()})" if detail else "")
+
+
+@contextmanager
+def _refusals(con: ibis.BaseBackend, names, action: str = "write") -> Iterator[None]:
+    """Turn the engine's refusal of a write of tables `names` into a WriteRefused line, for every stage's writes
+    (a view named like the table, a role that does not own it, a view of the user's on a dropped column)."""
+    try:
+        yield
+    except _engine_errors(con) as exc:
+        raise WriteRefused(f"{', '.join(names)}: the warehouse refused the {action}: {describe_engine_error(exc)}; "
+                           "nothing was written") from None
 
 
 # The columns that say which rows a table holds: a table lacking one was not written by any version of this
@@ -225,16 +242,17 @@ def replace_as_of_rows(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFra
     `add_missing`, a table written by an older version gains the columns it lacks, as nullable, in the same
     transaction (see `_ensure_table`).
     """
-    statements = []
-    for name, (frame, schema) in tables.items():
-        migrate = _ensure_table(con, name, schema, add_missing)
-        stage = _stage(con, name, frame, schema)
-        statements += migrate + _replace_statements(con, name, stage, schema, as_ofs)
-    if latest_view_of is not None:
-        source, as_of = _quote(con, latest_view_of), _quote(con, "as_of")
-        statements.append(f"CREATE OR REPLACE VIEW {_quote(con, LATEST_VIEW)} AS SELECT * FROM {source} "
-                          f"WHERE {as_of} = (SELECT MAX({as_of}) FROM {source})")
-    _run_atomically(con, statements, before_commit)
+    with _refusals(con, tables):
+        statements = []
+        for name, (frame, schema) in tables.items():
+            migrate = _ensure_table(con, name, schema, add_missing)
+            stage = _stage(con, name, frame, schema)
+            statements += migrate + _replace_statements(con, name, stage, schema, as_ofs)
+        if latest_view_of is not None:
+            source, as_of = _quote(con, latest_view_of), _quote(con, "as_of")
+            statements.append(f"CREATE OR REPLACE VIEW {_quote(con, LATEST_VIEW)} AS SELECT * FROM {source} "
+                              f"WHERE {as_of} = (SELECT MAX({as_of}) FROM {source})")
+        _run_atomically(con, statements, before_commit)
 
 
 def replace_table(con: ibis.BaseBackend, name: str, frame: pd.DataFrame, schema: ibis.Schema,
@@ -248,51 +266,51 @@ def replace_table(con: ibis.BaseBackend, name: str, frame: pd.DataFrame, schema:
 
 
 def replace_tables(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFrame, ibis.Schema]],
-                   views: dict[str, str] | None = None, before_commit=None, add_missing: bool = False) -> None:
+                   views: dict[str, str] | None = None, before_commit=None, add_missing: bool = False,
+                   reshape: bool = False) -> None:
     """Replace every row of each table with its frame and (re)define `views`, all in one transaction.
 
     Tables are created on first use; with `add_missing`, one written by an older version gains the columns it lacks
-    (see `_ensure_table`). A failure at any point leaves every table and view as it was.
+    (see `_ensure_table`); with `reshape`, its columns are brought to the frame's schema (`_reshape_statements`).
+    A failure at any point leaves every table and view as it was.
     """
-    statements = []
-    for name, (frame, schema) in tables.items():
-        migrate = _ensure_table(con, name, schema, add_missing)
-        stage = _stage(con, name, frame, schema)
-        target = _quote(con, name)
-        columns = ", ".join(_quote(con, c) for c in schema.names)
-        statements += migrate + ([f"LOCK TABLE {target} IN EXCLUSIVE MODE"] if con.name == "postgres" else [])
-        statements += [f"DELETE FROM {target}",
-                       f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {_quote(con, stage)}"]
-    statements += [f"CREATE OR REPLACE VIEW {_quote(con, view)} AS {sql}" for view, sql in (views or {}).items()]
-    _run_atomically(con, statements, before_commit)
+    with _refusals(con, tables, "rebuild" if reshape else "write"):
+        statements = []
+        for name, (frame, schema) in tables.items():
+            migrate = _reshape_statements(con, name, schema) if reshape else _ensure_table(con, name, schema,
+                                                                                           add_missing)
+            stage = _stage(con, name, frame, schema)
+            target = _quote(con, name)
+            columns = ", ".join(_quote(con, c) for c in schema.names)
+            statements += ([f"LOCK TABLE {target} IN EXCLUSIVE MODE"] if con.name == "postgres" else []) + migrate
+            statements += [f"DELETE FROM {target}",
+                           f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {_quote(con, stage)}"]
+        statements += [f"CREATE OR REPLACE VIEW {_quote(con, view)} AS {sql}" for view, sql in (views or {}).items()]
+        _run_atomically(con, statements, before_commit)
 
 
-def rebuild_table(con: ibis.BaseBackend, name: str, frame: pd.DataFrame, schema: ibis.Schema,
-                  before_commit=None) -> None:
-    """Replace every row of table `name` with the frame and bring its columns to `schema`, in one transaction: for a
-    derived table whose columns follow the params (churn_features after a window or source was added or dropped).
+def _reshape_statements(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> list[str]:
+    """Create table `name` on first use; return the statements that alter an existing one in place to `schema`:
+    columns it should not hold dropped, those of another type dropped and added again, lacking ones added.
 
-    The table is altered in place (columns it should not hold dropped, those of another type dropped and added
-    again, lacking ones added), not dropped and created, so the grants, indexes and comments the warehouse keeps
-    on it stay. A failure at any point leaves the table as it was: on PostgreSQL a view of the user's that reads a
-    dropped column is one (the DROP COLUMN is refused); DuckDB does not track views, so there such a view fails
-    when next read. Created on first use.
+    In place, not dropped and created, so the grants, indexes and comments the warehouse keeps on it stay. On
+    PostgreSQL a view of the user's that reads a dropped column refuses the DROP COLUMN; DuckDB does not track
+    views, so there such a view fails when next read.
     """
     if name not in con.list_tables():
         con.create_table(name, schema=schema)
     existing = con.table(name).schema()
     retyped = [c for c in schema.names if c in existing and _kind(existing[c]) != _kind(schema[c])]
     dropped = [c for c in existing.names if c not in schema] + retyped
-    stage = _stage(con, name, frame, schema)
-    target = _quote(con, name)
-    columns = ", ".join(_quote(con, c) for c in schema.names)
-    statements = [f"LOCK TABLE {target} IN EXCLUSIVE MODE"] if con.name == "postgres" else []
-    statements += [f"ALTER TABLE {target} DROP COLUMN {_quote(con, c)}" for c in dropped]
-    statements += _add_column_statements(con, name, schema, [c for c in schema.names
-                                                             if c not in existing or c in retyped])
-    statements += [f"DELETE FROM {target}", f"INSERT INTO {target} ({columns}) SELECT {columns} FROM "
-                                            f"{_quote(con, stage)}"]
-    _run_atomically(con, statements, before_commit)
+    return ([f"ALTER TABLE {_quote(con, name)} DROP COLUMN {_quote(con, c)}" for c in dropped]
+            + _add_column_statements(con, name, schema, [c for c in schema.names if c not in existing or c in retyped]))
+
+
+def rebuild_table(con: ibis.BaseBackend, name: str, frame: pd.DataFrame, schema: ibis.Schema,
+                  before_commit=None) -> None:
+    """Replace every row of table `name` with the frame and bring its columns to `schema`, in one transaction: for a
+    derived table whose columns follow the params (churn_features after a window or source was added or dropped)."""
+    replace_tables(con, {name: (frame, schema)}, before_commit=before_commit, reshape=True)
 
 
 def write_kpis(con: ibis.BaseBackend, kpis: pd.DataFrame, before_commit=None) -> None:
@@ -348,7 +366,8 @@ def add_missing_columns(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -
         return []
     existing = con.table(name).schema()
     lacking = [c for c in schema.names if c not in existing]
-    _run_atomically(con, _add_column_statements(con, name, schema, lacking))
+    with _refusals(con, [name]):
+        _run_atomically(con, _add_column_statements(con, name, schema, lacking))
     return lacking
 
 

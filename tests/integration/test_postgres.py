@@ -11,13 +11,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
-import psycopg
 import pytest
 
 from pipelines.config import load_params
 from pipelines.simulate_run import SOURCE_TABLES
 from pipelines.warehouse import connect_warehouse
-from serving.writeback import write_scores
+from serving.writeback import WriteRefused, write_scores
 from tests.conftest import fresh_postgres_schema
 from tests.integration.conftest import assert_same_features, churn, sort_rows, write_params
 
@@ -122,7 +121,8 @@ def test_a_write_failing_midway_on_postgres_changes_nothing(project, scored):
     con = connect_warehouse(url, threads=1)
     try:
         con.raw_sql("ALTER TABLE churn_score_drivers ADD CONSTRAINT rank_positive CHECK (rank > 0)").close()
-        with pytest.raises(psycopg.errors.CheckViolation):
+        with pytest.raises(WriteRefused, match="^churn_scores, churn_score_drivers, churn_playbook_assignments: the "
+                                               "warehouse refused the write: .*violates check constraint"):
             write_scores(con, scores, drivers, [pd.Timestamp(as_of).date()])
         con.raw_sql("ALTER TABLE churn_score_drivers DROP CONSTRAINT rank_positive").close()
     finally:

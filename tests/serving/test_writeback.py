@@ -12,6 +12,7 @@ from serving.writeback import (
     DRIVERS_SCHEMA,
     KPIS_SCHEMA,
     SCORES_SCHEMA,
+    WriteRefused,
     describe_schema_problems,
     rebuild_table,
     replace_as_of_rows,
@@ -235,3 +236,15 @@ def test_a_rebuilt_table_takes_the_new_columns_whole_and_a_failed_rebuild_leaves
     assert duckdb_con.table("churn_features").schema() == new
     assert _rows(duckdb_con, "churn_features").to_dict("records") == [
         {"account_id": "c", "as_of": pd.Timestamp("2024-05-01"), "events_7d": "7", "events_180d": 3.0}]
+
+
+def test_a_write_the_warehouse_refuses_is_one_line_naming_the_tables_for_every_stage(duckdb_con):
+    """The refusal is turned into a line where every write goes through (the scores here), not per stage."""
+    duckdb_con.raw_sql("CREATE TABLE elsewhere (account_id VARCHAR, as_of DATE)")
+    duckdb_con.raw_sql("CREATE VIEW churn_scores AS SELECT * FROM elsewhere")
+    with pytest.raises(WriteRefused) as refused:
+        write_scores(duckdb_con, _scores("2024-04-01", ["a"], 0.1), _drivers("2024-04-01", ["a"]), [date(2024, 4, 1)])
+    message = str(refused.value)
+    assert message.startswith("churn_scores, churn_score_drivers: the warehouse refused the write: ")
+    assert message.endswith("; nothing was written") and "\n" not in message
+    assert duckdb_con.table("churn_score_drivers").count().execute() == 0   # created empty on first use, no row
