@@ -163,7 +163,7 @@ def write_features(con: ibis.BaseBackend, frame: pd.DataFrame, schema: ibis.Sche
         if stale:
             rebuild_table(con, FEATURES_TABLE, frame, schema)
         else:
-            replace_as_of_rows(con, {FEATURES_TABLE: (frame, schema)}, dates)
+            replace_as_of_rows(con, {FEATURES_TABLE: (frame, schema)}, dates, exact_columns=True)
     except WriteRefused as exc:
         raise StageError(str(exc)) from None
     return bool(stale)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 
 import ibis
@@ -103,26 +104,52 @@ def _stage(con: ibis.BaseBackend, name: str, frame: pd.DataFrame, schema: ibis.S
 
 
 def _replace_statements(con: ibis.BaseBackend, name: str, stage: str, schema: ibis.Schema,
-                        as_ofs: list[date]) -> list[str]:
+                        as_ofs: list[date], exact_columns: bool = False) -> list[str | _SameColumns]:
     target = _quote(con, name)
     columns = ", ".join(_quote(con, c) for c in schema.names)
     # DuckDB lets one process write a file at a time; PostgreSQL needs the lock so two writers of the same
     # as-of run one after the other (under READ COMMITTED a waiting DELETE would not see the other's new rows).
     lock = [f"LOCK TABLE {target} IN EXCLUSIVE MODE"] if con.name == "postgres" else []
-    return lock + [
+    guard = [_SameColumns(con, name, frozenset(schema.names))] if exact_columns else []
+    return lock + guard + [
         f"DELETE FROM {target} WHERE {_quote(con, 'as_of')} IN ({_date_list(as_ofs)})",
         f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {_quote(con, stage)}",
     ]
 
 
-def _run_atomically(con: ibis.BaseBackend, statements: list[str], before_commit=None) -> None:
+class WriteRefused(RuntimeError):
+    """The warehouse refused a write (a lacking privilege, an object of the user's in the way), or another run changed
+    the table while this one waited for it, in one line naming the tables; the transaction rolled back, so nothing
+    was written."""
+
+
+@dataclass(frozen=True)
+class _SameColumns:
+    """An entry of a write's statements, placed after the table's lock: the table must still have the columns the
+    write was planned on. On PostgreSQL another run may change them between the plan and the lock (a feature-table
+    rebuild with other params); then this write is refused instead of mixing rows of two feature sets."""
+
+    con: ibis.BaseBackend
+    table: str
+    columns: frozenset[str]
+
+    def check(self, execute) -> None:
+        found = {column[0] for column in execute(f"SELECT * FROM {_quote(self.con, self.table)} WHERE 1 = 0")}
+        if found != self.columns:
+            added, removed = sorted(found - self.columns), sorted(self.columns - found)
+            change = "; ".join(f"{word} {', '.join(names)}" for word, names in (("now has", added),
+                                                                                 ("lost", removed)) if names)
+            raise WriteRefused(f"{self.table}: another run changed its columns while this one waited to write "
+                               f"({change}); nothing was written; run the command again")
+
+
+def _run_atomically(con: ibis.BaseBackend, statements: list[str | _SameColumns], before_commit=None) -> None:
     """Run statements in one transaction: all take effect or none does (also when the process is killed)."""
     if con.name == "duckdb":
         raw = con.con
         raw.execute("BEGIN TRANSACTION")
         try:
-            for statement in statements:
-                raw.execute(statement)
+            _run_all(statements, lambda sql: raw.execute(sql).description)
             if before_commit:
                 before_commit()
             raw.execute("COMMIT")
@@ -131,15 +158,21 @@ def _run_atomically(con: ibis.BaseBackend, statements: list[str], before_commit=
             raise
         return
     with con.begin() as cursor:
-        for statement in statements:
-            cursor.execute(statement)
+        def execute(sql: str):
+            cursor.execute(sql)
+            return cursor.description
+
+        _run_all(statements, execute)
         if before_commit:
             before_commit()
 
 
-class WriteRefused(RuntimeError):
-    """The warehouse refused a write (a lacking privilege, an object of the user's in the way), in one line naming
-    the tables; the transaction rolled back, so nothing was written."""
+def _run_all(statements: list[str | _SameColumns], execute) -> None:
+    for statement in statements:
+        if isinstance(statement, _SameColumns):
+            statement.check(execute)
+        else:
+            execute(statement)
 
 
 def _engine_errors(con: ibis.BaseBackend) -> tuple[type[Exception], ...]:
@@ -232,7 +265,7 @@ def _ensure_table(con: ibis.BaseBackend, name: str, schema: ibis.Schema, add_mis
 
 def replace_as_of_rows(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFrame, ibis.Schema]],
                        as_ofs: list[date], latest_view_of: str | None = None, before_commit=None,
-                       add_missing: bool = False) -> None:
+                       add_missing: bool = False, exact_columns: bool = False) -> None:
     """Replace the rows of `as_ofs` in each table with the given frames, all in one transaction.
 
     Tables are created on first use. A failure at any point leaves every table as it was; running the same
@@ -240,14 +273,15 @@ def replace_as_of_rows(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFra
     over that table's newest as-of in the same transaction. `before_commit` is called inside the transaction,
     after every statement and before the commit (tests use it to kill a writer at that point). With
     `add_missing`, a table written by an older version gains the columns it lacks, as nullable, in the same
-    transaction (see `_ensure_table`).
+    transaction (see `_ensure_table`). With `exact_columns`, each table must hold exactly the schema's columns once
+    locked (a table whose columns follow the params, changed by another run meanwhile, is refused: `_SameColumns`).
     """
     with _refusals(con, tables):
         statements = []
         for name, (frame, schema) in tables.items():
             migrate = _ensure_table(con, name, schema, add_missing)
             stage = _stage(con, name, frame, schema)
-            statements += migrate + _replace_statements(con, name, stage, schema, as_ofs)
+            statements += migrate + _replace_statements(con, name, stage, schema, as_ofs, exact_columns)
         if latest_view_of is not None:
             source, as_of = _quote(con, latest_view_of), _quote(con, "as_of")
             statements.append(f"CREATE OR REPLACE VIEW {_quote(con, LATEST_VIEW)} AS SELECT * FROM {source} "
@@ -289,9 +323,10 @@ def replace_tables(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFrame, 
         _run_atomically(con, statements, before_commit)
 
 
-def _reshape_statements(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> list[str]:
+def _reshape_statements(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> list[str | _SameColumns]:
     """Create table `name` on first use; return the statements that alter an existing one in place to `schema`:
-    columns it should not hold dropped, those of another type dropped and added again, lacking ones added.
+    columns it should not hold dropped, those of another type dropped and added again, lacking ones added, after
+    checking that the columns they were planned on are still there (`_SameColumns`).
 
     In place, not dropped and created, so the grants, indexes and comments the warehouse keeps on it stay. On
     PostgreSQL a view of the user's that reads a dropped column refuses the DROP COLUMN; DuckDB does not track
@@ -302,7 +337,8 @@ def _reshape_statements(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -
     existing = con.table(name).schema()
     retyped = [c for c in schema.names if c in existing and _kind(existing[c]) != _kind(schema[c])]
     dropped = [c for c in existing.names if c not in schema] + retyped
-    return ([f"ALTER TABLE {_quote(con, name)} DROP COLUMN {_quote(con, c)}" for c in dropped]
+    return ([_SameColumns(con, name, frozenset(existing.names))]
+            + [f"ALTER TABLE {_quote(con, name)} DROP COLUMN {_quote(con, c)}" for c in dropped]
             + _add_column_statements(con, name, schema, [c for c in schema.names if c not in existing or c in retyped]))
 
 

@@ -4,6 +4,8 @@ table by that name. Each is one StageError naming the table and what refused, an
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import date
 
 import duckdb
@@ -72,6 +74,44 @@ def test_a_rebuild_keeps_what_the_warehouse_holds_on_the_table_and_stops_at_a_vi
     assert "\n" not in message and "CASCADE" not in message
     pd.testing.assert_frame_equal(_rows(postgres_con, FEATURES_TABLE), before)
     assert list(postgres_con.table(FEATURES_TABLE).columns) == list(NEW.names)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("schema", [OLD, NEW], ids=["write", "rebuild"])
+def test_a_run_whose_table_another_run_reshaped_while_it_waited_writes_nothing(postgres_con, postgres_schema, schema):
+    """Two runs on PostgreSQL: this one plans its write (or its rebuild) on the table's columns, then waits for its
+    lock while another run (other params) adds a column and commits. Writing on would leave its rows null in that
+    column, two feature sets in one table: it is refused in one line once it holds the lock, nothing written."""
+    before = _seeded(postgres_con)
+    other = ibis.connect(postgres_schema.url)
+    outcome: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            write_features(postgres_con, _frame(schema), schema, DATES, single=False)
+        except BaseException as exc:  # noqa: BLE001 - the main thread reads it
+            outcome["error"] = exc
+
+    try:
+        with other.begin() as cursor:
+            cursor.execute(f"LOCK TABLE {FEATURES_TABLE} IN EXCLUSIVE MODE")
+            writer = threading.Thread(target=run)
+            writer.start()
+            deadline = time.monotonic() + 60
+            while cursor.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted").fetchone()[0] == 0:
+                assert time.monotonic() < deadline and writer.is_alive(), outcome
+                time.sleep(0.05)
+            cursor.execute(f"ALTER TABLE {FEATURES_TABLE} ADD COLUMN events_30d DOUBLE PRECISION")
+        writer.join(60)
+    finally:
+        other.disconnect()
+    error = outcome.get("error")
+    assert isinstance(error, StageError), repr(error)
+    assert str(error) == ("churn_features: another run changed its columns while this one waited to write (now has "
+                          "events_30d); nothing was written; run the command again")
+    after = _rows(postgres_con, FEATURES_TABLE)
+    assert after["events_30d"].isna().all()
+    pd.testing.assert_frame_equal(after.drop(columns="events_30d"), before)
 
 
 def test_a_view_named_churn_features_is_one_line_and_stays(duckdb_con):
