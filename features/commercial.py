@@ -148,21 +148,31 @@ def _next_renewal(start_at: ir.TimestampValue, period_months: ir.IntegerValue,
 
 
 def _largest_open_row(sources: Sources, keys: ir.Table) -> ir.Table | None:
-    """Plan and next renewal of the largest open row (ties: latest start, then plan name)."""
+    """Plan and next renewal of the base row: the largest open row with seats (ties: latest start, then plan name).
+
+    A row without seats is taken for an add-on (as in `compute_price_increase_points`): a monthly add-on larger than
+    a one-seat annual plan must not give the account its plan name and renewal date. Without a seat column, or when
+    no open row has seats, the largest open row is the base row.
+    """
     has_plan = sources.has("subscriptions", "plan")
     has_period = sources.has("subscriptions", "billing_period_months")
     if not (has_plan or has_period):
         return None
     j = open_subscriptions(sources, keys)
+    has_seats = sources.has("subscriptions", "seats")
+
+    def seatless(t: ir.Table) -> list[ir.Value]:
+        return [t.seats.fill_null(0) <= 0] if has_seats else []
+
     by_plan = [j.plan.isnull(), j.plan] if has_plan else []
     size_rank = ibis.row_number().over(ibis.window(group_by=_KEYS, order_by=[
-        ibis.desc(j.mrr), ibis.desc(j.start_at), *by_plan]))
+        *seatless(j), ibis.desc(j.mrr), ibis.desc(j.start_at), *by_plan]))
     j = j.mutate(size_rank=size_rank)
     metrics = {}
     if has_plan:
-        # The plan comes from the largest row that names one, so it is NULL only when no open row has a plan.
+        # The plan comes from the base row that names one, so it is NULL only when no open row has a plan.
         plan_rank = ibis.row_number().over(ibis.window(group_by=_KEYS, order_by=[
-            j.plan.isnull(), ibis.desc(j.mrr), ibis.desc(j.start_at), j.plan]))
+            j.plan.isnull(), *seatless(j), ibis.desc(j.mrr), ibis.desc(j.start_at), j.plan]))
         j = j.mutate(plan_rank=plan_rank)
         metrics["plan"] = j.plan.max(where=j.plan_rank == 0)
     if has_period:

@@ -43,11 +43,15 @@ SUBSCRIPTIONS = [  # (account, start, end, mrr, plan, seats, is_trial, billing_p
     # unnamed: the largest row names no plan (the plan comes from the add-on; the renewal from the largest row).
     ("unnamed", "2024-01-10", None, 200.0, None, 1.0, False, 1),
     ("unnamed", "2024-01-10", None, 50.0, "addon", None, False, 12),
+    # addon: a monthly seatless add-on larger than the one-seat annual plan it was bought with: the plan, renewal and
+    # billing period are the base plan's.
+    ("addon", "2023-09-05", None, 30.0, "solo", 1.0, False, 12),
+    ("addon", "2024-01-20", None, 45.0, "Add-on", 0.0, False, 1),
     # hike: one seat renewed on the same plan at a 10% higher price (MRR up, no contraction).
     ("hike", "2023-06-10", "2024-01-10", 50.0, "solo", 1.0, False, 1),
     ("hike", "2024-01-10", None, 55.0, "solo", 1.0, False, 1),
 ]
-ACCOUNTS = ["base", "monthly", "trial", "tie", "gone", "old", "due", "unnamed", "hike", "none"]
+ACCOUNTS = ["base", "monthly", "trial", "tie", "gone", "old", "due", "unnamed", "addon", "hike", "none"]
 NAN = float("nan")
 
 EXPECTED = {  # (account, as_of) → mrr, mrr_change_90d, seats, plan, days_to_renewal, billing_period_months,
@@ -61,6 +65,7 @@ EXPECTED = {  # (account, as_of) → mrr, mrr_change_90d, seats, plan, days_to_r
     ("old", AS_OF): (100.0, 0.0, 4.0, "legacy", 306.0, 12.0, 0.0, 1.0, 0.0),  # renewal 2025-01-01
     ("due", AS_OF): (10.0, 0.0, 1.0, "starter", 0.0, 1.0, 0.0, 0.0, 0.0),
     ("unnamed", MID_MONTH): (250.0, NAN, 1.0, "addon", 21.0, 1.0, 0.0, 0.0, 0.0),  # 2024-03-10 passed; next 2024-04-10
+    ("addon", AS_OF): (75.0, 75 / 30 - 1, 1.0, "solo", 188.0, 12.0, 0.0, 0.0, 0.0),  # renewal 2024-09-05
     ("hike", AS_OF): (55.0, 0.1, 1.0, "solo", 9.0, 1.0, 0.0, 0.0, 1.0),  # MRR on 2023-12-02: 50; next 2024-03-10
     ("none", AS_OF): (0.0, NAN, 0.0, None, NAN, NAN, 0.0, 0.0, 0.0),
 }
@@ -129,7 +134,11 @@ def test_commercial_features_exact_values(full):
 def test_a_missing_optional_column_drops_only_its_features(load_tables, full, column, features):
     out = _features(load_tables(**_tables(_subscriptions().drop(columns=[column]))))
     assert list(out.columns) == ["account_id", "as_of", *[c for c in ALL if c not in features]]
-    pd.testing.assert_frame_equal(out, full.drop(columns=features))
+    expected = full.drop(columns=features)
+    if column == "seats":   # nothing marks the add-on: the largest row gives the plan and the renewal (2024-03-20)
+        expected.loc[expected.account_id == "addon", ["plan", "days_to_renewal", "billing_period_months"]] = [
+            "Add-on", 19.0, 1.0]
+    pd.testing.assert_frame_equal(out, expected)
 
 
 def test_required_columns_alone_give_mrr_change_and_downgrades(load_tables):
