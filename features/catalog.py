@@ -235,7 +235,7 @@ COMMERCIAL = (
     _f("seats", "commercial", "subscriptions.seats", "Seats paid for just before the as-of.",
        "count", "mixed", "{value} paid seats", role="context"),
     _f("plan", "commercial", "subscriptions.plan",
-       "Plan of the base row: the largest open subscription row with seats (a seatless row counts as an add-on).",
+       "Plan of the base row: the largest open paid row with seats (a seatless row counts as an add-on).",
        "category", "mixed", "On the {value} plan", role="context"),
     _f("days_to_renewal", "commercial", "subscriptions.billing_period_months",
        "Days from the as-of to the next renewal of the base row (start + whole billing periods).",

@@ -148,21 +148,23 @@ def _next_renewal(start_at: ir.TimestampValue, period_months: ir.IntegerValue,
 
 
 def _largest_open_row(sources: Sources, keys: ir.Table) -> ir.Table | None:
-    """Plan and next renewal of the base row: the largest open row with seats (ties: latest start, then plan name).
+    """Plan and next renewal of the base row: the largest open paid row with seats (ties: latest start, then plan
+    name).
 
     A row without seats is taken for an add-on (as in `compute_price_increase_points`): a monthly add-on larger than
-    a one-seat annual plan must not give the account its plan name and renewal date. Without a seat column, or when
-    no open row has seats, the largest open row is the base row.
+    a one-seat annual plan must not give the account its plan name and renewal date. A trial row comes after every
+    paid one, so a trial's seats do not outrank the plan being paid for. Without those columns, or when no open row
+    has seats, the largest open row is the base row.
     """
     has_plan = sources.has("subscriptions", "plan")
     has_period = sources.has("subscriptions", "billing_period_months")
     if not (has_plan or has_period):
         return None
     j = open_subscriptions(sources, keys)
-    has_seats = sources.has("subscriptions", "seats")
+    has_seats, has_trial = sources.has("subscriptions", "seats"), sources.has("subscriptions", "is_trial")
 
-    def seatless(t: ir.Table) -> list[ir.Value]:
-        return [t.seats.fill_null(0) <= 0] if has_seats else []
+    def seatless(t: ir.Table) -> list[ir.Value]:   # sort keys putting trial rows, then seatless rows, last
+        return ([t.is_trial.fill_null(False)] if has_trial else []) + ([t.seats.fill_null(0) <= 0] if has_seats else [])
 
     by_plan = [j.plan.isnull(), j.plan] if has_plan else []
     size_rank = ibis.row_number().over(ibis.window(group_by=_KEYS, order_by=[

@@ -47,11 +47,14 @@ SUBSCRIPTIONS = [  # (account, start, end, mrr, plan, seats, is_trial, billing_p
     # billing period are the base plan's.
     ("addon", "2023-09-05", None, 30.0, "solo", 1.0, False, 12),
     ("addon", "2024-01-20", None, 45.0, "Add-on", 0.0, False, 1),
+    # upgrade: a paid plan without seats and a trial of three seats overlapping it: the plan is the paid one.
+    ("upgrade", "2023-06-01", None, 100.0, "pro", None, False, 12),
+    ("upgrade", "2024-02-20", None, 0.0, "trial", 3.0, True, None),
     # hike: one seat renewed on the same plan at a 10% higher price (MRR up, no contraction).
     ("hike", "2023-06-10", "2024-01-10", 50.0, "solo", 1.0, False, 1),
     ("hike", "2024-01-10", None, 55.0, "solo", 1.0, False, 1),
 ]
-ACCOUNTS = ["base", "monthly", "trial", "tie", "gone", "old", "due", "unnamed", "addon", "hike", "none"]
+ACCOUNTS = ["base", "monthly", "trial", "tie", "gone", "old", "due", "unnamed", "addon", "upgrade", "hike", "none"]
 NAN = float("nan")
 
 EXPECTED = {  # (account, as_of) → mrr, mrr_change_90d, seats, plan, days_to_renewal, billing_period_months,
@@ -66,6 +69,7 @@ EXPECTED = {  # (account, as_of) → mrr, mrr_change_90d, seats, plan, days_to_r
     ("due", AS_OF): (10.0, 0.0, 1.0, "starter", 0.0, 1.0, 0.0, 0.0, 0.0),
     ("unnamed", MID_MONTH): (250.0, NAN, 1.0, "addon", 21.0, 1.0, 0.0, 0.0, 0.0),  # 2024-03-10 passed; next 2024-04-10
     ("addon", AS_OF): (75.0, 75 / 30 - 1, 1.0, "solo", 188.0, 12.0, 0.0, 0.0, 0.0),  # renewal 2024-09-05
+    ("upgrade", AS_OF): (100.0, 0.0, 3.0, "pro", 92.0, 12.0, 0.0, 0.0, 0.0),  # renewal 2024-06-01
     ("hike", AS_OF): (55.0, 0.1, 1.0, "solo", 9.0, 1.0, 0.0, 0.0, 1.0),  # MRR on 2023-12-02: 50; next 2024-03-10
     ("none", AS_OF): (0.0, NAN, 0.0, None, NAN, NAN, 0.0, 0.0, 0.0),
 }
@@ -135,9 +139,12 @@ def test_a_missing_optional_column_drops_only_its_features(load_tables, full, co
     out = _features(load_tables(**_tables(_subscriptions().drop(columns=[column]))))
     assert list(out.columns) == ["account_id", "as_of", *[c for c in ALL if c not in features]]
     expected = full.drop(columns=features)
+    base_row = ["plan", "days_to_renewal", "billing_period_months"]
     if column == "seats":   # nothing marks the add-on: the largest row gives the plan and the renewal (2024-03-20)
-        expected.loc[expected.account_id == "addon", ["plan", "days_to_renewal", "billing_period_months"]] = [
-            "Add-on", 19.0, 1.0]
+        expected.loc[expected.account_id == "addon", base_row] = ["Add-on", 19.0, 1.0]
+    if column == "is_trial":   # nothing marks the trial: its seats make it the base row, which has no period
+        expected.loc[expected.account_id == "upgrade", base_row[0]] = "trial"
+        expected.loc[expected.account_id == "upgrade", base_row[1:]] = np.nan
     pd.testing.assert_frame_equal(out, expected)
 
 
