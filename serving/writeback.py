@@ -126,16 +126,22 @@ class WriteRefused(RuntimeError):
 @dataclass(frozen=True)
 class _SameColumns:
     """An entry of a write's statements, placed after the table's lock: the table must still have the columns the
-    write was planned on. On PostgreSQL another run may change them between the plan and the lock (a feature-table
-    rebuild with other params); then this write is refused instead of mixing rows of two feature sets."""
+    write was planned on (`columns`), and then `alters` run. On PostgreSQL another run may change them between the
+    plan and the lock (a feature-table rebuild with other params); then this write is refused instead of mixing rows
+    of two feature sets. A table another run already brought to `target` (the same rebuild) needs no alter."""
 
     con: ibis.BaseBackend
     table: str
     columns: frozenset[str]
+    alters: tuple[str, ...] = ()
+    target: frozenset[str] | None = None
 
-    def check(self, execute) -> None:
+    def run(self, execute) -> None:
         found = {column[0] for column in execute(f"SELECT * FROM {_quote(self.con, self.table)} WHERE 1 = 0")}
-        if found != self.columns:
+        if found == self.columns:
+            for statement in self.alters:
+                execute(statement)
+        elif found != self.target:
             added, removed = sorted(found - self.columns), sorted(self.columns - found)
             change = "; ".join(f"{word} {', '.join(names)}" for word, names in (("now has", added),
                                                                                  ("lost", removed)) if names)
@@ -170,7 +176,7 @@ def _run_atomically(con: ibis.BaseBackend, statements: list[str | _SameColumns],
 def _run_all(statements: list[str | _SameColumns], execute) -> None:
     for statement in statements:
         if isinstance(statement, _SameColumns):
-            statement.check(execute)
+            statement.run(execute)
         else:
             execute(statement)
 
@@ -245,6 +251,12 @@ def describe_schema_problems(con: ibis.BaseBackend, name: str, schema: ibis.Sche
     return problems
 
 
+def _create_if_missing(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> list[str]:
+    if name not in con.list_tables():
+        con.create_table(name, schema=schema)
+    return []
+
+
 def _ensure_table(con: ibis.BaseBackend, name: str, schema: ibis.Schema, add_missing: bool = False) -> list[str]:
     """Create table `name` on first use; return the statements that bring an existing one up to `schema`.
 
@@ -279,7 +291,10 @@ def replace_as_of_rows(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFra
     with _refusals(con, tables):
         statements = []
         for name, (frame, schema) in tables.items():
-            migrate = _ensure_table(con, name, schema, add_missing)
+            # With exact_columns the caller has checked the columns, and they are checked again under the lock: a
+            # change by another run in between is that check's one line, not _ensure_table's error.
+            migrate = _create_if_missing(con, name, schema) if exact_columns else _ensure_table(con, name, schema,
+                                                                                                add_missing)
             stage = _stage(con, name, frame, schema)
             statements += migrate + _replace_statements(con, name, stage, schema, as_ofs, exact_columns)
         if latest_view_of is not None:
@@ -325,21 +340,21 @@ def replace_tables(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFrame, 
 
 def _reshape_statements(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> list[str | _SameColumns]:
     """Create table `name` on first use; return the statements that alter an existing one in place to `schema`:
-    columns it should not hold dropped, those of another type dropped and added again, lacking ones added, after
-    checking that the columns they were planned on are still there (`_SameColumns`).
+    columns it should not hold dropped, those of another type dropped and added again, lacking ones added, once the
+    columns they were planned on are found still there (`_SameColumns`).
 
     In place, not dropped and created, so the grants, indexes and comments the warehouse keeps on it stay. On
     PostgreSQL a view of the user's that reads a dropped column refuses the DROP COLUMN; DuckDB does not track
     views, so there such a view fails when next read.
     """
-    if name not in con.list_tables():
-        con.create_table(name, schema=schema)
+    _create_if_missing(con, name, schema)
     existing = con.table(name).schema()
     retyped = [c for c in schema.names if c in existing and _kind(existing[c]) != _kind(schema[c])]
     dropped = [c for c in existing.names if c not in schema] + retyped
-    return ([_SameColumns(con, name, frozenset(existing.names))]
-            + [f"ALTER TABLE {_quote(con, name)} DROP COLUMN {_quote(con, c)}" for c in dropped]
-            + _add_column_statements(con, name, schema, [c for c in schema.names if c not in existing or c in retyped]))
+    added = [c for c in schema.names if c not in existing or c in retyped]
+    alters = ([f"ALTER TABLE {_quote(con, name)} DROP COLUMN {_quote(con, c)}" for c in dropped]
+              + _add_column_statements(con, name, schema, added))
+    return [_SameColumns(con, name, frozenset(existing.names), tuple(alters), frozenset(schema.names))]
 
 
 def rebuild_table(con: ibis.BaseBackend, name: str, frame: pd.DataFrame, schema: ibis.Schema,

@@ -76,19 +76,16 @@ def test_a_rebuild_keeps_what_the_warehouse_holds_on_the_table_and_stops_at_a_vi
     assert list(postgres_con.table(FEATURES_TABLE).columns) == list(NEW.names)
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("schema", [OLD, NEW], ids=["write", "rebuild"])
-def test_a_run_whose_table_another_run_reshaped_while_it_waited_writes_nothing(postgres_con, postgres_schema, schema):
-    """Two runs on PostgreSQL: this one plans its write (or its rebuild) on the table's columns, then waits for its
-    lock while another run (other params) adds a column and commits. Writing on would leave its rows null in that
-    column, two feature sets in one table: it is refused in one line once it holds the lock, nothing written."""
-    before = _seeded(postgres_con)
-    other = ibis.connect(postgres_schema.url)
+def _write_while_another_run_alters(con: ibis.BaseBackend, url: str, schema: ibis.Schema,
+                                    *alters: str) -> BaseException | None:
+    """Write `schema`'s frame from a thread that plans its write, then waits for the table's lock, which another
+    connection holds while it runs `alters` and commits; return what the write raised (None: it went through)."""
+    other = ibis.connect(url)
     outcome: dict[str, BaseException] = {}
 
     def run() -> None:
         try:
-            write_features(postgres_con, _frame(schema), schema, DATES, single=False)
+            write_features(con, _frame(schema), schema, DATES, single=False)
         except BaseException as exc:  # noqa: BLE001 - the main thread reads it
             outcome["error"] = exc
 
@@ -101,17 +98,43 @@ def test_a_run_whose_table_another_run_reshaped_while_it_waited_writes_nothing(p
             while cursor.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted").fetchone()[0] == 0:
                 assert time.monotonic() < deadline and writer.is_alive(), outcome
                 time.sleep(0.05)
-            cursor.execute(f"ALTER TABLE {FEATURES_TABLE} ADD COLUMN events_30d DOUBLE PRECISION")
+            for alter in alters:
+                cursor.execute(alter)
         writer.join(60)
     finally:
         other.disconnect()
-    error = outcome.get("error")
+    return outcome.get("error")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("schema", [OLD, NEW], ids=["write", "rebuild"])
+def test_a_run_whose_table_another_run_reshaped_while_it_waited_writes_nothing(postgres_con, postgres_schema, schema):
+    """Two runs on PostgreSQL: this one plans its write (or its rebuild) on the table's columns, then waits for its
+    lock while another run (other params) adds a column and commits. Writing on would leave its rows null in that
+    column, two feature sets in one table: it is refused in one line once it holds the lock, nothing written."""
+    before = _seeded(postgres_con)
+    error = _write_while_another_run_alters(postgres_con, postgres_schema.url, schema,
+                                            f"ALTER TABLE {FEATURES_TABLE} ADD COLUMN events_30d DOUBLE PRECISION")
     assert isinstance(error, StageError), repr(error)
     assert str(error) == ("churn_features: another run changed its columns while this one waited to write (now has "
                           "events_30d); nothing was written; run the command again")
     after = _rows(postgres_con, FEATURES_TABLE)
     assert after["events_30d"].isna().all()
     pd.testing.assert_frame_equal(after.drop(columns="events_30d"), before)
+
+
+@pytest.mark.postgres
+def test_a_rebuild_another_run_already_made_while_this_one_waited_goes_through(postgres_con, postgres_schema):
+    """Two runs after the same params change (a schedule and a user): the second finds the table already holding
+    its columns once it has the lock, so it replaces the rows without altering anything."""
+    _seeded(postgres_con)
+    error = _write_while_another_run_alters(postgres_con, postgres_schema.url, NEW,
+                                            f"ALTER TABLE {FEATURES_TABLE} DROP COLUMN events_90d",
+                                            f"ALTER TABLE {FEATURES_TABLE} ADD COLUMN events_180d DOUBLE PRECISION")
+    assert error is None
+    assert sorted(postgres_con.table(FEATURES_TABLE).columns) == sorted(NEW.names)
+    after = _rows(postgres_con, FEATURES_TABLE)[list(NEW.names)]
+    pd.testing.assert_frame_equal(after, _frame(NEW)[list(NEW.names)], check_dtype=False)
 
 
 def test_a_view_named_churn_features_is_one_line_and_stays(duckdb_con):
