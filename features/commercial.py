@@ -152,9 +152,9 @@ def _largest_open_row(sources: Sources, keys: ir.Table) -> ir.Table | None:
     name).
 
     A row without seats is taken for an add-on (as in `compute_price_increase_points`): a monthly add-on larger than
-    a one-seat annual plan must not give the account its plan name and renewal date. A trial row comes after every
-    paid one, so a trial's seats do not outrank the plan being paid for. Without those columns, or when no open row
-    has seats, the largest open row is the base row.
+    a one-seat annual plan must not give the account its plan name and renewal date. An unpaid row (a trial, or MRR
+    0) comes after every paid one, so its seats do not outrank the plan being paid for. Without those columns, or when
+    no open row is paid with seats, the largest open row is the base row.
     """
     has_plan = sources.has("subscriptions", "plan")
     has_period = sources.has("subscriptions", "billing_period_months")
@@ -163,8 +163,14 @@ def _largest_open_row(sources: Sources, keys: ir.Table) -> ir.Table | None:
     j = open_subscriptions(sources, keys)
     has_seats, has_trial = sources.has("subscriptions", "seats"), sources.has("subscriptions", "is_trial")
 
-    def seatless(t: ir.Table) -> list[ir.Value]:   # sort keys putting trial rows, then seatless rows, last
-        return ([t.is_trial.fill_null(False)] if has_trial else []) + ([t.seats.fill_null(0) <= 0] if has_seats else [])
+    def seatless(t: ir.Table) -> list[ir.Value]:
+        """Sort keys putting unpaid rows (trials, MRR 0), then rows without seats (null, 0 or NaN), last."""
+        unpaid = t.mrr.fill_null(0) <= 0
+        keys = [unpaid | t.is_trial.fill_null(False) if has_trial else unpaid]
+        if has_seats:
+            seats = t.seats.fill_null(0)
+            keys.append((seats <= 0) | seats.isnan())
+        return keys
 
     by_plan = [j.plan.isnull(), j.plan] if has_plan else []
     size_rank = ibis.row_number().over(ibis.window(group_by=_KEYS, order_by=[
@@ -172,9 +178,10 @@ def _largest_open_row(sources: Sources, keys: ir.Table) -> ir.Table | None:
     j = j.mutate(size_rank=size_rank)
     metrics = {}
     if has_plan:
-        # The plan comes from the base row that names one, so it is NULL only when no open row has a plan.
+        # The plan comes from the largest row that names one among the rows ranked like the base row (paid, with
+        # seats): an add-on names the plan only when nothing is paid with seats.
         plan_rank = ibis.row_number().over(ibis.window(group_by=_KEYS, order_by=[
-            j.plan.isnull(), *seatless(j), ibis.desc(j.mrr), ibis.desc(j.start_at), j.plan]))
+            *seatless(j), j.plan.isnull(), ibis.desc(j.mrr), ibis.desc(j.start_at), j.plan]))
         j = j.mutate(plan_rank=plan_rank)
         metrics["plan"] = j.plan.max(where=j.plan_rank == 0)
     if has_period:

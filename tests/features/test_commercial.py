@@ -40,7 +40,7 @@ SUBSCRIPTIONS = [  # (account, start, end, mrr, plan, seats, is_trial, billing_p
     ("old", "2022-01-01", "2023-03-02", 20.0, "legacy", 1.0, False, 12),
     # due: a monthly renewal falling exactly on the as-of.
     ("due", "2023-03-01", None, 10.0, "starter", 1.0, False, 1),
-    # unnamed: the largest row names no plan (the plan comes from the add-on; the renewal from the largest row).
+    # unnamed: the base row names no plan, and a seatless add-on does not name it either (the plan is unknown).
     ("unnamed", "2024-01-10", None, 200.0, None, 1.0, False, 1),
     ("unnamed", "2024-01-10", None, 50.0, "addon", None, False, 12),
     # addon: a monthly seatless add-on larger than the one-seat annual plan it was bought with: the plan, renewal and
@@ -50,11 +50,15 @@ SUBSCRIPTIONS = [  # (account, start, end, mrr, plan, seats, is_trial, billing_p
     # upgrade: a paid plan without seats and a trial of three seats overlapping it: the plan is the paid one.
     ("upgrade", "2023-06-01", None, 100.0, "pro", None, False, 12),
     ("upgrade", "2024-02-20", None, 0.0, "trial", 3.0, True, None),
+    # free: a free plan with seats beside a paid seatless one: the account pays for "analytics", monthly.
+    ("free", "2023-11-01", None, 0.0, "free", 3.0, False, 12),
+    ("free", "2024-01-05", None, 200.0, "analytics", None, False, 1),
     # hike: one seat renewed on the same plan at a 10% higher price (MRR up, no contraction).
     ("hike", "2023-06-10", "2024-01-10", 50.0, "solo", 1.0, False, 1),
     ("hike", "2024-01-10", None, 55.0, "solo", 1.0, False, 1),
 ]
-ACCOUNTS = ["base", "monthly", "trial", "tie", "gone", "old", "due", "unnamed", "addon", "upgrade", "hike", "none"]
+ACCOUNTS = ["base", "monthly", "trial", "tie", "gone", "old", "due", "unnamed", "addon", "upgrade", "free", "hike",
+            "none"]
 NAN = float("nan")
 
 EXPECTED = {  # (account, as_of) → mrr, mrr_change_90d, seats, plan, days_to_renewal, billing_period_months,
@@ -67,9 +71,10 @@ EXPECTED = {  # (account, as_of) → mrr, mrr_change_90d, seats, plan, days_to_r
     ("gone", AS_OF): (0.0, -1.0, 0.0, None, NAN, NAN, 0.0, 0.0, 0.0),
     ("old", AS_OF): (100.0, 0.0, 4.0, "legacy", 306.0, 12.0, 0.0, 1.0, 0.0),  # renewal 2025-01-01
     ("due", AS_OF): (10.0, 0.0, 1.0, "starter", 0.0, 1.0, 0.0, 0.0, 0.0),
-    ("unnamed", MID_MONTH): (250.0, NAN, 1.0, "addon", 21.0, 1.0, 0.0, 0.0, 0.0),  # 2024-03-10 passed; next 2024-04-10
+    ("unnamed", MID_MONTH): (250.0, NAN, 1.0, None, 21.0, 1.0, 0.0, 0.0, 0.0),  # 2024-03-10 passed; next 2024-04-10
     ("addon", AS_OF): (75.0, 75 / 30 - 1, 1.0, "solo", 188.0, 12.0, 0.0, 0.0, 0.0),  # renewal 2024-09-05
     ("upgrade", AS_OF): (100.0, 0.0, 3.0, "pro", 92.0, 12.0, 0.0, 0.0, 0.0),  # renewal 2024-06-01
+    ("free", AS_OF): (200.0, NAN, 3.0, "analytics", 4.0, 1.0, 0.0, 0.0, 0.0),  # renewal 2024-03-05
     ("hike", AS_OF): (55.0, 0.1, 1.0, "solo", 9.0, 1.0, 0.0, 0.0, 1.0),  # MRR on 2023-12-02: 50; next 2024-03-10
     ("none", AS_OF): (0.0, NAN, 0.0, None, NAN, NAN, 0.0, 0.0, 0.0),
 }
@@ -142,9 +147,7 @@ def test_a_missing_optional_column_drops_only_its_features(load_tables, full, co
     base_row = ["plan", "days_to_renewal", "billing_period_months"]
     if column == "seats":   # nothing marks the add-on: the largest row gives the plan and the renewal (2024-03-20)
         expected.loc[expected.account_id == "addon", base_row] = ["Add-on", 19.0, 1.0]
-    if column == "is_trial":   # nothing marks the trial: its seats make it the base row, which has no period
-        expected.loc[expected.account_id == "upgrade", base_row[0]] = "trial"
-        expected.loc[expected.account_id == "upgrade", base_row[1:]] = np.nan
+        expected.loc[expected.account_id == "unnamed", "plan"] = "addon"
     pd.testing.assert_frame_equal(out, expected)
 
 
@@ -282,3 +285,13 @@ def test_start_dates_kept_as_date_give_the_same_features(load_tables, full):
                 "SELECT * REPLACE (CAST(start_at AS DATE) AS start_at) FROM subscriptions")
     assert con.table("subscriptions").schema()["start_at"].is_date()
     pd.testing.assert_frame_equal(_features(con), full)
+
+
+def test_a_row_whose_seats_are_nan_is_an_add_on_like_a_seatless_one(load_tables):
+    rows = [("addon", "2023-09-05", None, 30.0, "solo", 1.0, False, 12),
+            ("addon", "2024-01-20", None, 45.0, "Add-on", 0.0, False, 1)]
+    con = load_tables(**_tables(_subscriptions(rows), ["addon"]))
+    con.raw_sql("UPDATE subscriptions SET seats = 'NaN'::DOUBLE WHERE plan = 'Add-on'")  # not NULL: a float NaN
+    assert con.raw_sql("SELECT count(*) FROM subscriptions WHERE isnan(seats)").fetchone() == (1,)
+    out = _features(con, keys=[("addon", AS_OF)])
+    assert out[["plan", "days_to_renewal", "billing_period_months"]].iloc[0].tolist() == ["solo", 188.0, 12.0]
