@@ -7,6 +7,9 @@ or a contract term end): moving it to another time at or after t, or clearing it
 
 from __future__ import annotations
 
+import functools
+import operator
+
 import ibis
 import ibis.expr.types as ir
 
@@ -91,7 +94,7 @@ def compute_price_increase_points(sources: Sources) -> ir.Table:
     value.
     """
     subs = sources["subscriptions"]
-    seated = subs.filter(subs.seats > 0, subs.plan.notnull(), subs.mrr.notnull())
+    seated = subs.filter(subs.seats > 0, ~subs.seats.isnan(), subs.plan.notnull(), subs.mrr.notnull())
     # One timestamp type on both sides: a warehouse may keep start_at as DATE and end_at as TIMESTAMP.
     moment = subs.end_at.type() if subs.end_at.type() == subs.start_at.type() else ibis.dtype("timestamp")
     # Billing systems and hand-kept sheets write one plan as "Team" on one row and "team " on the next.
@@ -153,8 +156,8 @@ def _largest_open_row(sources: Sources, keys: ir.Table) -> ir.Table | None:
 
     A row without seats is taken for an add-on (as in `compute_price_increase_points`): a monthly add-on larger than
     a one-seat annual plan must not give the account its plan name and renewal date. An unpaid row (a trial, or MRR
-    0) comes after every paid one, so its seats do not outrank the plan being paid for. Without those columns, or when
-    no open row is paid with seats, the largest open row is the base row.
+    0) comes after every paid one, so its seats do not outrank the plan being paid for. A key whose column is missing
+    is left out (docs/CONTRACT.md, "Overlapping subscription rows").
     """
     has_plan = sources.has("subscriptions", "plan")
     has_period = sources.has("subscriptions", "billing_period_months")
@@ -172,16 +175,19 @@ def _largest_open_row(sources: Sources, keys: ir.Table) -> ir.Table | None:
             keys.append((seats <= 0) | seats.isnan())
         return keys
 
+    def not_paid_with_seats(t: ir.Table) -> ir.Value:
+        return functools.reduce(operator.or_, seatless(t))
+
     by_plan = [j.plan.isnull(), j.plan] if has_plan else []
     size_rank = ibis.row_number().over(ibis.window(group_by=_KEYS, order_by=[
         *seatless(j), ibis.desc(j.mrr), ibis.desc(j.start_at), *by_plan]))
     j = j.mutate(size_rank=size_rank)
     metrics = {}
     if has_plan:
-        # The plan comes from the largest row that names one among the rows ranked like the base row (paid, with
-        # seats): an add-on names the plan only when nothing is paid with seats.
+        # The plan is the first named row in the base row's order, except that a paid row with seats that names
+        # none leaves it NULL: an add-on's or a trial's name never stands for the plan being paid for.
         plan_rank = ibis.row_number().over(ibis.window(group_by=_KEYS, order_by=[
-            *seatless(j), j.plan.isnull(), ibis.desc(j.mrr), ibis.desc(j.start_at), j.plan]))
+            not_paid_with_seats(j), j.plan.isnull(), *seatless(j), ibis.desc(j.mrr), ibis.desc(j.start_at), j.plan]))
         j = j.mutate(plan_rank=plan_rank)
         metrics["plan"] = j.plan.max(where=j.plan_rank == 0)
     if has_period:

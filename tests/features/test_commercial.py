@@ -53,12 +53,16 @@ SUBSCRIPTIONS = [  # (account, start, end, mrr, plan, seats, is_trial, billing_p
     # free: a free plan with seats beside a paid seatless one: the account pays for "analytics", monthly.
     ("free", "2023-11-01", None, 0.0, "free", 3.0, False, 12),
     ("free", "2024-01-05", None, 200.0, "analytics", None, False, 1),
+    # freeplan: a paid unnamed seatless add-on beside a free plan with seats: no paid row with seats names a plan, so
+    # the free plan's name stands; the renewal is the paid add-on's.
+    ("freeplan", "2024-01-05", None, 40.0, None, 0.0, False, 1),
+    ("freeplan", "2023-11-01", None, 0.0, "Free", 3.0, False, 12),
     # hike: one seat renewed on the same plan at a 10% higher price (MRR up, no contraction).
     ("hike", "2023-06-10", "2024-01-10", 50.0, "solo", 1.0, False, 1),
     ("hike", "2024-01-10", None, 55.0, "solo", 1.0, False, 1),
 ]
-ACCOUNTS = ["base", "monthly", "trial", "tie", "gone", "old", "due", "unnamed", "addon", "upgrade", "free", "hike",
-            "none"]
+ACCOUNTS = ["base", "monthly", "trial", "tie", "gone", "old", "due", "unnamed", "addon", "upgrade", "free", "freeplan",
+            "hike", "none"]
 NAN = float("nan")
 
 EXPECTED = {  # (account, as_of) → mrr, mrr_change_90d, seats, plan, days_to_renewal, billing_period_months,
@@ -75,6 +79,7 @@ EXPECTED = {  # (account, as_of) → mrr, mrr_change_90d, seats, plan, days_to_r
     ("addon", AS_OF): (75.0, 75 / 30 - 1, 1.0, "solo", 188.0, 12.0, 0.0, 0.0, 0.0),  # renewal 2024-09-05
     ("upgrade", AS_OF): (100.0, 0.0, 3.0, "pro", 92.0, 12.0, 0.0, 0.0, 0.0),  # renewal 2024-06-01
     ("free", AS_OF): (200.0, NAN, 3.0, "analytics", 4.0, 1.0, 0.0, 0.0, 0.0),  # renewal 2024-03-05
+    ("freeplan", AS_OF): (40.0, NAN, 3.0, "Free", 4.0, 1.0, 0.0, 0.0, 0.0),  # renewal 2024-03-05
     ("hike", AS_OF): (55.0, 0.1, 1.0, "solo", 9.0, 1.0, 0.0, 0.0, 1.0),  # MRR on 2023-12-02: 50; next 2024-03-10
     ("none", AS_OF): (0.0, NAN, 0.0, None, NAN, NAN, 0.0, 0.0, 0.0),
 }
@@ -148,6 +153,7 @@ def test_a_missing_optional_column_drops_only_its_features(load_tables, full, co
     if column == "seats":   # nothing marks the add-on: the largest row gives the plan and the renewal (2024-03-20)
         expected.loc[expected.account_id == "addon", base_row] = ["Add-on", 19.0, 1.0]
         expected.loc[expected.account_id == "unnamed", "plan"] = "addon"
+        expected.loc[expected.account_id == "freeplan", "plan"] = None   # the paid row is the base row: unnamed
     pd.testing.assert_frame_equal(out, expected)
 
 
@@ -295,3 +301,13 @@ def test_a_row_whose_seats_are_nan_is_an_add_on_like_a_seatless_one(load_tables)
     assert con.raw_sql("SELECT count(*) FROM subscriptions WHERE isnan(seats)").fetchone() == (1,)
     out = _features(con, keys=[("addon", AS_OF)])
     assert out[["plan", "days_to_renewal", "billing_period_months"]].iloc[0].tolist() == ["solo", 188.0, 12.0]
+
+
+def test_a_row_whose_seats_are_nan_is_never_compared_for_a_price_increase(load_tables):
+    """A row of NaN seats renewed on five seats at the same MRR: no price increase is read (engines order NaN above
+    every number, so a price per seat against it would always look higher)."""
+    rows = [("nanold", "2023-09-10", "2024-01-10", 50.0, "team", 1.0, False, 1),
+            ("nanold", "2024-01-10", None, 50.0, "team", 5.0, False, 1)]
+    con = load_tables(**_tables(_subscriptions(rows), ["nanold"]))
+    con.raw_sql("UPDATE subscriptions SET seats = 'NaN'::DOUBLE WHERE start_at < TIMESTAMP '2024-01-01'")
+    assert _features(con, keys=[("nanold", AS_OF)])["price_increases_365d"].tolist() == [0.0]
