@@ -166,7 +166,7 @@ def _largest_open_row(sources: Sources, keys: ir.Table) -> ir.Table | None:
     j = open_subscriptions(sources, keys)
     has_seats, has_trial = sources.has("subscriptions", "seats"), sources.has("subscriptions", "is_trial")
 
-    def seatless(t: ir.Table) -> list[ir.Value]:
+    def add_on_keys(t: ir.Table) -> list[ir.Value]:
         """Sort keys putting unpaid rows (trials, MRR 0), then rows without seats (null, 0 or NaN), last."""
         unpaid = t.mrr.fill_null(0) <= 0
         keys = [unpaid | t.is_trial.fill_null(False) if has_trial else unpaid]
@@ -176,18 +176,18 @@ def _largest_open_row(sources: Sources, keys: ir.Table) -> ir.Table | None:
         return keys
 
     def not_paid_with_seats(t: ir.Table) -> ir.Value:
-        return functools.reduce(operator.or_, seatless(t))
+        return functools.reduce(operator.or_, add_on_keys(t))
 
     by_plan = [j.plan.isnull(), j.plan] if has_plan else []
     size_rank = ibis.row_number().over(ibis.window(group_by=_KEYS, order_by=[
-        *seatless(j), ibis.desc(j.mrr), ibis.desc(j.start_at), *by_plan]))
+        *add_on_keys(j), ibis.desc(j.mrr), ibis.desc(j.start_at), *by_plan]))
     j = j.mutate(size_rank=size_rank)
     metrics = {}
     if has_plan:
         # The plan is the first named row in the base row's order, except that a paid row with seats that names
         # none leaves it NULL: an add-on's or a trial's name never stands for the plan being paid for.
         plan_rank = ibis.row_number().over(ibis.window(group_by=_KEYS, order_by=[
-            not_paid_with_seats(j), j.plan.isnull(), *seatless(j), ibis.desc(j.mrr), ibis.desc(j.start_at), j.plan]))
+            not_paid_with_seats(j), j.plan.isnull(), *add_on_keys(j), ibis.desc(j.mrr), ibis.desc(j.start_at), j.plan]))
         j = j.mutate(plan_rank=plan_rank)
         metrics["plan"] = j.plan.max(where=j.plan_rank == 0)
     if has_period:

@@ -104,15 +104,18 @@ def _stage(con: ibis.BaseBackend, name: str, frame: pd.DataFrame, schema: ibis.S
 
 
 def _replace_statements(con: ibis.BaseBackend, name: str, stage: str, schema: ibis.Schema,
-                        as_ofs: list[date], exact_columns: bool = False) -> list[str | _SameColumns]:
+                        migrate: list[str | _SameColumns],
+                        as_ofs: list[date] | None = None) -> list[str | _SameColumns]:
+    """Lock the table, bring it to `schema` (`migrate`), and replace its rows of `as_ofs` (None: every row) with the
+    staged ones."""
     target = _quote(con, name)
     columns = ", ".join(_quote(con, c) for c in schema.names)
     # DuckDB lets one process write a file at a time; PostgreSQL needs the lock so two writers of the same
     # as-of run one after the other (under READ COMMITTED a waiting DELETE would not see the other's new rows).
     lock = [f"LOCK TABLE {target} IN EXCLUSIVE MODE"] if con.name == "postgres" else []
-    guard = [_SameColumns(con, name, frozenset(schema.names))] if exact_columns else []
-    return lock + guard + [
-        f"DELETE FROM {target} WHERE {_quote(con, 'as_of')} IN ({_date_list(as_ofs)})",
+    where = "" if as_ofs is None else f" WHERE {_quote(con, 'as_of')} IN ({_date_list(as_ofs)})"
+    return lock + migrate + [
+        f"DELETE FROM {target}{where}",
         f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {_quote(con, stage)}",
     ]
 
@@ -251,10 +254,12 @@ def describe_schema_problems(con: ibis.BaseBackend, name: str, schema: ibis.Sche
     return problems
 
 
-def _create_if_missing(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> list[str]:
-    if name not in con.list_tables():
-        con.create_table(name, schema=schema)
-    return []
+def _create_if_missing(con: ibis.BaseBackend, name: str, schema: ibis.Schema) -> bool:
+    """Create table `name` with `schema` unless it exists; return whether it was created."""
+    if name in con.list_tables():
+        return False
+    con.create_table(name, schema=schema)
+    return True
 
 
 def _ensure_table(con: ibis.BaseBackend, name: str, schema: ibis.Schema, add_missing: bool = False) -> list[str]:
@@ -268,8 +273,7 @@ def _ensure_table(con: ibis.BaseBackend, name: str, schema: ibis.Schema, add_mis
     if problems:
         raise ValueError(f"table {name}: {'; '.join(problems)} (written by another version or tool; drop or "
                          f"migrate it)")
-    if name not in con.list_tables():
-        con.create_table(name, schema=schema)
+    if _create_if_missing(con, name, schema):
         return []
     existing = con.table(name).schema()
     return _add_column_statements(con, name, schema, [c for c in schema.names if c not in existing])
@@ -291,12 +295,15 @@ def replace_as_of_rows(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFra
     with _refusals(con, tables):
         statements = []
         for name, (frame, schema) in tables.items():
-            # With exact_columns the caller has checked the columns, and they are checked again under the lock: a
-            # change by another run in between is that check's one line, not _ensure_table's error.
-            migrate = _create_if_missing(con, name, schema) if exact_columns else _ensure_table(con, name, schema,
-                                                                                                add_missing)
+            if exact_columns:
+                # The caller has checked the columns; they are checked again under the lock, so a change by another
+                # run in between is that check's one line, not _ensure_table's error.
+                _create_if_missing(con, name, schema)
+                migrate = [_SameColumns(con, name, frozenset(schema.names))]
+            else:
+                migrate = _ensure_table(con, name, schema, add_missing)
             stage = _stage(con, name, frame, schema)
-            statements += migrate + _replace_statements(con, name, stage, schema, as_ofs, exact_columns)
+            statements += _replace_statements(con, name, stage, schema, migrate, as_ofs)
         if latest_view_of is not None:
             source, as_of = _quote(con, latest_view_of), _quote(con, "as_of")
             statements.append(f"CREATE OR REPLACE VIEW {_quote(con, LATEST_VIEW)} AS SELECT * FROM {source} "
@@ -329,11 +336,7 @@ def replace_tables(con: ibis.BaseBackend, tables: dict[str, tuple[pd.DataFrame, 
             migrate = _reshape_statements(con, name, schema) if reshape else _ensure_table(con, name, schema,
                                                                                            add_missing)
             stage = _stage(con, name, frame, schema)
-            target = _quote(con, name)
-            columns = ", ".join(_quote(con, c) for c in schema.names)
-            statements += ([f"LOCK TABLE {target} IN EXCLUSIVE MODE"] if con.name == "postgres" else []) + migrate
-            statements += [f"DELETE FROM {target}",
-                           f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {_quote(con, stage)}"]
+            statements += _replace_statements(con, name, stage, schema, migrate)
         statements += [f"CREATE OR REPLACE VIEW {_quote(con, view)} AS {sql}" for view, sql in (views or {}).items()]
         _run_atomically(con, statements, before_commit)
 
