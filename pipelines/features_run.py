@@ -53,9 +53,9 @@ def build_feature_frame(params: Params, wh: Warehouse, as_of_dates: list[date], 
         grid = build_snapshots(wh.sources, as_of_dates, params.label, wh.data_end,
                                params.snapshots.include_trials).cache()
         counts = grid.aggregate(rows=grid.count(), labelled=grid.label.notnull().sum(),
-                                churned=grid.label.sum()).execute().iloc[0]
-        info["detail"] = (f"{int(counts.rows):,} rows, {len(as_of_dates)} as-of dates, "
-                          f"{int(counts.labelled or 0):,} labelled, {int(counts.churned or 0):,} churned")
+                                churned=grid.label.sum()).execute().iloc[0].map(_count)
+        info["detail"] = (f"{counts.rows:,} rows, {len(as_of_dates)} as-of dates, "
+                          f"{counts.labelled:,} labelled, {counts.churned:,} churned")
     # The grid is materialised once and read by every feature group. It is dropped here, while the connection is
     # open: left to garbage collection, the drop may run after the connection closed, and print an error.
     try:
@@ -64,6 +64,12 @@ def build_feature_frame(params: Params, wh: Warehouse, as_of_dates: list[date], 
         return _features_on_grid(params, wh, grid, counts, as_of_dates, vocabulary, progress)
     finally:
         grid.release()
+
+
+def _count(value) -> int:
+    """A count from the warehouse: the sum of no label (every as-of unlabelled, as at scoring) is SQL NULL, which
+    DuckDB gives as None and Spark as NaN."""
+    return 0 if pd.isna(value) else int(value)
 
 
 def grid_vocabulary(params: Params, wh: Warehouse) -> EventVocabulary | None:

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from pipelines.errors import StageError
-from pipelines.features_run import FEATURES_TABLE, write_features
+from pipelines.features_run import FEATURES_TABLE, _count, write_features
 from tests.e2e import TINY
 
 OLD = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
@@ -135,6 +135,12 @@ def test_a_rebuild_another_run_already_made_while_this_one_waited_goes_through(p
     assert sorted(postgres_con.table(FEATURES_TABLE).columns) == sorted(NEW.names)
     after = _rows(postgres_con, FEATURES_TABLE)[list(NEW.names)]
     pd.testing.assert_frame_equal(after, _frame(NEW)[list(NEW.names)], check_dtype=False)
+
+
+def test_the_grid_counts_read_a_sum_over_no_label_as_zero():
+    # Scoring's as-of has no label: SUM over it is NULL, given as None by DuckDB and as NaN by Spark (which made
+    # `churn score` on Spark stop with "cannot convert float NaN to integer").
+    assert [_count(v) for v in (None, float("nan"), pd.NA, 3.0, 7)] == [0, 0, 0, 3, 7]
 
 
 def test_a_view_named_churn_features_is_one_line_and_stays(duckdb_con):
