@@ -22,7 +22,7 @@ from features.vocabulary import EventVocabulary, find_absent_events, pick_event_
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
-from pipelines.warehouse import Warehouse, open_warehouse, open_writer
+from pipelines.warehouse import Warehouse, check_writable, open_warehouse, open_writer
 from serving.writeback import ROW_KEYS, WriteRefused, describe_schema_problems, rebuild_table, replace_as_of_rows
 
 FEATURES_TABLE = "churn_features"
@@ -136,6 +136,7 @@ class FeaturesResult:
 
 def run_features(params: Params, as_of: date | None, progress: Progress) -> FeaturesResult:
     """Compute the feature table for the grid (or one as-of) and write it to `churn_features`."""
+    check_writable(params, FEATURES_TABLE)
     with open_warehouse(params, progress, read_only=True) as wh:
         dates = [as_of] if as_of else grid_dates(params, wh)
         if as_of:

@@ -19,7 +19,7 @@ from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.validation.validate import run_validate
-from pipelines.warehouse import Warehouse, connect_warehouse, open_warehouse, open_writer
+from pipelines.warehouse import Warehouse, check_writable, connect_warehouse, open_warehouse, open_writer
 from serving.writeback import KPIS_LATEST_VIEW, KPIS_SCHEMA, KPIS_TABLE, describe_schema_problems, write_kpis
 
 # The KPIs the run's last line and the demo's summary quote, for all accounts.
@@ -185,6 +185,7 @@ def run_kpis(params: Params, progress: Progress) -> KpisResult:
         StageError: the sources fail validation, an account segment is named `all`, or churn_kpis cannot take
             the rows (every such problem in one message); nothing is written then.
     """
+    check_writable(params, KPIS_TABLE)
     _check_inputs(params, progress)
     with open_warehouse(params, progress, read_only=True) as wh:
         segment_by = params.kpis.segment_by

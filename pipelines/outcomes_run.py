@@ -18,7 +18,7 @@ from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.validation.validate import run_validate
-from pipelines.warehouse import Warehouse, open_warehouse, open_writer
+from pipelines.warehouse import Warehouse, check_writable, open_warehouse, open_writer
 from serving.effects import ALL, INTENT_TO_TREAT, estimate_effects, first_exposures
 from serving.outcomes import (
     VALIDATION_METRICS,
@@ -236,6 +236,7 @@ def describe_effects(result: OutcomesResult) -> list[str]:
 
 def run_outcomes(params: Params, progress: Progress) -> OutcomesResult:
     """Judge every scoring whose horizon plus grace has passed and replace the four outcome tables."""
+    check_writable(params, f"{OUTCOMES_TABLE}, {PERFORMANCE_TABLE}, {EFFECTS_TABLE} and {MISSED_TABLE}")
     run_validate(params, params.validation, progress, datetime.now()).raise_for_errors()
     notes: list[str] = []
     with open_warehouse(params, progress, read_only=True) as wh:

@@ -20,7 +20,7 @@ from pipelines.features_run import (
 )
 from pipelines.progress import Progress
 from pipelines.validation.validate import run_validate, validate_feature_table, validate_scores
-from pipelines.warehouse import Warehouse, open_warehouse, open_writer
+from pipelines.warehouse import Warehouse, check_writable, open_warehouse, open_writer
 from serving.drift import compare_mrr, compute_drift, stop_reasons, summarise_drift
 from serving.experiments import HOLDOUT, assignment_rows
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks
@@ -188,6 +188,7 @@ def _describe_experiment(assignments: pd.DataFrame | None) -> str:
 def run_score(params: Params, progress: Progress, as_of: date | None = None,
               allow_drift: bool = False) -> ScoreResult:
     """Score every account active at `as_of` (default: the latest the data supports) and publish the scores."""
+    check_writable(params, "churn_scores and churn_score_drivers")
     with progress.stage("load champion") as info:
         if not store_exists(params.mlflow):
             raise StageError(f"mlflow.tracking_uri: no MLflow store at {params.mlflow.tracking_uri} (nothing was "

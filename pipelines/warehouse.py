@@ -30,6 +30,25 @@ class WarehouseError(RuntimeError):
     """The warehouse cannot be opened or written."""
 
 
+# Engines the write-back cannot write to yet, by URL scheme: it stages rows in temporary tables and replaces a table's
+# rows in one transaction, and Ibis's PySpark backend has neither (a write stopped on NotImplementedError after all
+# the work).
+_UNWRITABLE = {"pyspark": "Spark"}
+
+
+def check_writable(params: Params, writes: str) -> None:
+    """Refuse, before any work, a stage that writes `writes` (its tables) to an engine the write-back cannot write.
+
+    Raises:
+        WarehouseError: the warehouse is such an engine.
+    """
+    scheme = params.warehouse.url.split("://", 1)[0]
+    if scheme in _UNWRITABLE:
+        raise WarehouseError(f"warehouse.url {scheme}://: this command writes {writes} to the warehouse, and writing "
+                             f"to {_UNWRITABLE[scheme]} is not supported yet (no temporary tables or transactions to "
+                             f"replace rows in); validate and train run on {_UNWRITABLE[scheme]}")
+
+
 def redact_url(url: str, text: str | None = None) -> str:
     """The URL (or a message about it) with its password and secret query values replaced by ***, safe to print."""
     return redact(url if text is None else text, password_forms(url))
