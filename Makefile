@@ -78,7 +78,7 @@ $(VENV)/.spark: $(STAMP)
 
 ## test: run the test suite (tests marked postgres need CHURN_TEST_POSTGRES_URL; .ci/run starts a server)
 test: $(STAMP) $(VENV)/.chromium $(VENV)/.spark
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## bench: benchmark feature build (beside pandas), training and scoring on scaled warehouses (params `bench:`)
 bench: $(STAMP)

@@ -42,7 +42,7 @@ def check_writable(params: Params, writes: str) -> None:
     Raises:
         WarehouseError: the warehouse is such an engine.
     """
-    scheme = params.warehouse.url.split("://", 1)[0]
+    scheme = urlsplit(params.warehouse.url).scheme.lower()
     if scheme in _UNWRITABLE:
         raise WarehouseError(f"warehouse.url {scheme}://: this command writes {writes} to the warehouse, and writing "
                              f"to {_UNWRITABLE[scheme]} is not supported yet (no temporary tables or transactions to "

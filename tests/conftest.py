@@ -22,6 +22,17 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 POSTGRES_URL_ENV = "CHURN_TEST_POSTGRES_URL"
 
+# Modules with a test of these marks take from ten seconds to two minutes each.
+_LONG_MARKS = ("slow", "spark", "postgres")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Put the modules holding end-to-end or integration tests first, each module's tests in their order: the workers
+    take whole modules (`--dist loadfile`), and a long module handed out last keeps one of them busy while the other
+    has nothing left to do."""
+    long = {item.module.__name__ for item in items if any(item.get_closest_marker(m) for m in _LONG_MARKS)}
+    items.sort(key=lambda item: item.module.__name__ not in long)   # stable: each module's order is kept
+
 
 def ts(*values: str | None) -> pd.Series:
     """Timestamps (microsecond precision, NaT for None) from ISO strings."""
