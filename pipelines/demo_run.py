@@ -14,6 +14,7 @@ from pipelines.report_run import ReportResult, run_report
 from pipelines.scoring_run import ScoreResult, run_score
 from pipelines.simulate_run import run_simulate
 from pipelines.training_run import TrainResult, run_train
+from pipelines.warehouse import check_writable
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class DemoResult:
 def run_demo(params: Params, progress: Progress) -> DemoResult:
     """Simulate the warehouse `params.simulate` describes, train, score the latest as-of, compute the KPIs, judge
     the playbook experiments the simulated CS team logged in cs_actions, and write the report."""
+    check_writable(params, "the simulated source tables, churn_scores, churn_kpis and the outcome tables")
     start = time.perf_counter()
     run_simulate(params, params.simulate, progress)
     trained = run_train(params, progress)

@@ -30,8 +30,8 @@ def pytest_collection_modifyitems(config, items):
     """Put the modules holding end-to-end or integration tests first, each module's tests in their order: the workers
     take whole modules (`--dist loadfile`), and a long module handed out last keeps one of them busy while the other
     has nothing left to do."""
-    long = {item.module.__name__ for item in items if any(item.get_closest_marker(m) for m in _LONG_MARKS)}
-    items.sort(key=lambda item: item.module.__name__ not in long)   # stable: each module's order is kept
+    long = {item.path for item in items if any(item.get_closest_marker(m) for m in _LONG_MARKS)}
+    items.sort(key=lambda item: item.path not in long)   # stable: each module's order is kept
 
 
 def ts(*values: str | None) -> pd.Series:

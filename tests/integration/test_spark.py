@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import ibis
 import pytest
-from typer.testing import CliRunner
 
-from pipelines.cli import app
 from pipelines.simulate_run import SOURCE_TABLES
 from pipelines.synthetic.config import SimulationConfig
 from pipelines.synthetic.generate import generate_warehouse
@@ -91,19 +89,3 @@ def test_the_url_pyspark_uses_the_running_session_and_leaves_it_running(spark, w
     # (a stopped session raises here).
     assert spark.table("accounts").count() == warehouses.simulate.accounts
 
-
-@pytest.mark.parametrize("command, tables", [
-    ("score", "churn_scores and churn_score_drivers"), ("features", "churn_features"), ("kpis", "churn_kpis"),
-    ("outcomes", "churn_outcomes, churn_model_performance, churn_playbook_effects and churn_missed")])
-def test_a_command_that_writes_to_spark_is_refused_before_any_work(spark, warehouses, tmp_path, command, tables):
-    # Ibis's PySpark backend has no temporary tables or transactions for the write-back: these stopped on a
-    # NotImplementedError traceback after computing everything.
-    params = write_params(tmp_path / "params.yaml", "pyspark://", tmp_path / "mlruns")
-    result = CliRunner().invoke(app, ["--params", str(params), command])
-    assert result.exit_code == 1, result.output
-    assert result.output.strip().splitlines() == [
-        f"error: warehouse.url pyspark://: this command writes {tables} to the warehouse, and writing to Spark is "
-        "not supported yet (no temporary tables or transactions to replace rows in); validate and train run on "
-        "Spark"]
-    assert not {t.name for t in spark.catalog.listTables()} & {"churn_scores", "churn_features", "churn_kpis",
-                                                                "churn_outcomes"}

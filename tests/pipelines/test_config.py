@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from pipelines.cli import app
 from pipelines.config import ParamsError, load_params
 from pipelines.warehouse import WarehouseError, connect_warehouse, redact_url
 
@@ -48,6 +50,28 @@ def test_missing_file_and_unknown_source_table(tmp_path):
 def test_environment_overrides_the_warehouse_url(tmp_path, monkeypatch):
     monkeypatch.setenv("CHURN_WAREHOUSE_URL", "duckdb://elsewhere.duckdb")
     assert load_params(_write(tmp_path, {})).warehouse.url == "duckdb://elsewhere.duckdb"
+
+
+@pytest.mark.parametrize("command, tables", [
+    ("score", "churn_scores and churn_score_drivers"), ("features", "churn_features"), ("kpis", "churn_kpis"),
+    ("outcomes", "churn_outcomes, churn_model_performance, churn_playbook_effects and churn_missed"),
+    ("demo", "the simulated source tables, churn_scores, churn_kpis and the outcome tables")])
+def test_a_command_that_writes_to_spark_is_refused_before_any_work(tmp_path, monkeypatch, command, tables):
+    # Ibis's PySpark backend has no temporary tables or transactions for the write-back: these computed everything
+    # (demo: simulated into Spark and trained) and then stopped on a NotImplementedError traceback. The refusal
+    # comes before any connection, so no Spark session is needed here; any casing of the scheme, from params or
+    # from the environment, is Spark.
+    monkeypatch.setenv("CHURN_WAREHOUSE_URL", "PySpark://")
+    monkeypatch.chdir(tmp_path)   # where reports would go
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["mlflow"] |= {"tracking_uri": f"sqlite:///{tmp_path}/mlruns.db", "artifact_root": str(tmp_path / "mlruns")}
+    result = CliRunner().invoke(app, ["--params", str(_write(tmp_path, params)), command])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: warehouse.url pyspark://: this command writes {tables} to the warehouse, and writing to Spark is "
+        "not supported yet (no temporary tables or transactions to replace rows in); validate and train run on "
+        "Spark"]
+    assert not (tmp_path / "mlruns.db").exists() and not (tmp_path / "reports").exists()
 
 
 def test_credentials_never_appear_in_warehouse_errors():
