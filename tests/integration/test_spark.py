@@ -88,4 +88,3 @@ def test_the_url_pyspark_uses_the_running_session_and_leaves_it_running(spark, w
     # The stage has disconnected: the session still answers, as the next stage (or the notebook) needs it to
     # (a stopped session raises here).
     assert spark.table("accounts").count() == warehouses.simulate.accounts
-
