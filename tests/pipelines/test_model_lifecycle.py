@@ -1,9 +1,11 @@
-"""The model's life on a real MLflow store: the champion gate, reproducibility, a fresh process reproducing the
-scores from the registry, the backtest, the training report, and directional behaviour of the trained model.
+"""The whole pipeline and the model's life on a real MLflow store: simulate → train → score (twice) → features, the
+champion gate, reproducibility, a fresh process reproducing the scores from the registry, the backtest, the training
+report, and directional behaviour of the trained model.
 
-The module simulates once. `history` trains the sequence the gate is checked on and leaves the good model champion;
-`scored` scores and builds the feature table with it. Each test asks for the stage it needs, so any order works.
-The backtest trains the default model once more after the history: a tie, so the champion stays what it was.
+The module simulates once and trains one sequence (`history`), which the gate is checked on; it leaves the good
+model champion. `scored` scores and builds the feature table with it. Each test asks for the stage it needs, so any
+order works; the tests that add to the project leave what the others check as it was (scoring the same as-of again
+and the refusals write the same rows or none). The test that changes the feature set has a project of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pytest
 from mlflow import MlflowClient
 
 from pipelines.config import load_params
-from tests.e2e import MEDIUM, Project, churn
+from tests.e2e import MEDIUM, TINY, Project, churn
 from training.registry import load_model_version, set_alias
 
 pytestmark = pytest.mark.slow
@@ -57,12 +59,12 @@ class Step:
 
 @pytest.fixture(scope="module")
 def history(lifecycle) -> list[Step]:
-    """Train weak (v1), default (v2), default again (v3), weak forced (v4), recording what each printed and the
-    champion after it; then the champion alias goes back to v2 (the default model) for what follows, as the
-    registry's own `set_alias` moves it. A worse challenger kept out is the gate's unit test (tests/training): here
-    the equal one is kept out."""
+    """Train weak (v1), default (v2), default again with a two-fold backtest (v3), weak forced (v4), recording what
+    each printed and the champion after it; then the champion alias goes back to v2 (the default model) for what
+    follows, as the registry's own `set_alias` moves it. A worse challenger kept out is the gate's unit test
+    (tests/training): here the equal one is kept out."""
     steps = []
-    for params, *options in ((lifecycle.weak,), (lifecycle.default,), (lifecycle.default,),
+    for params, *options in ((lifecycle.weak,), (lifecycle.default,), (lifecycle.default, "--backtest", "2"),
                              (lifecycle.weak, "--force-promote")):
         output = churn(params, "train", *options)
         steps.append(Step(output, _champion(lifecycle)))
@@ -98,6 +100,10 @@ def test_same_data_params_and_seed_give_identical_metrics(lifecycle, history):
     client = lifecycle.client
     runs = [client.get_run(client.get_model_version("churn-lightgbm", v).run_id) for v in ("2", "3")]
     first, second = (r.data.metrics for r in runs)
+    # v3 ran a backtest beside its training: its metrics are logged besides the model's, which it leaves as they were.
+    backtest = {k for k in second if k.startswith("backtest_")}
+    assert backtest and not any(k.startswith("backtest_") for k in first)
+    second = {k: v for k, v in second.items() if k not in backtest}
     assert set(first) == set(second) and first["valid_roc_auc"] > 0.6
     # The model's metrics are identical. The logistic baseline reads raw feature values, whose last bits follow the
     # order of DuckDB's parallel float sums (session minutes, rates): its metrics agree to 7 significant digits (the
@@ -134,12 +140,71 @@ def test_a_fresh_process_reproduces_the_scores_from_the_registry(scored):
     np.testing.assert_allclose(fresh.p, fresh.churn_probability, rtol=0, atol=1e-12)
 
 
-def test_backtest_reports_each_fold_and_the_spread(lifecycle, history):
-    # After the history: the version this adds (default params again) ties with the champion and the gate keeps it.
-    out = churn(lifecycle.default, "train", "--backtest", "2")
+def test_the_model_sits_below_the_fair_ceiling_and_scores_every_active_account_the_same_twice(history, scored):
+    def roc_auc(name: str) -> float:
+        return float(next(line for line in history[1].output.splitlines() if line.strip().startswith(name))
+                     .split(name)[1].split()[0])
+
+    # The fair ceiling sits between the model and the oracle that knows the future (a fixed seed: no flakiness).
+    hindsight, nowcast, model = roc_auc("hindsight oracle"), roc_auc("nowcast oracle"), roc_auc("lightgbm (calibrated)")
+    assert model < nowcast < hindsight and nowcast > 0.6
+
+    project = scored.project
+    scores = project.query("SELECT * FROM churn_scores")
+    active = project.query(f"""
+        SELECT COUNT(DISTINCT account_id) AS n FROM subscriptions
+        WHERE start_at <= DATE '{scores.as_of[0]:%Y-%m-%d}' AND NOT COALESCE(is_trial, false)
+          AND (end_at IS NULL OR end_at > DATE '{scores.as_of[0]:%Y-%m-%d}')""").n[0]
+    assert len(scores) == active and scores.account_id.is_unique
+    assert scores.churn_probability.between(0, 1).all()
+    assert (scores.model_version == "2").all() and scores.top_reasons.str.len().gt(0).any()
+
+    project.churn("score")
+    again = project.query("SELECT * FROM churn_scores")
+    pd.testing.assert_frame_equal(again.drop(columns="scored_at"), scores.drop(columns="scored_at"))
+    assert len(project.query("SELECT * FROM churn_scores_latest")) == len(scores)
+    # A re-run replaces the drivers: one row per account and feature, each cause rank once.
+    drivers = project.query("SELECT account_id, as_of, feature, rank, role FROM churn_score_drivers")
+    assert not drivers.duplicated(["account_id", "as_of", "feature"]).any()
+    assert not drivers.dropna(subset=["rank"]).duplicated(["account_id", "as_of", "rank"]).any()
+    assert set(drivers.role) == {"cause", "context"} and drivers[drivers.role == "context"]["rank"].isna().all()
+
+
+def test_features_writes_the_feature_table(scored):
+    table = scored.project.query("SELECT * FROM churn_features")
+    assert not table.duplicated(["account_id", "as_of"]).any()
+    assert {"label", "mrr", "active_users_30d", "events_trend", "open_tickets", "plan", "last_nps_category",
+            "onboarding_share"} <= set(table.columns)
+    assert set(table.plan.dropna()) <= {"Starter", "Growth", "Scale", "Enterprise", "Add-on"}
+    assert table.label.notna().any() and table.label.isna().any()
+
+
+def test_features_after_a_params_change_rebuild_the_grid_and_refuse_one_as_of(make_project):
+    """The feature table's columns follow the params: a grid run with another window rebuilds it whole (no column
+    or as-of left from the old set), and one as-of with the old params is then refused rather than mixed in. Its
+    own project: the rebuilt table is not the one the champion was trained on."""
+    project = make_project(simulation=TINY, name="feature_set")
+    project.churn("features")
+    before = project.query("SELECT * FROM churn_features")
+    wider = project.variant("wider.yaml", {"features": {"windows": [7, 30, 90, 180]}})
+
+    assert "(rebuilt: its columns were another feature set's)" in churn(wider, "features")
+    rebuilt = project.query("SELECT * FROM churn_features")
+    assert {"active_days_180d", "events_180d"} <= set(rebuilt.columns) and set(before.columns) < set(rebuilt.columns)
+    # A 180-day window needs more history, so its grid starts later: no row of an older as-of is left behind.
+    assert set(rebuilt.as_of) < set(before.as_of) and not rebuilt.duplicated(["account_id", "as_of"]).any()
+
+    refused = project.churn("features", "--as-of", f"{before.as_of.max():%Y-%m-%d}", expect=1)
+    assert "error: churn_features: holds column(s) these params do not compute: active_days_180d" in refused
+    assert "without --as-of to rebuild it" in refused
+    pd.testing.assert_frame_equal(project.query("SELECT * FROM churn_features"), rebuilt)
+
+
+def test_backtest_reports_each_fold_and_the_spread(history):
+    out = history[2].output   # default params again, with --backtest 2: a tie, so the gate keeps the champion
     assert "backtest" in out and "2 folds" in out
     assert "backtest lightgbm" in out and "±" in out
-    assert "champion kept" in out   # what keeps the history's champion in place for the tests that use it
+    assert "champion kept" in out
 
 
 def test_the_training_report_is_self_contained(lifecycle, history):
