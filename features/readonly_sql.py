@@ -13,6 +13,10 @@ can use (its temporary tables need a writable transaction), so there the functio
 
 from __future__ import annotations
 
+# Ibis adds its rules to SQLGlot's dialects when this module is imported (PostgreSQL's dates as MAKE_DATE, for one),
+# and SQLGlot fixes a dialect's rules the first time it generates SQL in it. Imported first, so that a query made
+# safe here in a dialect Ibis has not loaded yet cannot leave that dialect without Ibis's rules for the whole process.
+import ibis.backends.sql.dialects  # noqa: F401  (imported for its side effect)
 import sqlglot
 import sqlglot.expressions as sge
 

@@ -6,6 +6,10 @@ query is executed too. Either way, no table, row or file may change.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import ibis
 import pandas as pd
 import pytest
@@ -119,6 +123,19 @@ def test_smuggled_statements_are_refused_on_postgres(tmp_path):
 def test_the_query_sent_is_regenerated_without_comments(dialect):
     sent = readonly_query("SELECT a /* hi */ FROM t -- bye", dialect)
     assert sent == "SELECT a FROM t"
+
+
+def test_a_query_made_safe_first_leaves_the_engines_sql_as_ibis_writes_it():
+    """SQLGlot fixes a dialect's rules the first time it generates SQL in it, and Ibis adds its own to the dialects it
+    loads: a mapping's query made safe before Ibis had loaded PostgreSQL's once left dates compiled as
+    DATE_FROM_PARTS, which PostgreSQL does not have, for the rest of the process. A fresh process, so that
+    nothing has loaded either yet."""
+    code = ("import datetime, ibis; from features.readonly_sql import readonly_query; "
+            "readonly_query('SELECT 1', 'postgres'); t = ibis.table({'d': 'date'}, name='t'); "
+            "print(ibis.to_sql(t.filter(t.d == datetime.date(2025, 1, 1)), dialect='postgres'))")
+    sql = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout
+    assert "MAKE_DATE(2025, 1, 1)" in sql, sql
 
 
 def test_an_unparsable_query_says_so():
