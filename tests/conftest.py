@@ -24,13 +24,16 @@ POSTGRES_URL_ENV = "CHURN_TEST_POSTGRES_URL"
 
 # Modules with a test of these marks take from ten seconds to two minutes each.
 _LONG_MARKS = ("slow", "spark", "postgres")
+# ... and these, of many short cases or of a property test building the features twenty times, a minute each.
+_LONG_MODULES = ("test_point_in_time.py", "test_bad_inputs.py")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Put the modules holding end-to-end or integration tests first, each module's tests in their order: the workers
-    take whole modules (`--dist loadfile`), and a long module handed out last keeps one of them busy while the other
-    has nothing left to do."""
-    long = {item.path for item in items if any(item.get_closest_marker(m) for m in _LONG_MARKS)}
+    """Put the modules holding end-to-end, integration or many-case tests first, each module's tests in their order:
+    the workers take whole modules (`--dist loadfile`), and a long module handed out last keeps one of them busy
+    while the other has nothing left to do."""
+    long = {item.path for item in items
+            if item.path.name in _LONG_MODULES or any(item.get_closest_marker(m) for m in _LONG_MARKS)}
     items.sort(key=lambda item: item.path not in long)   # stable: each module's order is kept
 
 

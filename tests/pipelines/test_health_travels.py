@@ -8,6 +8,7 @@ import io
 
 import duckdb
 import pandas as pd
+import pytest
 import yaml
 from rich.console import Console
 from sklearn.metrics import roc_auc_score
@@ -21,6 +22,8 @@ from training.baselines import health_risk
 from training.config import EvaluationConfig
 from training.dataset import split_out_of_time
 from training.experiment import fit_health, health_segments
+
+pytestmark = pytest.mark.slow
 
 # Enough accounts for the held-out rows to hold a few hundred churners.
 BUSY = Simulation(accounts=900, months=16, seed=11)
