@@ -23,9 +23,8 @@ from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.warehouse import Warehouse, check_writable, open_warehouse, open_writer
+from serving.tables import FEATURES_TABLE
 from serving.writeback import ROW_KEYS, WriteRefused, describe_schema_problems, rebuild_table, replace_as_of_rows
-
-FEATURES_TABLE = "churn_features"
 
 
 def grid_dates(params: Params, wh: Warehouse) -> list[date]:

@@ -20,7 +20,8 @@ from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.validation.validate import run_validate
 from pipelines.warehouse import Warehouse, check_writable, connect_warehouse, open_warehouse, open_writer
-from serving.writeback import KPIS_LATEST_VIEW, KPIS_SCHEMA, KPIS_TABLE, describe_schema_problems, write_kpis
+from serving.tables import KPIS_LATEST_VIEW, KPIS_TABLE
+from serving.writeback import KPIS_SCHEMA, describe_schema_problems, write_kpis
 
 # The KPIs the run's last line and the demo's summary quote, for all accounts.
 HEADLINE = ("mrr", "logo_churn_rate", "net_revenue_retention", "nps")

@@ -29,16 +29,16 @@ from serving.outcomes import (
     merge_assignments,
     split_matured,
 )
-from serving.writeback import (
+from serving.tables import (
     ASSIGNMENTS_TABLE,
     EFFECTS_TABLE,
     MISSED_TABLE,
     OUTCOMES_TABLE,
     PERFORMANCE_TABLE,
-    write_outcomes,
+    SCORES_TABLE,
 )
+from serving.writeback import write_outcomes
 
-SCORES_TABLE = "churn_scores"
 SCORE_COLUMNS = ["account_id", "as_of", "churn_probability", "risk_tier", "mrr", "top_reasons", "playbook",
                  "model_name", "model_version"]
 

@@ -29,20 +29,16 @@ from serving.report.inputs import LoopFacts, ModelFacts, Portfolio, ReportInputs
 from serving.report.render import render_manager_report
 from serving.report.tables import build_at_risk
 from serving.score import describe_tiers
-from serving.writeback import (
-    DRIVERS_SCHEMA,
+from serving.tables import (
+    DRIVERS_TABLE,
     EFFECTS_TABLE,
-    KPIS_SCHEMA,
     KPIS_TABLE,
     MISSED_TABLE,
-    OUTCOME_SCHEMAS,
     OUTCOMES_TABLE,
     PERFORMANCE_TABLE,
-    SCORES_SCHEMA,
-    describe_schema_problems,
+    SCORES_TABLE,
 )
-
-SCORES, DRIVERS = "churn_scores", "churn_score_drivers"
+from serving.writeback import DRIVERS_SCHEMA, KPIS_SCHEMA, OUTCOME_SCHEMAS, SCORES_SCHEMA, describe_schema_problems
 
 
 @dataclass(frozen=True)
@@ -57,16 +53,16 @@ class ReportResult:
 def _pick_as_ofs(con: ibis.BaseBackend, as_of: date | None) -> tuple[date, date | None, list[date]]:
     """The as-of to report on (default: the newest scored), the scored as-of before it, if any, and every scored
     as-of."""
-    if SCORES not in con.list_tables():
-        raise StageError(f"table {SCORES} not found in the warehouse: run `churn score` first")
-    dates = sorted(pd.to_datetime(con.table(SCORES).select("as_of").distinct().execute()["as_of"]).dt.date)
+    if SCORES_TABLE not in con.list_tables():
+        raise StageError(f"table {SCORES_TABLE} not found in the warehouse: run `churn score` first")
+    dates = sorted(pd.to_datetime(con.table(SCORES_TABLE).select("as_of").distinct().execute()["as_of"]).dt.date)
     if not dates:
-        raise StageError(f"table {SCORES} is empty: run `churn score` first")
+        raise StageError(f"table {SCORES_TABLE} is empty: run `churn score` first")
     if as_of is None:
         as_of = dates[-1]
     elif as_of not in dates:
         shown = ", ".join(str(d) for d in dates[-6:])
-        raise StageError(f"--as-of {as_of}: no scores for that date in {SCORES} (scored as-of dates: {shown})")
+        raise StageError(f"--as-of {as_of}: no scores for that date in {SCORES_TABLE} (scored as-of dates: {shown})")
     earlier = [d for d in dates if d < as_of]
     return as_of, earlier[-1] if earlier else None, dates
 
@@ -223,8 +219,8 @@ def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInp
     with open_warehouse(params, progress, read_only=True) as wh:
         with progress.stage("read scores") as info:
             as_of, previous, scored = _pick_as_ofs(wh.con, as_of)
-            scores = _read(wh.con, SCORES, SCORES_SCHEMA, as_of)
-            drivers = _read(wh.con, DRIVERS, DRIVERS_SCHEMA, as_of)
+            scores = _read(wh.con, SCORES_TABLE, SCORES_SCHEMA, as_of)
+            drivers = _read(wh.con, DRIVERS_TABLE, DRIVERS_SCHEMA, as_of)
             attributes = account_attributes(wh)
             info["detail"] = (f"{len(scores):,} accounts as of {as_of}"
                               + (f", previous {previous}" if previous else ", no previous scoring"))
@@ -242,8 +238,8 @@ def _gather(params: Params, progress: Progress, as_of: date | None) -> ReportInp
                 columns=list(DRIVERS_SCHEMA.names)), attributes=attributes, specs=specs,
             tier_names=params.scoring.tier_names, previous_as_of=previous,
             tier_rule=describe_tiers(params.scoring, model.base_rate if model is not None else None),
-            previous_scores=_read(wh.con, SCORES, SCORES_SCHEMA, previous),
-            previous_drivers=keep_cause_drivers(_read(wh.con, DRIVERS, DRIVERS_SCHEMA, previous), specs),
+            previous_scores=_read(wh.con, SCORES_TABLE, SCORES_SCHEMA, previous),
+            previous_drivers=keep_cause_drivers(_read(wh.con, DRIVERS_TABLE, DRIVERS_SCHEMA, previous), specs),
             portfolio=portfolio, model=facts,
             benchmarks=benchmarks, horizon_days=params.label.horizon_days, notes=notes, kpis=_read_kpis(wh.con),
             kpi_days=params.kpis.ttv_days, loop=_read_loop(params, wh, scored))

@@ -26,6 +26,7 @@ from serving.experiments import HOLDOUT, assignment_rows
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks
 from serving.history import chain_history
 from serving.score import ScoredModel, ScoringContext, check_features_available, score_accounts
+from serving.tables import DRIFT_TABLE, DRIVERS_TABLE, SCORES_TABLE
 from serving.writeback import (
     add_missing_columns,
     read_previous_scores,
@@ -102,7 +103,6 @@ def _predict(params: Params, batch: ScoringBatch, progress: Progress):
     return scores, drivers
 
 
-DRIFT_TABLE = "churn_drift"
 DRIFT_SCHEMA = ibis.schema({"as_of": "date", "feature": "string", "psi": "float64", "ratio": "float64",
                            "status": "string", "reason": "string", "model_name": "string", "model_version": "string",
                            "computed_at": "timestamp"})
@@ -188,7 +188,7 @@ def _describe_experiment(assignments: pd.DataFrame | None) -> str:
 def run_score(params: Params, progress: Progress, as_of: date | None = None,
               allow_drift: bool = False) -> ScoreResult:
     """Score every account active at `as_of` (default: the latest the data supports) and publish the scores."""
-    check_writable(params, "churn_scores and churn_score_drivers")
+    check_writable(params, f"{SCORES_TABLE} and {DRIVERS_TABLE}")
     with progress.stage("load champion") as info:
         if not store_exists(params.mlflow):
             raise StageError(f"mlflow.tracking_uri: no MLflow store at {params.mlflow.tracking_uri} (nothing was "

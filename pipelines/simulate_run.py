@@ -8,10 +8,11 @@ from pipelines.config import Params, SimulateConfig
 from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.warehouse import connect_warehouse, redact_url, write_tables
+from serving.tables import DRIVERS_TABLE, FEATURES_TABLE, KPIS_LATEST_VIEW, KPIS_TABLE, LATEST_VIEW, SCORES_TABLE
 
 SOURCE_TABLES = ("accounts", "subscriptions", "events", "users", "tickets", "surveys", "milestones", "cs_actions")
-OUTPUT_TABLES = ("churn_scores", "churn_score_drivers", "churn_features", "churn_kpis")
-OUTPUT_VIEWS = ("churn_scores_latest", "churn_kpis_latest")
+OUTPUT_TABLES = (SCORES_TABLE, DRIVERS_TABLE, FEATURES_TABLE, KPIS_TABLE)
+OUTPUT_VIEWS = (LATEST_VIEW, KPIS_LATEST_VIEW)
 
 
 @dataclass(frozen=True)

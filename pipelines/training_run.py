@@ -30,7 +30,8 @@ from serving.drift import reference_distribution
 from serving.explain import BENCHMARKS_ARTIFACT, compute_benchmarks
 from serving.reason_accuracy import ReasonAccuracy, reason_accuracy
 from serving.score import rank_and_tier
-from serving.writeback import PERFORMANCE_SCHEMA, PERFORMANCE_TABLE, describe_schema_problems
+from serving.tables import PERFORMANCE_TABLE
+from serving.writeback import PERFORMANCE_SCHEMA, describe_schema_problems
 from training.dataset import split_out_of_time
 from training.errors import ChampionFilesMissing
 from training.experiment import (

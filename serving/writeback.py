@@ -12,6 +12,18 @@ import pandas as pd
 import sqlglot.expressions as sge
 
 from serving.history import PREVIOUS_COLUMNS
+from serving.tables import (
+    ASSIGNMENTS_TABLE,
+    DRIVERS_TABLE,
+    EFFECTS_TABLE,
+    KPIS_LATEST_VIEW,
+    KPIS_TABLE,
+    LATEST_VIEW,
+    MISSED_TABLE,
+    OUTCOMES_TABLE,
+    PERFORMANCE_TABLE,
+    SCORES_TABLE,
+)
 
 SCORES_SCHEMA = ibis.schema({
     "account_id": "string", "as_of": "date", "churn_probability": "float64", "risk_tier": "string",
@@ -35,22 +47,17 @@ DRIVERS_SCHEMA = ibis.schema({
     # driver adds (the probability minus the probability with that contribution taken out of the log-odds).
     "contribution": "float64", "probability_points": "float64", "direction": "string", "reason": "string",
 })
-LATEST_VIEW = "churn_scores_latest"
 # One row per account, as-of and playbook for the accounts a playbook matched while experiments were on: the arm
 # the account was assigned (serving/experiments.py), written in the same transaction as the scores.
-ASSIGNMENTS_TABLE = "churn_playbook_assignments"
 ASSIGNMENTS_SCHEMA = ibis.schema({"account_id": "string", "as_of": "date", "playbook": "string", "arm": "string",
                                  "assigned_at": "timestamp"})
 KPIS_SCHEMA = ibis.schema({
     "month": "date", "segment": "string", "kpi": "string", "value": "float64", "numerator": "float64",
     "denominator": "float64",
 })
-KPIS_TABLE, KPIS_LATEST_VIEW = "churn_kpis", "churn_kpis_latest"
 
 # What `churn outcomes` writes for the matured scorings (serving/outcomes.py, serving/effects.py): every table is
 # recomputed from the scores and the warehouse at each run and replaced whole, all four in one transaction.
-OUTCOMES_TABLE, PERFORMANCE_TABLE = "churn_outcomes", "churn_model_performance"
-EFFECTS_TABLE, MISSED_TABLE = "churn_playbook_effects", "churn_missed"
 _COMPUTED_AT = {"computed_at": "timestamp"}
 OUTCOMES_SCHEMA = ibis.schema({
     "account_id": "string", "as_of": "date", "churn_probability": "float64", "risk_tier": "string",
@@ -392,12 +399,12 @@ def write_scores(con: ibis.BaseBackend, scores: pd.DataFrame, drivers: pd.DataFr
             assignment table is not created, and an existing one loses its rows of `as_ofs` (the scores replacing
             them carry no arm).
     """
-    tables = {"churn_scores": (scores, SCORES_SCHEMA), "churn_score_drivers": (drivers, DRIVERS_SCHEMA)}
+    tables = {SCORES_TABLE: (scores, SCORES_SCHEMA), DRIVERS_TABLE: (drivers, DRIVERS_SCHEMA)}
     if assignments is None and ASSIGNMENTS_TABLE in con.list_tables():
         assignments = pd.DataFrame(columns=ASSIGNMENTS_SCHEMA.names)
     if assignments is not None:
         tables[ASSIGNMENTS_TABLE] = (assignments, ASSIGNMENTS_SCHEMA)
-    replace_as_of_rows(con, tables, as_ofs, latest_view_of="churn_scores", before_commit=before_commit,
+    replace_as_of_rows(con, tables, as_ofs, latest_view_of=SCORES_TABLE, before_commit=before_commit,
                        add_missing=True)
 
 
@@ -430,9 +437,9 @@ def read_previous_scores(con: ibis.BaseBackend, as_of: date) -> tuple[date | Non
 
     A re-run of an as-of is compared with the rows it would replace. (None, None) when there is no such scoring.
     """
-    if "churn_scores" not in con.list_tables():
+    if SCORES_TABLE not in con.list_tables():
         return None, None
-    scores = con.table("churn_scores")
+    scores = con.table(SCORES_TABLE)
     newest = scores.filter(scores.as_of <= as_of).as_of.max().execute()
     if pd.isna(newest):
         return None, None
@@ -447,9 +454,9 @@ def read_previous_scorings(con: ibis.BaseBackend, as_ofs: list[date]) -> pd.Data
     Rows written before churn_scores had tier_since get it from the table's history, computed in the warehouse:
     the first as-of of the account's unbroken run of scorings in its tier. Empty when there is no such scoring.
     """
-    if "churn_scores" not in con.list_tables():
+    if SCORES_TABLE not in con.list_tables():
         return pd.DataFrame(columns=PREVIOUS_COLUMNS)
-    scores = con.table("churn_scores")
+    scores = con.table(SCORES_TABLE)
     dates = sorted(pd.to_datetime(scores.select("as_of").distinct().execute()["as_of"]).dt.date)
     replaced = set(as_ofs)
     wanted = sorted({max(earlier) for as_of in replaced

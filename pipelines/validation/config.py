@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features.contract import CONTRACT
+from serving.tables import FEATURES_TABLE, SCORES_TABLE
 
 Severity = Literal["error", "warn"]
 
@@ -44,12 +45,6 @@ class ValidationConfig(BaseModel):
                 if key in severities:
                     return severities[key]
         return "error"
-
-
-FEATURES_TABLE = "churn_features"
-
-
-SCORES_TABLE = "churn_scores"
 
 
 # Rule name → what it means. Severities in params are keyed by these names.

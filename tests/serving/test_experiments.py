@@ -24,7 +24,8 @@ from serving.experiments import (
     hold_out_actions,
 )
 from serving.score import ScoredModel, ScoringContext, score_accounts
-from serving.writeback import ASSIGNMENTS_TABLE, write_scores
+from serving.tables import ASSIGNMENTS_TABLE
+from serving.writeback import write_scores
 from tests.serving.test_scoring import FEATURES, SPECS, model_and_table  # noqa: F401 - the model fixture
 from tests.serving.test_writeback import _drivers, _scores
 
