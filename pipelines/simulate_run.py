@@ -8,11 +8,9 @@ from pipelines.config import Params, SimulateConfig
 from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.warehouse import connect_warehouse, redact_url, write_tables
-from serving.tables import DRIVERS_TABLE, FEATURES_TABLE, KPIS_LATEST_VIEW, KPIS_TABLE, LATEST_VIEW, SCORES_TABLE
+from serving.tables import OUTPUT_TABLES, OUTPUT_VIEWS
 
 SOURCE_TABLES = ("accounts", "subscriptions", "events", "users", "tickets", "surveys", "milestones", "cs_actions")
-OUTPUT_TABLES = (SCORES_TABLE, DRIVERS_TABLE, FEATURES_TABLE, KPIS_TABLE)
-OUTPUT_VIEWS = (LATEST_VIEW, KPIS_LATEST_VIEW)
 
 
 @dataclass(frozen=True)
@@ -56,6 +54,7 @@ def _fill(con, params: Params, config: SimulateConfig, progress: Progress, repla
                           f"event rows, {config.months} months")
     _note_vocabulary(params, config.profile, progress)
     with progress.stage("write warehouse") as info:
+        # The pipeline's outputs describe the company this replaces: scores, drift, arms, outcomes and effects.
         for name in OUTPUT_VIEWS:
             if name in existing:
                 con.drop_view(name)

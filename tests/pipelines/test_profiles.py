@@ -8,6 +8,7 @@ import contextlib
 from dataclasses import replace
 from datetime import date
 
+import duckdb
 import pandas as pd
 import pytest
 import yaml
@@ -18,6 +19,7 @@ from pipelines.config import ParamsError, load_params, merge_params
 from pipelines.synthetic.config import SimulationConfig
 from pipelines.synthetic.generate import generate_warehouse
 from pipelines.synthetic.profiles import DEMO, OPTIONAL_TABLES, PROFILES, get_profile
+from serving.tables import OUTPUT_TABLES, OUTPUT_VIEWS
 from tests.e2e import REPO, query, write_params
 
 SIZES = {  # small warehouses; the enterprise one needs its longer history for annual renewals
@@ -205,16 +207,23 @@ def test_each_profiles_warehouse_passes_validation(tmp_path, name, size):
     assert (set(OPTIONAL_TABLES) - get_profile(name).tables).isdisjoint(tables)
 
 
-def test_simulating_a_profile_without_tickets_drops_an_earlier_companys_tickets(tmp_path):
+def test_simulating_another_company_drops_the_earlier_ones_tickets_and_every_output(tmp_path):
+    """A profile without tickets leaves no earlier company's tickets behind; and no table or view a stage wrote
+    about the earlier company (scores, drift, arms, outcomes, effects) is left to mix with the new one."""
     params = write_params(tmp_path, {"simulate": {"accounts": 60, "months": 8}})
     with contextlib.chdir(tmp_path):
         assert CliRunner().invoke(app, ["--params", str(params), "simulate"]).exit_code == 0
+        with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+            for name in OUTPUT_TABLES:
+                con.execute(f"CREATE TABLE {name} AS SELECT 1 AS earlier")
+            for name in OUTPUT_VIEWS:
+                con.execute(f"CREATE VIEW {name} AS SELECT 1 AS earlier")
         result = CliRunner().invoke(app, ["--params", str(params), "--params", str(OVERLAYS / "self_serve.yaml"),
                                           "simulate", "--accounts", "60", "--months", "8"])
     assert result.exit_code == 0, result.output
     tables = set(query(tmp_path / "warehouse.duckdb", "SELECT table_name FROM information_schema.tables")["table_name"])
     assert "tickets" not in tables and "surveys" not in tables and "milestones" not in tables
-    assert "events" in tables
+    assert "events" in tables and not tables & {*OUTPUT_TABLES, *OUTPUT_VIEWS}
 
 
 def test_profile_params_files_never_move_the_warehouse_or_the_mlflow_store():
