@@ -39,7 +39,7 @@ class Simulation:
 
 
 # The warehouses the end-to-end modules share (each simulated once per session, then copied):
-TINY = Simulation(accounts=150, months=12, seed=7)     # enough to validate
+TINY = Simulation(accounts=150, months=12, seed=7)     # enough to validate and build features
 SMALL = Simulation(accounts=300, months=16, seed=11)   # enough to train and score
 MEDIUM = Simulation(accounts=400, months=18, seed=11)  # more labelled history: the gate, backtests, behaviour
 

@@ -18,8 +18,8 @@ import ibis.expr.types as ir
 
 from features.catalog import CATALOG
 from features.contract import CONTRACT, TableSpec
-from pipelines.validation.config import FEATURES_TABLE, SCORES_TABLE
 from serving.experiments import ARMS
+from serving.tables import FEATURES_TABLE, SCORES_TABLE
 from serving.writeback import SCORES_SCHEMA
 
 # Keys of the source tables; the other tables have none.

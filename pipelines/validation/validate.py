@@ -31,8 +31,6 @@ from pipelines.validation.gx import import_gx
 from pipelines.validation.page import write_validation_page
 from pipelines.validation.report import Failure, TableRun, ValidationFailed, ValidationReport, build_report
 from pipelines.validation.rules import (
-    FEATURES_TABLE,
-    SCORES_TABLE,
     UNTIL_DATA_END,
     Check,
     all_null_checked,
@@ -41,6 +39,7 @@ from pipelines.validation.rules import (
     source_checks,
 )
 from pipelines.warehouse import connect_warehouse, redact_url
+from serving.tables import FEATURES_TABLE, SCORES_TABLE
 
 __all__ = ["Failure", "ValidationConfig", "ValidationFailed", "ValidationReport", "run_validate",
            "validate_feature_table", "validate_scores", "validate_sources"]

@@ -12,15 +12,8 @@ import pandas as pd
 import pytest
 
 from pipelines.warehouse import connect_warehouse, write_tables
-from serving.writeback import (
-    ASSIGNMENTS_TABLE,
-    EFFECTS_TABLE,
-    MISSED_TABLE,
-    OUTCOME_SCHEMAS,
-    OUTCOMES_TABLE,
-    PERFORMANCE_TABLE,
-    write_outcomes,
-)
+from serving.tables import ASSIGNMENTS_TABLE, EFFECTS_TABLE, MISSED_TABLE, OUTCOMES_TABLE, PERFORMANCE_TABLE
+from serving.writeback import OUTCOME_SCHEMAS, write_outcomes
 from tests.conftest import fresh_postgres_schema
 from tests.e2e import churn, write_params
 from tests.pipelines.outcome_warehouse import OVERRIDES, cs_actions, source_tables, write_history

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from pipelines.errors import StageError
-from pipelines.features_run import FEATURES_TABLE, _count, write_features
+from pipelines.features_run import _count, write_features
+from serving.tables import FEATURES_TABLE
 from tests.e2e import TINY
 
 OLD = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",

@@ -13,13 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.writeback import (
-    EFFECTS_TABLE,
-    MISSED_TABLE,
-    OUTCOMES_TABLE,
-    PERFORMANCE_TABLE,
-    write_outcomes,
-)
+from serving.tables import EFFECTS_TABLE, MISSED_TABLE, OUTCOMES_TABLE, PERFORMANCE_TABLE
+from serving.writeback import write_outcomes
 from tests.e2e import WAREHOUSE, churn, query, write_params
 from tests.pipelines.outcome_warehouse import AUG, JUL, OCT, OVERRIDES, SEP, cs_actions, source_tables, write_history
 

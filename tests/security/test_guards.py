@@ -115,8 +115,8 @@ def test_training_runs_log_no_connection_string(trained):
 
 
 def test_a_champion_whose_files_are_gone_stops_scoring_but_not_training(trained, tmp_path):
-    # Its own store (the shared one's artifacts must stay), the same warehouse.
-    params = _write_params(tmp_path, trained.warehouse)
+    # Its own store (the shared one's artifacts must stay) and its own copy of the warehouse (it scores).
+    params = _write_params(tmp_path, Path(shutil.copy(trained.warehouse, tmp_path / WAREHOUSE)))
     churn(params, "train")
     shutil.rmtree(tmp_path / "mlruns" / "models")
     _one_error_line(invoke(params, "score"), "churn-lightgbm v1 (champion): its model files cannot be loaded",
