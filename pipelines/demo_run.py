@@ -15,6 +15,7 @@ from pipelines.scoring_run import ScoreResult, run_score
 from pipelines.simulate_run import run_simulate
 from pipelines.training_run import TrainResult, run_train
 from pipelines.warehouse import check_writable
+from serving.tables import KPIS_TABLE, SCORES_TABLE
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class DemoResult:
 def run_demo(params: Params, progress: Progress) -> DemoResult:
     """Simulate the warehouse `params.simulate` describes, train, score the latest as-of, compute the KPIs, judge
     the playbook experiments the simulated CS team logged in cs_actions, and write the report."""
-    check_writable(params, "the simulated source tables, churn_scores, churn_kpis and the outcome tables")
+    check_writable(params, f"the simulated source tables, {SCORES_TABLE}, {KPIS_TABLE} and the outcome tables")
     start = time.perf_counter()
     run_simulate(params, params.simulate, progress)
     trained = run_train(params, progress)

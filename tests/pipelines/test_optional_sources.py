@@ -96,8 +96,8 @@ def test_picked_event_names_are_kept_in_the_model_and_scoring_needs_every_one(tr
 
     # On a copy of the warehouse (the other tests keep theirs), with the module's MLflow store.
     shutil.copy(trained.project.warehouse, tmp_path / WAREHOUSE)
-    copy = Project(tmp_path, Project(tmp_path, trained.lean).variant("lean.yaml", {
-        "warehouse.url": f"duckdb://{tmp_path / WAREHOUSE}"}))
+    lean = Project(tmp_path, trained.lean).variant("lean.yaml", {"warehouse.url": f"duckdb://{tmp_path / WAREHOUSE}"})
+    copy = Project(tmp_path, lean)
     # Params that would pick other names now do not matter: scoring computes the model's features.
     churn(copy.variant("other.yaml", {"features.event_mix": {"top": 1}}), "score")
     drivers = copy.query("SELECT DISTINCT feature FROM churn_score_drivers")["feature"]
