@@ -144,7 +144,7 @@ def run_features(params: Params, as_of: date | None, progress: Progress) -> Feat
         frame, feature_set = build_feature_frame(params, wh, dates, progress, vocabulary)
     schema = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
                           **{s.name: "string" if s.is_categorical else "float64" for s in feature_set.specs}})
-    with progress.stage("write churn_features") as info, open_writer(params) as con:
+    with progress.stage("write churn_features") as info, open_writer(params, FEATURES_TABLE) as con:
         stale = write_features(con, frame, schema, dates, single=as_of is not None)
         info["detail"] = (f"{len(frame):,} rows for {len(dates)} as-of dates"
                           + (" (rebuilt: its columns were another feature set's)" if stale else ""))

@@ -169,7 +169,7 @@ def _check_inputs(params: Params, progress: Progress) -> None:
 
 
 def _publish(params: Params, frame: pd.DataFrame) -> None:
-    with open_writer(params) as con:
+    with open_writer(params, KPIS_TABLE) as con:
         try:
             write_kpis(con, frame)
         except Exception as exc:  # the engine refused (e.g. a table where the view goes): rolled back, one line

@@ -234,9 +234,13 @@ def describe_effects(result: OutcomesResult) -> list[str]:
     return lines
 
 
+# What `churn outcomes` writes, for the refusal of an engine the write-back cannot write.
+WRITES = f"{OUTCOMES_TABLE}, {PERFORMANCE_TABLE}, {EFFECTS_TABLE} and {MISSED_TABLE}"
+
+
 def run_outcomes(params: Params, progress: Progress) -> OutcomesResult:
     """Judge every scoring whose horizon plus grace has passed and replace the four outcome tables."""
-    check_writable(params, f"{OUTCOMES_TABLE}, {PERFORMANCE_TABLE}, {EFFECTS_TABLE} and {MISSED_TABLE}")
+    check_writable(params, WRITES)
     run_validate(params, params.validation, progress, datetime.now()).raise_for_errors()
     notes: list[str] = []
     with open_warehouse(params, progress, read_only=True) as wh:
@@ -252,7 +256,7 @@ def run_outcomes(params: Params, progress: Progress) -> OutcomesResult:
     for as_of, known in pending:
         progress.note(f"scoring of {as_of} pending: its outcome is known once the data reaches {known} "
                       f"(label.horizon_days + label.grace_days after it)")
-    with progress.stage("write outcomes") as info, open_writer(params) as con:
+    with progress.stage("write outcomes") as info, open_writer(params, WRITES) as con:
         write_outcomes(con, tables)
         info["detail"] = f"{len(tables)} tables replaced in one transaction"
     effects = tables[EFFECTS_TABLE]

@@ -26,7 +26,7 @@ from serving.experiments import HOLDOUT, assignment_rows
 from serving.explain import BENCHMARKS_ARTIFACT, Benchmarks
 from serving.history import chain_history
 from serving.score import ScoredModel, ScoringContext, check_features_available, score_accounts
-from serving.tables import DRIFT_TABLE, DRIVERS_TABLE, SCORES_TABLE
+from serving.tables import ASSIGNMENTS_TABLE, DRIFT_TABLE, DRIVERS_TABLE, SCORES_TABLE
 from serving.writeback import (
     add_missing_columns,
     read_previous_scores,
@@ -185,10 +185,14 @@ def _describe_experiment(assignments: pd.DataFrame | None) -> str:
             f"{assignments['playbook'].nunique()} playbooks)")
 
 
+# What `churn score` writes, for the refusal of an engine the write-back cannot write.
+WRITES = f"{SCORES_TABLE}, {DRIVERS_TABLE}, {DRIFT_TABLE} and (with experiments on) {ASSIGNMENTS_TABLE}"
+
+
 def run_score(params: Params, progress: Progress, as_of: date | None = None,
               allow_drift: bool = False) -> ScoreResult:
     """Score every account active at `as_of` (default: the latest the data supports) and publish the scores."""
-    check_writable(params, f"{SCORES_TABLE} and {DRIVERS_TABLE}")
+    check_writable(params, WRITES)
     with progress.stage("load champion") as info:
         if not store_exists(params.mlflow):
             raise StageError(f"mlflow.tracking_uri: no MLflow store at {params.mlflow.tracking_uri} (nothing was "
@@ -214,7 +218,7 @@ def run_score(params: Params, progress: Progress, as_of: date | None = None,
         drift = _guard_drift(params, batch, progress)
         publish = allow_drift or not stop_reasons(drift)
         scores, drivers = _predict(params, batch, progress) if publish else (None, None)
-    with open_writer(params) as con:
+    with open_writer(params, WRITES) as con:
         _record_drift(con, drift, batch)
         _stop_on_drift(drift, allow_drift, progress)
         validate_scores(scores, params.scoring.tier_names, params.validation).raise_for_errors()

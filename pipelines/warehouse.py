@@ -163,9 +163,17 @@ def warehouse_location(url: str) -> str:
 
 
 @contextmanager
-def open_writer(params: Params) -> Iterator[ibis.BaseBackend]:
+def open_writer(params: Params, writes: str) -> Iterator[ibis.BaseBackend]:
     """A connection for a stage's write-back only, opened after its reading connection closed (DuckDB allows one
-    configuration per file in a process) and closed when the block ends."""
+    configuration per file in a process) and closed when the block ends.
+
+    Stages call `check_writable` with the same `writes` before their work, so that an engine the write-back cannot
+    write is refused at once; checking again here keeps a stage that forgot it from writing half its tables.
+
+    Raises:
+        WarehouseError: the warehouse is an engine the write-back cannot write (`check_writable`).
+    """
+    check_writable(params, writes)
     con = connect_warehouse(params.warehouse.url, params.warehouse.threads)
     try:
         yield con

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 from pipelines.config import ParamsError, load_params
-from pipelines.warehouse import WarehouseError, connect_warehouse, redact_url
+from pipelines.warehouse import WarehouseError, connect_warehouse, open_writer, redact_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +53,8 @@ def test_environment_overrides_the_warehouse_url(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("command, tables", [
-    ("score", "churn_scores and churn_score_drivers"), ("features", "churn_features"), ("kpis", "churn_kpis"),
+    ("score", "churn_scores, churn_score_drivers, churn_drift and (with experiments on) churn_playbook_assignments"),
+    ("features", "churn_features"), ("kpis", "churn_kpis"),
     ("outcomes", "churn_outcomes, churn_model_performance, churn_playbook_effects and churn_missed"),
     ("demo", "the simulated source tables, churn_scores, churn_kpis and the outcome tables")])
 def test_a_command_that_writes_to_spark_is_refused_before_any_work(tmp_path, monkeypatch, command, tables):
@@ -72,6 +73,16 @@ def test_a_command_that_writes_to_spark_is_refused_before_any_work(tmp_path, mon
         "not supported yet (no temporary tables or transactions to replace rows in); validate and train run on "
         "Spark"]
     assert not (tmp_path / "mlruns.db").exists() and not (tmp_path / "reports").exists()
+
+
+def test_the_writer_itself_refuses_an_engine_it_cannot_write(tmp_path, monkeypatch):
+    """Each writing stage refuses Spark before its work; the writer refuses too, before connecting, so a stage that
+    forgot the first refusal still writes nothing."""
+    monkeypatch.setenv("CHURN_WAREHOUSE_URL", "pyspark://")
+    params = load_params(_write(tmp_path, {}))
+    refused = pytest.raises(WarehouseError, match=r"^warehouse\.url pyspark://: this command writes churn_x to the ")
+    with refused, open_writer(params, "churn_x"):
+        pytest.fail("the writer opened a connection to Spark")
 
 
 def test_credentials_never_appear_in_warehouse_errors():
