@@ -24,7 +24,7 @@ POSTGRES_URL_ENV = "CHURN_TEST_POSTGRES_URL"
 
 # Modules with a test of these marks take from ten seconds to two minutes each.
 _LONG_MARKS = ("slow", "spark", "postgres")
-# ... and these, of many short cases or of a property test building the features twenty times, a minute each.
+# ... and these, of many short cases or of a property test building the features twelve times, most of a minute each.
 _LONG_MODULES = ("test_point_in_time.py", "test_bad_inputs.py")
 
 
