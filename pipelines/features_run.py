@@ -22,7 +22,7 @@ from features.vocabulary import EventVocabulary, find_absent_events, pick_event_
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
-from pipelines.warehouse import Warehouse, check_writable, open_warehouse, open_writer
+from pipelines.warehouse import Warehouse, check_writable, count_of, open_warehouse, open_writer
 from serving.tables import FEATURES_TABLE
 from serving.writeback import ROW_KEYS, WriteRefused, describe_schema_problems, rebuild_table, replace_as_of_rows
 
@@ -52,7 +52,7 @@ def build_feature_frame(params: Params, wh: Warehouse, as_of_dates: list[date], 
         grid = build_snapshots(wh.sources, as_of_dates, params.label, wh.data_end,
                                params.snapshots.include_trials).cache()
         counts = grid.aggregate(rows=grid.count(), labelled=grid.label.notnull().sum(),
-                                churned=grid.label.sum()).execute().iloc[0].map(_count)
+                                churned=grid.label.sum()).execute().iloc[0].map(count_of)
         info["detail"] = (f"{counts.rows:,} rows, {len(as_of_dates)} as-of dates, "
                           f"{counts.labelled:,} labelled, {counts.churned:,} churned")
     # The grid is materialised once and read by every feature group. It is dropped here, while the connection is
@@ -63,12 +63,6 @@ def build_feature_frame(params: Params, wh: Warehouse, as_of_dates: list[date], 
         return _features_on_grid(params, wh, grid, counts, as_of_dates, vocabulary, progress)
     finally:
         grid.release()
-
-
-def _count(value) -> int:
-    """A count from the warehouse: the sum of no label (every as-of unlabelled, as at scoring) is SQL NULL, which
-    DuckDB gives as None and Spark as NaN."""
-    return 0 if pd.isna(value) else int(value)
 
 
 def grid_vocabulary(params: Params, wh: Warehouse) -> EventVocabulary | None:

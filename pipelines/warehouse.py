@@ -49,6 +49,12 @@ def check_writable(params: Params, writes: str) -> None:
                              f"replace rows in); validate and train run on {_UNWRITABLE[scheme]}")
 
 
+def count_of(value) -> int:
+    """A count the warehouse returned, as an int. A SUM over no rows (an empty table, an as-of without labels) is
+    SQL NULL, which DuckDB gives as None and Spark as NaN: that is 0."""
+    return 0 if pd.isna(value) else int(value)
+
+
 def redact_url(url: str, text: str | None = None) -> str:
     """The URL (or a message about it) with its password and secret query values replaced by ***, safe to print."""
     return redact(url if text is None else text, password_forms(url))

@@ -27,6 +27,7 @@ from pipelines.validation.rules import (
     nonfinite,
     uncastable,
 )
+from pipelines.warehouse import count_of
 
 Execute = Callable[[ir.Expr], pd.DataFrame]
 
@@ -132,9 +133,9 @@ def measure(view: ir.Table, checks: list[Check], checked: set[str], max_rows: in
     aggregates = {"rows": view.count(), **{f"_values_{j}": _count_values(view, c) for j, c in enumerate(columns)},
                   **{f"_failing_{i}": c.failing(view).sum() for i, c in row_checks.items()}}
     found = execute(view.aggregate(**aggregates)).iloc[0]
-    counts = {i: int(found[f"_failing_{i}"] or 0) for i in row_checks}
-    rows = int(found["rows"])
-    profile = pd.DataFrame({"column": columns, "values": [int(found[f"_values_{j}"] or 0) for j in range(len(columns))],
+    counts = {i: count_of(found[f"_failing_{i}"]) for i in row_checks}
+    rows = count_of(found["rows"])
+    profile = pd.DataFrame({"column": columns, "values": [count_of(found[f"_values_{j}"]) for j in range(len(columns))],
                             "rows": rows, "checked": [c in checked for c in columns]})
     failing = [i for i, n in counts.items() if n]
     capped = sum(counts[i] for i in failing) > max_rows

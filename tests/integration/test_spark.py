@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import ibis
 import pytest
+import yaml
+from typer.testing import CliRunner
 
+from pipelines.cli import app
 from pipelines.simulate_run import SOURCE_TABLES
 from pipelines.synthetic.config import SimulationConfig
 from pipelines.synthetic.generate import generate_warehouse
 from pipelines.warehouse import connect_warehouse, prepare_backend, write_tables
-from tests.integration.conftest import assert_same_features, churn, features_of, small_params, write_params
+from tests.integration.conftest import assert_same_features, features_of, small_params, yaml_params
 
 pyspark_sql = pytest.importorskip(
     "pyspark.sql", reason="pyspark is not installed; the Spark test needs the `spark` extra: pip install -e '.[spark]'")
@@ -82,9 +85,21 @@ def test_spark_computes_the_same_feature_table_as_duckdb(spark, warehouses):
 
 def test_the_url_pyspark_uses_the_running_session_and_leaves_it_running(spark, warehouses, tmp_path):
     """`warehouse.url: pyspark://` attaches to the process's Spark session, as on a cluster; a stage's disconnect
-    must not stop it, or the next stage (and a Databricks notebook) loses it."""
-    params = write_params(tmp_path / "params.yaml", "pyspark://", tmp_path / "mlruns")
-    assert "contract satisfied" in churn(params, "validate")
+    must not stop it, or the next stage (and a Databricks notebook) loses it.
+
+    Validation runs there on every table, with tickets mapped to an empty copy: Spark gives a SUM over no rows as
+    NaN (not None, as DuckDB), and validation stopped on "cannot convert float NaN to integer"; now the empty table
+    is its one error, and every other table passes."""
+    spark.table("tickets").limit(0).write.mode("overwrite").saveAsTable("tickets_empty")
+    settings = yaml_params("pyspark://", tmp_path / "mlruns")
+    settings["sources"]["tickets"] = {"table": "tickets_empty"}
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(settings))
+    result = CliRunner().invoke(app, ["--params", str(params), "validate"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit | None), \
+        result.output + repr(result.exception)
+    assert result.output.strip().splitlines()[-1] == ("error: validation: 1 error-level failure(s): tickets "
+                                                      "not_empty (at least one row) fails on 1: 0 rows")
     # The stage has disconnected: the session still answers, as the next stage (or the notebook) needs it to
     # (a stopped session raises here).
     assert spark.table("accounts").count() == warehouses.simulate.accounts

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from pipelines.errors import StageError
-from pipelines.features_run import _count, write_features
+from pipelines.features_run import write_features
+from pipelines.warehouse import count_of
 from serving.tables import FEATURES_TABLE
 from tests.e2e import TINY
 
@@ -138,10 +139,11 @@ def test_a_rebuild_another_run_already_made_while_this_one_waited_goes_through(p
     pd.testing.assert_frame_equal(after, _frame(NEW)[list(NEW.names)], check_dtype=False)
 
 
-def test_the_grid_counts_read_a_sum_over_no_label_as_zero():
-    # Scoring's as-of has no label: SUM over it is NULL, given as None by DuckDB and as NaN by Spark (which made
-    # `churn score` on Spark stop with "cannot convert float NaN to integer").
-    assert [_count(v) for v in (None, float("nan"), pd.NA, 3.0, 7)] == [0, 0, 0, 3, 7]
+def test_counts_read_a_sum_over_no_rows_as_zero():
+    # Scoring's as-of has no label, an empty table no failing rows: SUM over them is NULL, given as None by DuckDB
+    # and as NaN by Spark (which made `churn score`, and `churn validate` of an empty table, stop on Spark with
+    # "cannot convert float NaN to integer").
+    assert [count_of(v) for v in (None, float("nan"), pd.NA, 3.0, 7)] == [0, 0, 0, 3, 7]
 
 
 def test_a_view_named_churn_features_is_one_line_and_stays(duckdb_con):
