@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.contract import CONTRACT
 from pipelines.errors import StageError
 from pipelines.validation.config import ValidationConfig
 from pipelines.validation.engine import Measured
@@ -103,7 +104,20 @@ class ValidationReport:
             return self
         named = "; ".join(f.describe() for f in self.errors[:5])
         more = f"; and {len(self.errors) - 5} more" if len(self.errors) > 5 else ""
-        raise ValidationFailed(f"validation: {len(self.errors)} error-level failure(s): {named}{more}")
+        raise ValidationFailed(f"validation: {len(self.errors)} error-level failure(s): {named}{more}"
+                               + _switch_off_hint(self.errors))
+
+
+def _switch_off_hint(errors: list[Failure]) -> str:
+    """For optional source tables that are empty: how to run without them, if the company has no such data yet
+    (an empty table from a failed load is the other reason, and the failure says which table to look at)."""
+    empty = [f.table for f in errors
+             if f.rule == "not_empty" and f.table in CONTRACT and not CONTRACT[f.table].required]
+    if not empty:
+        return ""
+    lines = " and ".join(f"`{name}: null`" for name in empty)
+    return (f"; {', '.join(empty)} {'is' if len(empty) == 1 else 'are'} optional: without such data yet, put "
+            f"{lines} under `sources:` in params.yaml to run without {'it' if len(empty) == 1 else 'them'}")
 
 
 def _align(row: tuple[str, ...], widths: list[int]) -> str:

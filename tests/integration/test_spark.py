@@ -98,8 +98,10 @@ def test_the_url_pyspark_uses_the_running_session_and_leaves_it_running(spark, w
     result = CliRunner().invoke(app, ["--params", str(params), "validate"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit | None), \
         result.output + repr(result.exception)
-    assert result.output.strip().splitlines()[-1] == ("error: validation: 1 error-level failure(s): tickets "
-                                                      "not_empty (at least one row) fails on 1: 0 rows")
+    assert result.output.strip().splitlines()[-1] == (
+        "error: validation: 1 error-level failure(s): tickets not_empty (at least one row) fails on 1: 0 rows; "
+        "tickets is optional: without such data yet, put `tickets: null` under `sources:` in params.yaml to run "
+        "without it")
     # The stage has disconnected: the session still answers, as the next stage (or the notebook) needs it to
     # (a stopped session raises here).
     assert spark.table("accounts").count() == warehouses.simulate.accounts

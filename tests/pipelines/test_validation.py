@@ -156,6 +156,20 @@ def test_an_empty_events_table_fails_once_without_all_null_noise(load_tables):
     assert [(f.table, f.rule, f.examples) for f in report.rows] == [("events", "not_empty", ("0 rows",))]
 
 
+def test_an_empty_optional_table_says_how_to_run_without_it(load_tables):
+    empty = {name: good_tables()[name].iloc[:0] for name in ("tickets", "surveys")}
+    report = validate(load_tables, **empty)
+    assert [(f.table, f.rule) for f in report.errors] == [("tickets", "not_empty"), ("surveys", "not_empty")]
+    with pytest.raises(ValidationFailed) as failed:
+        report.raise_for_errors()
+    assert str(failed.value).endswith("; tickets, surveys are optional: without such data yet, put `tickets: null` "
+                                      "and `surveys: null` under `sources:` in params.yaml to run without them")
+    # A required table has no such way out.
+    with pytest.raises(ValidationFailed) as failed:
+        validate(load_tables, events=good_tables()["events"].iloc[:0]).raise_for_errors()
+    assert "null" not in str(failed.value)
+
+
 def test_a_timestamp_within_the_tolerance_passes_and_time_zones_are_compared_in_utc(load_tables):
     stamps = ts("2024-03-01", "2025-01-01 20:00", "2024-03-05", "2024-04-01")
     con = load_tables(**(good_tables() | {"events": with_rows("events", event_at=stamps.dt.tz_localize("UTC"))}))
