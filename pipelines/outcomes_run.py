@@ -18,7 +18,7 @@ from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
 from pipelines.validation.validate import run_validate
-from pipelines.warehouse import Warehouse, check_writable, open_warehouse, open_writer
+from pipelines.warehouse import Warehouse, check_writable, naive_utc, open_warehouse, open_writer
 from serving.effects import ALL, INTENT_TO_TREAT, estimate_effects, first_exposures
 from serving.outcomes import (
     VALIDATION_METRICS,
@@ -101,13 +101,13 @@ def _labels(params: Params, wh: Warehouse, as_ofs: list[date]) -> pd.DataFrame:
                                            params.snapshots.include_trials)
     state = compute_subscription_state(wh.sources, population.select("account_id", "as_of"))
     joined = population.join(state, ["account_id", "as_of"]).select(columns)
-    return joined.execute()
+    return naive_utc(joined.execute())
 
 
 def _read_inputs(params: Params, wh: Warehouse, progress: Progress) -> tuple[OutcomeInputs, list, list]:
     with progress.stage("read scores") as info:
         scores = _read_scores(wh.con)
-        actions = wh.sources["cs_actions"].execute() if wh.sources.has("cs_actions") else None
+        actions = naive_utc(wh.sources["cs_actions"].execute()) if wh.sources.has("cs_actions") else None
         grid = build_as_of_dates(params.snapshots, wh.data_start, wh.data_end, 0)
         recorded = arms_from_actions(actions, grid)
         if scores is None and recorded.empty:
@@ -124,7 +124,7 @@ def _read_inputs(params: Params, wh: Warehouse, progress: Progress) -> tuple[Out
     with progress.stage("labels") as info:
         judged = sorted(set(matured) | set(recorded["as_of"]))
         labels = _labels(params, wh, judged)
-        churns = compute_churn_dates(wh.sources, params.label, wh.data_end).execute()
+        churns = naive_utc(compute_churn_dates(wh.sources, params.label, wh.data_end).execute())
         info["detail"] = (f"{len(labels):,} account-as-ofs over {len(judged)} as-ofs, {len(churns):,} known churns "
                           f"by {wh.data_end:%Y-%m-%d}")
     inputs = OutcomeInputs(scores=scores, assignments=_read_assignments(wh.con, matured), actions=actions,

@@ -55,6 +55,13 @@ def count_of(value) -> int:
     return 0 if pd.isna(value) else int(value)
 
 
+def naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its time-zone-aware columns in UTC without the zone, as the pipeline compares every time: a
+    warehouse may keep `timestamptz` columns, which pandas refuses to compare with the plain as-of dates."""
+    aware = [c for c in frame.columns if isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
+    return frame.assign(**{c: frame[c].dt.tz_convert("UTC").dt.tz_localize(None) for c in aware})
+
+
 def redact_url(url: str, text: str | None = None) -> str:
     """The URL (or a message about it) with its password and secret query values replaced by ***, safe to print."""
     return redact(url if text is None else text, password_forms(url))

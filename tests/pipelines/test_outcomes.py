@@ -8,6 +8,7 @@ import json
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -154,6 +155,23 @@ def test_a_second_run_writes_the_same_rows(judged, tmp_path):
     for name in TABLES:
         after = _table(root, name, KEYS[name]).drop(columns="computed_at")
         pd.testing.assert_frame_equal(after, before[name])
+
+
+def test_time_zone_aware_columns_give_the_same_outcomes(judged, tmp_path):
+    """A warehouse keeping `timestamptz` (the same instants, in UTC) is judged the same: pandas refused to compare
+    such a cs_actions.done_at with the as-of dates (a traceback)."""
+    _project(tmp_path, cs_actions())
+    with duckdb.connect(str(tmp_path / WAREHOUSE)) as con:
+        for table, column in con.sql("SELECT table_name, column_name FROM information_schema.columns "
+                                     "WHERE data_type = 'TIMESTAMP' AND table_name NOT LIKE 'churn_%'").fetchall():
+            con.execute(f'ALTER TABLE {table} ALTER "{column}" TYPE TIMESTAMPTZ USING "{column}" AT TIME ZONE \'UTC\'')
+        assert ("cs_actions", "done_at") in con.sql("SELECT table_name, column_name FROM information_schema.columns "
+                                                    "WHERE data_type LIKE 'TIMESTAMP WITH TIME ZONE'").fetchall()
+    churn(tmp_path / "params.yaml", "outcomes")
+    root, _ = judged
+    for name in TABLES:
+        pd.testing.assert_frame_equal(_table(tmp_path, name, KEYS[name]).drop(columns="computed_at"),
+                                      _table(root, name, KEYS[name]).drop(columns="computed_at"))
 
 
 def test_a_failed_write_leaves_every_outcome_table_as_it_was(judged, tmp_path):
