@@ -55,7 +55,9 @@ def validate_sources(sources: Sources, config: ValidationConfig, reference_time:
 
     Raises:
         ContractError: on an engine without a lenient cast (PostgreSQL), a column holds a value that does not cast
-            to the contract's type; the message names the table, the column and the value.
+            to the contract's type (the message names the table, the column and the value); or the engine fails to
+            read a table otherwise, e.g. a cast inside the table's `sql:` mapping (the message names the table and
+            gives the engine's first line).
     """
     accounts = source_view(sources, "accounts", None) if "accounts" in sources.tables else None
     units = []
@@ -70,7 +72,9 @@ def validate_sources(sources: Sources, config: ValidationConfig, reference_time:
             measured = measure(view, checks, checked, config.max_failing_rows, _run)
         except Exception as exc:
             _raise_cast_failure(name, sources[name], exc)
-            raise
+            raise ContractError(f"table {name}: the warehouse fails to read it ({type(exc).__name__}: "
+                                f"{str(exc).strip().splitlines()[0]}); a `sql:` mapping under sources.{name} runs "
+                                "here first, its own casts included") from exc
         units.append(TableRun(name, checks, measured))
     return build_report(units, config)
 

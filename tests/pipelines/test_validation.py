@@ -14,6 +14,7 @@ from rich.console import Console
 
 import pipelines.validation.report as validation_report
 import pipelines.validation.validate as validation
+from features.config import SourceTable
 from features.sources import ContractError, load_sources
 from pipelines.config import Params, WarehouseConfig
 from pipelines.progress import Progress
@@ -397,3 +398,12 @@ def test_postgres_gives_the_same_failures_and_names_a_value_that_does_not_cast(p
     postgres_con.create_table("subscriptions", with_rows("subscriptions", mrr=["100", "lots", "0"]), overwrite=True)
     with pytest.raises(ContractError, match=r"table subscriptions: column mrr .* \(rule castable\).*lots"):
         validate_sources(load_sources(postgres_con, {}), CONFIG, NOW)
+
+    # A cast inside a `sql:` mapping fails on a row (it stopped validation with psycopg's traceback): one line.
+    postgres_con.create_table("subscriptions", good_tables()["subscriptions"], overwrite=True)
+    postgres_con.create_table("tickets_raw", with_rows("tickets", created_at=["2024-03-01", "n/a"]))
+    mapped = {"tickets": SourceTable(sql="SELECT ticket_id, account_id, CAST(created_at AS timestamp) AS created_at, "
+                                         "resolved_at, csat FROM tickets_raw")}
+    with pytest.raises(ContractError, match=r'^table tickets: the warehouse fails to read it \(InvalidDatetimeFormat: '
+                                            r'invalid input syntax for type timestamp: "n/a"\); a `sql:` mapping'):
+        validate_sources(load_sources(postgres_con, mapped), CONFIG, NOW)
