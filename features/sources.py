@@ -72,7 +72,7 @@ def load_sources(con: ibis.BaseBackend, sources: SourcesConfig) -> Sources:
             that `sources` names but the warehouse lacks.
     """
     check_sources_config(sources)
-    existing = {name.lower(): name for name in con.list_tables()}
+    existing = con.list_tables()
     tables: dict[str, ir.Table] = {}
     missing: list[str] = []
     problems: list[str] = []
@@ -112,7 +112,24 @@ class _AbsentOptional(ContractError):
     """An optional table that the mapping names but the warehouse lacks."""
 
 
-def _open_source(con, name: str, source: SourceTable, existing: dict[str, str], explicit: bool):
+def find_name(wanted: str, names: list[str], what: str) -> str | None:
+    """The name in `names` that `wanted` means: itself, else the one that differs only in case (warehouses fold the
+    case of unquoted names: `Accounts` is `accounts` to most of them); None when there is none.
+
+    Raises:
+        ContractError: several names differ from `wanted` only in case, and none is exactly it (`what` says where,
+            e.g. "sources.accounts.table: table").
+    """
+    if wanted in names:
+        return wanted
+    matches = [n for n in names if n.lower() == wanted.lower()]
+    if len(matches) > 1:
+        raise ContractError(f"{what} {wanted!r} matches {' and '.join(map(repr, sorted(matches)))}, which differ "
+                            "only in case: give the one you mean exactly")
+    return matches[0] if matches else None
+
+
+def _open_source(con, name: str, source: SourceTable, existing: list[str], explicit: bool):
     if source.sql is not None:
         try:
             query = readonly_query(source.sql, con.dialect)
@@ -124,14 +141,15 @@ def _open_source(con, name: str, source: SourceTable, existing: dict[str, str], 
             raise ContractError(f"sources.{name}.sql: the query does not run: {str(exc).splitlines()[0]}") from None
     wanted = source.table
     if "." not in wanted:
-        if wanted.lower() not in existing:
+        found = find_name(wanted, existing, f"sources.{name}.table: table")
+        if found is None:
             if explicit and CONTRACT[name].required:
                 raise ContractError(f"sources.{name}.table: table {wanted!r} does not exist in the warehouse")
             if explicit:
                 raise _AbsentOptional(f"sources.{name}.table: table {wanted!r} does not exist in the warehouse")
             return None
         try:
-            return con.table(existing[wanted.lower()])
+            return con.table(found)
         except Exception as exc:  # e.g. a view over a table that was dropped
             detail = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
             raise ContractError(f"sources.{name}.table: table {wanted!r} is listed but cannot be read (is it a view "
@@ -146,11 +164,14 @@ def _open_source(con, name: str, source: SourceTable, existing: dict[str, str], 
 
 def _canonical_columns(name: str, raw: ir.Table, spec: TableSpec, source: SourceTable):
     """(the canonical selection, absent optional columns, problems with required or mapped columns)."""
-    present = {c.lower(): c for c in raw.columns}
     selected, absent, problems = {}, [], []
     for column in spec.columns:
         mapped = source.columns.get(column.name)
-        actual = present.get((mapped or column.name).lower())
+        try:
+            actual = find_name(mapped or column.name, list(raw.columns), f"table {name}: column")
+        except ContractError as exc:
+            problems.append(str(exc))
+            continue
         if actual is None:
             if mapped is not None:
                 problems.append(f"table {name}: column {column.name} is mapped to {mapped!r}, "

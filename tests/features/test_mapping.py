@@ -85,3 +85,28 @@ def test_every_mapping_problem_is_named_in_one_message_with_the_line_to_switch_o
         "  tickets: null",
         "  surveys: null",
     ]
+
+
+
+@pytest.mark.postgres
+def test_a_name_is_matched_exactly_before_case_and_never_among_several_case_variants(postgres_con):
+    """On PostgreSQL `Accounts` and `accounts` may both exist (quoted names; DuckDB allows only one): the mapped
+    one is read, not whichever the warehouse lists last; when neither is exactly the name asked for, which one is
+    meant is not guessed."""
+    for name, frame in {"accounts": tiny_accounts("a"), "subscriptions": SUBS, "events": _events(EVENTS),
+                        "Accounts": tiny_accounts("b").rename(columns={"created_at": "CreatedAt"})}.items():
+        postgres_con.create_table(name, frame)
+    chosen = load_sources(postgres_con, {"accounts": SourceTable(table="Accounts",
+                                                                 columns={"created_at": "CreatedAt"})})
+    assert chosen["accounts"].account_id.execute().tolist() == ["b"]
+    assert load_sources(postgres_con, {})["accounts"].account_id.execute().tolist() == ["a"]
+    with pytest.raises(ContractError, match=r"^sources\.accounts\.table: table 'ACCOUNTS' matches 'Accounts' and "
+                                            r"'accounts', which differ only in case: give the one you mean exactly$"):
+        load_sources(postgres_con, {"accounts": SourceTable(table="ACCOUNTS")})
+    # The same for columns: `Created_At` and `created_at` both in one table.
+    postgres_con.create_table("accounts", tiny_accounts("a").assign(Created_At=ts("2023-01-01")), overwrite=True)
+    created = load_sources(postgres_con, {})["accounts"].created_at.execute()
+    assert created.tolist() == tiny_accounts("a").created_at.tolist()
+    with pytest.raises(ContractError, match=r"^table accounts: column 'CREATED_AT' matches 'Created_At' and "
+                                            r"'created_at', which differ only in case"):
+        load_sources(postgres_con, {"accounts": SourceTable(table="accounts", columns={"created_at": "CREATED_AT"})})
