@@ -27,7 +27,7 @@ from pipelines.validation.rules import (
     nonfinite,
     uncastable,
 )
-from pipelines.warehouse import count_of
+from pipelines.warehouse import count_of, naive_utc
 
 Execute = Callable[[ir.Expr], pd.DataFrame]
 
@@ -146,7 +146,9 @@ def measure(view: ir.Table, checks: list[Check], checked: set[str], max_rows: in
     else:
         share = max(max_rows // len(failing), 1)
         fetched = pd.concat([execute(_first(view, row_checks[i], share)) for i in failing], ignore_index=True)
-    return Measured(profile=profile, rows=fetched, counts=counts, capped=capped)
+    # In UTC without the zone, as the engine compared them: pandas (in GX) cannot compare a `timestamptz` column
+    # with a plain one, as a pair rule does (end_at after start_at).
+    return Measured(profile=profile, rows=naive_utc(fetched), counts=counts, capped=capped)
 
 
 def _empty(view: ir.Table) -> pd.DataFrame:

@@ -181,6 +181,17 @@ def test_a_timestamp_within_the_tolerance_passes_and_time_zones_are_compared_in_
     assert failure(report, "events", "event_at", "not_in_future").examples == ("2025-01-01 20:00:00",)
 
 
+def test_a_time_zone_aware_column_is_compared_with_a_plain_one_in_utc(load_tables):
+    # end_at timestamptz, start_at plain: the engine found nothing wrong, and GX's pandas comparison of the pair
+    # raised, which read as "end_after_start fails on 0" and stopped validate, train and score.
+    subscriptions = good_tables()["subscriptions"]
+    aware = subscriptions.assign(end_at=subscriptions.end_at.dt.tz_localize("UTC"))
+    assert validate(load_tables, subscriptions=aware).ok
+    ends_first = aware.assign(end_at=ts(None, "2023-12-01", None).dt.tz_localize("UTC"))   # a2 ends before it starts
+    found = failure(validate(load_tables, subscriptions=ends_first), "subscriptions", "end_at", "end_after_start")
+    assert found.failing_count == 1 and found.severity == "error"
+
+
 def test_survey_types_are_compared_as_the_features_read_them(load_tables):
     surveys = with_rows("surveys", survey_type=["NPS", "Csat", "CES"], score=[10.0, 5.0, 7.0])
     assert validate(load_tables, surveys=surveys).ok
