@@ -28,8 +28,16 @@ from serving.writeback import ROW_KEYS, WriteRefused, describe_schema_problems, 
 
 
 def grid_dates(params: Params, wh: Warehouse) -> list[date]:
-    """The as-of grid the params and the data span give."""
-    return build_as_of_dates(params.snapshots, wh.data_start, wh.data_end, params.features.lookback_days)
+    """The as-of grid the params and the data span give.
+
+    Raises:
+        StageError: they give none (a history shorter than the features' look-back, or `snapshots.start` after the
+            data); the message says which dates were asked for and what the data spans.
+    """
+    try:
+        return build_as_of_dates(params.snapshots, wh.data_start, wh.data_end, params.features.lookback_days)
+    except ValueError as exc:
+        raise StageError(str(exc)) from None
 
 
 def check_as_of(as_of: date, wh: Warehouse) -> None:
@@ -72,7 +80,7 @@ def grid_vocabulary(params: Params, wh: Warehouse) -> EventVocabulary | None:
     grid's, as a model's are at scoring. None when the data spans no grid (the as-of's own events pick them)."""
     try:
         dates = grid_dates(params, wh)
-    except ValueError:
+    except StageError:
         return None
     grid = build_snapshots(wh.sources, dates, params.label, wh.data_end, params.snapshots.include_trials)
     return pick_event_vocabulary(wh.sources, params.features, _picking_cutoff(params, grid, dates))

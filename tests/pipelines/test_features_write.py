@@ -17,7 +17,8 @@ from pipelines.errors import StageError
 from pipelines.features_run import write_features
 from pipelines.warehouse import count_of
 from serving.tables import FEATURES_TABLE
-from tests.e2e import TINY
+from tests.conftest import tiny_accounts, ts
+from tests.e2e import TINY, WAREHOUSE, churn, write_params
 
 OLD = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",
                    "events_7d": "float64", "events_90d": "float64"})
@@ -188,3 +189,24 @@ def test_one_as_of_reads_the_event_names_of_the_grid(make_project):
     assert "legacy_export" not in single and "1 as-of dates" in single
     after = project.query(f"SELECT * FROM churn_features WHERE as_of = '{as_of}' ORDER BY account_id")
     pd.testing.assert_frame_equal(after, before)
+
+
+def test_a_history_shorter_than_the_look_back_is_one_line_naming_why(tmp_path):
+    """Two months of data and a 90-day look-back give no as-of date: `churn features` (and train) stopped with a
+    traceback of the ValueError; it is one line saying where the first as-of comes from."""
+    con = ibis.duckdb.connect(str(tmp_path / WAREHOUSE), threads=1)
+    try:
+        con.create_table("accounts", tiny_accounts("a1"))
+        con.create_table("subscriptions", pd.DataFrame({"account_id": ["a1"], "start_at": ts("2024-03-01"),
+                                                        "end_at": ts(None), "mrr": [100.0], "seats": [3.0]}))
+        con.create_table("events", pd.DataFrame({"account_id": ["a1", "a1"], "user_id": ["u1", "u1"],
+                                                 "event_at": ts("2024-03-01", "2024-04-30"),
+                                                 "event_name": ["login", "login"]}))
+    finally:
+        con.disconnect()
+    params = write_params(tmp_path, {"sources": dict.fromkeys(("users", "tickets", "surveys", "milestones"))})
+    for command in ("features", "train"):
+        output = churn(params, command, expect=1)
+        assert output.strip().splitlines()[-1] == (
+            "error: snapshots: no as-of date between 2024-05-30 (the data's start plus the features' longest "
+            "look-back of 90 days) and 2024-05-01 every 1mo (data runs 2024-03-01 to 2024-04-30)"), output
