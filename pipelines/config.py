@@ -231,7 +231,21 @@ def _resolve_urls(raw: dict, path: Path) -> None:
 
 class _TextDatesLoader(yaml.SafeLoader):
     """YAML without its own date parsing: dates stay text for pydantic, so an impossible one (2025-02-30) is an
-    error naming its key instead of a ValueError from the YAML reader."""
+    error naming its key instead of a ValueError from the YAML reader. A key given twice in one mapping is an error
+    too: YAML keeps the last silently, so a line pasted above the shipped entry (`tickets: null` under `sources:`)
+    would do nothing."""
+
+    def construct_mapping(self, node, deep=False):
+        lines: dict = {}
+        for key_node, _ in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key is not None and key in lines:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping (lines {lines[key] + 1} and "
+                    f"{key_node.start_mark.line + 1}); YAML would keep the second silently: keep one",
+                    key_node.start_mark)
+            lines.setdefault(key, key_node.start_mark.line)
+        return super().construct_mapping(node, deep)
 
 
 _TextDatesLoader.yaml_implicit_resolvers = {

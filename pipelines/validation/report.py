@@ -116,8 +116,10 @@ def _switch_off_hint(errors: list[Failure]) -> str:
     if not empty:
         return ""
     lines = " and ".join(f"`{name}: null`" for name in empty)
-    return (f"; {', '.join(empty)} {'is' if len(empty) == 1 else 'are'} optional: without such data yet, put "
-            f"{lines} under `sources:` in params.yaml to run without {'it' if len(empty) == 1 else 'them'}")
+    one = len(empty) == 1
+    return (f"; {', '.join(empty)} {'is' if one else 'are'} optional: without such data yet, put {lines} under "
+            f"`sources:` in params.yaml (in place of {'its entry' if one else 'their entries'}) to run without "
+            f"{'it' if one else 'them'}")
 
 
 def _align(row: tuple[str, ...], widths: list[int]) -> str:

@@ -47,6 +47,17 @@ def test_missing_file_and_unknown_source_table(tmp_path):
         load_params(_write(tmp_path, {"sources": {"accounts": {"table": "x; drop table y"}}}))
 
 
+def test_a_key_given_twice_is_an_error_naming_it_and_both_lines(tmp_path):
+    # Following a hint literally (`tickets: null` pasted just under `sources:`) left the shipped `tickets:` entry
+    # below it, which YAML kept silently.
+    path = tmp_path / "params.yaml"
+    path.write_text("sources:\n  tickets: null\n  accounts:\n    table: accounts\n  tickets:\n    table: tickets\n")
+    with pytest.raises(ParamsError, match=r"not valid YAML: key 'tickets' appears twice in one mapping \(lines 2 and "
+                                          r"5\); YAML would keep the second silently: keep one"):
+        load_params(path)
+    assert load_params(ROOT / "params.yaml")   # the shipped file has no such key
+
+
 def test_environment_overrides_the_warehouse_url(tmp_path, monkeypatch):
     monkeypatch.setenv("CHURN_WAREHOUSE_URL", "duckdb://elsewhere.duckdb")
     assert load_params(_write(tmp_path, {})).warehouse.url == "duckdb://elsewhere.duckdb"

@@ -164,7 +164,8 @@ def test_an_empty_optional_table_says_how_to_run_without_it(load_tables):
     with pytest.raises(ValidationFailed) as failed:
         report.raise_for_errors()
     assert str(failed.value).endswith("; tickets, surveys are optional: without such data yet, put `tickets: null` "
-                                      "and `surveys: null` under `sources:` in params.yaml to run without them")
+                                      "and `surveys: null` under `sources:` in params.yaml (in place of their entries) "
+                                      "to run without them")
     # A required table has no such way out.
     with pytest.raises(ValidationFailed) as failed:
         validate(load_tables, events=good_tables()["events"].iloc[:0]).raise_for_errors()
