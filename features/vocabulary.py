@@ -16,6 +16,7 @@ Ties go by name, so the same data picks the same names.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -70,6 +71,39 @@ class EventVocabulary:
         labels = {"core_events": "core events", "value_events": "value events", "mix_events": "event mix"}
         return "; ".join(f"{labels[kind]} ({'picked from the training data' if kind in self.picked else 'params'}): "
                          f"{', '.join(getattr(self, kind)) or 'none'}" for kind in KINDS)
+
+
+# Settings that only pick event names at training: scoring reads the model's names (`EventVocabulary`), whatever they
+# say now.
+_PICKING = {"core_events", "value_events", "core_events_top", "value_events_top", "event_mix.events",
+            "event_mix.top"}
+
+
+def feature_settings(config: FeatureConfig) -> dict[str, object]:
+    """The feature settings that define what each feature means, by dotted key (`event_mix.window_days`), as JSON
+    values; the event names and how they are picked are left to the vocabulary."""
+    flat: dict[str, object] = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}{key}.", inner)
+        elif prefix[:-1] not in _PICKING:
+            flat[prefix[:-1]] = value
+
+    walk("", config.model_dump(mode="json"))
+    return flat
+
+
+def changed_settings(trained: dict[str, object], config: FeatureConfig) -> list[str]:
+    """How `config` differs from the settings a model was trained with (`feature_settings`), one
+    `features.KEY: trained with X, params say Y` per setting; [] for a model that recorded none (trained before
+    they were recorded)."""
+    if not trained:
+        return []
+    now = feature_settings(config)
+    return [f"features.{key}: trained with {json.dumps(trained.get(key))}, params say {json.dumps(now.get(key))}"
+            for key in sorted(set(trained) | set(now)) if trained.get(key) != now.get(key)]
 
 
 def count_event_names(sources: Sources, until: datetime) -> pd.DataFrame:

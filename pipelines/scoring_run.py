@@ -9,7 +9,7 @@ import ibis
 import pandas as pd
 
 from features.snapshots import latest_as_of
-from features.vocabulary import EventVocabulary
+from features.vocabulary import EventVocabulary, changed_settings
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.features_run import (
@@ -202,6 +202,11 @@ def run_score(params: Params, progress: Progress, as_of: date | None = None,
             raise StageError(f"model {params.mlflow.model_name}: no version has the alias 'champion' in "
                              f"{params.mlflow.tracking_uri} (run `churn train` first)")
         info["detail"] = f"{champion.name} v{champion.version}, {len(champion.model.features)} features"
+    changed = changed_settings(champion.model.feature_settings, params.features)
+    if changed:
+        raise StageError(f"{champion.name} v{champion.version} was trained with other feature settings, so its "
+                         f"features would mean something else now: {'; '.join(changed)} (retrain with "
+                         "`churn train`, or set them back)")
     run_validate(params, params.validation, progress, datetime.now()).raise_for_errors()
     # Everything is read through a read-only connection; the writer opens only to record and publish.
     with open_warehouse(params, progress, read_only=True) as wh:

@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from features.catalog import FeatureSpec
 from features.feature_table import FeatureSet
+from features.vocabulary import feature_settings
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.features_run import (
@@ -274,6 +275,7 @@ def run_train(params: Params, progress: Progress, force_promote: bool = False, b
     with progress.stage("train + baselines") as info:
         experiment = run_experiment(split, feature_set.names, params.model, params.evaluation, specs)
         experiment.model.vocabulary = feature_set.vocabulary.to_dict()
+        experiment.model.feature_settings = feature_settings(params.features)
         # The drift reference is the newest labelled window, the population the validation metrics describe.
         contributions = experiment.model.contributions(split.valid)  # also read by the reason accuracy
         importance = np.abs(contributions[:, :-1]).mean(axis=0)

@@ -112,21 +112,26 @@ def write_model_files(model: TrainedModel, folder: Path) -> dict[str, str]:
     if model.vocabulary:
         paths["vocabulary"] = folder / "vocabulary.json"
         paths["vocabulary"].write_text(json.dumps(model.vocabulary))
+    if model.feature_settings:
+        paths["feature_settings"] = folder / "feature_settings.json"
+        paths["feature_settings"].write_text(json.dumps(model.feature_settings))
     return {name: str(path) for name, path in paths.items()}
 
 
 def read_model_files(paths: dict[str, Path]) -> TrainedModel:
-    """The TrainedModel written by `write_model_files` (a model without a reference, health, training or vocabulary
-    file has none of what it holds)."""
+    """The TrainedModel written by `write_model_files` (a model without a reference, health, training, vocabulary or
+    feature settings file has none of what it holds)."""
     booster = lgb.Booster(model_file=str(paths["booster"]))
     calibrator = Calibrator.from_dict(json.loads(paths["calibration"].read_text()))
     reference = json.loads(paths["reference"].read_text()) if "reference" in paths else {}
     health = HealthScore.from_dict(json.loads(paths["health"].read_text())) if "health" in paths else None
     training = json.loads(paths["training"].read_text()) if "training" in paths else {}
     vocabulary = json.loads(paths["vocabulary"].read_text()) if "vocabulary" in paths else {}
+    settings = json.loads(paths["feature_settings"].read_text()) if "feature_settings" in paths else {}
     return TrainedModel(booster=booster, features=booster.feature_name(),
                         best_iteration=booster.current_iteration(), calibrator=calibrator, reference=reference,
-                        health=health, base_rate=training.get("base_rate"), vocabulary=vocabulary)
+                        health=health, base_rate=training.get("base_rate"), vocabulary=vocabulary,
+                        feature_settings=settings)
 
 
 def log_training_run(config: RegistryConfig, model: TrainedModel, example: pd.DataFrame,

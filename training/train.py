@@ -49,6 +49,9 @@ class TrainedModel:
     # The event names its features read (core, value, mix) and which were picked automatically at training
     # (`features.vocabulary.EventVocabulary.to_dict`): scoring computes the same features, never re-picking them.
     vocabulary: dict = field(default_factory=dict)
+    # The feature settings it was trained with (`features.vocabulary.feature_settings`): scoring with other windows
+    # or session gaps would feed it features that mean something else, so scoring refuses that.
+    feature_settings: dict = field(default_factory=dict)
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """The booster's own probabilities, before calibration."""

@@ -13,7 +13,13 @@ from features.catalog import event_slug, mix_slugs, mix_specs, render_reason
 from features.config import FeatureConfig
 from features.feature_table import compute_feature_table, features_reading_events, select_features
 from features.sources import load_sources
-from features.vocabulary import EventVocabulary, find_absent_events, pick_event_vocabulary
+from features.vocabulary import (
+    EventVocabulary,
+    changed_settings,
+    feature_settings,
+    find_absent_events,
+    pick_event_vocabulary,
+)
 from serving.explain import describe_driver, feature_label
 from tests.conftest import ts
 from tests.features.test_engagement import EVENTS, _events
@@ -138,3 +144,18 @@ def test_a_missing_event_leaves_out_exactly_the_features_that_read_it():
     feature_set = select_features(config, []).without(lacking)
     assert "mix_share_login" in feature_set.names and "mix_share_report" not in feature_set.names
     assert feature_set.left_out["core_adoption_share"] == ["event 'report'"]
+
+
+def test_the_settings_a_model_was_trained_with_are_compared_without_the_event_names():
+    trained = feature_settings(FeatureConfig())
+    assert trained["trend_window_days"] == 30 and trained["outcome_events.won"] == []
+    # Event names and how they are picked are the vocabulary's: scoring reads the model's, so they may differ.
+    assert not {"core_events", "value_events", "core_events_top", "event_mix.events", "event_mix.top"} & set(trained)
+    picking = FeatureConfig(core_events=["x"], value_events_top=1, event_mix={"events": ["y"], "top": 2})
+    assert changed_settings(trained, picking) == []
+    retimed = FeatureConfig(trend_window_days=7, windows=[7, 30], ttv_targets={"SMB": 20})
+    assert changed_settings(trained, retimed) == [
+        "features.trend_window_days: trained with 30, params say 7",
+        "features.ttv_targets.SMB: trained with null, params say 20",
+        "features.windows: trained with [7, 30, 90], params say [7, 30]"]
+    assert changed_settings({}, retimed) == []   # a model trained before the settings were recorded

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -124,6 +125,21 @@ def test_a_champion_whose_files_are_gone_stops_scoring_but_not_training(trained,
     retrained = churn(params, "train")
     assert "model v2" in retrained and "judged as if there were no champion" in retrained
     churn(params, "score")
+
+
+def test_scoring_with_other_feature_settings_than_the_champion_was_trained_with_is_refused(trained):
+    """Another trend window or session gap gives features of the same names that mean something else: the champion
+    scored them and the scores were published, with drift warnings only. Every changed setting is named, nothing
+    is written."""
+    tables = "SELECT table_name FROM information_schema.tables ORDER BY 1"
+    before = trained.query(tables)
+    params = trained.variant("retimed.yaml", {"features.trend_window_days": 7, "features.session_gap_minutes": 5,
+                                              "features.windows": [7, 30]})
+    _one_error_line(invoke(params, "score"), "churn-lightgbm v1 was trained with other feature settings",
+                    "features.session_gap_minutes: trained with 30, params say 5; features.trend_window_days: "
+                    "trained with 30, params say 7; features.windows: trained with [7, 30, 90], params say [7, 30] "
+                    "(retrain with `churn train`, or set them back)")
+    pd.testing.assert_frame_equal(trained.query(tables), before)
 
 
 def test_a_corrupt_store_is_named(store):
