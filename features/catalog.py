@@ -139,6 +139,8 @@ RATES = (
 
 # The features that read the configured (or automatically picked) core and value event names: a warehouse that lacks
 # one of those names cannot provide them.
+# The features that count `features.login_event`.
+LOGIN_EVENT_FEATURES = ("logins_per_active_user_{window}d",)
 CORE_EVENT_FEATURES = ("core_feature_share_{window}d", "core_adoption_share", "core_adoption_median_days")
 VALUE_EVENT_FEATURES = ("value_reached", "days_to_first_value", "onboarding_overdue_days")
 

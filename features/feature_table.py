@@ -11,6 +11,7 @@ from features.catalog import (
     CATALOG,
     CORE_EVENT_FEATURES,
     LAST_COMMENT,
+    LOGIN_EVENT_FEATURES,
     MIX_CHANGE,
     MIX_SHARE,
     VALUE_EVENT_FEATURES,
@@ -67,14 +68,17 @@ def _bound(bases: tuple[str, ...], windows: list[int]) -> list[str]:
 
 
 def features_reading_events(vocabulary: EventVocabulary, absent: list[str], config: FeatureConfig) -> dict:
-    """The features that read one of the `absent` event names (name → the events they lack): a core event's
-    breadth and adoption features, a value event's time-to-value features, a mix event's share and its change."""
+    """The features that read one of the `absent` event names (name → the events they lack): the login event's
+    logins per user, a core event's breadth and adoption features, a value event's time-to-value features, a mix
+    event's share and its change."""
     lacking: dict[str, list[str]] = {}
 
     def add(names, event):
         for name in names:
             lacking.setdefault(name, []).append(f"event '{event}'")
 
+    if config.login_event in absent:   # counted as 0 for every account: set features.login_event
+        add(_bound(LOGIN_EVENT_FEATURES, config.windows), config.login_event)
     for event in absent:
         if event in vocabulary.core_events:
             add(_bound(CORE_EVENT_FEATURES, config.windows), event)

@@ -136,9 +136,11 @@ def pick_event_vocabulary(sources: Sources, config: FeatureConfig, until: dateti
     return EventVocabulary(core, value, mix, picked=tuple(wanted))
 
 
-def find_absent_events(sources: Sources, vocabulary: EventVocabulary, until: datetime) -> list[str]:
-    """The vocabulary's event names no event before `until` has (a renamed or retired event), sorted."""
-    names = sorted(vocabulary.names)
+def find_absent_events(sources: Sources, vocabulary: EventVocabulary, until: datetime,
+                       also: tuple[str, ...] = ()) -> list[str]:
+    """The vocabulary's event names, and `also` (the login event), that no event before `until` has (a renamed or
+    retired event, another vocabulary's name), sorted."""
+    names = sorted({*vocabulary.names, *also})
     if not names:
         return []
     events = sources["events"]

@@ -102,7 +102,8 @@ def _features_on_grid(params: Params, wh: Warehouse, grid: ibis.Table, counts: p
     config = vocabulary.apply(params.features)
     with progress.stage("features") as info:
         table, feature_set = compute_feature_table(wh.sources, grid, as_of_dates, config)
-        absent = find_absent_events(wh.sources, vocabulary, datetime.combine(max(as_of_dates), time()))
+        absent = find_absent_events(wh.sources, vocabulary, datetime.combine(max(as_of_dates), time()),
+                                    also=(config.login_event,))
         feature_set = replace(feature_set.without(features_reading_events(vocabulary, absent, config)),
                               vocabulary=vocabulary)
         table = table.select(*[c for c in table.columns if c in CONTEXT_COLUMNS or c in feature_set.names])

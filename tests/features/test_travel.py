@@ -132,6 +132,9 @@ def test_picked_names_follow_accounts_for_core_and_value_and_volume_for_the_mix(
     # A name the warehouse lacks before the cut-off is found (bulk_import comes only after it).
     assert find_absent_events(load_sources(con, {}), EventVocabulary(("report", "gone"), (), ("bulk_import",)),
                               datetime(2024, 2, 1)) == ["bulk_import", "gone"]
+    # And the login event, asked for beside them.
+    assert find_absent_events(load_sources(con, {}), EventVocabulary(("report",)), datetime(2024, 2, 1),
+                              also=("sign_in", "login")) == ["sign_in"]
 
 
 def test_a_missing_event_leaves_out_exactly_the_features_that_read_it():
@@ -144,6 +147,11 @@ def test_a_missing_event_leaves_out_exactly_the_features_that_read_it():
     feature_set = select_features(config, []).without(lacking)
     assert "mix_share_login" in feature_set.names and "mix_share_report" not in feature_set.names
     assert feature_set.left_out["core_adoption_share"] == ["event 'report'"]
+    # A login event the warehouse never has (another vocabulary's `sign_in`) made logins per user 0 for everyone,
+    # silently: they are left out and named.
+    renamed = config.model_copy(update={"login_event": "sign_in"})
+    assert features_reading_events(vocabulary, ["sign_in"], renamed) == {
+        "logins_per_active_user_7d": ["event 'sign_in'"], "logins_per_active_user_30d": ["event 'sign_in'"]}
 
 
 def test_the_settings_a_model_was_trained_with_are_compared_without_the_event_names():
