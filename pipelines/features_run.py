@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 import ibis
 import pandas as pd
@@ -40,12 +40,18 @@ def grid_dates(params: Params, wh: Warehouse) -> list[date]:
         raise StageError(str(exc)) from None
 
 
-def check_as_of(as_of: date, wh: Warehouse) -> None:
-    """Refuse an as-of the data cannot support: after the day following the newest event, or before any data."""
+def check_as_of(as_of: date, wh: Warehouse, lookback_days: int) -> None:
+    """Refuse an as-of the data cannot support: after the day following the newest event, before any data, or so
+    early that the features' longest look-back reaches before the data (its windows would count days that have no
+    data as days without activity)."""
     newest = latest_as_of(wh.data_end)
     if as_of > newest or as_of <= wh.data_start.date():
         raise StageError(f"--as-of {as_of}: outside the data (events run {wh.data_start:%Y-%m-%d} to "
                          f"{wh.data_end:%Y-%m-%d}; the latest as-of they support is {newest})")
+    earliest = (wh.data_start + timedelta(days=lookback_days)).date()
+    if as_of < earliest:
+        raise StageError(f"--as-of {as_of}: the features look back {lookback_days} days, to before the data's start "
+                         f"({wh.data_start:%Y-%m-%d}); the earliest as-of they support is {earliest}")
 
 
 def build_feature_frame(params: Params, wh: Warehouse, as_of_dates: list[date], progress: Progress,
@@ -142,7 +148,7 @@ def run_features(params: Params, as_of: date | None, progress: Progress) -> Feat
     with open_warehouse(params, progress, read_only=True) as wh:
         dates = [as_of] if as_of else grid_dates(params, wh)
         if as_of:
-            check_as_of(as_of, wh)
+            check_as_of(as_of, wh, params.features.lookback_days)
         vocabulary = grid_vocabulary(params, wh) if as_of else None
         frame, feature_set = build_feature_frame(params, wh, dates, progress, vocabulary)
     schema = ibis.schema({"account_id": "string", "as_of": "date", "label": "int8", "mrr": "float64",

@@ -211,7 +211,7 @@ def run_score(params: Params, progress: Progress, as_of: date | None = None,
     # Everything is read through a read-only connection; the writer opens only to record and publish.
     with open_warehouse(params, progress, read_only=True) as wh:
         as_of = as_of or latest_as_of(wh.data_end)
-        check_as_of(as_of, wh)
+        check_as_of(as_of, wh, params.features.lookback_days)
         vocabulary = EventVocabulary.of_model(champion.model.vocabulary, params.features)
         frame, feature_set = build_feature_frame(params, wh, [as_of], progress, vocabulary)
         validate_feature_table(frame, feature_set.names, params.validation).raise_for_errors()

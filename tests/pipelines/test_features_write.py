@@ -210,3 +210,9 @@ def test_a_history_shorter_than_the_look_back_is_one_line_naming_why(tmp_path):
         assert output.strip().splitlines()[-1] == (
             "error: snapshots: no as-of date between 2024-05-30 (the data's start plus the features' longest "
             "look-back of 90 days) and 2024-05-01 every 1mo (data runs 2024-03-01 to 2024-04-30)"), output
+    # One as-of inside the data but within the look-back of its start: its windows would count the days before the
+    # data as days without activity (it was stopped only by the drift guard, if at all).
+    output = churn(params, "features", "--as-of", "2024-04-15", expect=1)
+    assert output.strip().splitlines()[-1] == (
+        "error: --as-of 2024-04-15: the features look back 90 days, to before the data's start (2024-03-01); the "
+        "earliest as-of they support is 2024-05-30")
