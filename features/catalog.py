@@ -79,7 +79,7 @@ ENGAGEMENT = (
        "days", "down", "Active on {value} of the last {window} days", "each"),
     _f("events_{window}d", "frequency", "events", "Product events in the last {window} days.",
        "count", "down", "{value} product events in the last {window} days", "each"),
-    _f("logins_per_active_user_{window}d", "frequency", "events.user_id",
+    _f("logins_per_active_user_{window}d", "frequency", "events.user_id features.login_event",
        "Logins per active user in the last {window} days.", "number", "down",
        "{value} logins per active user in the last {window} days", "each"),
     _f("days_since_last_activity", "frequency", "events", "Days since the last product event before the as-of.",

@@ -75,35 +75,45 @@ class EventVocabulary:
 
 # Settings that only pick event names at training: scoring reads the model's names (`EventVocabulary`), whatever they
 # say now.
-_PICKING = {"core_events", "value_events", "core_events_top", "value_events_top", "event_mix.events",
-            "event_mix.top"}
+_PICKING = {"core_events", "value_events", "core_events_top", "value_events_top", "event_mix"}
+# Settings that only some features read, by what those features need (a table, or the setting itself): a model
+# without such features does not care about them. The others shape the event features every model has.
+_READ_BY = {"support_window_days": "tickets", "high_priorities": "tickets", "survey_window_days": "surveys",
+            "onboarding_milestones": "milestones", "admin_roles": "users", "admin_active_days": "users",
+            "admin_lost_days": "users", "touch_window_days": "cs_actions",
+            "outcome_events": "features.outcome_events", "outcome_window_days": "features.outcome_events",
+            "login_event": "features.login_event"}
+# List settings compared as sets, and these two without regard to case, as the features read them.
+_CASELESS = {"high_priorities", "admin_roles"}
 
 
 def feature_settings(config: FeatureConfig) -> dict[str, object]:
-    """The feature settings that define what each feature means, by dotted key (`event_mix.window_days`), as JSON
-    values; the event names and how they are picked are left to the vocabulary."""
-    flat: dict[str, object] = {}
-
-    def walk(prefix: str, value) -> None:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                walk(f"{prefix}{key}.", inner)
-        elif prefix[:-1] not in _PICKING:
-            flat[prefix[:-1]] = value
-
-    walk("", config.model_dump(mode="json"))
-    return flat
+    """The `features:` settings that define what each feature means, as JSON values; the event names and how they
+    are picked are left to the vocabulary."""
+    return {key: value for key, value in config.model_dump(mode="json").items() if key not in _PICKING}
 
 
-def changed_settings(trained: dict[str, object], config: FeatureConfig) -> list[str]:
+def changed_settings(trained: dict[str, object], config: FeatureConfig, needs: set[str]) -> list[str]:
     """How `config` differs from the settings a model was trained with (`feature_settings`), one
-    `features.KEY: trained with X, params say Y` per setting; [] for a model that recorded none (trained before
-    they were recorded)."""
-    if not trained:
-        return []
+    `features.KEY: trained with X, params say Y` per setting that one of its features reads.
+
+    Args:
+        needs: what the model's features read: their tables (`tickets`) and settings (`features.outcome_events`).
+            A setting the model did not record (newer than it) is not compared; a model that recorded none
+            (trained before they were recorded) gives [].
+    """
     now = feature_settings(config)
-    return [f"features.{key}: trained with {json.dumps(trained.get(key))}, params say {json.dumps(now.get(key))}"
-            for key in sorted(set(trained) | set(now)) if trained.get(key) != now.get(key)]
+    return [f"features.{key}: trained with {json.dumps(value)}, params say {json.dumps(now.get(key))}"
+            for key, value in sorted(trained.items())
+            if (key not in _READ_BY or _READ_BY[key] in needs) and _normal(key, value) != _normal(key, now.get(key))]
+
+
+def _normal(key: str, value):
+    if isinstance(value, list):
+        return sorted({str(v).lower() if key in _CASELESS else v for v in value}, key=repr)
+    if isinstance(value, dict):
+        return {k: _normal(key, v) for k, v in value.items()}
+    return value
 
 
 def count_event_names(sources: Sources, until: datetime) -> pd.DataFrame:

@@ -154,16 +154,32 @@ def test_a_missing_event_leaves_out_exactly_the_features_that_read_it():
         "logins_per_active_user_7d": ["event 'sign_in'"], "logins_per_active_user_30d": ["event 'sign_in'"]}
 
 
-def test_the_settings_a_model_was_trained_with_are_compared_without_the_event_names():
+def test_the_settings_a_model_was_trained_with_are_compared_as_its_features_read_them():
     trained = feature_settings(FeatureConfig())
-    assert trained["trend_window_days"] == 30 and trained["outcome_events.won"] == []
+    assert trained["trend_window_days"] == 30 and trained["outcome_events"] == {"won": [], "lost": []}
     # Event names and how they are picked are the vocabulary's: scoring reads the model's, so they may differ.
-    assert not {"core_events", "value_events", "core_events_top", "event_mix.events", "event_mix.top"} & set(trained)
+    assert not {"core_events", "value_events", "core_events_top", "value_events_top", "event_mix"} & set(trained)
+    everything = {"tickets", "surveys", "milestones", "users", "cs_actions", "features.outcome_events",
+                  "features.login_event"}
     picking = FeatureConfig(core_events=["x"], value_events_top=1, event_mix={"events": ["y"], "top": 2})
-    assert changed_settings(trained, picking) == []
-    retimed = FeatureConfig(trend_window_days=7, windows=[7, 30], ttv_targets={"SMB": 20})
-    assert changed_settings(trained, retimed) == [
+    assert changed_settings(trained, picking, everything) == []
+    # Lists are read as sets (priorities and roles in any case).
+    reordered = FeatureConfig(windows=[90, 7, 30], high_priorities=["Urgent", "HIGH"], admin_roles=["owner", "admin"])
+    assert changed_settings(trained, reordered, everything) == []
+    retimed = FeatureConfig(trend_window_days=7, windows=[7, 30], ttv_targets={"SMB": 20}, survey_window_days=365)
+    assert changed_settings(trained, retimed, everything) == [
+        "features.survey_window_days: trained with 180, params say 365",
         "features.trend_window_days: trained with 30, params say 7",
-        "features.ttv_targets.SMB: trained with null, params say 20",
+        'features.ttv_targets: trained with {}, params say {"SMB": 20}',
         "features.windows: trained with [7, 30, 90], params say [7, 30]"]
-    assert changed_settings({}, retimed) == []   # a model trained before the settings were recorded
+    # A model without survey features does not care about the survey window; one without login features about
+    # the login event.
+    assert changed_settings(trained, retimed, everything - {"surveys"})[0].startswith("features.trend_window_days")
+    assert changed_settings(trained, FeatureConfig(login_event="app_open"), everything - {"features.login_event"}) == []
+    # A setting the model did not record (newer than the model) is not compared; nor is anything for a model that
+    # recorded none.
+    assert changed_settings({k: v for k, v in trained.items() if k != "trend_window_days"}, retimed,
+                            everything - {"surveys"}) == [
+        'features.ttv_targets: trained with {}, params say {"SMB": 20}',
+        "features.windows: trained with [7, 30, 90], params say [7, 30]"]
+    assert changed_settings({}, retimed, everything) == []
