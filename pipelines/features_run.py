@@ -9,6 +9,7 @@ from datetime import date, datetime, time, timedelta
 import ibis
 import pandas as pd
 
+from features.config import FeatureConfig
 from features.feature_table import (
     CONTEXT_COLUMNS,
     FeatureSet,
@@ -18,7 +19,7 @@ from features.feature_table import (
 )
 from features.snapshots import build_as_of_dates, build_snapshots, latest_as_of
 from features.value import find_unmatched_targets
-from features.vocabulary import EventVocabulary, find_absent_events, pick_event_vocabulary
+from features.vocabulary import EventVocabulary, changed_settings, find_absent_events, pick_event_vocabulary
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.progress import Progress
@@ -200,6 +201,19 @@ def stale_columns(con: ibis.BaseBackend, schema: ibis.Schema) -> list[str]:
     problems = describe_schema_problems(con, FEATURES_TABLE, schema)
     extra = [c for c in con.table(FEATURES_TABLE).schema().names if c not in schema]
     return problems + ([f"holds column(s) these params do not compute: {', '.join(extra)}"] if extra else [])
+
+
+def changed_feature_settings(model, params: Params) -> list[str]:
+    """The `features:` settings params now give otherwise than the model was trained with, among those its features
+    read (`changed_settings`); the features' needs come from the catalog under the model's own settings, whose
+    feature names are the model's."""
+    if not model.feature_settings:
+        return []
+    trained = FeatureConfig.model_validate(params.features.model_dump(mode="json") | model.feature_settings)
+    specs = {s.name: s for s in catalog_for(EventVocabulary.of_model(model.vocabulary, trained).apply(trained))}
+    needs = {need if need.startswith("features.") else need.split(".")[0]
+             for name in model.features if name in specs for need in specs[name].needs}
+    return changed_settings(model.feature_settings, params.features, needs)
 
 
 ACCOUNT_ATTRIBUTES = ("name", "segment", "industry", "region", "csm_owner")

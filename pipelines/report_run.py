@@ -17,7 +17,7 @@ from features.catalog import FeatureSpec
 from features.vocabulary import EventVocabulary
 from pipelines.config import Params
 from pipelines.errors import StageError
-from pipelines.features_run import account_attributes, build_feature_frame, catalog_specs
+from pipelines.features_run import account_attributes, build_feature_frame, catalog_specs, changed_feature_settings
 from pipelines.files import ensure_writable, write_files
 from pipelines.outcomes_run import records_playbook_truth, simulated_effects
 from pipelines.progress import Progress
@@ -144,6 +144,11 @@ def _load_model(params: Params, name: str, version: str):
 
 def _portfolio(params: Params, wh, model, as_of: date, scores: pd.DataFrame, progress: Progress):
     """Exact contributions of every scored account, recomputed from the features at the as-of."""
+    changed = changed_feature_settings(model, params)
+    if changed:   # today's features would mean something else to the model
+        progress.note(f"portfolio drivers skipped: the model was trained with other feature settings: "
+                      f"{'; '.join(changed)}")
+        return None, []
     frame, _ = build_feature_frame(params, wh, [as_of], progress,
                                    EventVocabulary.of_model(model.vocabulary, params.features))
     frame["account_id"] = frame["account_id"].astype(str)

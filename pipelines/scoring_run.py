@@ -8,16 +8,15 @@ from datetime import date, datetime
 import ibis
 import pandas as pd
 
-from features.config import FeatureConfig
-from features.feature_table import catalog_for
 from features.snapshots import latest_as_of
-from features.vocabulary import EventVocabulary, changed_settings
+from features.vocabulary import EventVocabulary
 from pipelines.config import Params
 from pipelines.errors import StageError
 from pipelines.features_run import (
     account_attributes,
     build_feature_frame,
     catalog_specs,
+    changed_feature_settings,
     check_as_of,
 )
 from pipelines.progress import Progress
@@ -187,19 +186,6 @@ def _describe_experiment(assignments: pd.DataFrame | None) -> str:
             f"{assignments['playbook'].nunique()} playbooks)")
 
 
-def _changed_settings(model, params: Params) -> list[str]:
-    """The `features:` settings params now give otherwise than the model was trained with, among those its features
-    read (`changed_settings`); the features' needs come from the catalog under the model's own settings, whose
-    feature names are the model's."""
-    if not model.feature_settings:
-        return []
-    trained = FeatureConfig.model_validate(params.features.model_dump(mode="json") | model.feature_settings)
-    specs = {s.name: s for s in catalog_for(EventVocabulary.of_model(model.vocabulary, trained).apply(trained))}
-    needs = {need if need.startswith("features.") else need.split(".")[0]
-             for name in model.features if name in specs for need in specs[name].needs}
-    return changed_settings(model.feature_settings, params.features, needs)
-
-
 # What `churn score` writes, for the refusal of an engine the write-back cannot write.
 WRITES = f"{SCORES_TABLE}, {DRIVERS_TABLE}, {DRIFT_TABLE} and (with experiments on) {ASSIGNMENTS_TABLE}"
 
@@ -217,7 +203,7 @@ def run_score(params: Params, progress: Progress, as_of: date | None = None,
             raise StageError(f"model {params.mlflow.model_name}: no version has the alias 'champion' in "
                              f"{params.mlflow.tracking_uri} (run `churn train` first)")
         info["detail"] = f"{champion.name} v{champion.version}, {len(champion.model.features)} features"
-    changed = _changed_settings(champion.model, params)
+    changed = changed_feature_settings(champion.model, params)
     if changed:
         raise StageError(f"{champion.name} v{champion.version} was trained with other feature settings, so its "
                          f"features would mean something else now: {'; '.join(changed)} (retrain with "

@@ -345,3 +345,15 @@ def test_reasons_stay_honest_over_an_older_warehouse_with_accounts_that_never_re
     assert scores[CAUSES_AND_TIMING].notna().any().all()
     path = run_report(params, Progress(Console(file=io.StringIO())), reports_dir=root / "honest_reports").html
     assert re.search(r"renews (today|tomorrow|in [\d,]+ days)", path.read_text())
+
+
+def test_other_feature_settings_than_the_models_skip_the_portfolio_drivers_and_say_why(report, tmp_path):
+    """The portfolio plots recompute today's features: under another trend window they would mean something else
+    to the model, and the report blamed the difference on changes in the warehouse."""
+    project = report["project"]
+    params = project.variant("retimed.yaml", {"features.trend_window_days": 14, "report.dir": str(tmp_path)})
+    output = churn(params, "report")
+    assert ("  ! portfolio drivers skipped: the model was trained with other feature settings: "
+            "features.trend_window_days: trained with 30, params say 14") in output.splitlines()
+    assert "changed in the warehouse since they were scored" not in output
+    assert list(tmp_path.glob("churn_report_*.html"))
