@@ -52,7 +52,7 @@ def build_as_of_dates(config: SnapshotConfig, data_start: datetime, data_end: da
     else:
         dates = pd.date_range(start, end, freq=f"{step * (7 if unit == 'w' else 1)}D")
     if len(dates) == 0:
-        first = ("snapshots.start" if config.start else
+        first = ("snapshots.start" if config.start else "the data's start" if not lookback_days else
                  f"the data's start plus the features' longest look-back of {lookback_days} days")
         raise ValueError(f"snapshots: no as-of date between {start} ({first}) and {end} every {config.every} "
                          f"(data runs {data_start:%Y-%m-%d} to {data_end:%Y-%m-%d})")

@@ -108,7 +108,10 @@ def _read_inputs(params: Params, wh: Warehouse, progress: Progress) -> tuple[Out
     with progress.stage("read scores") as info:
         scores = _read_scores(wh.con)
         actions = naive_utc(wh.sources["cs_actions"].execute()) if wh.sources.has("cs_actions") else None
-        grid = build_as_of_dates(params.snapshots, wh.data_start, wh.data_end, 0)
+        try:
+            grid = build_as_of_dates(params.snapshots, wh.data_start, wh.data_end, 0)
+        except ValueError as exc:   # snapshots.start or .end outside the data
+            raise StageError(str(exc)) from None
         recorded = arms_from_actions(actions, grid)
         if scores is None and recorded.empty:
             raise StageError(f"table {SCORES_TABLE}: not in the warehouse and cs_actions records no arm; nothing "

@@ -230,3 +230,14 @@ def test_nothing_scored_yet_is_one_line_and_all_pending_writes_empty_tables(tmp_
     output = churn(young, "outcomes")
     assert "no scoring has matured yet" in output and output.count("pending: its outcome is known") == 4
     assert query(tmp_path / WAREHOUSE, f"SELECT COUNT(*) AS n FROM {OUTCOMES_TABLE}").n[0] == 0
+
+
+def test_a_grid_outside_the_data_is_one_line(judged, tmp_path):
+    # snapshots.start after the data stopped `churn outcomes` with a ValueError traceback (features and train said
+    # it in one line).
+    root, _ = judged
+    late = write_params(root, OVERRIDES | {"snapshots": {"start": "2030-01-01"}}, "late.yaml")
+    output = churn(late, "outcomes", expect=1)
+    assert output.strip().splitlines()[-1] == (
+        "error: snapshots: no as-of date between 2030-01-01 (snapshots.start) and 2025-01-01 every 1mo (data runs "
+        "2024-01-02 to 2024-12-31)")
