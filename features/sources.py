@@ -95,7 +95,7 @@ def load_sources(con: ibis.BaseBackend, sources: SourcesConfig) -> Sources:
             else:
                 missing.append(name)
             continue
-        tables[name], absent, wrong = _canonical_columns(name, raw, spec, source)
+        tables[name], absent, wrong = _canonical_columns(name, raw, spec, source, con.name in _CASELESS_COLUMNS)
         missing.extend(need for need in absent if spec.read_by_features(need.split(".")[1]))
         problems.extend(wrong)
     if problems:
@@ -112,15 +112,19 @@ class _AbsentOptional(ContractError):
     """An optional table that the mapping names but the warehouse lacks."""
 
 
-def find_name(wanted: str, names: list[str], what: str) -> str | None:
+def find_name(wanted: str, names: list[str], what: str, caseless: bool = False) -> str | None:
     """The name in `names` that `wanted` means: itself, else the one that differs only in case (warehouses fold the
     case of unquoted names: `Accounts` is `accounts` to most of them); None when there is none.
 
+    Args:
+        caseless: the engine resolves names without regard to case even when quoted (DuckDB's columns, Spark), so
+            an exact match among several case variants would still read whichever the engine picks.
+
     Raises:
-        ContractError: several names differ from `wanted` only in case, and none is exactly it (`what` says where,
-            e.g. "sources.accounts.table: table").
+        ContractError: several names differ from `wanted` only in case, and none is exactly it, or the engine is
+            caseless (`what` says where, e.g. "sources.accounts.table: table").
     """
-    if wanted in names:
+    if wanted in names and not caseless:
         return wanted
     matches = [n for n in names if n.lower() == wanted.lower()]
     if len(matches) > 1:
@@ -162,13 +166,18 @@ def _open_source(con, name: str, source: SourceTable, existing: list[str], expli
                             f"{str(exc).splitlines()[0]}") from None
 
 
-def _canonical_columns(name: str, raw: ir.Table, spec: TableSpec, source: SourceTable):
+# Engines whose column names match without regard to case, even quoted.
+_CASELESS_COLUMNS = {"duckdb", "pyspark"}
+
+
+def _canonical_columns(name: str, raw: ir.Table, spec: TableSpec, source: SourceTable, caseless: bool):
     """(the canonical selection, absent optional columns, problems with required or mapped columns)."""
     selected, absent, problems = {}, [], []
     for column in spec.columns:
         mapped = source.columns.get(column.name)
         try:
-            actual = find_name(mapped or column.name, list(raw.columns), f"table {name}: column")
+            actual = find_name(mapped or column.name, list(raw.columns),
+                               f"sources.{name}.columns.{column.name}: column", caseless)
         except ContractError as exc:
             problems.append(str(exc))
             continue

@@ -236,15 +236,19 @@ class _TextDatesLoader(yaml.SafeLoader):
     would do nothing."""
 
     def construct_mapping(self, node, deep=False):
-        lines: dict = {}
+        seen: dict = {}
         for key_node, _ in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            if key is not None and key in lines:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key, mark = (key_node.tag, key_node.value), key_node.start_mark
+            if key in seen:
+                first = seen[key]
+                where = (f"lines {first.line + 1} and {mark.line + 1}" if first.line != mark.line else
+                         f"line {mark.line + 1}, columns {first.column + 1} and {mark.column + 1}")
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice in one mapping (lines {lines[key] + 1} and "
-                    f"{key_node.start_mark.line + 1}); YAML would keep the second silently: keep one",
-                    key_node.start_mark)
-            lines.setdefault(key, key_node.start_mark.line)
+                    None, None, f"key {key_node.value!r} appears twice in one mapping ({where}); YAML would keep "
+                    "the second silently: keep one", mark)
+            seen[key] = mark
         return super().construct_mapping(node, deep)
 
 

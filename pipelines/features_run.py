@@ -51,8 +51,9 @@ def check_as_of(as_of: date, wh: Warehouse, lookback_days: int) -> None:
                          f"{wh.data_end:%Y-%m-%d}; the latest as-of they support is {newest})")
     earliest = (wh.data_start + timedelta(days=lookback_days)).date()
     if as_of < earliest:
-        raise StageError(f"--as-of {as_of}: the features look back {lookback_days} days, to before the data's start "
-                         f"({wh.data_start:%Y-%m-%d}); the earliest as-of they support is {earliest}")
+        raise StageError(f"--as-of {as_of}: the engagement features look back {lookback_days} days (features.windows, "
+                         f"twice features.trend_window_days), to before the data's start ({wh.data_start:%Y-%m-%d}); "
+                         f"the earliest as-of they support is {earliest}")
 
 
 def build_feature_frame(params: Params, wh: Warehouse, as_of_dates: list[date], progress: Progress,

@@ -118,8 +118,8 @@ def _switch_off_hint(errors: list[Failure]) -> str:
     lines = " and ".join(f"`{name}: null`" for name in empty)
     one = len(empty) == 1
     return (f"; {', '.join(empty)} {'is' if one else 'are'} optional: without such data yet, put {lines} under "
-            f"`sources:` in params.yaml (in place of {'its entry' if one else 'their entries'}) to run without "
-            f"{'it' if one else 'them'}")
+            f"`sources:` in your params file (in place of {'its entry' if one else 'their entries'}, if any) to run "
+            f"without {'it' if one else 'them'}")
 
 
 def _align(row: tuple[str, ...], widths: list[int]) -> str:

@@ -72,9 +72,11 @@ def validate_sources(sources: Sources, config: ValidationConfig, reference_time:
             measured = measure(view, checks, checked, config.max_failing_rows, _run)
         except Exception as exc:
             _raise_cast_failure(name, sources[name], exc)
+            if type(exc).__module__ == "builtins":   # a fault of this code, not the warehouse's: shown whole
+                raise
             raise ContractError(f"table {name}: the warehouse fails to read it ({type(exc).__name__}: "
-                                f"{str(exc).strip().splitlines()[0]}); a `sql:` mapping under sources.{name} runs "
-                                "here first, its own casts included") from exc
+                                f"{str(exc).strip().splitlines()[0]}); what sources.{name} names (a table, a view or "
+                                "a `sql:` query) runs here first, with its own casts") from exc
         units.append(TableRun(name, checks, measured))
     return build_report(units, config)
 

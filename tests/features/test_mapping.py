@@ -107,6 +107,17 @@ def test_a_name_is_matched_exactly_before_case_and_never_among_several_case_vari
     postgres_con.create_table("accounts", tiny_accounts("a").assign(Created_At=ts("2023-01-01")), overwrite=True)
     created = load_sources(postgres_con, {})["accounts"].created_at.execute()
     assert created.tolist() == tiny_accounts("a").created_at.tolist()
-    with pytest.raises(ContractError, match=r"^table accounts: column 'CREATED_AT' matches 'Created_At' and "
-                                            r"'created_at', which differ only in case"):
+    with pytest.raises(ContractError, match=r"^sources\.accounts\.columns\.created_at: column 'CREATED_AT' matches "
+                                            r"'Created_At' and 'created_at', which differ only in case"):
         load_sources(postgres_con, {"accounts": SourceTable(table="accounts", columns={"created_at": "CREATED_AT"})})
+
+
+def test_columns_differing_only_in_case_are_an_error_where_the_engine_ignores_case(load_tables):
+    """DuckDB resolves even a quoted column name without regard to case: mapping `CREATED_AT` beside a
+    `Created_At` read the other one, whichever DuckDB took."""
+    con = load_tables(accounts=tiny_accounts("a"), subscriptions=SUBS, events=_events(EVENTS))
+    shifted = ('SELECT account_id, created_at AS "Created_At", created_at - INTERVAL 1 DAY AS "CREATED_AT" '
+               'FROM accounts')
+    with pytest.raises(ContractError, match=r"^sources\.accounts\.columns\.created_at: column 'CREATED_AT' matches "
+                                            r"'CREATED_AT' and 'Created_At', which differ only in case"):
+        load_sources(con, {"accounts": SourceTable(sql=shifted, columns={"created_at": "CREATED_AT"})})

@@ -100,8 +100,8 @@ def test_the_url_pyspark_uses_the_running_session_and_leaves_it_running(spark, w
         result.output + repr(result.exception)
     assert result.output.strip().splitlines()[-1] == (
         "error: validation: 1 error-level failure(s): tickets not_empty (at least one row) fails on 1: 0 rows; "
-        "tickets is optional: without such data yet, put `tickets: null` under `sources:` in params.yaml (in place "
-        "of its entry) to run without it")
+        "tickets is optional: without such data yet, put `tickets: null` under `sources:` in your params file (in "
+        "place of its entry, if any) to run without it")
     # The stage has disconnected: the session still answers, as the next stage (or the notebook) needs it to
     # (a stopped session raises here).
     assert spark.table("accounts").count() == warehouses.simulate.accounts

@@ -56,6 +56,17 @@ def test_a_key_given_twice_is_an_error_naming_it_and_both_lines(tmp_path):
                                           r"5\); YAML would keep the second silently: keep one"):
         load_params(path)
     assert load_params(ROOT / "params.yaml")   # the shipped file has no such key
+    path.write_text("features: {windows: [7], windows: [30]}\n")
+    with pytest.raises(ParamsError, match=r"key 'windows' appears twice in one mapping \(line 1, columns 12 and 26\)"):
+        load_params(path)
+    # Not duplicates: a merge key and the keys it is overridden by, and the number 1 beside the text "1".
+    path.write_text("x: &base {horizon_days: 60}\nlabel:\n  <<: *base\n  horizon_days: 30\n")
+    with pytest.raises(ParamsError, match="x"):   # the anchor's holder is an unknown section, not a duplicate
+        load_params(path)
+    path.write_text("features:\n  ttv_targets: {1: 5, '1': 6}\n")
+    with pytest.raises(ParamsError, match="ttv_targets") as error:
+        load_params(path)
+    assert "appears twice" not in str(error.value)
 
 
 def test_environment_overrides_the_warehouse_url(tmp_path, monkeypatch):

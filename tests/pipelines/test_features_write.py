@@ -214,5 +214,6 @@ def test_a_history_shorter_than_the_look_back_is_one_line_naming_why(tmp_path):
     # data as days without activity (it was stopped only by the drift guard, if at all).
     output = churn(params, "features", "--as-of", "2024-04-15", expect=1)
     assert output.strip().splitlines()[-1] == (
-        "error: --as-of 2024-04-15: the features look back 90 days, to before the data's start (2024-03-01); the "
-        "earliest as-of they support is 2024-05-30")
+        "error: --as-of 2024-04-15: the engagement features look back 90 days (features.windows, twice "
+        "features.trend_window_days), to before the data's start (2024-03-01); the earliest as-of they support is "
+        "2024-05-30")
