@@ -210,7 +210,8 @@ def changed_feature_settings(model, params: Params) -> list[str]:
     feature names are the model's."""
     if not model.feature_settings:
         return []
-    trained = FeatureConfig.model_validate(params.features.model_dump(mode="json") | model.feature_settings)
+    known = {k: v for k, v in model.feature_settings.items() if k in FeatureConfig.model_fields}
+    trained = FeatureConfig.model_validate(params.features.model_dump(mode="json") | known)
     specs = {s.name: s for s in catalog_for(EventVocabulary.of_model(model.vocabulary, trained).apply(trained))}
     needs = {need if need.startswith("features.") else need.split(".")[0]
              for name in model.features if name in specs for need in specs[name].needs}
