@@ -28,15 +28,17 @@ from serving.tables import FEATURES_TABLE
 from serving.writeback import ROW_KEYS, WriteRefused, describe_schema_problems, rebuild_table, replace_as_of_rows
 
 
-def grid_dates(params: Params, wh: Warehouse) -> list[date]:
-    """The as-of grid the params and the data span give.
+def grid_dates(params: Params, wh: Warehouse, lookback_days: int | None = None) -> list[date]:
+    """The as-of grid the params and the data span give, starting `lookback_days` after the data's start (default:
+    the features' longest look-back; outcomes, which build no features, start at the data).
 
     Raises:
         StageError: they give none (a history shorter than the features' look-back, or `snapshots.start` after the
             data); the message says which dates were asked for and what the data spans.
     """
     try:
-        return build_as_of_dates(params.snapshots, wh.data_start, wh.data_end, params.features.lookback_days)
+        lookback = params.features.lookback_days if lookback_days is None else lookback_days
+        return build_as_of_dates(params.snapshots, wh.data_start, wh.data_end, lookback)
     except ValueError as exc:
         raise StageError(str(exc)) from None
 

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from features.commercial import compute_subscription_state
-from features.snapshots import build_as_of_dates, build_labelled_population, compute_churn_dates
+from features.snapshots import build_labelled_population, compute_churn_dates
 from pipelines.config import Params
 from pipelines.errors import StageError
+from pipelines.features_run import grid_dates
 from pipelines.progress import Progress
 from pipelines.validation.validate import run_validate
 from pipelines.warehouse import Warehouse, check_writable, naive_utc, open_warehouse, open_writer
@@ -108,10 +109,7 @@ def _read_inputs(params: Params, wh: Warehouse, progress: Progress) -> tuple[Out
     with progress.stage("read scores") as info:
         scores = _read_scores(wh.con)
         actions = naive_utc(wh.sources["cs_actions"].execute()) if wh.sources.has("cs_actions") else None
-        try:
-            grid = build_as_of_dates(params.snapshots, wh.data_start, wh.data_end, 0)
-        except ValueError as exc:   # snapshots.start or .end outside the data
-            raise StageError(str(exc)) from None
+        grid = grid_dates(params, wh, lookback_days=0)
         recorded = arms_from_actions(actions, grid)
         if scores is None and recorded.empty:
             raise StageError(f"table {SCORES_TABLE}: not in the warehouse and cs_actions records no arm; nothing "
